@@ -1,5 +1,7 @@
-"""The bundle fit's large-table paths (client codes, row-order inter-arrivals, projected reads,
-blocked Weibull sums) give the same numbers as direct computations."""
+"""The streamed bundle fit (batches of rows, sums merged across batches, a second pass for the
+Weibull sums and Spearman numerators) gives the same bundle as the whole table fitted in memory
+(tests/bundle_reference.py), for every category, grouping and batch size, and its pieces equal
+direct numpy / scipy computations."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.bundle import arrivals
+from scipy import stats
+
+from bundle_reference import reference_bundle
+from pipeline.bundle import stream
 from pipeline.bundle.fit import MAX_CLIENTS, OTHER, bundle_from_requests, fit_bundle
 from pipeline.io import write_parquet
 from pipeline.schema import CANONICAL
@@ -55,16 +60,118 @@ def test_a_file_fit_equals_the_frame_fit(tmp_path):
     assert _without_time(from_file) == _without_time(from_frame)
 
 
-def test_weibull_power_sums_match_a_direct_sum():
+def assert_same(a, b, path=""):
+    """Every number equal within float rounding (summation order), everything else equal."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k != "created_at":
+                assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def _mixed(seed: int) -> pl.DataFrame:
+    """Three clients over several windows; failures, some with zero outputs; 1 s ties."""
+    rng = np.random.default_rng(seed)
+    parts = [planted_client(rng, "a", 2.0, 2.0, 9000, 0.5), planted_client(rng, "b", 0.7, 0.6, 3000, -0.2, t0=500.0),
+             planted_client(rng, "c", 0.2, 1.0, 400, 0.0, t0=3000.0)]
+    frame = pl.concat(parts).with_columns(pl.col("arrival_s").round(0))
+    failed = rng.random(frame.height) < 0.05
+    zero = failed & (rng.random(frame.height) < 0.7)
+    return frame.with_columns(pl.Series("failed", failed),
+                              pl.when(pl.Series(zero)).then(0).otherwise(pl.col("output_tokens")).alias("output_tokens"))
+
+
+def _tables() -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(21)
+    mixed = _mixed(21)
+    n = mixed.height
+    reason = mixed.with_columns((pl.col("output_tokens") * pl.Series(rng.uniform(0, 1, n))).cast(pl.Int32).alias("reason_tokens"))
+    images = pl.Series(np.where(rng.random(n) < 0.4, rng.integers(1, 4, n), 0).astype(np.int32))
+    multimodal = mixed.with_columns(images.alias("image_count"),
+                                    (images * 256 + pl.Series(rng.integers(0, 3, n))).cast(pl.Int32).alias("image_tokens"))
+    many = pl.concat([planted_client(rng, f"c{i:03d}", 1.0, 1.0, 5 + i, 0.0) for i in range(MAX_CLIENTS + 9)])
+    by_model = mixed.with_columns(pl.col("client_id").alias("model"), pl.lit("api").alias("service"),
+                                  pl.lit(None, dtype=pl.String).alias("client_id"))
+    constant = mixed.with_columns(pl.lit(100, dtype=pl.Int32).alias("input_tokens"))  # Spearman undefined: NaN
+    return {k: canonical(v) for k, v in {"mixed": mixed, "reason": reason, "multimodal": multimodal, "many": many,
+                                         "by_model": by_model, "constant": constant}.items()}
+
+
+@pytest.mark.parametrize("rows", [None, 997])
+def test_streamed_fit_equals_the_in_memory_fit(monkeypatch, rows):
+    """Batches of 997 rows: every client's inter-arrivals and sums cross many batch edges."""
+    if rows:
+        monkeypatch.setattr(stream, "BATCH_ROWS", rows)
+    for name, frame in _tables().items():
+        got = bundle_from_requests(frame, Settings(), SOURCE)
+        want = reference_bundle(frame, Settings(), SOURCE)
+        assert got["category"] == {"reason": "reason", "multimodal": "multimodal"}.get(name, "language"), name
+        assert_same(got, want, name)
+
+
+def test_an_unsorted_file_is_sorted_into_a_temporary_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "BATCH_ROWS", 1000)
+    frame = _tables()["mixed"]
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=5)
+    write_parquet(tmp_path / "requests.parquet", shuffled.to_arrow().cast(CANONICAL), {"servetrace.format": "synthetic"})
+    got = fit_bundle(tmp_path)
+    assert_same(got, reference_bundle(frame, Settings(), got["source"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.parquet"]  # the copy is gone
+
+
+def test_gaps_carry_each_clients_last_arrival_across_batches():
     rng = np.random.default_rng(14)
-    n, groups = 5000, 7
-    iat = rng.exponential(2.0, n)
-    iat[rng.random(n) < 0.1] = np.nan  # nulls (first arrivals) are left out
-    group = rng.integers(0, groups, n).astype(np.int32)
-    shape, scale = rng.uniform(0.5, 2, groups), rng.uniform(1, 3, groups)
-    shape[3] = np.nan  # no Weibull fitted for this group
-    got = arrivals._weibull_power_sums(pl.Series(iat, nan_to_null=True), group, shape, scale, block=333)
-    for g in range(groups):
-        x = iat[(group == g) & np.isfinite(iat)]
-        want = np.nan if g == 3 else np.sum((x / scale[g]) ** shape[g])
-        assert got[g] == pytest.approx(want, rel=1e-12, nan_ok=True)
+    n, k = 5000, 7
+    t = np.sort(rng.uniform(0, 1000, n)).round(1)  # ties
+    c = rng.integers(0, k, n).astype(np.int32)
+    gaps = stream.Gaps(k)
+    edges = [0, 1, 2, 700, 701, 3000, n]
+    got = np.concatenate([gaps(c[lo:hi], t[lo:hi]) for lo, hi in zip(edges, edges[1:])])
+    for i in range(k):
+        ti = t[c == i]
+        want = np.r_[np.nan, np.maximum(np.diff(ti), 1e-6)]
+        np.testing.assert_array_equal(got[c == i], want)
+
+
+def test_merged_sums_give_the_moments_of_all_rows():
+    rng = np.random.default_rng(15)
+    x = rng.lognormal(0, 2, 20_000)
+    g = rng.integers(0, 5, x.size)
+    x[rng.random(x.size) < 0.05] = np.nan  # no inter-arrival (a client's first row)
+    frame = pl.DataFrame({"g": g, "x": pl.Series(x, nan_to_null=True), "failed": rng.random(x.size) < 0.1})
+    parts = [stream.batch_sums(frame.slice(lo, 1234), ["g"]) for lo in range(0, x.size, 1234)]
+    got = stream.moments(stream.merge_sums(parts, ["g"])).sort("g")
+    for i in range(5):
+        xi = x[(g == i) & np.isfinite(x)]
+        row = got.row(i, named=True)
+        assert row["n_iat"] == xi.size and row["requests"] == int((g == i).sum())
+        assert row["iat_mean"] == pytest.approx(xi.mean(), rel=1e-12)
+        assert row["iat_std"] == pytest.approx(xi.std(ddof=1), rel=1e-12)
+        assert row["sum_log"] == pytest.approx(np.log(xi).sum(), rel=1e-12)
+
+
+def test_spearman_from_midranks_equals_scipy():
+    rng = np.random.default_rng(16)
+    n = 3000
+    a = rng.integers(0, 40, n)  # many ties
+    b = (a + rng.integers(0, 30, n)) % 50
+    c = rng.integers(0, 2, n).astype(np.int32)
+    fields = pl.DataFrame({"client": c, "dataset_start_s": 0, "a": a, "b": b, "_joint": True})
+    counts = {f: fields.group_by("client", "dataset_start_s", f, "_joint").agg(pl.len().cast(pl.Int64).alias("n")) for f in "ab"}
+    ranks = {f: stream.midranks(counts[f], f) for f in "ab"}
+    rows = fields.join(ranks["a"].select("client", "a", "_r:a"), on=["client", "a"]).join(
+        ranks["b"].select("client", "b", "_r:b"), on=["client", "b"])
+    cross = rows.group_by("client").agg((pl.col("_r:a") * pl.col("_r:b")).sum().alias("x:a:b"))
+    got = stream.spearman(ranks, cross, ("a", "b")).sort("client")
+    for i in range(2):
+        want = stats.spearmanr(a[c == i], b[c == i]).statistic
+        assert got["rho:a:b"][i] == pytest.approx(want, rel=1e-12)
+        assert got["corr:a:b"][i] == pytest.approx(2 * np.sin(np.pi * want / 6), rel=1e-12)

@@ -1,4 +1,4 @@
-"""Inter-arrival fits per client and window, vectorized over groups (no per-request Python).
+"""Inter-arrival fits per client and window from per-group sums (no per-request Python).
 
 Per window: rate = arrivals / the seconds of the window the trace covers (its first to its last
 arrival, so a trace that starts or stops mid-window does not dilute that window's rate), the CV
@@ -27,17 +27,6 @@ def covered_seconds(window_start: pl.Expr, window_s: float, first_s: float, last
     return (hi - lo).clip(lower_bound=min(MIN_COVER_S, window_s))
 
 
-def with_iats(requests: pl.DataFrame, grouped: bool = True) -> pl.DataFrame:
-    """Adds `iat_s`: time since the same client's previous request (null for its first).
-
-    Rows sorted by arrival (as requests.parquet is) keep their order: the per-client difference of
-    arrivals in arrival order needs no sort of the table. `grouped=False`: one client, no group-by."""
-    if not requests["arrival_s"].is_sorted():
-        requests = requests.sort("arrival_s", maintain_order=True)
-    gap = pl.col("arrival_s").diff()
-    return requests.with_columns((gap.over("client") if grouped else gap).clip(lower_bound=IAT_FLOOR_S).alias("iat_s"))
-
-
 def _moment_params(stats: pl.DataFrame) -> pl.DataFrame:
     """Gamma and Weibull parameters with mean 1/rate and the observed CV, for each row of `stats`."""
     cv = stats["cv"].to_numpy().astype(float)
@@ -57,30 +46,20 @@ def _moment_params(stats: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def iat_fits(iats: pl.DataFrame, keys: list[str], span_s: pl.Expr | float) -> pl.DataFrame:
-    """One row per group of `keys`: requests, rate_rps, cv, family, shape, scale, loglik per family.
-
-    `iats` has `keys`, `iat_s` (null allowed); `span_s` is the seconds each group covers."""
-    x = pl.col("iat_s")
-    stats = iats.with_row_index("_row").group_by(keys).agg(
-        pl.len().alias("requests"),
-        x.count().alias("n_iat"),
-        x.mean().alias("iat_mean"),
-        x.std().alias("iat_std"),
-        x.log().sum().alias("sum_log"),
-        x.sum().alias("sum_x"),
-        pl.col("_row"),
-    ).with_columns(
+def moment_fits(stats: pl.DataFrame, span_s: pl.Expr | float) -> pl.DataFrame:
+    """Adds rate_rps, cv and the moment-matched Gamma (g_shape, g_scale) and Weibull (w_shape,
+    w_scale) to `stats`, one row per group with requests, n_iat, iat_mean, iat_std; `span_s` is
+    the seconds each group covers."""
+    return _moment_params(stats.with_columns(
         (pl.col("requests") / span_s).alias("rate_rps"),
         pl.when(pl.col("n_iat") >= 2).then(pl.col("iat_std") / pl.col("iat_mean")).alias("cv"),
-    )
-    group = np.empty(iats.height, np.int32)  # each row's group: the row index lists scattered back
-    group[stats["_row"].explode().to_numpy()] = np.repeat(np.arange(stats.height, dtype=np.int32),
-                                                         stats["_row"].list.len().to_numpy())
-    stats = _moment_params(stats.drop("_row"))
-    # Weibull log-likelihood needs sum((x / scale)^shape) per group: a second vectorized pass.
-    stats = stats.with_columns(pl.Series("sum_wpow", _weibull_power_sums(
-        iats["iat_s"], group, stats["w_shape"].to_numpy(), stats["w_scale"].to_numpy()), nan_to_null=True))
+    ))
+
+
+def choose_family(stats: pl.DataFrame) -> pl.DataFrame:
+    """The family with the higher log-likelihood (family, shape, scale, ll_gamma, ll_weibull), from
+    moment_fits' parameters and the sums n_iat, sum_log = sum(log x), sum_x = sum(x) and
+    sum_wpow = sum((x / w_scale)^w_shape) over each group's inter-arrivals x."""
     m = pl.col("n_iat")
     a, th = pl.col("g_shape"), pl.col("g_scale")
     k, lam = pl.col("w_shape"), pl.col("w_scale")
@@ -95,22 +74,6 @@ def iat_fits(iats: pl.DataFrame, keys: list[str], span_s: pl.Expr | float) -> pl
         ll_gamma.alias("ll_gamma"),
         ll_weibull.alias("ll_weibull"),
     )
-
-
-def _weibull_power_sums(iat: pl.Series, group: np.ndarray, shape: np.ndarray, scale: np.ndarray,
-                        block: int = 1 << 20) -> np.ndarray:
-    """Per group, the sum of (iat / scale)^shape over its non-null inter-arrivals (NaN where none or
-    no Weibull was fitted), in blocks of rows so the temporaries stay small."""
-    total = np.zeros(shape.size)
-    count = np.zeros(shape.size, np.int64)
-    for lo in range(0, iat.len(), block):
-        x = iat.slice(lo, block).to_numpy()
-        g = group[lo:lo + block]
-        ok = np.isfinite(x) & np.isfinite(shape[g])
-        g = g[ok]
-        total += np.bincount(g, weights=(x[ok] / scale[g]) ** shape[g], minlength=shape.size)
-        count += np.bincount(g, minlength=shape.size)
-    return np.where(count > 0, total, np.nan)
 
 
 def _lgamma(s: pl.Series) -> pl.Series:

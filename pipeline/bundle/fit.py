@@ -1,17 +1,23 @@
 """Fit a bundle from a canonical request table (DIR/requests.parquet) and write DIR/bundle.json.
 
+The table is read in batches of rows in arrival order (`pipeline/bundle/stream.py`): a survey
+pass (rows, span, clients, category), a pass for the per-group sums (inter-arrival moments,
+failures, value counts) and a pass for the sums that need the first pass's results (Weibull
+likelihoods, Spearman numerators), so memory does not grow with the rows.
 `bundle_from_requests` is pure (a DataFrame in, a bundle dict out); `fit_bundle` and
 `write_bundle` are the file edges `servetrace fit` and `servetrace characterize` call."""
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pipeline.bundle import arrivals, lengths
+from pipeline.bundle import arrivals, lengths, stream
 from pipeline.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from pipeline.bundle.pmf import DEFAULT_BINNING, pmf_fit
 from pipeline.errors import ServetraceError
@@ -20,56 +26,106 @@ from pipeline.settings import Settings
 DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
 MAX_CLIENTS = 256  # beyond this, the smallest clients are merged into one "(other)" group
 OTHER = "(other)"
-KS_SAMPLE = 20_000  # inter-arrival samples per client for the KS distance
+KS_SAMPLE = 20_000  # a client's first inter-arrivals, for the KS distance
 
 
-def grouping(requests: pl.DataFrame, group_by: str | None) -> tuple[str, pl.Expr]:
-    """(name, expression) of what a client is, as the characterization chooses it: the setting
+def grouping(batches: stream.Batches, columns: list[str], group_by: str | None) -> tuple[str, list[str]]:
+    """(name, columns) of what a client is, as the characterization chooses it: the setting
     (client_id | session_id | model | service | model_service | all, or columns joined by ','),
     else client ids when present, else model x service, else sessions, else one group."""
     def present(c: str) -> bool:
-        return c in requests.columns and requests[c].null_count() < requests.height
+        return c in columns and stream.present(batches, c)
 
     if group_by:
         cols = {"model_service": ["model", "service"], "all": []}.get(group_by, [c.strip() for c in group_by.split(",")])
-        missing = [c for c in cols if c not in requests.columns]
+        missing = [c for c in cols if c not in columns]
         if missing:
             raise ServetraceError(f"group_by {group_by!r}: no column {missing[0]!r} in the request table")
     elif present("client_id"):
         cols = ["client_id"]
-    elif any(present(c) and requests[c].n_unique() > 1 for c in ("model", "service")):
+    elif any(c in columns and stream.varies(batches, c) for c in ("model", "service")):
         cols = [c for c in ("model", "service") if present(c)]
     else:
         cols = ["session_id"] if present("session_id") else []
-    if not cols:
-        return "all", pl.lit("all")
-    parts = [pl.col(c).cast(pl.String).fill_null("(none)") for c in cols]
-    return ",".join(cols), (parts[0] if len(parts) == 1 else pl.concat_str(parts, separator="|"))
+    return (",".join(cols) if cols else "all"), cols
 
 
-def client_codes(requests: pl.DataFrame, group_name: str, key: pl.Expr) -> pl.Series:
-    """The client of each row as an Enum whose levels are sorted names (so sorting by client is
-    sorting by name), the smallest clients beyond MAX_CLIENTS merged into "(other)". Names are built
-    once per distinct combination of the grouping's columns (integer codes per row), not per row."""
-    if group_name == "all":
-        return pl.Series("client", ["all"], dtype=pl.Enum(["all"])).extend_constant("all", requests.height - 1)
-    cols = group_name.split(",")
-    codes = requests.select([pl.col(c).cast(pl.String).cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1)
-                             for c in cols])
-    combined = codes[cols[0]]
-    for c in cols[1:]:  # one integer per combination; re-densified should it outgrow 2^40 levels
-        combined = combined * (int(codes[c].max()) + 2) + codes[c] + 1
-        if int(combined.max()) > 2**40:
-            combined = combined.rank("dense").cast(pl.Int64)
-    combos = (requests.select(*cols).with_columns(combined.alias("_code"))
-              .group_by("_code").agg(pl.len(), *[pl.col(c).first() for c in cols]).with_columns(key.alias("client")))
-    del codes
-    counts = combos.group_by("client").agg(pl.col("len").sum()).sort(["len", "client"], descending=[True, False])
-    names = counts["client"].to_list()
-    mapping = {c: (c if i < MAX_CLIENTS - 1 or len(names) <= MAX_CLIENTS else OTHER) for i, c in enumerate(names)}
-    levels = pl.Enum(sorted(set(mapping.values())))
-    client = combos["client"].replace_strict(mapping, return_dtype=levels)
-    return combined.replace_strict(combos["_code"], client, return_dtype=levels).alias("client")
+@dataclass
+class Aggregates:
+    """What a bundle is assembled from; clients are integer indices into `names` (sorted)."""
+    names: list[str]
+    group_name: str
+    category: str
+    rows: int
+    t0: float
+    t1: float
+    per_window: pl.DataFrame  # client, window_start_s, requests, rate_rps, cv, family, shape, scale, failed
+    per_client: pl.DataFrame  # client, requests, rate_rps, cv, family, shape, scale, failed
+    overall: pl.DataFrame  # window_start_s, rate_rps, cv (every row as one client)
+    ks: dict  # client -> its first KS_SAMPLE inter-arrivals
+    nonzero: bool  # some failed request has an output
+    counts: dict  # field -> (client, dataset_start_s, field, n) over requests that did not fail
+    joint: pl.DataFrame  # client, rho:a:b, corr:a:b
+
+
+def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings, source: dict,
+                dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None) -> dict:
+    """The bundle of a table given as batches of rows in arrival order (stream.Unsorted if not)."""
+    window_s = int(settings.window_s)
+    dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
+    group_name, cols = grouping(batches, columns, settings.group_by)
+    survey = stream.Survey(batches, cols, columns)
+    if survey.rows == 0:
+        raise ServetraceError(f"{source.get('path')}: no requests to fit")
+    t0, t1 = survey.t0, survey.t1
+    g0 = int(np.floor(t0 / window_s) * window_s)
+    grid = stream.Grid(g0, window_s, dataset_window_s)
+    clients = stream.Clients(cols, survey.combos, MAX_CLIENTS, OTHER)
+    category = survey.category()
+    k = len(clients.names)
+    read = [c for c in dict.fromkeys(["arrival_s", *cols, *lengths.LENGTH_INPUTS]) if c in columns]
+
+    sums, counts = stream.ArrivalSums(k, grid, KS_SAMPLE), stream.LengthCounts(grid, category)
+    stream.run(batches, read, clients, sums, counts)
+    first, counts = sums.result(), counts.result()
+    covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
+    per_window = arrivals.moment_fits(stream.moments(first["per_window"]), covered)
+    per_client = arrivals.moment_fits(stream.moments(stream.merge_sums([first["per_window"]], ["client"])),
+                                      max(t1 - t0, arrivals.MIN_COVER_S))
+    jnames = lengths.joint_fields(category)
+    ranks = {n: stream.midranks(counts[n], n) for n in jnames}
+
+    second = stream.SecondPass(k, grid, category, per_window, per_client, ranks)
+    stream.run(batches, read, clients, second)
+    pw_power, pc_power, cross = second.result()
+    per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
+    per_client = _with_power(per_client, pc_power, ["client"])
+    overall = arrivals.moment_fits(stream.moments(first["overall"]), covered)
+    pmf_counts = {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
+                  for n, f in counts.items()}
+    agg = Aggregates(clients.names, group_name, category, survey.rows, t0, t1, per_window, per_client, overall,
+                     first["ks"], first["nonzero"], pmf_counts, stream.spearman(ranks, cross, jnames))
+    return assemble(agg, settings, source, dataset_window_s, binning)
+
+
+def _with_power(fits: pl.DataFrame, power: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
+    power = power if power is not None else pl.DataFrame(schema={**fits.select(keys).schema, "sum_wpow": pl.Float64})
+    return arrivals.choose_family(fits.join(power, on=keys, how="left"))
+
+
+def failure_rates(agg: Aggregates) -> dict | None:
+    """Failed requests' share per client, per (client, window) and overall, and whether the source
+    marks a failure by a zero output (BurstGPT, generic traces); None when nothing failed."""
+    failed = int(agg.per_client["failed"].sum())
+    if failed == 0:
+        return None
+    share = pl.col("failed") / pl.col("requests")
+    per_client = agg.per_client.select("client", share.alias("rate"))
+    return {
+        "windows": agg.per_window.select("client", "window_start_s", share.alias("failure_rate")),
+        "clients": dict(zip(per_client["client"].to_list(), per_client["rate"].to_list())),
+        "summary": {"rate": float(failed / agg.per_client["requests"].sum()), "zero_output": not agg.nonzero},
+    }
 
 
 def _lists_by_client(frame: pl.DataFrame, key: str, cols: list[str]) -> dict:
@@ -78,63 +134,23 @@ def _lists_by_client(frame: pl.DataFrame, key: str, cols: list[str]) -> dict:
     return {r["client"]: r for r in grouped.iter_rows(named=True)}
 
 
-def failure_rates(frame: pl.DataFrame) -> dict | None:
-    """Failed requests' share per client, per (client, window) and overall, and whether the source
-    marks a failure by a zero output (BurstGPT, generic traces); None when nothing failed.
-    One group-by of the rows; the client and overall shares are sums of its counts."""
-    failed = pl.col("failed").fill_null(False)
-    if "failed" not in frame.columns or not frame.select(failed.any()).item():
-        return None
-    counts = frame.group_by("client", "window_start_s").agg(pl.len().alias("n"), failed.sum().alias("k"))
-    per_client = counts.group_by("client").agg(pl.col("k").sum() / pl.col("n").sum())
-    nonzero = frame.select((failed & (pl.col("output_tokens").fill_null(0) != 0)).any()).item()
-    return {
-        "windows": counts.select("client", "window_start_s", (pl.col("k") / pl.col("n")).alias("failure_rate")),
-        "clients": dict(zip(per_client["client"].to_list(), per_client["k"].to_list())),
-        "summary": {"rate": float(counts["k"].sum() / counts["n"].sum()), "zero_output": not nonzero},
-    }
-
-
-def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dict,
-                         dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None) -> dict:
-    if requests.height == 0:
-        raise ServetraceError(f"{source.get('path')}: no requests to fit")
+def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s: int, binning: dict | None) -> dict:
     binning = dict(binning or DEFAULT_BINNING)
     window_s = int(settings.window_s)
-    dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
-    group_name, key = grouping(requests, settings.group_by)
-    t0, t1 = float(requests["arrival_s"].min()), float(requests["arrival_s"].max())
+    t0, t1 = agg.t0, agg.t1
     g0 = int(np.floor(t0 / window_s) * window_s)
-    if not requests["arrival_s"].is_sorted():
-        requests = requests.sort("arrival_s", maintain_order=True)
-    frame = requests.select(
-        client_codes(requests, group_name, key),
-        "arrival_s",
-        (((pl.col("arrival_s") - g0) // window_s).cast(pl.Int64) * window_s + g0).alias("window_start_s"),
-        (((pl.col("arrival_s") - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s"),
-        *[c for c in requests.columns if c in lengths.LENGTH_INPUTS],
-    )
-    last = int(frame["window_start_s"].max())
+    per_window, per_client = agg.per_window, agg.per_client
+    last = int(per_window["window_start_s"].max())
     grid = np.arange(g0, last + window_s, window_s, dtype=np.int64)
-    iats = arrivals.with_iats(frame.select("client", "window_start_s", "arrival_s"))
-
-    covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
-    per_window = arrivals.iat_fits(iats, ["client", "window_start_s"], covered)
-    per_client = arrivals.iat_fits(iats, ["client"], max(t1 - t0, arrivals.MIN_COVER_S))
-    # a client's first inter-arrivals (its first row has none): only those rows are gathered
-    head = iats.select("client", "iat_s").group_by("client").head(KS_SAMPLE + 1).drop_nulls("iat_s")
-    ks_samples = {c: g["iat_s"].to_numpy()[:KS_SAMPLE] for (c,), g in head.partition_by("client", as_dict=True).items()}
-    del iats, head
-
-    failures = failure_rates(frame)
+    ks_samples = agg.ks
+    failures = failure_rates(agg)
     if failures is not None:
         per_window = per_window.join(failures["windows"], on=["client", "window_start_s"], how="left")
     window_cols = ["rate_rps", "cv", "family", "shape", "scale"] + (["failure_rate"] if failures else [])
     windows = _lists_by_client(per_window, "window_start_s", window_cols)
 
-    category = lengths.category_of(requests)
-    fields = lengths.length_fields(frame, category)
-    counts = lengths.value_counts(fields, category)
+    category = agg.category
+    counts = agg.counts
     pmfs = lengths.window_pmfs(counts, binning)
     pooled = {n: {r["client"]: r for r in f.iter_rows(named=True)} for n, f in lengths.pooled_pmfs(counts, binning).items()}
     names = CATEGORY_FIELDS[category]
@@ -145,8 +161,8 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
         dw = keys if dw is None else dw.join(keys, on=["client", "dataset_start_s"], how="inner")
     pmf_by = {n: _lists_by_client(pmfs[n].join(dw, on=["client", "dataset_start_s"]), "dataset_start_s", ["values", "probs"]) for n in names}
     jnames = lengths.joint_fields(category)
-    joint = {r["client"]: r for r in lengths.joint_structure(fields, jnames).iter_rows(named=True)}
-    total = requests.height
+    joint = {r["client"]: r for r in agg.joint.iter_rows(named=True)}
+    total = agg.rows
     clients, taken = [], set()
     for row in per_client.sort(["requests", "client"], descending=[True, False]).iter_rows(named=True):
         c = row["client"]
@@ -160,8 +176,8 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
                         for n in names if c in pooled[n]}}
         j = joint.get(c, {})
         clients.append({
-            "id": c,
-            "safe_id": safe_client_id(c, taken),
+            "id": agg.names[c],
+            "safe_id": safe_client_id(agg.names[c], taken),
             "share": row["requests"] / total,
             "requests": int(row["requests"]),
             "iat": {"family": fam, "params": {"shape": shape, "scale": scale}, "cv": row["cv"],
@@ -172,12 +188,11 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
             "joint": {"fields": list(jnames), "copula": "gaussian", "corr": lengths.corr_matrix(j, jnames),
                       "spearman": {f"{a}:{b}": j.get(f"rho:{a}:{b}") for i, a in enumerate(jnames) for b in jnames[i + 1:]}},
         })
-    agg = arrivals.iat_fits(arrivals.with_iats(frame.select(pl.lit("all").alias("client"), "window_start_s", "arrival_s"),
-                                               grouped=False), ["window_start_s"], covered)
-    at = ((agg["window_start_s"].to_numpy() - g0) // window_s).astype(int)
+    overall = agg.overall
+    at = ((overall["window_start_s"].to_numpy() - g0) // window_s).astype(int)
     rate, agg_cv = np.zeros(grid.size), np.full(grid.size, np.nan)
-    rate[at] = agg["rate_rps"].to_numpy()
-    agg_cv[at] = agg["cv"].to_numpy().astype(float)
+    rate[at] = overall["rate_rps"].to_numpy()
+    agg_cv[at] = overall["cv"].to_numpy().astype(float)
     return {
         "schema": SCHEMA_ID,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -189,7 +204,7 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
         "span_s": float(grid.size * window_s),
         "covered": {"start_s": t0, "end_s": t1},
         **({"failures": failures["summary"]} if failures else {}),
-        "group_by": group_name,
+        "group_by": agg.group_name,
         "category": category,
         "pmf_binning": binning,
         "aggregate": {"window_start_s": grid.tolist(), "rate_rps": rate.tolist(),
@@ -226,32 +241,64 @@ def _all_null(path: Path) -> set[str]:
     return {c for c, n in nulls.items() if n == meta.num_rows and meta.num_rows > 0}
 
 
-def read_requests(path: Path, group_by: str | None = None) -> pl.DataFrame:
-    """The columns of DIR/requests.parquet a bundle is fitted from (arrivals, grouping, lengths)."""
+def _columns(path: Path, group_by: str | None) -> list[str]:
+    """The columns of DIR/requests.parquet a bundle is fitted from (arrivals, grouping, lengths),
+    all-null ones left out."""
+    import pyarrow.parquet as pq
+
     if not path.exists():
         raise ServetraceError(f"{path}: no such file (run `servetrace ingest` first)")
     try:
+        schema = pq.read_schema(path)
         named = {c.strip() for c in (group_by or "").split(",")}
         wanted = {"arrival_s", "input_tokens", "output_tokens", *named,
                   *({*GROUP_COLUMNS, *lengths.LENGTH_INPUTS} - _all_null(path))}
-        frame = pl.read_parquet(path, columns=[c for c in pl.read_parquet_schema(path) if c in wanted])
-        # grouping columns as categories: one small integer a row instead of a string
-        frame = frame.with_columns(pl.col(c).cast(pl.Categorical) for c, t in frame.schema.items() if t == pl.String)
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for an unreadable file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
         raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
-    missing = {"arrival_s", "input_tokens", "output_tokens"} - set(frame.columns)
+    missing = {"arrival_s", "input_tokens", "output_tokens"} - set(schema.names)
     if missing:
         raise ServetraceError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    if "failed" not in frame.columns:
-        frame = frame.with_columns(pl.lit(False).alias("failed"))
-    return frame
+    return [c for c in schema.names if c in wanted]
+
+
+def _sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str | None) -> Path:
+    """The table sorted by arrival (DuckDB, spilling to disk past its memory limit)."""
+    import duckdb
+
+    out = into / "sorted.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET temp_directory = '{into}'")
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        cols = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)", [str(path)])
+    finally:
+        con.close()
+    return out
+
+
+def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dict,
+                         dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None) -> dict:
+    """The bundle of a request frame (any row order)."""
+    if requests.height == 0:
+        raise ServetraceError(f"{source.get('path')}: no requests to fit")
+    if not requests["arrival_s"].is_sorted():
+        requests = requests.sort("arrival_s", maintain_order=True)
+    return fit_batches(stream.frame_batches(requests), requests.columns, settings, source, dataset_window_s, binning)
 
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
-    """The bundle of DIR/requests.parquet (validated, not written)."""
+    """The bundle of DIR/requests.parquet (validated, not written), streamed in batches."""
     path = Path(out_dir) / "requests.parquet"
     settings = settings or Settings()
-    return bundle_from_requests(read_requests(path, settings.group_by), settings, _source(path))
+    columns = _columns(path, settings.group_by)
+    try:
+        return fit_batches(stream.file_batches(path), columns, settings, _source(path))
+    except stream.Unsorted:  # not written by ingest: sorted into a temporary copy first
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
+            copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
+            return fit_batches(stream.file_batches(copy), columns, settings, _source(path))
 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""Length fields per category, their PMFs per client and dataset window, and their joint structure
-(Spearman and the Gaussian copula that reproduces it), all computed as Polars group-bys."""
+"""Length fields per category, their PMFs per client and dataset window (from value counts), and
+the Gaussian copula matrix of their joint structure."""
 
 from __future__ import annotations
 
@@ -12,16 +12,6 @@ from pipeline.bundle.pmf import grouped_pmfs, reason_ratio_bins
 
 # the request columns the length fields, their category and failures are computed from
 LENGTH_INPUTS = ("input_tokens", "output_tokens", "reason_tokens", "image_count", "image_tokens", "failed")
-
-
-def category_of(requests: pl.DataFrame) -> str:
-    """reason when reasoning tokens are present, multimodal when images are, else language."""
-    def any_positive(col: str) -> bool:
-        return col in requests.columns and bool(requests.select((pl.col(col).fill_null(0) > 0).any()).item())
-
-    if any_positive("reason_tokens"):
-        return "reason"
-    return "multimodal" if any_positive("image_count") else "language"
 
 
 def length_fields(requests: pl.DataFrame, category: str) -> pl.DataFrame:
@@ -46,16 +36,12 @@ def length_fields(requests: pl.DataFrame, category: str) -> pl.DataFrame:
     return requests.lazy().select("client", "dataset_start_s", *cols, ok.alias("_ok")).filter("_ok").drop("_ok").collect()
 
 
-def value_counts(fields: pl.DataFrame, category: str) -> dict[str, pl.DataFrame]:
-    """field -> frame (client, dataset_start_s, field, n): how often each value occurs per client and
-    dataset window; every PMF is computed from these (one pass over the rows per field)."""
-    out = {}
-    for name in CATEGORY_FIELDS[category]:
-        frame = fields.group_by("client", "dataset_start_s", name).agg(pl.len().cast(pl.Int64).alias("n"))
-        if name == "image_tokens":  # per image: requests without images carry no value; none at all -> 0
-            frame = frame.with_columns(pl.col(name).fill_null(0)) if frame[name].null_count() == frame.height else frame
-        out[name] = frame
-    return out
+def with_image_default(counts: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Value counts (client, dataset_start_s, field, n) as the PMFs take them: tokens per image
+    have no value on requests without images; when no request has images, they count as 0."""
+    if name == "image_tokens" and counts[name].null_count() == counts.height:
+        return counts.with_columns(pl.col(name).fill_null(0))
+    return counts
 
 
 def window_pmfs(counts: dict[str, pl.DataFrame], binning: dict) -> dict[str, pl.DataFrame]:
@@ -80,29 +66,6 @@ def spearman_to_normal(rho_s):
     """The Gaussian copula's correlation whose Spearman is `rho_s`: 2 sin(pi rho_s / 6)
     (Spearman of a bivariate normal with correlation r is (6 / pi) arcsin(r / 2))."""
     return 2 * np.sin(np.pi * np.asarray(rho_s, dtype=float) / 6)
-
-
-def joint_structure(fields: pl.DataFrame, names: tuple[str, ...]) -> pl.DataFrame:
-    """Per client: Spearman of each pair (`rho:a:b`) and the Gaussian copula correlation that
-    reproduces it (`corr:a:b` = 2 sin(pi rho / 6)), on rows where every field is present.
-
-    Not the Pearson correlation of normal scores: real length pairs are not Gaussian-dependent
-    (Azure's conversation trace: the body of input and output is positively associated, the
-    longest prompts get short answers), and normal scores weight the tails so heavily that they
-    give 0.014 where the ranks say 0.073; a copula fitted that way generates a Spearman of 0.014.
-    Matching the rank correlation is what the generator and fidelity checks need."""
-    rows = fields.select("client", *names).drop_nulls()
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    aggs = [pl.len().alias("joint_rows")]
-    for a, b in pairs:
-        aggs.append(pl.corr(a, b, method="spearman").alias(f"rho:{a}:{b}"))
-    out = rows.group_by("client").agg(aggs)
-    return out.with_columns([pl.col(f"rho:{a}:{b}").map_batches(_to_normal, return_dtype=pl.Float64).alias(f"corr:{a}:{b}")
-                             for a, b in pairs])
-
-
-def _to_normal(s: pl.Series) -> pl.Series:
-    return pl.Series(s.name, spearman_to_normal(s.to_numpy().astype(float)))
 
 
 def corr_matrix(row: dict, names: tuple[str, ...]) -> list[list[float]]:

@@ -1,0 +1,66 @@
+"""The bundle fit computed in memory, the whole table at once (the fit before it was streamed):
+the reference the streamed fit must equal. Polars group-bys over every row: inter-arrivals by a
+per-client diff, moments by mean / std, the Weibull sums by a join, Spearman by polars' ranks."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.bundle import arrivals, lengths, stream
+from pipeline.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, grouping
+from pipeline.bundle.model import CATEGORY_FIELDS
+from pipeline.settings import Settings
+
+
+def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
+    window_s = int(settings.window_s)
+    dataset_window_s = max(window_s, int(round(DATASET_WINDOW_S / window_s)) * window_s)
+    group_name, cols = grouping(stream.frame_batches(requests), requests.columns, settings.group_by)
+    requests = requests.sort("arrival_s", maintain_order=True)
+    if "failed" not in requests.columns:
+        requests = requests.with_columns(pl.lit(False).alias("failed"))
+    t0, t1 = float(requests["arrival_s"].min()), float(requests["arrival_s"].max())
+    g0 = int(t0 // window_s * window_s)
+    grid = stream.Grid(g0, window_s, dataset_window_s)
+    key = stream.key_expr(cols)
+    counts = requests.group_by(key.alias("client")).len().sort(["len", "client"], descending=[True, False])
+    top = counts["client"].to_list()
+    merged = {c: (c if i < MAX_CLIENTS - 1 or len(top) <= MAX_CLIENTS else OTHER) for i, c in enumerate(top)}
+    names = sorted(set(merged.values()))
+    frame = requests.with_columns(
+        key.replace_strict(merged).replace_strict({c: i for i, c in enumerate(names)}, return_dtype=pl.Int32).alias("client"),
+        grid.window, grid.dataset)
+    x = pl.col("arrival_s").diff().over("client").clip(lower_bound=arrivals.IAT_FLOOR_S)
+    frame = frame.with_columns(x.alias("x"), pl.col("arrival_s").diff().clip(lower_bound=arrivals.IAT_FLOOR_S).alias("x_all"))
+    covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
+
+    def fits(keys, col, span):
+        v = pl.col(col)
+        stats = frame.group_by(keys).agg(
+            pl.len().alias("requests"), v.count().alias("n_iat"), v.mean().alias("iat_mean"), v.std().alias("iat_std"),
+            v.log().sum().alias("sum_log"), v.sum().alias("sum_x"), pl.col("failed").sum().alias("failed"))
+        stats = arrivals.moment_fits(stats, span)
+        power = (frame.join(stats.select(*keys, "w_shape", "w_scale"), on=keys).filter(pl.col("w_shape").is_finite())
+                 .group_by(keys).agg(((v / pl.col("w_scale")) ** pl.col("w_shape")).sum().alias("sum_wpow")))
+        return arrivals.choose_family(stats.join(power, on=keys, how="left"))
+
+    per_window = fits(["client", "window_start_s"], "x", covered)
+    per_client = fits(["client"], "x", max(t1 - t0, arrivals.MIN_COVER_S))
+    overall = fits(["window_start_s"], "x_all", covered)
+    head = frame.group_by("client", maintain_order=True).head(KS_SAMPLE + 1).drop_nulls("x")
+    ks = {c: g["x"].to_numpy()[:KS_SAMPLE] for (c,), g in head.partition_by("client", as_dict=True).items()}
+    nonzero = frame.select((pl.col("failed").fill_null(False) & (pl.col("output_tokens").fill_null(0) != 0)).any()).item()
+    category = ("reason" if (frame["reason_tokens"].fill_null(0) > 0).any()
+                else "multimodal" if (frame["image_count"].fill_null(0) > 0).any() else "language")
+    fields = lengths.length_fields(frame, category)
+    value_counts = {n: lengths.with_image_default(fields.group_by("client", "dataset_start_s", n).agg(pl.len().cast(pl.Int64).alias("n")), n)
+                    for n in CATEGORY_FIELDS[category]}
+    jnames = lengths.joint_fields(category)
+    pairs = [(a, b) for i, a in enumerate(jnames) for b in jnames[i + 1:]]
+    joint = fields.select("client", *jnames).drop_nulls().group_by("client").agg(
+        [pl.corr(a, b, method="spearman").alias(f"rho:{a}:{b}") for a, b in pairs])
+    joint = joint.with_columns([pl.Series(f"corr:{a}:{b}", lengths.spearman_to_normal(joint[f"rho:{a}:{b}"].to_numpy()))
+                                for a, b in pairs])
+    agg = Aggregates(names, group_name, category, frame.height, t0, t1, per_window, per_client, overall, ks,
+                     nonzero, value_counts, joint)
+    return assemble(agg, settings, source, dataset_window_s, None)
