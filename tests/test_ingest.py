@@ -256,3 +256,46 @@ def test_a_long_field_within_the_line_bound_is_refused_by_length(tmp_path):
     )
     s, _, rej = ingest(tmp_path / "t.csv", tmp_path / "o")
     assert s["rows_kept"] == 1 and rej["reason"].to_list() == ["model longer than 4096 bytes"]
+
+
+def test_origin_moves_when_the_first_rows_are_not_on_the_earliest_day(tmp_path):
+    """The stream shifts by the day of its first rows; an earlier day later in the file moves the
+    origin, exactly (the values equal a direct subtraction of the earliest day's midnight)."""
+    ts = [1700200000.123, 1700200001.5, 1700000000.25, 1700200001.5]
+    rows = [f"{t!r},c{i},m,{10 + i},{i}" for i, t in enumerate(ts)]
+    (tmp_path / "t.csv").write_text("timestamp,client_id,model,input_tokens,output_tokens\n" + "\n".join(rows) + "\n")
+    s, req, _ = ingest(tmp_path / "t.csv", tmp_path / "o")
+    day0 = np.floor(min(ts) / 86400) * 86400
+    assert s["origin_shift_s"] == day0 and s["was_sorted"] is False
+    expected = sorted(t - day0 for t in ts)
+    assert req["arrival_s"].to_list() == expected
+    assert req["client_id"].to_list() == ["c2", "c0", "c1", "c3"]
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_batches_keep_numbering_order_and_accounting(tmp_path, monkeypatch, swap):
+    """Many small stream batches: refused records in several batches get their own source lines,
+    arrivals going backwards across a batch boundary are seen, and rows are sorted stably."""
+    import pipeline.ingest.stream as stream
+
+    monkeypatch.setattr(stream, "BATCH_ROWS", 100)
+    monkeypatch.setattr(stream, "HEAD_ROWS", 150)
+    rng = np.random.default_rng(3)
+    n = 1000
+    t = np.sort(rng.integers(0, 500, n)).astype(float)
+    if swap:
+        t[[250, 730]] = t[[730, 250]]  # one pair out of order, across batches
+    tokens = rng.integers(1, 100, n).astype(str).astype(object)
+    bad = [17, 333, 334, 998]
+    tokens[bad] = "x"
+    lines = [f"{a},u{i % 7},m,{k},1" for i, (a, k) in enumerate(zip(t, tokens))]
+    (tmp_path / "t.csv").write_text("timestamp,client_id,model,input_tokens,output_tokens\n" + "\n".join(lines) + "\n")
+    s, req, rej = ingest(tmp_path / "t.csv", tmp_path / "o")
+    assert (s["rows_read"], s["rows_kept"], s["rows_rejected"], s["was_sorted"]) == (n, n - 4, 4, not swap)
+    assert rej["line"].to_list() == [i + 2 for i in bad]  # header is line 1
+    assert set(rej["reason"]) == {"non-numeric input_tokens"}
+    keep = np.setdiff1d(np.arange(n), bad)
+    order = keep[np.argsort(t[keep], kind="stable")]
+    assert req["arrival_s"].to_list() == t[order].tolist()
+    assert req["input_tokens"].to_list() == tokens[order].astype(int).tolist()
+    assert pq.ParquetFile(tmp_path / "o" / "requests.parquet").metadata.num_rows == n - 4

@@ -9,10 +9,12 @@ import concurrent.futures
 import json
 import math
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from pipeline import io
 from pipeline.errors import ServetraceError
@@ -27,7 +29,8 @@ from pipeline.ingest.canonical import (
 )
 from pipeline.ingest.formats import FormatSpec, format_spec
 from pipeline.ingest.source import Source, inspect_source
-from pipeline.schema import COLUMNS, HASH_IDS, SQL_TYPES
+from pipeline.ingest.stream import StreamResult, stream_typed
+from pipeline.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
 from pipeline.settings import IngestSettings
 
 REQUESTS = "requests.parquet"
@@ -71,45 +74,44 @@ def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict
     return summary
 
 
-def _origin(con, spec: FormatSpec, unit: str) -> tuple[float, str]:
+def _origin(spec: FormatSpec, unit: str, lo: float | None) -> tuple[float, str]:
     """Seconds to subtract so that arrival_s counts from the trace origin, and its description."""
-    lo = con.execute("select min(arrival_s) from typed where reason is null").fetchall()[0][0]
     if lo is None or spec.origin == "none":
         return 0.0, "first request (absolute time unknown)" if spec.name == "mooncake" else "source clock"
-    day0 = math.floor(lo / 86400.0) * 86400.0
+    day0 = _day0(lo)
     if unit == "datetime" or lo > 1e8:
-        stamp = con.execute(f"select strftime(to_timestamp({day0}), '%Y-%m-%dT%H:%M:%S')").fetchall()[0][0]
+        stamp = datetime.fromtimestamp(day0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         zone = "as written in the trace" if unit == "datetime" else "UTC"
         return day0, f"{stamp} ({zone}), local midnight of day 0"
     return day0, f"source clock day {int(day0 // 86400)}, local midnight of day 0"
 
 
+def _day0(t: float) -> float:
+    return math.floor(t / 86400.0) * 86400.0
+
+
 GRIDS_S = (60.0, 30.0, 10.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6)
 
 
-def _resolution(con) -> tuple[float, float]:
+def _resolution(head: np.ndarray) -> tuple[float, float]:
     """(timestamp grid in seconds, 0 when continuous; share of tied timestamps), from the first
-    200k rows: the coarsest grid that at least 99 % of the timestamps sit on."""
-    grids = ", ".join(repr(g) for g in GRIDS_S)
-    rows = con.execute(
-        f"""with s as (select arrival_s - min(arrival_s) over () as v from typed
-                       where reason is null and rec <= 200000)
-            select g, avg(case when abs(v / g - round(v / g)) < 0.01 then 1.0 else 0.0 end) as on_grid,
-                   1.0 - count(distinct v) / count(*) as ties
-            from s, unnest([{grids}]) as t(g) group by g order by g desc"""
-    ).fetchall()
-    ties = rows[0][2] if rows else 0.0
-    for g, on_grid, _ in rows:
-        if on_grid >= 0.99:
+    kept arrivals: the coarsest grid that at least 99 % of the timestamps sit on."""
+    if len(head) == 0:
+        return 0.0, 0.0
+    v = head - head.min()
+    ties = 1.0 - len(np.unique(v)) / len(v)
+    for g in GRIDS_S:
+        q = v / g
+        if np.mean(np.abs(q - np.round(q)) < 0.01) >= 0.99:
             return g, float(ties)
     return 0.0, float(ties)
 
 
-def _sessions_from_parents(con) -> str:
+def _sessions_from_parents(con, staged: str) -> str:
     """Bailian: a session is the tree of chats below a root (parent_chat_id -1 or unknown)."""
     con.execute(
-        """create temp table roots as
-        with recursive ok as (select chat_id, parent_chat_id from typed where reason is null),
+        f"""create temp table roots as
+        with recursive ok as (select chat_id, parent_chat_id from read_parquet({staged})),
         walk(chat_id, root, depth) as (
             select chat_id, chat_id, 0 from ok
             where parent_chat_id is null or parent_chat_id in ('', '-1') or parent_chat_id = chat_id
@@ -123,30 +125,50 @@ def _sessions_from_parents(con) -> str:
     return "roots.root"
 
 
-def _write_requests(con, path: Path, spec: FormatSpec, shift: float, was_sorted: bool, meta: dict) -> None:
+def _stream_select(spec: FormatSpec, numbered: bool) -> tuple[str, pa.Schema]:
+    """The select the stream reads ([rec,] reason, canonical columns with their final types) and
+    the schema of the rows it writes (chat links ride along until sessions are resolved)."""
     fields = []
-    session = "t.session_id"
-    join = ""
-    if spec.parent_link:
-        # A chat whose parent links never reach a root (a cycle) is a session of its own.
-        session = f"coalesce({_sessions_from_parents(con)}, t.chat_id)"
-        join = "left join roots on roots.chat_id = t.chat_id"
+    schema = CANONICAL
     for name in COLUMNS:
-        if name == "arrival_s":
-            expr = f"t.arrival_s - {shift!r}"
-        elif name == "failed":
+        if name == "failed":
             expr = f"coalesce(t.failed, {spec.failed.replace('output_tokens', 't.output_tokens')})"
-        elif name == "session_id":
-            expr = session
+        elif name == "session_id" and spec.parent_link:
+            expr = "null"
         else:
             expr = f"t.{name}"
+        # try_cast: a refused record's value may not fit the type; a kept one always does
+        fields.append(f"try_cast({expr} as {SQL_TYPES[name]}) as {name}")
+    if spec.hash_ids:
+        fields.append(f"t.{HASH_IDS}")
+        schema = schema.append(pa.field(HASH_IDS, pa.list_(pa.int64())))
+    if spec.parent_link:
+        fields += ["t.chat_id", "t.parent_chat_id"]
+        schema = schema.append(pa.field("chat_id", pa.string())).append(pa.field("parent_chat_id", pa.string()))
+    return f"select {'rec, ' if numbered else ''}reason, {', '.join(fields)} from typed t", schema
+
+
+def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: float, ordered: bool,
+                      meta: dict) -> None:
+    """Rewrite the streamed rows when the stream alone could not finish them: sort unsorted input
+    by arrival (ties in file order), move the origin when the first rows were not on its day,
+    resolve Bailian sessions. Reads the Parquet just written, not the source again."""
+    src = lit(str(staged))
+    session, join = "t.session_id", ""
+    if spec.parent_link:
+        # A chat whose parent links never reach a root (a cycle) is a session of its own.
+        session = f"coalesce({_sessions_from_parents(con, src)}, t.chat_id)"
+        join = "left join roots on roots.chat_id = t.chat_id"
+    fields = []
+    for name in COLUMNS:
+        expr = {"arrival_s": f"t.arrival_s - {delta!r}", "session_id": session}.get(name, f"t.{name}")
         fields.append(f"cast({expr} as {SQL_TYPES[name]}) as {name}")
     if spec.hash_ids:
         fields.append(f"t.{HASH_IDS}")
-    order = "" if was_sorted else "order by t.arrival_s, t.rec"
+    order = "" if ordered else "order by t.arrival_s, t.file_row_number"
     kv = ", ".join(f"{lit(k)}: {lit(v)}" for k, v in meta.items())
     con.execute(
-        f"""copy (select {', '.join(fields)} from typed t {join} where t.reason is null {order})
+        f"""copy (select {', '.join(fields)} from read_parquet({src}, file_row_number = true) t {join} {order})
             to {lit(str(path))} (format parquet, compression snappy, kv_metadata {{{kv}}})"""
     )
 
@@ -155,7 +177,7 @@ def _write_rejects(con, path: Path, layout, sha: str) -> None:
     con.execute(
         f"""copy (
             with lines as ({line_numbers_sql(layout)}),
-            typed_rejects as (select lines.line, t.reason, rr.record from typed t join lines using (rec)
+            typed_rejects as (select lines.line, r.reason, rr.record from refused r join lines using (rec)
                               join reject_records rr using (rec)),
             structural as ({structural_rejects_sql(layout)})
             select cast(line as bigint) as line, reason, record from
@@ -193,7 +215,7 @@ def ingest_trace(
         spill = out_dir / ".spill"
         con = connect(memory_limit, spill)
         try:
-            return _ingest(con, src, spec, sha_future, settings, out_dir)
+            return _ingest(con, src, spec, sha_future, settings, out_dir, spill)
         except duckdb.OutOfMemoryException as exc:
             limit = f"under --memory-limit {memory_limit}" if memory_limit else "(no --memory-limit set)"
             raise ServetraceError(f"{trace}: DuckDB ran out of memory {limit}: "
@@ -215,89 +237,93 @@ def failure_rule(spec: FormatSpec) -> str:
     return spec.failed if spec.failed != "false" else "none"
 
 
-def _is_sorted(con) -> bool:
-    """Kept arrivals in file order never go backwards; streamed in batches, no sort."""
-    reader = con.sql("select arrival_s from typed where reason is null").to_arrow_reader(1 << 20)
-    last = -np.inf
-    ordered = True
-    for batch in reader:  # read to the end: the connection is busy until the result is done
-        a = batch.column(0).to_numpy(zero_copy_only=False)
-        if ordered and len(a):
-            ordered = not (a[0] < last or bool((a[1:] < a[:-1]).any()))
-            last = a[-1]
-    return ordered
-
-
-def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSettings, out_dir: Path) -> dict:
+def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSettings, out_dir: Path,
+            spill: Path) -> dict:
     layout = load_raw(con, src, spec)
     unit, epoch = guess_time_unit(con, layout, spec)
     build_typed(con, layout, spec, unit, src, epoch)
-    structural = 0
-    if layout.has_structural_rejects:
-        structural = con.execute("select count(distinct line) from reject_errors").fetchall()[0][0]
-    parsed, refused = con.execute("select count(*), count(reason) from typed").fetchall()[0]
-    if refused:
-        build_reject_records(con, layout, src)
-    else:
-        con.execute("create temp table reject_records (rec bigint, record varchar)")
-    rows_read = parsed + structural
-    rows_rejected = refused + structural
-    rows_kept = rows_read - rows_rejected
-    if rows_read == 0:
-        raise ServetraceError(f"{src.path}: no data rows (header only or empty)")
-    reasons = dict(
-        con.execute("select reason, count(*) from typed where reason is not null group by reason order by 2 desc").fetchall()
-    )
-    if structural:
-        reasons["unreadable record"] = structural
-    shift, origin = _origin(con, spec, unit)
-    was_sorted = _is_sorted(con)
-    grid, ties = _resolution(con)
-    sha = sha_future.result()
-    summary = {
-        "source": str(src.path),
-        "format": spec.name,
-        "failure_rule": failure_rule(spec),
-        "compression": src.compression,
-        "sha256": sha,
-        "rows_read": rows_read,
-        "rows_kept": rows_kept,
-        "rows_rejected": rows_rejected,
-        "reject_reasons": reasons,
-        "was_sorted": was_sorted,
-        "time_unit": unit,
-        "origin": origin,
-        "origin_shift_s": shift,
-        "resolution_s": grid,
-        "tied_share": round(ties, 6),
-        "columns": {k: v for k, v in sorted(spec.columns.items())},
-        "cached": False,  # output locations are added on return, never stored in the table
-    }
-    meta = {
-        "servetrace.format": spec.name,
-        "servetrace.failure_rule": failure_rule(spec),
-        "servetrace.origin": origin,
-        "servetrace.resolution_s": repr(grid),
-        "servetrace.source": src.path.name,
-        "servetrace.sha256": sha,
-        "servetrace.rows_read": str(rows_read),
-        "servetrace.rows_kept": str(rows_kept),
-        "servetrace.rows_rejected": str(rows_rejected),
-        "servetrace.sorted_input": str(was_sorted).lower(),
-        "servetrace.ingest_settings": json.dumps(settings.to_dict(), sort_keys=True),
-        "servetrace.summary": json.dumps(summary, sort_keys=True),
-    }
+    numbered = src.container == "jsonl"
+    select, schema = _stream_select(spec, numbered)
+    spill.mkdir(parents=True, exist_ok=True)
+    refused_path = spill / "refused.parquet"
+    facts: dict = {}
+
+    def describe(res: StreamResult) -> dict[str, str]:
+        """Everything the summary says, once the stream is counted; the Parquet metadata."""
+        structural = 0
+        if layout.has_structural_rejects:
+            structural = con.execute("select count(distinct line) from reject_errors").fetchall()[0][0]
+        if res.refused:
+            con.execute(f"create temp view refused as select * from read_parquet({lit(str(refused_path))})")
+        else:
+            con.execute("create temp view refused as select null::bigint as rec, null::varchar as reason where false")
+        rows_read = res.parsed + structural
+        if rows_read == 0:
+            raise ServetraceError(f"{src.path}: no data rows (header only or empty)")
+        reasons = dict(con.execute("select reason, count(*) from refused group by reason order by 2 desc, 1").fetchall())
+        if structural:
+            reasons["unreadable record"] = structural
+        shift, origin = _origin(spec, unit, res.lo)
+        grid, ties = _resolution(res.head_values())
+        sha = sha_future.result()
+        summary = {
+            "source": str(src.path),
+            "format": spec.name,
+            "failure_rule": failure_rule(spec),
+            "compression": src.compression,
+            "sha256": sha,
+            "rows_read": rows_read,
+            "rows_kept": res.kept,
+            "rows_rejected": rows_read - res.kept,
+            "reject_reasons": reasons,
+            "was_sorted": res.ordered,
+            "time_unit": unit,
+            "origin": origin,
+            "origin_shift_s": shift,
+            "resolution_s": grid,
+            "tied_share": round(ties, 6),
+            "columns": {k: v for k, v in sorted(spec.columns.items())},
+            "cached": False,  # output locations are added on return, never stored in the table
+        }
+        facts.update(summary=summary, shift=shift, sha=sha)
+        return {
+            "servetrace.format": spec.name,
+            "servetrace.failure_rule": failure_rule(spec),
+            "servetrace.origin": origin,
+            "servetrace.resolution_s": repr(grid),
+            "servetrace.source": src.path.name,
+            "servetrace.sha256": sha,
+            "servetrace.rows_read": str(rows_read),
+            "servetrace.rows_kept": str(res.kept),
+            "servetrace.rows_rejected": str(rows_read - res.kept),
+            "servetrace.sorted_input": str(res.ordered).lower(),
+            "servetrace.ingest_settings": json.dumps(settings.to_dict(), sort_keys=True),
+            "servetrace.summary": json.dumps(summary, sort_keys=True),
+        }
+
+    def shift_for(lo: float) -> float:  # the origin of the first kept rows; checked at the end
+        return _origin(spec, unit, lo)[0]
+
     # Both files are written to temporaries first and renamed together, rejects first:
     # requests.parquet is the marker of a complete ingest for the cache.
     with io.atomic_path(out_dir / REQUESTS, ".parquet") as requests_tmp:
         with io.atomic_path(out_dir / REJECTS, ".parquet") as rejects_tmp:
-            _write_rejects(con, rejects_tmp, layout, sha)
-            if rows_kept:
-                _write_requests(con, requests_tmp, spec, shift, was_sorted, meta)
-        if rows_kept == 0:  # the rejects say why; the request table is left as it was
+            res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
+            summary, shift = facts["summary"], facts["shift"]
+            if res.refused:
+                build_reject_records(con, layout, src)
+            else:
+                con.execute("create temp table reject_records (rec bigint, record varchar)")
+            _write_rejects(con, rejects_tmp, layout, facts["sha"])
+            if res.kept and (not res.ordered or spec.parent_link or shift != res.shift):
+                staged = spill / "staged.parquet"
+                os.replace(requests_tmp, staged)
+                meta = io.parquet_metadata(staged)
+                _rewrite_requests(con, staged, requests_tmp, spec, shift - res.shift, res.ordered, meta)
+        if res.kept == 0:  # the rejects say why; the request table is left as it was
             raise ServetraceError(
-                f"{src.path}: no usable rows: all {rows_read:,} rejected ("
-                + ", ".join(f"{r}: {n:,}" for r, n in list(reasons.items())[:3])
+                f"{src.path}: no usable rows: all {summary['rows_read']:,} rejected ("
+                + ", ".join(f"{r}: {n:,}" for r, n in list(summary["reject_reasons"].items())[:3])
                 + f"); see {out_dir / REJECTS}"
             )
     return {**summary, "requests": str(out_dir / REQUESTS), "rejects": str(out_dir / REJECTS)}

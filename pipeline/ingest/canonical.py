@@ -1,12 +1,13 @@
 """The SQL that turns a raw trace into the canonical table and its rejects, inside DuckDB.
 
 Three steps, all set-based:
-1. `raw`: every record of the file as text (CSV fields, a JSON line, Parquet columns), numbered
-   in file order; records the CSV reader cannot split go to DuckDB's own reject table.
+1. `raw`: every record of the file as text (CSV fields, a JSON line, Parquet columns), in file
+   order; records the CSV reader cannot split go to DuckDB's own reject table.
 2. `typed`: each canonical column parsed from its source column, and the first reason a record
    is unusable (missing, non-numeric, negative ... value), or NULL when it is kept.
-3. The kept rows, shifted to the trace origin and sorted by arrival (ties keep file order), are
-   written to Parquet; the rejects, with their source line numbers, beside them.
+3. `typed` is read once, as a stream in file order (pipeline/ingest/stream.py): kept rows go to
+   Parquet, refused record numbers to `refused`; the rejects get their source line numbers and
+   text here, from `refused`.
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: For
 
 def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec, unit: str, src: Source,
                 epoch: bool = False) -> None:
-    """Create `typed` in one pass over the file: parsed canonical values, and the first reason a
-    record is refused (NULL if kept). Each source value is parsed once (layer `p`), then tested.
+    """Create the view `typed`: parsed canonical values, and the first reason a record is refused
+    (NULL if kept). Each source value is parsed once (layer `p`), then tested.
     `epoch`: the unit was guessed from epoch magnitudes; a timestamp outside EPOCH_S is refused."""
     parsed: dict[str, str] = {}  # name in layer p -> expression over raw
     checks: list[tuple[str, str]] = []
@@ -243,19 +244,13 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
     )
     p_select = ", ".join(f"{expr} as {name}" for name, expr in parsed.items())
     v_select = ", ".join(f"{expr} as {name}" for name, expr in values.items())
-    # CSV and Parquet records are numbered by the table's rowid: with insertion order preserved it
-    # is the file order, and it costs nothing, where row_number() over () would serialize the read.
-    # JSON lines carry their own number (blank lines are dropped after numbering).
-    numbered = src.container == "jsonl"
+    # JSON lines carry their own record number (blank lines are dropped after numbering); CSV and
+    # Parquet records are numbered by their position in the stream that reads them.
     con.execute(
-        f"""create temp table typed_rows as
+        f"""create temp view typed as
         with p as (select *, {p_select} from raw),
         r as (select *, {reason} as reason from p)
-        select {'rec, ' if numbered else ''}reason, {v_select} from r"""
-    )
-    con.execute(
-        "create temp view typed as select "
-        + ("* from typed_rows" if numbered else "rowid + 1 as rec, * from typed_rows")
+        select {'rec, ' if src.container == 'jsonl' else ''}reason, {v_select} from r"""
     )
 
 
@@ -271,14 +266,14 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
     con.execute(
         f"""create temp table reject_records as
         select rec, left({record}, {MAX_RECORD_CHARS}) as record from {numbered}
-        where rec in (select rec from typed where reason is not null)"""
+        where rec in (select rec from refused)"""
     )
 
 
 def line_numbers_sql(layout: RawLayout) -> str:
     """SQL mapping typed.rec to the source line, accounting for records the reader refused."""
     if not layout.has_structural_rejects:
-        return f"select rec, rec + {layout.header_lines} as line from typed where reason is not null"
+        return f"select rec, rec + {layout.header_lines} as line from refused"
     # Reject number j (in line order) at data record r_j has c_j = r_j - j raw rows before it, so
     # raw row i sits at data record i + max{j : c_j < i}.
     return f"""
@@ -286,7 +281,6 @@ def line_numbers_sql(layout: RawLayout) -> str:
         numbered as (select line - {layout.header_lines} - row_number() over (order by line) as c,
                             row_number() over (order by line) as j from bad),
         steps as (select c, max(j) as j from numbered group by c),
-        refused as (select rec from typed where reason is not null)
         select refused.rec, refused.rec + {layout.header_lines} + coalesce(steps.j, 0) as line
         from refused asof left join steps on refused.rec > steps.c"""
 
