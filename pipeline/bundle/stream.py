@@ -37,7 +37,9 @@ def file_batches(path: Path, rows: int | None = None) -> Batches:
         import pyarrow.parquet as pq
 
         try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows or BATCH_ROWS, columns=cols):
+            # pre_buffer=False: pre-buffered column ranges stay cached for the file's lifetime, which
+            # made memory grow by ~4 MB a batch (read back over 100 M rows: 0.64 GB against 0.23 GB)
+            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows or BATCH_ROWS, columns=cols):
                 yield pl.from_arrow(batch)
         except (OSError, ValueError) as exc:  # pyarrow's read errors (ArrowInvalid is a ValueError)
             raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
