@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 from pathlib import Path
@@ -32,7 +33,7 @@ from pipeline.stages.sessions import sessions
 TABLES = "tables"
 FINDINGS = "findings.json"
 STAGES = ("profile", "gaps", "quality", "arrivals", "clients", "lengths", "rate over time", "failures",
-          "sessions", "reasoning", "multimodal", "prefix")
+          "sessions", "reasoning", "multimodal", "prefix")  # the order of the findings
 
 
 def check_settings(settings: Settings) -> None:
@@ -59,38 +60,49 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
         profile = trace_profile(con)
         group_by, why = choose_group_by(profile, settings.group_by)
         ctx = Context(settings, profile, group_by, why, meta, has_hash)
-        sql.set_variables(con, sql_variables(ctx))
+        variables = sql_variables(ctx)
+        sql.set_variables(con, variables)
         sql.run_sql(con, "stg_requests")
         grid = sql.table(con, "timestamp_grid", order_by="grid_s") if ctx.rows else pl.DataFrame(
             {"grid_s": [], "share_on_grid": []}, schema={"grid_s": pl.Float64, "share_on_grid": pl.Float64})
         resolution, _ = timestamp_resolution(grid) if ctx.rows else (None, 0.0)
         jitter = resolution if resolution is not None and resolution >= DEROUND_FROM_S and ctx.rows > 1 else 0.0
         ctx = ctx.with_resolution(resolution, jitter)
+        variables["jitter_s"] = float(jitter)
         sql.set_variables(con, {"jitter_s": float(jitter)})
         step("gaps")
-        gap = gaps.compute(con, requests, ctx.rows, ctx.group_by, ctx.t0_s, ctx.t1_s, settings.window_s, jitter,
-                           ctx.sample_p, PER_WINDOW_N)
+        # The gap stream is numpy on one core, the stages that do not need it are DuckDB SQL: the
+        # stream runs on its own connection to the same database while those stages run.
+        gap_con = con.cursor()
+        sql.set_variables(gap_con, variables)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        gap_future = pool.submit(gaps.compute, gap_con, requests, ctx.rows, ctx.group_by, ctx.t0_s, ctx.t1_s,
+                                 settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N)
+        try:
+            for staging in ("stg_group_windows", "stg_top_groups"):
+                sql.run_sql(con, staging)
+            results = {name: _run_stage(requests, name, stage, step) for name, stage in (
+                ("lengths", lambda: lengths(con, ctx)),
+                ("rate over time", lambda: periodicity(con, ctx)),
+                ("sessions", lambda: sessions(con, ctx)),
+                ("reasoning", lambda: reasoning(con, ctx)),
+                ("multimodal", lambda: multimodal(con, ctx)),
+                ("prefix", lambda: prefix(con, ctx)))}
+            gap = gap_future.result()
+        finally:
+            pool.shutdown(wait=True)
+            gap_con.close()
         con.register("window_gaps", gap.window_gaps.to_arrow())
         con.register("group_gaps", gap.group_gaps.to_arrow())
-        for staging in ("stg_group_windows", "stg_top_groups"):
-            sql.run_sql(con, staging)
         window_rates = sql.table(con, "window_rates", order_by="window_idx")
+        results.update({name: _run_stage(requests, name, stage, step) for name, stage in (
+            ("quality", lambda: quality(con, ctx, grid, window_rates, gap)),
+            ("arrivals", lambda: arrivals(con, ctx, window_rates, gap)),
+            ("clients", lambda: clients(con, ctx)),
+            ("failures", lambda: failures(con, ctx)))})
         found.append(_trace_finding(ctx, meta, trace_info or {}))
-        for name, stage in (("quality", lambda: quality(con, ctx, grid, window_rates, gap)),
-                            ("arrivals", lambda: arrivals(con, ctx, window_rates, gap)),
-                            ("clients", lambda: clients(con, ctx)),
-                            ("lengths", lambda: lengths(con, ctx)),
-                            ("rate over time", lambda: periodicity(con, ctx)),
-                            ("failures", lambda: failures(con, ctx)),
-                            ("sessions", lambda: sessions(con, ctx)),
-                            ("reasoning", lambda: reasoning(con, ctx)),
-                            ("multimodal", lambda: multimodal(con, ctx)),
-                            ("prefix", lambda: prefix(con, ctx))):
-            step(name)
-            try:
-                result, produced = stage()
-            except duckdb.Error as exc:  # a stage the data cannot support must not sink the others
-                raise ServetraceError(f"{requests}: stage {name} failed: {str(exc).splitlines()[0]}") from None
+        for name in STAGES[2:]:  # findings in the published order
+            result, produced = results[name]
             found.extend(result if isinstance(result, list) else [result])
             tables.update(produced)
     tables.setdefault("window_rates", window_rates)
@@ -98,6 +110,14 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
     for key in ("memory_limit", "threads"):  # how the run was resourced does not change its numbers
         run_settings.pop(key, None)
     return assemble(found, run_settings), tables
+
+
+def _run_stage(requests, name: str, stage: Callable, step: Callable[[str], None]):
+    step(name)
+    try:
+        return stage()
+    except duckdb.Error as exc:  # a stage the data cannot support must not sink the others
+        raise ServetraceError(f"{requests}: stage {name} failed: {str(exc).splitlines()[0]}") from None
 
 
 def _trace_finding(ctx: Context, meta: dict, info: dict) -> Finding:

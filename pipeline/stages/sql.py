@@ -80,4 +80,4 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
 
 
 def sql_variables_value(con: duckdb.DuckDBPyConnection, name: str):
-    return con.execute(f"select getvariable('{name}')").fetchone()[0]
+    return con.execute(f"select getvariable('{name}')").fetchall()[0][0]
