@@ -97,11 +97,19 @@ def _ratio_targets(rows: list[dict], schema: str, size: int) -> list[dict]:
     for tid, text, a, b, limit in (
         ("ingest_vs_proxy", "ingest <= 1.5x the DuckDB proxy", ingest, proxy, 1.5),
         ("characterize_vs_proxy", "characterize (all stages and outputs) <= 3x the DuckDB proxy", char, proxy, 3.0),
-        ("stages_vs_ingest", "every stage together <= 2x the ingest time", stages, ingest, 2.0),
     ):
         value = _ratio(a, b, "median_s")
         found.append(_target(f"{tid}[{schema}]", text, value, None if value is None else value <= limit, where,
                              cpu(a, b)))
+    # The stages as the command clocks them (ingest reused), against the ingest command's wall time;
+    # the whole reused run (start-up, bundle fit and report included) in the note.
+    stage_s = ((stages or {}).get("timings_s") or {}).get("stages")
+    value = round(stage_s / ingest["median_s"], 2) if stage_s and ingest and ingest.get("median_s") else None
+    whole = _ratio(stages, ingest, "median_s")
+    found.append(_target(f"stages_vs_ingest[{schema}]", "every stage together <= 2x the ingest time", value,
+                         None if value is None else value <= 2.0, where,
+                         f"stages {stage_s} s (the command's own clock); the whole reused run "
+                         f"(start-up, bundle, report) {whole}x" if stage_s else None))
     speedup = _ratio(pandas, char, "median_s")
     found.append(_target(f"characterize_vs_pandas[{schema}]", "characterize >= 3x faster than the pandas baseline",
                          speedup, None if speedup is None else speedup >= 3.0, where, cpu(pandas, char)))
