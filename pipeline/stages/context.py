@@ -87,6 +87,9 @@ def drift_bin_s(span_s: float, window_s: float) -> float:
     return float(window_s)
 
 
+GRID_ROWS = 1_000_000  # rows the timestamp grid is judged on, at most (every k-th row)
+
+
 def sql_variables(ctx: Context) -> dict:
     s = ctx.settings
     return {
@@ -98,6 +101,7 @@ def sql_variables(ctx: Context) -> dict:
         "jitter_s": float(ctx.jitter_s),
         "idc_scales": [float(x) for x in s.idc_scales_s],
         "sample_p": ctx.sample_p,
+        "grid_every": max(1, -(-ctx.rows // GRID_ROWS)),
         "per_window_n": PER_WINDOW_N,
         "max_groups": 1000,
         "max_groups_detail": 20,

@@ -74,15 +74,20 @@ class Moments:
     def add(self, x: np.ndarray, group: np.ndarray | None = None) -> None:
         if len(x) == 0:
             return
-        group = np.zeros(len(x), np.int64) if group is None else group
         k = len(self.n)
-        n = np.bincount(group, minlength=k)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(group, weights=x, minlength=k) / n
-            dev = mean[group]
-            np.subtract(x, dev, out=dev)
-            np.square(dev, out=dev)
-            m2 = np.bincount(group, weights=dev, minlength=k)
+            if group is None:  # one group: no per-row group index to scatter through
+                n = np.array([len(x)])
+                mean = np.array([x.mean()])
+                dev = x - mean[0]
+                m2 = np.array([np.dot(dev, dev)])
+            else:
+                n = np.bincount(group, minlength=k)
+                mean = np.bincount(group, weights=x, minlength=k) / n
+                dev = mean[group]
+                np.subtract(x, dev, out=dev)
+                np.square(dev, out=dev)
+                m2 = np.bincount(group, weights=dev, minlength=k)
             has = n > 0
             total = self.n + n
             delta = np.where(has, mean - self.mean, 0.0)
@@ -229,8 +234,9 @@ class GapStream:
     def _derounded(self, td: np.ndarray, w: np.ndarray, u: np.ndarray) -> None:
         if len(td) == 0:
             return
-        order = np.argsort(td, kind="stable")  # ties keep file order, as row_id would
-        td, w, u = td[order], w[order], u[order]
+        if np.any(td[1:] < td[:-1]):  # already in order when nothing was de-rounded
+            order = np.argsort(td, kind="stable")  # ties keep file order, as row_id would
+            td, w, u = td[order], w[order], u[order]
         tt = td if self.prev_td is None else np.concatenate([[self.prev_td], td])
         ww = w if self.prev_wd is None else np.concatenate([[self.prev_wd], w])
         gap = np.diff(tt)

@@ -4,13 +4,7 @@
 -- millions of requests), and every exact length statistic (quantiles by linear interpolation,
 -- moments, histograms) is computed from it rather than from the rows: exact, and nothing to spill.
 -- One scan: a grouping set per field.
-with source as (
-    select r.model, r.service, t.group_key, r.input_tokens, r.output_tokens, r.reason_tokens
-    from stg_requests as r
-    left join stg_top_groups as t using (group_key)
-),
-
-counts as (
+with counts as (
     select
         case
             when grouping(input_tokens) = 0 then 'input'
@@ -22,7 +16,7 @@ counts as (
         group_key,
         coalesce(input_tokens, output_tokens, reason_tokens) as tokens,
         count(*) as requests
-    from source
+    from stg_requests
     group by grouping sets (
         (model, service, group_key, input_tokens),
         (model, service, group_key, output_tokens),
@@ -30,10 +24,14 @@ counts as (
     )
 ),
 
+-- groups beyond the detailed ones merge into group_key null, after counting (far fewer rows than requests)
 final as (
-    select field, model, service, group_key, cast(tokens as double) as tokens, requests
-    from counts
-    where tokens is not null
+    select c.field, c.model, c.service, t.group_key, cast(c.tokens as double) as tokens,
+           cast(sum(c.requests) as bigint) as requests
+    from counts as c
+    left join stg_top_groups as t using (group_key)
+    where c.tokens is not null
+    group by all
 )
 
 select * from final
