@@ -32,3 +32,17 @@ def test_peak_hour_and_period(diurnal_run):
 def test_short_trace_has_no_diurnal(tmp_path):
     findings, _ = run_stages(tmp_path, canonical(np.arange(0, 3600.0, 2)))
     assert "one day" in findings["diurnal"]["absent"]
+
+
+def test_a_period_needs_two_cycles_in_the_series():
+    """A ramp over the whole series puts its power at the series length; that is a trend, not a
+    period. A planted 1 h cycle in a 3 h series is found; the 3 h length never is."""
+    from pipeline.stages.periodicity import dominant_periods
+
+    bin_s = 10.0
+    t = np.arange(0, 3 * 3600, bin_s)
+    rate = 100 + 0.01 * t + 5 * np.sin(2 * np.pi * t / 3600) + 20 * np.sin(np.pi * t / t[-1])
+    periods = dominant_periods(rate, bin_s)
+    assert periods["period_s"][0] == pytest.approx(3600, rel=1e-6)
+    assert (periods["period_s"] <= len(t) * bin_s / 2).all()
+    assert 0 < periods["power_share"].sum() < 1

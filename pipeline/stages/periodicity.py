@@ -17,12 +17,15 @@ MIN_SERIES = 8
 
 
 def dominant_periods(rate: np.ndarray, bin_s: float, top: int = 3) -> pl.DataFrame:
-    """The strongest periods of the rate series by periodogram (mean removed), with power share."""
+    """The strongest periods of the rate series by periodogram (mean removed), with power share.
+    A period counts only if the series holds at least two of its cycles: a longer one is the
+    trace's own length or trend, not a repetition (its power still counts in the shares)."""
     freq, power = signal.periodogram(rate - rate.mean(), fs=1.0 / bin_s, detrend="linear")
     freq, power = freq[1:], power[1:]
     if len(power) == 0 or power.sum() <= 0:
         return pl.DataFrame(schema={"period_s": pl.Float64, "power_share": pl.Float64})
-    order = np.argsort(power)[::-1][:top]
+    repeated = np.flatnonzero(1.0 / freq <= len(rate) * bin_s / 2)
+    order = repeated[np.argsort(power[repeated])[::-1][:top]]
     return pl.DataFrame({"rank": np.arange(1, len(order) + 1), "period_s": 1.0 / freq[order],
                          "power_share": power[order] / power.sum()})
 
