@@ -66,3 +66,13 @@ def test_lock_is_released_after_a_run_and_after_an_error(tmp_path):
         ingest_trace(ROOT / "tests" / "bad_inputs" / "header_only.csv", out)
     assert ingest_trace(TRACE, out)["rows_kept"] == 5  # the failed run let go of the lock
     assert ingest_trace(FIXTURES / "ingest" / "azure2023.csv", out)["rows_kept"] == 3
+
+
+def test_report_waits_for_no_one_it_refuses(held):
+    """Rebuilding the report reads findings, tables and the bundle: not while a run writes them."""
+    from pipeline.report import write_report
+
+    out, before = held
+    with pytest.raises(ServetraceError, match=MESSAGE):
+        write_report(out)
+    assert not (out / "report.html").exists()

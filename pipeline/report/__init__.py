@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.io import write_text
+from pipeline.io import output_lock, write_text
 from pipeline.report.inputs import load_inputs
 
 REPORT = "report.html"
@@ -19,8 +19,11 @@ def write_report(out_dir: str | Path, out: str | Path | None = None) -> Path:
     from pipeline.report.page import build_page
     from pipeline.report.render import render
 
-    inp = load_inputs(out_dir)
-    return write_text(Path(out) if out else Path(out_dir) / REPORT, render(build_page(inp)))
+    if not Path(out_dir).is_dir():
+        load_inputs(out_dir)  # the clear error, without making the directory
+    with output_lock(out_dir):  # no characterize / validate run swaps the inputs while they are read
+        inp = load_inputs(out_dir)
+        return write_text(Path(out) if out else Path(out_dir) / REPORT, render(build_page(inp)))
 
 
 def write_comparison(a: str | Path, b: str | Path, out_dir: str | Path) -> Path:
@@ -28,8 +31,9 @@ def write_comparison(a: str | Path, b: str | Path, out_dir: str | Path) -> Path:
     from pipeline.report.compare import build_comparison
     from pipeline.report.render import render
 
-    page = build_comparison(load_inputs(a), load_inputs(b))
-    return write_text(Path(out_dir) / REPORT, render(page))
+    with output_lock(out_dir):
+        page = build_comparison(load_inputs(a), load_inputs(b))
+        return write_text(Path(out_dir) / REPORT, render(page))
 
 
 __all__ = ["REPORT", "write_report", "write_comparison"]
