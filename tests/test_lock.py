@@ -68,7 +68,7 @@ def test_lock_is_released_after_a_run_and_after_an_error(tmp_path):
     assert ingest_trace(FIXTURES / "ingest" / "azure2023.csv", out)["rows_kept"] == 3
 
 
-def test_report_waits_for_no_one_it_refuses(held):
+def test_report_is_refused_while_a_run_writes(held):
     """Rebuilding the report reads findings, tables and the bundle: not while a run writes them."""
     from pipeline.report import write_report
 
