@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -146,11 +147,22 @@ def _trace_finding(ctx: Context, meta: dict, info: dict) -> Finding:
 
 
 def write_outputs(out_dir: Path, findings: dict, tables: dict[str, pl.DataFrame]) -> None:
-    """tables/ replaced as a whole, then findings.json: each atomically, so readers never see half."""
+    """tables/ replaced as a whole, then findings.json: each atomically, so readers never see half.
+    Tables another command wrote there (validate, provision) are carried over, as their reports are."""
     with io.atomic_dir(out_dir / TABLES) as tmp:
         for name, frame in sorted(tables.items()):
             io.write_parquet(tmp / f"{name}.parquet", frame.to_arrow(), {"servetrace.table": name})
+        for old in sorted((out_dir / TABLES).glob("*.parquet")):
+            if not (tmp / old.name).exists() and _written_by_another(old):
+                shutil.copy2(old, tmp / old.name)
     io.write_json(out_dir / FINDINGS, findings)
+
+
+def _written_by_another(path: Path) -> bool:
+    try:
+        return io.parquet_metadata(path).get(io.WRITTEN_BY, "characterize") != "characterize"
+    except Exception:  # noqa: BLE001 - an unreadable leftover is not carried over
+        return False
 
 
 @contextlib.contextmanager

@@ -24,6 +24,9 @@ import pyarrow.parquet as pq
 from pipeline.errors import ServetraceError
 
 LOCK_NAME = ".servetrace.lock"
+# Parquet metadata key naming the command that wrote a table into DIR/tables/ other than
+# characterize (validate, provision): characterize replaces tables/ and keeps those.
+WRITTEN_BY = "servetrace.written_by"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _HELD_LOCKS: dict[str, int] = {}  # directories this process holds, so nested commands re-enter

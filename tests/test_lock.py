@@ -76,3 +76,24 @@ def test_report_is_refused_while_a_run_writes(held):
     with pytest.raises(ServetraceError, match=MESSAGE):
         write_report(out)
     assert not (out / "report.html").exists()
+
+
+def test_characterize_again_keeps_tables_other_commands_wrote(tmp_path):
+    """tables/ is rebuilt as a whole; validate's and provision's tables stay, a stale table of the
+    earlier characterization does not."""
+    import polars as pl
+
+    from pipeline.characterize import characterize
+    from pipeline.io import WRITTEN_BY, parquet_metadata, write_parquet
+
+    out = tmp_path / "out"
+    characterize(TRACE, out, quiet=True)
+    frame = pl.DataFrame({"servers": [1, 2], "latency_s": [3.0, 1.0]}).to_arrow()
+    write_parquet(out / "tables" / "provision_curve.parquet", frame, {WRITTEN_BY: "provision"})
+    write_parquet(out / "tables" / "stale_stage.parquet", frame, {"servetrace.table": "stale_stage"})
+    characterize(TRACE, out, quiet=True)
+    kept = pl.read_parquet(out / "tables" / "provision_curve.parquet")
+    assert kept["latency_s"].to_list() == [3.0, 1.0]
+    assert parquet_metadata(out / "tables" / "provision_curve.parquet")[WRITTEN_BY] == "provision"
+    assert not (out / "tables" / "stale_stage.parquet").exists()
+    assert (out / "tables" / "window_rates.parquet").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from pipeline.io import output_lock, write_json, write_parquet, write_text
+from pipeline.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from pipeline.provision import model as model_doc
 from pipeline.provision.capacity import Requests, latency_curve, min_servers, server_grid
 from pipeline.provision.model import ServingModel
@@ -75,7 +75,7 @@ def provision_traces(source: str | Path, out_dir: str | Path, synthetic: str | P
         result, curve = provision_result(traces, model)
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic) if synthetic else None,
                             "bundle": str(bundle) if bundle and not synthetic else None, "seed": seed}
-        write_parquet(out_dir / "tables" / CURVE, curve.to_arrow())
+        write_parquet(out_dir / "tables" / CURVE, curve.to_arrow(), {WRITTEN_BY: "provision"})
         if page:
             write_text(out_dir / PAGE, provision_page(result, curve))
         write_json(out_dir / PROVISION, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from pipeline.io import output_lock, write_json, write_parquet, write_text
+from pipeline.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from pipeline.settings import Settings
 from pipeline.validate.fidelity import fidelity
 from pipeline.validate.inputs import load_requests
@@ -28,7 +28,7 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         syn = load_requests(synthetic, out_dir / "inputs" / "synthetic")
         result, tables = fidelity(src, syn, settings, thresholds)
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic)}
-        write_parquet(out_dir / "tables" / WINDOWS, tables["windows"].to_arrow())
+        write_parquet(out_dir / "tables" / WINDOWS, tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
         if page:
             title = f"Fidelity: {Path(synthetic).name} vs {Path(source).name}"
             write_text(out_dir / PAGE, fidelity_page(result, tables, title))
