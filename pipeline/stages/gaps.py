@@ -81,6 +81,15 @@ class Moments:
                 mean = np.array([x.mean()])
                 dev = x - mean[0]
                 m2 = np.array([np.dot(dev, dev)])
+            elif not np.any(group[1:] < group[:-1]):  # sorted groups: sums over contiguous runs
+                starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+                counts = np.diff(np.append(starts, len(x)))
+                seg_mean = np.add.reduceat(x, starts) / counts
+                dev = x - np.repeat(seg_mean, counts)
+                np.square(dev, out=dev)
+                at = group[starts]
+                n, mean, m2 = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
+                n[at], mean[at], m2[at] = counts, seg_mean, np.add.reduceat(dev, starts)
             else:
                 n = np.bincount(group, minlength=k)
                 mean = np.bincount(group, weights=x, minlength=k) / n
