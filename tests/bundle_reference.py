@@ -12,6 +12,14 @@ from pipeline.bundle.model import CATEGORY_FIELDS
 from pipeline.settings import Settings
 
 
+def key_expr(cols: list[str]) -> pl.Expr:
+    """A client's name from its grouping columns (nulls as "(none)", joined by "|")."""
+    if not cols:
+        return pl.lit("all")
+    parts = [pl.col(c).cast(pl.String).fill_null("(none)") for c in cols]
+    return parts[0] if len(parts) == 1 else pl.concat_str(parts, separator="|")
+
+
 def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     window_s = int(settings.window_s)
     dataset_window_s = max(window_s, int(round(DATASET_WINDOW_S / window_s)) * window_s)
@@ -22,7 +30,7 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
     t0, t1 = float(requests["arrival_s"].min()), float(requests["arrival_s"].max())
     g0 = int(t0 // window_s * window_s)
     grid = stream.Grid(g0, window_s, dataset_window_s)
-    key = stream.key_expr(cols)
+    key = key_expr(cols)
     counts = requests.group_by(key.alias("client")).len().sort(["len", "client"], descending=[True, False])
     top = counts["client"].to_list()
     merged = {c: (c if i < MAX_CLIENTS - 1 or len(top) <= MAX_CLIENTS else OTHER) for i, c in enumerate(top)}

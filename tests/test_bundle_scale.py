@@ -134,7 +134,14 @@ def test_gaps_carry_each_clients_last_arrival_across_batches():
     c = rng.integers(0, k, n).astype(np.int32)
     gaps = stream.Gaps(k)
     edges = [0, 1, 2, 700, 701, 3000, n]
-    got = np.concatenate([gaps(c[lo:hi], t[lo:hi]) for lo, hi in zip(edges, edges[1:])])
+    got = []
+    for lo, hi in zip(edges, edges[1:]):
+        by = gaps(c[lo:hi], t[lo:hi])
+        x = np.empty(hi - lo)
+        x[by.order] = by.x
+        np.testing.assert_array_equal(by.client, c[lo:hi][by.order])
+        got.append(x)
+    got = np.concatenate(got)
     for i in range(k):
         ti = t[c == i]
         want = np.r_[np.nan, np.maximum(np.diff(ti), 1e-6)]
@@ -146,13 +153,18 @@ def test_merged_sums_give_the_moments_of_all_rows():
     x = rng.lognormal(0, 2, 20_000)
     g = rng.integers(0, 5, x.size)
     x[rng.random(x.size) < 0.05] = np.nan  # no inter-arrival (a client's first row)
-    frame = pl.DataFrame({"g": g, "x": pl.Series(x, nan_to_null=True), "failed": rng.random(x.size) < 0.1})
-    parts = [stream.batch_sums(frame.slice(lo, 1234), ["g"]) for lo in range(0, x.size, 1234)]
+    failed = rng.random(x.size) < 0.1
+    parts = []
+    for lo in range(0, x.size, 1234):
+        order = np.argsort(g[lo:lo + 1234], kind="stable")
+        groups, sums = stream.segment_sums(g[lo:lo + 1234][order], x[lo:lo + 1234][order], failed[lo:lo + 1234][order])
+        parts.append(pl.DataFrame({"g": groups, **sums}))
     got = stream.moments(stream.merge_sums(parts, ["g"])).sort("g")
     for i in range(5):
         xi = x[(g == i) & np.isfinite(x)]
         row = got.row(i, named=True)
         assert row["n_iat"] == xi.size and row["requests"] == int((g == i).sum())
+        assert row["failed"] == int(failed[g == i].sum())
         assert row["iat_mean"] == pytest.approx(xi.mean(), rel=1e-12)
         assert row["iat_std"] == pytest.approx(xi.std(ddof=1), rel=1e-12)
         assert row["sum_log"] == pytest.approx(np.log(xi).sum(), rel=1e-12)

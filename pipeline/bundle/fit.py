@@ -74,10 +74,10 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     window_s = int(settings.window_s)
     dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
     group_name, cols = grouping(batches, columns, settings.group_by)
-    survey = stream.Survey(batches, cols, columns)
-    if survey.rows == 0:
+    survey = stream.Survey(batches, cols, [c for c in ("reason_tokens", "image_count") if c in columns])
+    t0 = stream.first_arrival(batches)
+    if t0 is None:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
-    t0, t1 = survey.t0, survey.t1
     g0 = int(np.floor(t0 / window_s) * window_s)
     grid = stream.Grid(g0, window_s, dataset_window_s)
     clients = stream.Clients(cols, survey.combos, MAX_CLIENTS, OTHER)
@@ -86,7 +86,7 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     read = [c for c in dict.fromkeys(["arrival_s", *cols, *lengths.LENGTH_INPUTS]) if c in columns]
 
     sums, counts = stream.ArrivalSums(k, grid, KS_SAMPLE), stream.LengthCounts(grid, category)
-    stream.run(batches, read, clients, sums, counts)
+    rows, t1 = stream.run(batches, read, clients, grid, sums, counts)
     first, counts = sums.result(), counts.result()
     covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
     per_window = arrivals.moment_fits(stream.moments(first["per_window"]), covered)
@@ -96,14 +96,14 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     ranks = {n: stream.midranks(counts[n], n) for n in jnames}
 
     second = stream.SecondPass(k, grid, category, per_window, per_client, ranks)
-    stream.run(batches, read, clients, second)
+    stream.run(batches, read, clients, grid, second)
     pw_power, pc_power, cross = second.result()
     per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
     per_client = _with_power(per_client, pc_power, ["client"])
     overall = arrivals.moment_fits(stream.moments(first["overall"]), covered)
     pmf_counts = {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
                   for n, f in counts.items()}
-    agg = Aggregates(clients.names, group_name, category, survey.rows, t0, t1, per_window, per_client, overall,
+    agg = Aggregates(clients.names, group_name, category, rows, t0, t1, per_window, per_client, overall,
                      first["ks"], first["nonzero"], pmf_counts, stream.spearman(ranks, cross, jnames))
     return assemble(agg, settings, source, dataset_window_s, binning)
 

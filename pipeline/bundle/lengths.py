@@ -14,9 +14,12 @@ from pipeline.bundle.pmf import grouped_pmfs, reason_ratio_bins
 LENGTH_INPUTS = ("input_tokens", "output_tokens", "reason_tokens", "image_count", "image_tokens", "failed")
 
 
-def length_fields(requests: pl.DataFrame, category: str) -> pl.DataFrame:
-    """The category's length fields as columns (failed requests left out: their lengths are not
-    the workload's). Multimodal: text = input - image tokens, image_tokens per image, no audio/video."""
+def length_fields(requests: pl.DataFrame | pl.LazyFrame, category: str,
+                  keys: tuple[str, ...] = ("client", "dataset_start_s")) -> pl.DataFrame | pl.LazyFrame:
+    """The category's length fields as columns after `keys` (failed requests left out: their
+    lengths are not the workload's), a LazyFrame for a LazyFrame. Multimodal: text = input - image
+    tokens, image_tokens per image, no audio/video."""
+    lazy = requests.lazy()
     inp, out = pl.col("input_tokens"), pl.col("output_tokens")
     cols = [inp.alias("input_tokens"), out.alias("output_tokens")]
     if category == "reason":
@@ -24,7 +27,7 @@ def length_fields(requests: pl.DataFrame, category: str) -> pl.DataFrame:
         cols.append(reason_ratio_bins(ratio).alias("reason_ratio"))
     elif category == "multimodal":
         images = pl.col("image_count").fill_null(0)
-        img_tok = pl.col("image_tokens").fill_null(0) if "image_tokens" in requests.columns else pl.lit(0)
+        img_tok = pl.col("image_tokens").fill_null(0) if "image_tokens" in lazy.collect_schema().names() else pl.lit(0)
         cols = [
             (inp - img_tok).clip(lower_bound=0).alias("text_tokens"),
             pl.when(images > 0).then((img_tok / images.clip(lower_bound=1)).round().cast(pl.Int64)).alias("image_tokens"),
@@ -33,7 +36,8 @@ def length_fields(requests: pl.DataFrame, category: str) -> pl.DataFrame:
             out.alias("output_tokens"),
         ]
     ok = ~pl.col("failed").fill_null(False)  # projected before filtering: only the needed columns are copied
-    return requests.lazy().select("client", "dataset_start_s", *cols, ok.alias("_ok")).filter("_ok").drop("_ok").collect()
+    fields = lazy.select(*keys, *cols, ok.alias("_ok")).filter("_ok").drop("_ok")
+    return fields if isinstance(requests, pl.LazyFrame) else fields.collect()
 
 
 def with_image_default(counts: pl.DataFrame, name: str) -> pl.DataFrame:

@@ -3,75 +3,159 @@
 Memory is bounded by clients x windows x distinct values, never by rows: each batch is reduced to
 per-group sums (counts, inter-arrival moments, value counts) and the partial sums are merged.
 Inter-arrivals carry each client's last arrival from one batch to the next. Variances merge
-exactly (Chan et al.: the sum of the parts' squared deviations plus n_i (mean_i - mean)^2)."""
+exactly (Chan et al.: the sum of the parts' squared deviations plus n_i (mean_i - mean)^2).
+
+A batch is Arrow columns (strings as dictionary codes where the file stores them so). Clients are
+small integers; a batch's sums per client and window are numpy bincounts over a dense code of the
+groups it holds, its value counts one Polars group-by per field."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.bundle import arrivals, lengths
+from pipeline.bundle import lengths
 from pipeline.bundle.model import CATEGORY_FIELDS
 from pipeline.errors import ServetraceError
 
 BATCH_ROWS = 1 << 20
 COMPACT_EVERY = 16  # partial sums merged every this many batches
+NONE = "(none)"  # a client name's part where its column is null
 
+Batch = pa.RecordBatch | pa.Table
 # columns -> a fresh iterator over the table's rows in batches, in file order
-Batches = Callable[[list[str]], Iterator[pl.DataFrame]]
+Batches = Callable[[list[str]], Iterator[Batch]]
 
 
 def frame_batches(frame: pl.DataFrame, rows: int | None = None) -> Batches:
-    def read(cols: list[str]) -> Iterator[pl.DataFrame]:
+    def read(cols: list[str]) -> Iterator[Batch]:
         n = rows or BATCH_ROWS
         for lo in range(0, frame.height, n):
-            yield frame.slice(lo, n).select(cols)
+            yield frame.slice(lo, n).select(cols).to_arrow()
     return read
 
 
 def file_batches(path: Path, rows: int | None = None) -> Batches:
-    def read(cols: list[str]) -> Iterator[pl.DataFrame]:
+    """Batches of a Parquet file, string columns read as dictionary codes, the next batch decoded
+    on a second thread while the caller works on the current one."""
+    def read(cols: list[str]) -> Iterator[Batch]:
         import pyarrow.parquet as pq
 
         try:
+            schema = pq.read_schema(path)
+            strings = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
             # pre_buffer=False: pre-buffered column ranges stay cached for the file's lifetime, which
             # made memory grow by ~4 MB a batch (read back over 100 M rows: 0.64 GB against 0.23 GB)
-            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows or BATCH_ROWS, columns=cols):
-                yield pl.from_arrow(batch)
+            f = pq.ParquetFile(path, pre_buffer=False, read_dictionary=strings)
+            yield from _ahead(f.iter_batches(batch_size=rows or BATCH_ROWS, columns=cols))
         except (OSError, ValueError) as exc:  # pyarrow's read errors (ArrowInvalid is a ValueError)
             raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     return read
+
+
+def _ahead(items: Iterator) -> Iterator:
+    """The items of `items`, the next one produced on a worker thread while this one is used."""
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(next, items, None)
+        while (item := nxt.result()) is not None:
+            nxt = pool.submit(next, items, None)
+            yield item
+
+
+def column(b: Batch, name: str) -> pa.Array:
+    col = b.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        if pa.types.is_dictionary(col.type):  # chunks may hold different dictionaries
+            col = col.cast(col.type.value_type)
+        col = col.combine_chunks()
+    return col
 
 
 class Unsorted(Exception):
     """The table is not sorted by arrival_s (streamed inter-arrivals need arrival order)."""
 
 
-# ---------------------------------------------------------------- grouping and the client of each row
+# ---------------------------------------------------------------- groups as dense integer codes
+
+def distinct(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the distinct codes, ascending; each row's index among them; rows per code) of integer
+    codes in [0, size): a bincount when `size` is small next to the rows, else a sort."""
+    if size <= 4 * code.size + (1 << 16):
+        counts = np.bincount(code, minlength=size)
+        present = np.flatnonzero(counts)
+        index = np.zeros(size, np.int64)
+        index[present] = np.arange(present.size)
+        return present, index[code], counts[present]
+    present, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+    return present, inverse.reshape(-1), counts
+
+
+def coded(arr: pa.Array) -> tuple[np.ndarray, pl.Series]:
+    """Each row's code and each code's name (its value as text; the last code, "(none)", is null's)."""
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    names = pl.Series(pl.from_arrow(arr.dictionary)).cast(pl.String).fill_null(NONE)
+    indices = arr.indices
+    codes = (pc.fill_null(indices, len(names)) if indices.null_count else indices).to_numpy().astype(np.int64)
+    return codes, names.extend_constant(NONE, 1)
+
+
+class Combinations:
+    """The grouping columns' value combinations in a batch: each row's code (mixed radix over
+    the columns' codes, in [0, size)) and the name of a code (values joined by "|", nulls as
+    "(none)")."""
+
+    def __init__(self, b: Batch, cols: list[str]):
+        self.code, self.size, self.parts = np.zeros(b.num_rows, np.int64), 1, []
+        for c in cols:
+            cc, names = coded(column(b, c))
+            self.code, self.size = self.code * len(names) + cc, self.size * len(names)
+            self.parts.append(names)
+
+    def names(self, codes: np.ndarray) -> pl.Series:
+        pieces, rest = [], codes
+        for names in reversed(self.parts):
+            pieces.append(names.gather(rest % len(names)).alias(str(len(pieces))))
+            rest = rest // len(names)
+        if len(pieces) == 1:
+            return pieces[0].alias("client")
+        return pl.DataFrame(pieces[::-1]).select(pl.concat_str(pl.all(), separator="|").alias("client")).to_series()
+
+    def dense(self) -> bool:
+        return self.size <= 4 * self.code.size + (1 << 16)
+
+    def counts(self) -> pl.DataFrame:
+        """(client, n): rows per combination present."""
+        if self.dense():
+            n = np.bincount(self.code, minlength=self.size)
+            present = np.flatnonzero(n)
+            n = n[present]
+        else:
+            present, n = np.unique(self.code, return_counts=True)
+        return pl.DataFrame([self.names(present), pl.Series("n", n, dtype=pl.Int64)])
+
 
 def present(batches: Batches, col: str) -> bool:
-    return any(b[col].null_count() < b.height for b in batches([col]))
+    return any(b.column(col).null_count < b.num_rows for b in batches([col]))
 
 
 def varies(batches: Batches, col: str) -> bool:
     """More than one distinct value (null counts as one), stopping at the second."""
     seen = None
     for b in batches([col]):
-        seen = b[col].unique() if seen is None else pl.concat([seen, b[col].unique()]).unique()
+        arr = column(b, col)
+        values = pl.Series(arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr).unique()
+        seen = values if seen is None else pl.concat([seen, values]).unique()
         if seen.len() > 1:
             return True
     return False
-
-
-def key_expr(cols: list[str]) -> pl.Expr:
-    """A client's name from its grouping columns (nulls as "(none)", joined by "|")."""
-    if not cols:
-        return pl.lit("all")
-    parts = [pl.col(c).cast(pl.String).fill_null("(none)") for c in cols]
-    return parts[0] if len(parts) == 1 else pl.concat_str(parts, separator="|")
 
 
 def _merge_counts(parts: list[pl.DataFrame], keys: list[str], n: str = "n") -> pl.DataFrame:
@@ -79,32 +163,20 @@ def _merge_counts(parts: list[pl.DataFrame], keys: list[str], n: str = "n") -> p
 
 
 class Survey:
-    """One pass over arrivals, grouping columns and category markers: rows, covered span, whether
-    rows are in arrival order, how many rows each grouping combination has, and the category."""
+    """One pass over the grouping columns and category markers: how many rows each grouping
+    combination has (hence the clients), and the category."""
 
-    def __init__(self, batches: Batches, cols: list[str], columns: list[str]):
-        markers = [c for c in ("reason_tokens", "image_count") if c in columns]
-        self.rows, self.t0, self.t1 = 0, np.inf, -np.inf
+    def __init__(self, batches: Batches, cols: list[str], markers: list[str]):
         self.positive = dict.fromkeys(markers, False)
         parts: list[pl.DataFrame] = []
-        for b in batches(["arrival_s", *cols, *markers]):
-            t = b["arrival_s"]
-            if t.null_count():
-                raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
-            if b.height == 0:
-                continue
-            first, last = float(t[0]), float(t[-1])
-            if first < self.t1 or not t.is_sorted():
-                raise Unsorted()
-            self.rows += b.height
-            self.t0, self.t1 = min(self.t0, first), last
+        for b in batches([*cols, *markers]) if cols or markers else ():
             for c in markers:
-                self.positive[c] |= bool(b.select((pl.col(c).fill_null(0) > 0).any()).item())
+                self.positive[c] |= bool(pc.any(pc.greater(column(b, c), 0)).as_py())
             if cols:
-                parts.append(b.group_by(cols).len("n"))
+                parts.append(Combinations(b, cols).counts())
                 if len(parts) >= COMPACT_EVERY:
-                    parts = [_merge_counts(parts, cols)]
-        self.combos = _merge_counts(parts, cols) if parts else None
+                    parts = [_merge_counts(parts, ["client"])]
+        self.combos = _merge_counts(parts, ["client"]) if parts else None
 
     def category(self) -> str:
         if self.positive.get("reason_tokens"):
@@ -118,23 +190,46 @@ class Clients:
 
     def __init__(self, cols: list[str], combos: pl.DataFrame | None, max_clients: int, other: str):
         self.cols = cols
-        self.key = key_expr(cols)
         if not cols:
             self.names, self.lookup = ["all"], None
             return
-        counts = (combos.select(self.key.alias("client"), "n").group_by("client").agg(pl.col("n").sum())
-                  .sort(["n", "client"], descending=[True, False]))
+        counts = combos.sort(["n", "client"], descending=[True, False])
         names = counts["client"].to_list()
         merged = [c if i < max_clients - 1 or len(names) <= max_clients else other for i, c in enumerate(names)]
         self.names = sorted(set(merged))
         index = {c: i for i, c in enumerate(self.names)}
         self.lookup = (pl.Series(names, dtype=pl.String), pl.Series([index[m] for m in merged], dtype=pl.Int32))
 
-    def of(self, batch: pl.DataFrame) -> np.ndarray:
+    def of(self, batch: Batch) -> np.ndarray:
         if self.lookup is None:
-            return np.zeros(batch.height, np.int32)
+            return np.zeros(batch.num_rows, np.int32)
+        combos = Combinations(batch, self.cols)
+        codes, index = (np.arange(combos.size), combos.code) if combos.dense() else distinct(combos.code, combos.size)[:2]
         old, new = self.lookup
-        return batch.select(self.key.replace_strict(old, new, return_dtype=pl.Int32)).to_series().to_numpy()
+        return combos.names(codes).replace_strict(old, new, return_dtype=pl.Int32, default=-1).to_numpy()[index]
+
+
+def _sort_order(client: np.ndarray) -> np.ndarray:
+    """Rows in client order, arrival order kept within a client (a radix sort on 16-bit codes)."""
+    return np.argsort(client.astype(np.uint16) if client.size and client.max() < 1 << 16 else client, kind="stable")
+
+
+def _starts(key: np.ndarray) -> np.ndarray:
+    """Where each run of equal keys begins."""
+    return np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1] if key.size else np.zeros(0, np.int64)
+
+
+@dataclass
+class ByClient:
+    """A batch's rows in client order (arrival order kept within a client): the order, clients,
+    inter-arrivals and where each client's rows begin."""
+    order: np.ndarray | None  # None: already in client order (a single client)
+    client: np.ndarray
+    x: np.ndarray
+    starts: np.ndarray
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        return values if self.order is None else values[self.order]
 
 
 class Gaps:
@@ -144,24 +239,18 @@ class Gaps:
     def __init__(self, n_clients: int):
         self.last = np.full(n_clients, np.nan)
 
-    def __call__(self, client: np.ndarray, t: np.ndarray) -> np.ndarray:
-        if t.size == 0:
-            return t.astype(float)
-        order = None if self.last.size == 1 else np.argsort(client, kind="stable")
+    def __call__(self, client: np.ndarray, t: np.ndarray) -> ByClient:
+        from pipeline.bundle.arrivals import IAT_FLOOR_S
+
+        order = None if self.last.size == 1 else _sort_order(client)
         c, s = (client, t) if order is None else (client[order], t[order])
-        start = np.ones(c.size, bool)
-        start[1:] = c[1:] != c[:-1]
+        starts = _starts(c)
         prev = np.empty_like(s)
         prev[1:] = s[:-1]
-        prev[start] = self.last[c[start]]
-        end = np.r_[np.flatnonzero(start)[1:] - 1, c.size - 1]
-        self.last[c[end]] = s[end]
-        gap = np.maximum(s - prev, arrivals.IAT_FLOOR_S)
-        if order is None:
-            return gap
-        out = np.empty_like(gap)
-        out[order] = gap
-        return out
+        prev[starts] = self.last[c[starts]]
+        ends = np.r_[starts[1:] - 1, c.size - 1] if c.size else starts
+        self.last[c[ends]] = s[ends]
+        return ByClient(order, c, np.maximum(s - prev, IAT_FLOOR_S), starts)
 
 
 # ---------------------------------------------------------------- partial sums and their merge
@@ -169,14 +258,22 @@ class Gaps:
 SUMS = ("requests", "n_iat", "sum_x", "sum_log", "m2", "failed")
 
 
-def batch_sums(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Per group of `keys`: requests, inter-arrival count, sum, sum of logs, squared deviations
-    from the group's mean (m2) and failures, of a frame with keys, `x` (null: none) and `failed`."""
-    x = pl.col("x")
-    return frame.group_by(keys).agg(
-        pl.len().cast(pl.Int64).alias("requests"), x.count().cast(pl.Int64).alias("n_iat"),
-        x.sum().alias("sum_x"), x.log().sum().alias("sum_log"),
-        ((x - x.mean()) ** 2).sum().alias("m2"), pl.col("failed").sum().cast(pl.Int64).alias("failed"))
+def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(the distinct keys, their sums) of rows whose keys ascend: requests, inter-arrival count,
+    sum, sum of logs, squared deviations from the group's mean (m2) and failures, of
+    inter-arrivals `x` (NaN: none, a client's first row)."""
+    starts = _starts(key)
+    requests = np.diff(np.r_[starts, key.size])
+    ok = np.isfinite(x)
+    every = bool(ok.all())
+    n = requests if every else np.add.reduceat(ok, starts, dtype=np.int64)
+    sum_x = np.add.reduceat(x if every else np.where(ok, x, 0.0), starts)
+    dev = (x - np.repeat(sum_x / np.maximum(n, 1), requests)) ** 2
+    sums = {"requests": requests, "n_iat": n, "sum_x": sum_x,
+            "sum_log": np.add.reduceat(np.log(x if every else np.where(ok, x, 1.0)), starts),
+            "m2": np.add.reduceat(dev if every else np.where(ok, dev, 0.0), starts),
+            "failed": np.add.reduceat(failed, starts, dtype=np.int64)}
+    return key[starts], {k: v if k.startswith(("sum", "m2")) else v.astype(np.int64) for k, v in sums.items()}
 
 
 def merge_sums(parts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
@@ -216,12 +313,71 @@ class Accumulator:
 # ---------------------------------------------------------------- the passes
 
 class Grid:
-    """Window and dataset-window starts of arrivals, the expressions the fit has always used."""
+    """Windows and dataset windows of arrivals: their indices from g0, and their starts, by the
+    expressions the fit has always used."""
 
     def __init__(self, g0: int, window_s: int, dataset_window_s: int):
+        self.g0, self.window_s, self.dataset_window_s = g0, window_s, dataset_window_s
         a = pl.col("arrival_s")
         self.window = (((a - g0) // window_s).cast(pl.Int64) * window_s + g0).alias("window_start_s")
         self.dataset = (((a - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s")
+
+    def indices(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(window, dataset window) index of each arrival: the starts are g0 + index x width."""
+        a = pl.col("arrival_s")
+        idx = pl.DataFrame({"arrival_s": t}).select(((a - self.g0) // self.window_s).cast(pl.Int64).alias("w"),
+                                                    ((a - self.g0) // self.dataset_window_s).cast(pl.Int64).alias("d"))
+        return idx["w"].to_numpy(), idx["d"].to_numpy()
+
+
+@dataclass
+class Rows:
+    """A batch as the passes use it: arrivals, client indices, window and dataset-window indices
+    (ascending), failures (never null) and the length columns as read."""
+    t: np.ndarray
+    client: np.ndarray
+    window: np.ndarray
+    dataset: np.ndarray
+    failed: np.ndarray
+    inputs: pl.DataFrame
+
+    def lazy(self, **cols: np.ndarray) -> pl.LazyFrame:
+        """The length columns, `failed` and the given columns."""
+        return self.inputs.lazy().with_columns(pl.Series("failed", self.failed), *[pl.Series(k, v) for k, v in cols.items()])
+
+
+def first_arrival(batches: Batches) -> float | None:
+    """The first row's arrival (the earliest, in a table sorted by arrival); None without rows."""
+    for b in batches(["arrival_s"]):
+        if b.num_rows:
+            v = column(b, "arrival_s")[0].as_py()
+            if v is None:
+                raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
+            return float(v)
+    return None
+
+
+def run(batches: Batches, cols: list[str], clients: Clients, grid: Grid, *consumers) -> tuple[int, float]:
+    """One pass over the table in arrival order, each batch's clients and windows computed once
+    and fed to every consumer; (rows, last arrival), or Unsorted."""
+    rows, last = 0, -np.inf
+    inputs = [c for c in cols if c in lengths.LENGTH_INPUTS]
+    for b in batches(cols):
+        arrival = column(b, "arrival_s")
+        if arrival.null_count:
+            raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
+        if b.num_rows == 0:
+            continue
+        t = arrival.to_numpy()
+        if t[0] < last or not pl.Series(t).is_sorted():
+            raise Unsorted()
+        rows, last = rows + t.size, float(t[-1])
+        failed = (pc.fill_null(column(b, "failed"), False).to_numpy(zero_copy_only=False) if "failed" in inputs
+                  else np.zeros(t.size, bool))
+        r = Rows(t, clients.of(b), *grid.indices(t), failed, pl.from_arrow(b.select(inputs)))
+        for consumer in consumers:
+            consumer.add(r)
+    return rows, last
 
 
 class ArrivalSums:
@@ -229,25 +385,28 @@ class ArrivalSums:
     first `ks_sample` inter-arrivals of each client; whether a failure ever keeps an output."""
 
     def __init__(self, n_clients: int, grid: Grid, ks_sample: int):
-        self.grid, self.gaps, self.all_gaps = grid, Gaps(n_clients), Gaps(1)
+        self.k, self.grid, self.gaps, self.all_gaps = n_clients, grid, Gaps(n_clients), Gaps(1)
         self.per_window = Accumulator(["client", "window_start_s"], merge_sums)
         self.overall = Accumulator(["window_start_s"], merge_sums)
         self.heads: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         self.need = np.full(n_clients, ks_sample, np.int64)
         self.nonzero = False
 
-    def add(self, b: pl.DataFrame, c: np.ndarray) -> None:
-        t = b["arrival_s"].to_numpy()
-        failed = b["failed"].fill_null(False)
-        self.nonzero |= bool(((b["output_tokens"].fill_null(0) != 0) & failed).any())
-        ws = b.select(self.grid.window).to_series()
-        x = self.gaps(c, t)
-        frame = pl.DataFrame({"client": c, "window_start_s": ws, "x": pl.Series(x, nan_to_null=True), "failed": failed})
-        self.per_window.add(batch_sums(frame, ["client", "window_start_s"]))
-        everyone = pl.Series(self.all_gaps(np.zeros(t.size, np.int32), t), nan_to_null=True)
-        self.overall.add(batch_sums(pl.DataFrame({"window_start_s": ws, "x": everyone, "failed": failed}), ["window_start_s"]))
+    def add(self, r: Rows) -> None:
+        if not self.nonzero and r.failed.any():
+            self.nonzero = bool((r.inputs["output_tokens"].filter(pl.Series(r.failed)).fill_null(0) != 0).any())
+        w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
+        by = self.gaps(r.client, r.t)
+        groups, sums = segment_sums(by.client.astype(np.int64) * nw + (by.take(r.window) - w0), by.x, by.take(r.failed))
+        self.per_window.add(pl.DataFrame({"client": pl.Series(groups // nw, dtype=pl.Int32),
+                                          "window_start_s": self._start(w0 + groups % nw), **sums}))
+        groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t).x, r.failed)
+        self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}))
         if self.need.any():
-            _take_heads(c, x, self.need, self.heads)
+            _take_heads(by, self.need, self.heads)
+
+    def _start(self, index: np.ndarray) -> pl.Series:
+        return pl.Series(index * self.grid.window_s + self.grid.g0, dtype=pl.Int64)
 
     def result(self) -> dict:
         empty = pl.DataFrame(schema={"client": pl.Int32, "window_start_s": pl.Int64,
@@ -256,20 +415,19 @@ class ArrivalSums:
                 "ks": {i: np.concatenate(h) for i, h in enumerate(self.heads) if h}, "nonzero": self.nonzero}
 
 
-def _take_heads(c: np.ndarray, x: np.ndarray, need: np.ndarray, heads: list[list[np.ndarray]]) -> None:
+def _take_heads(by: ByClient, need: np.ndarray, heads: list[list[np.ndarray]]) -> None:
     """Appends to each client's sample its next inter-arrivals in arrival order, up to `need`."""
-    ok = np.isfinite(x) & (need[c] > 0)
-    c, x = c[ok], x[ok]
-    order = np.argsort(c, kind="stable")
-    c, x = c[order], x[order]
-    start = np.searchsorted(c, c, side="left")
-    rank = np.arange(c.size) - start
-    keep = rank < need[c]
-    c, x = c[keep], x[keep]
-    for i in np.unique(c):  # one slice per client of the batch
-        lo, hi = np.searchsorted(c, [i, i + 1])
-        heads[i].append(x[lo:hi])
-        need[i] -= hi - lo
+    for lo, hi in zip(by.starts, np.r_[by.starts[1:], by.client.size]):  # one slice per client of the batch
+        c = by.client[lo]
+        if need[c] > 0:
+            x = by.x[lo:hi]
+            x = x[np.isfinite(x)][:need[c]]
+            heads[c].append(x)
+            need[c] -= x.size
+
+
+def _joint(jnames: tuple[str, ...]) -> pl.Expr:
+    return pl.all_horizontal([pl.col(j).is_not_null() for j in jnames])
 
 
 class LengthCounts:
@@ -281,19 +439,21 @@ class LengthCounts:
         self.names, self.jnames = CATEGORY_FIELDS[category], lengths.joint_fields(category)
         self.acc = {n: Accumulator(["client", "dataset_start_s", n, "_joint"], _merge_counts) for n in self.names}
 
-    def add(self, b: pl.DataFrame, c: np.ndarray) -> None:
-        fields = _fields(b, c, self.grid, self.category, self.jnames)
-        for n in self.names:
-            self.acc[n].add(fields.group_by("client", "dataset_start_s", n, "_joint").agg(pl.len().cast(pl.Int64).alias("n")))
+    def add(self, r: Rows) -> None:
+        nd = int(r.dataset[-1] - r.dataset[0]) + 1  # dataset windows counted from the batch's first
+        cell = (r.client.astype(np.int64) * nd + (r.dataset - r.dataset[0])) * 2
+        fields = lengths.length_fields(r.lazy(_cell=cell), self.category, ("_cell",)).with_columns(
+            pl.col("_cell") + _joint(self.jnames).cast(pl.Int64))
+        counts = pl.collect_all([fields.group_by("_cell", n).agg(pl.len().cast(pl.Int64).alias("n")) for n in self.names])
+        for n, f in zip(self.names, counts):
+            cell = f["_cell"].to_numpy()
+            d = r.dataset[0] + cell // 2 % nd
+            self.acc[n].add(f.select(pl.Series("client", cell // 2 // nd, dtype=pl.Int32),
+                                     pl.Series("dataset_start_s", d * self.grid.dataset_window_s + self.grid.g0, dtype=pl.Int64),
+                                     n, pl.Series("_joint", cell % 2 == 1), "n"))
 
     def result(self) -> dict[str, pl.DataFrame]:
         return {n: self.acc[n].result(None) for n in self.names}
-
-
-def _fields(b: pl.DataFrame, c: np.ndarray, grid: Grid, category: str, jnames: tuple[str, ...]) -> pl.DataFrame:
-    b = b.with_columns(pl.Series("client", c), grid.dataset)
-    fields = lengths.length_fields(b, category)
-    return fields.with_columns(pl.all_horizontal([pl.col(j).is_not_null() for j in jnames]).alias("_joint"))
 
 
 def midranks(counts: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -305,6 +465,29 @@ def midranks(counts: pl.DataFrame, name: str) -> pl.DataFrame:
     return m.select("client", name, "n", (cum - (pl.col("n") - 1) / 2 - (total + 1) / 2).alias(f"_r:{name}"))
 
 
+class Midranks:
+    """Looks up the centred midrank of (client, value) pairs: a table clients x the field's
+    distinct values, a value's column found by a dense index of integer values or by a search."""
+
+    def __init__(self, ranks: pl.DataFrame, name: str, n_clients: int):
+        v = ranks[name].to_numpy()
+        self.values = np.unique(v)
+        self.u = self.values.size
+        self.table = np.full(n_clients * self.u, np.nan)
+        self.table[ranks["client"].to_numpy().astype(np.int64) * self.u + np.searchsorted(self.values, v)] = \
+            ranks[f"_r:{name}"].to_numpy()
+        self.dense = None
+        if self.u and np.issubdtype(v.dtype, np.integer):
+            lo, hi = int(self.values[0]), int(self.values[-1])
+            if hi - lo < max(4 * self.u, 1 << 20):
+                self.lo, self.dense = lo, np.zeros(hi - lo + 1, np.int64)
+                self.dense[self.values - lo] = np.arange(self.u)
+
+    def __call__(self, client: np.ndarray, v: np.ndarray) -> np.ndarray:
+        col = self.dense[v - self.lo] if self.dense is not None else np.searchsorted(self.values, v)
+        return self.table[client.astype(np.int64) * self.u + col]
+
+
 class SecondPass:
     """The Weibull log-likelihood's sum((iat / scale)^shape) per (client, window) and per client
     (the parameters, w_shape and w_scale, come from the first pass), and per client the sum over
@@ -312,40 +495,65 @@ class SecondPass:
 
     def __init__(self, n_clients: int, grid: Grid, category: str, per_window: pl.DataFrame,
                  per_client: pl.DataFrame, ranks: dict[str, pl.DataFrame]):
-        self.grid, self.category, self.ranks = grid, category, ranks
+        self.k, self.grid, self.category = n_clients, grid, category
         self.jnames = lengths.joint_fields(category)
         self.pairs = [(a, b) for i, a in enumerate(self.jnames) for b in self.jnames[i + 1:]]
         self.gaps = Gaps(n_clients)
-        self.params = [(per_window.select("client", "window_start_s", "w_shape", "w_scale"), ["client", "window_start_s"]),
-                       (per_client.select("client", "w_shape", "w_scale"), ["client"])]
-        self.power = [Accumulator(keys, _merge_sum_of("sum_wpow")) for _, keys in self.params]
-        self.cross = Accumulator(["client"], _merge_sum_of(*[f"x:{a}:{b}" for a, b in self.pairs]))
+        pw = per_window.select((pl.col("window_start_s") * n_clients + pl.col("client")).alias("key"), "w_shape", "w_scale").sort("key")
+        self.window_params = tuple(pw[c].to_numpy() for c in ("key", "w_shape", "w_scale"))
+        self.client_params = [np.full(n_clients, np.nan) for _ in range(2)]
+        for p, c in zip(self.client_params, ("w_shape", "w_scale")):
+            p[per_client["client"].to_numpy()] = per_client[c].to_numpy()
+        self.power = Accumulator(["client", "window_start_s"], _merge_sum_of("sum_wpow"))
+        self.client_power, self.client_rows = np.zeros(n_clients), np.zeros(n_clients, np.int64)
+        self.ranks = {n: Midranks(ranks[n], n, n_clients) for n in self.jnames}
+        self.cross = {p: np.zeros(n_clients) for p in self.pairs}
+        self.joint_rows = np.zeros(n_clients, np.int64)
 
-    def add(self, b: pl.DataFrame, c: np.ndarray) -> None:
-        x = self.gaps(c, b["arrival_s"].to_numpy())
-        frame = pl.DataFrame({"client": c, "window_start_s": b.select(self.grid.window).to_series(),
-                              "x": pl.Series(x, nan_to_null=True)}).drop_nulls("x")
-        for acc, (params, keys) in zip(self.power, self.params):
-            p = frame.join(params, on=keys, how="inner").filter(pl.col("w_shape").is_finite())
-            acc.add(p.group_by(keys).agg(((pl.col("x") / pl.col("w_scale")) ** pl.col("w_shape")).sum().alias("sum_wpow")))
-        rows = _fields(b, c, self.grid, self.category, self.jnames).filter("_joint").select("client", *self.jnames)
-        for n in self.jnames:
-            rows = rows.join(self.ranks[n].select("client", n, f"_r:{n}"), on=["client", n], how="left")
-        self.cross.add(rows.group_by("client").agg(
-            [(pl.col(f"_r:{a}") * pl.col(f"_r:{b}")).sum().alias(f"x:{a}:{b}") for a, b in self.pairs]))
+    def add(self, r: Rows) -> None:
+        by = self.gaps(r.client, r.t)
+        w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
+        key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
+        starts = _starts(key)
+        client, start = key[starts] // nw, (w0 + key[starts] % nw) * self.grid.window_s + self.grid.g0
+        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), by.x)
+        self.power.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
+                                     "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}))
+        client = by.client[by.starts]
+        used, total = _power(by.starts, *(p[client] for p in self.client_params), by.x)
+        self.client_power[client] += total
+        self.client_rows[client] += used
+        rows = (lengths.length_fields(r.lazy(client=r.client), self.category, ("client",))
+                .filter(_joint(self.jnames)).collect())
+        c = rows["client"].to_numpy()
+        ranked = {n: self.ranks[n](c, rows[n].to_numpy()) for n in self.jnames}
+        self.joint_rows += np.bincount(c, minlength=self.k)
+        for a, b in self.pairs:
+            self.cross[(a, b)] += np.bincount(c, ranked[a] * ranked[b], self.k)
 
     def result(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
-        return self.power[0].result(None), self.power[1].result(None), self.cross.result(None)
+        def frame(rows: np.ndarray, sums: dict) -> pl.DataFrame | None:
+            at = np.flatnonzero(rows)
+            return pl.DataFrame({"client": pl.Series(at, dtype=pl.Int32), **{k: v[at] for k, v in sums.items()}}) if at.size else None
+
+        return (self.power.result(None), frame(self.client_rows, {"sum_wpow": self.client_power}),
+                frame(self.joint_rows, {f"x:{a}:{b}": self.cross[(a, b)] for a, b in self.pairs}))
 
 
-def run(batches: Batches, cols: list[str], clients: Clients, *consumers) -> None:
-    """One pass over the table: each batch's client indices computed once, fed to every consumer."""
-    for b in batches(cols):
-        if "failed" not in b.columns:
-            b = b.with_columns(pl.lit(False).alias("failed"))
-        c = clients.of(b)
-        for consumer in consumers:
-            consumer.add(b, c)
+def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per run of rows beginning at `starts`, with its own shape and scale: whether it has rows
+    with an inter-arrival and a finite shape, and their sum((x / scale)^shape)."""
+    counts = np.diff(np.r_[starts, x.size])
+    k, lam = np.repeat(shape, counts), np.repeat(scale, counts)
+    ok = np.isfinite(x) & np.isfinite(k)
+    return np.add.reduceat(ok, starts) > 0, np.add.reduceat(np.where(ok, (x / lam) ** k, 0.0), starts)
+
+
+def _lookup(table: tuple[np.ndarray, ...], keys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The columns of `table` (sorted keys first) at `keys`, NaN where a key is absent."""
+    at = np.minimum(np.searchsorted(table[0], keys), max(table[0].size - 1, 0))
+    found = table[0][at] == keys if table[0].size else np.zeros(keys.size, bool)
+    return tuple(np.where(found, col[at], np.nan) if col.size else np.full(keys.size, np.nan) for col in table[1:])
 
 
 def _merge_sum_of(*cols: str) -> Callable[[list[pl.DataFrame], list[str]], pl.DataFrame]:
