@@ -148,6 +148,20 @@ def test_gaps_carry_each_clients_last_arrival_across_batches():
         np.testing.assert_array_equal(got[c == i], want)
 
 
+@pytest.mark.parametrize("g0,window_s,dataset_window_s", [(0, 600, 21_600), (-600, 600, 3_600), (1_700_000_000, 7, 21_000)])
+def test_window_indices_equal_the_grid_expressions(g0, window_s, dataset_window_s):
+    """Exact multiples of the width and their neighbours, where a floor division can round either way."""
+    rng = np.random.default_rng(17)
+    edges = g0 + np.arange(0, 5000, dtype=float) * window_s
+    t = np.sort(np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)[1:],
+                                g0 + rng.uniform(0, 5000 * window_s, 100_000).round(3)]))
+    grid = stream.Grid(g0, window_s, dataset_window_s)
+    starts = pl.DataFrame({"arrival_s": t}).select(grid.window, grid.dataset)
+    window, dataset = grid.indices(t)
+    np.testing.assert_array_equal(window * window_s + g0, starts["window_start_s"].to_numpy())
+    np.testing.assert_array_equal(dataset * dataset_window_s + g0, starts["dataset_start_s"].to_numpy())
+
+
 def test_merged_sums_give_the_moments_of_all_rows():
     rng = np.random.default_rng(15)
     x = rng.lognormal(0, 2, 20_000)

@@ -95,9 +95,9 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     jnames = lengths.joint_fields(category)
     ranks = {n: stream.midranks(counts[n], n) for n in jnames}
 
-    second = stream.SecondPass(k, grid, category, per_window, per_client, ranks)
-    stream.run(batches, read, clients, grid, second)
-    pw_power, pc_power, cross = second.result()
+    powers, cross = stream.Powers(k, grid, per_window, per_client), stream.CrossRanks(k, category, ranks)
+    stream.run(batches, read, clients, grid, powers, cross)
+    (pw_power, pc_power), cross = powers.result(), cross.result()
     per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
     per_client = _with_power(per_client, pc_power, ["client"])
     overall = arrivals.moment_fits(stream.moments(first["overall"]), covered)

@@ -98,12 +98,12 @@ def distinct(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def coded(arr: pa.Array) -> tuple[np.ndarray, pl.Series]:
-    """Each row's code and each code's name (its value as text; the last code, "(none)", is null's)."""
+    """Each row's code and each code's name (its value as text; the last code, "(none)", is null's).
+    Polars converts the Arrow arrays: pyarrow's own conversions import pandas (0.3 s)."""
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
-    names = pl.Series(pl.from_arrow(arr.dictionary)).cast(pl.String).fill_null(NONE)
-    indices = arr.indices
-    codes = (pc.fill_null(indices, len(names)) if indices.null_count else indices).to_numpy().astype(np.int64)
+    names = pl.Series(arr.dictionary).cast(pl.String).fill_null(NONE)
+    codes = pl.Series(arr.indices).fill_null(len(names)).to_numpy()
     return codes, names.extend_constant(NONE, 1)
 
 
@@ -113,10 +113,11 @@ class Combinations:
     "(none)")."""
 
     def __init__(self, b: Batch, cols: list[str]):
-        self.code, self.size, self.parts = np.zeros(b.num_rows, np.int64), 1, []
+        self.code, self.size, self.parts = None, 1, []
         for c in cols:
             cc, names = coded(column(b, c))
-            self.code, self.size = self.code * len(names) + cc, self.size * len(names)
+            self.code = cc if self.code is None else self.code.astype(np.int64) * len(names) + cc
+            self.size *= len(names)
             self.parts.append(names)
 
     def names(self, codes: np.ndarray) -> pl.Series:
@@ -151,7 +152,7 @@ def varies(batches: Batches, col: str) -> bool:
     seen = None
     for b in batches([col]):
         arr = column(b, col)
-        values = pl.Series(arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr).unique()
+        values = pl.Series(arr).cast(pl.String).unique()
         seen = values if seen is None else pl.concat([seen, values]).unique()
         if seen.len() > 1:
             return True
@@ -171,7 +172,7 @@ class Survey:
         parts: list[pl.DataFrame] = []
         for b in batches([*cols, *markers]) if cols or markers else ():
             for c in markers:
-                self.positive[c] |= bool(pc.any(pc.greater(column(b, c), 0)).as_py())
+                self.positive[c] |= bool((pl.Series(column(b, c)) > 0).any())
             if cols:
                 parts.append(Combinations(b, cols).counts())
                 if len(parts) >= COMPACT_EVERY:
@@ -323,11 +324,11 @@ class Grid:
         self.dataset = (((a - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s")
 
     def indices(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window, dataset window) index of each arrival: the starts are g0 + index x width."""
-        a = pl.col("arrival_s")
-        idx = pl.DataFrame({"arrival_s": t}).select(((a - self.g0) // self.window_s).cast(pl.Int64).alias("w"),
-                                                    ((a - self.g0) // self.dataset_window_s).cast(pl.Int64).alias("d"))
-        return idx["w"].to_numpy(), idx["d"].to_numpy()
+        """(window, dataset window) index of each arrival, the starts being g0 + index x width: the
+        expressions' floor division, which multiplies by the width's reciprocal (a test holds them equal)."""
+        x = t - float(self.g0)
+        return (np.floor(x * (1.0 / self.window_s)).astype(np.int64),
+                np.floor(x * (1.0 / self.dataset_window_s)).astype(np.int64))
 
 
 @dataclass
@@ -350,7 +351,7 @@ def first_arrival(batches: Batches) -> float | None:
     """The first row's arrival (the earliest, in a table sorted by arrival); None without rows."""
     for b in batches(["arrival_s"]):
         if b.num_rows:
-            v = column(b, "arrival_s")[0].as_py()
+            v = pl.Series(column(b, "arrival_s"))[0]
             if v is None:
                 raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
             return float(v)
@@ -360,24 +361,34 @@ def first_arrival(batches: Batches) -> float | None:
 def run(batches: Batches, cols: list[str], clients: Clients, grid: Grid, *consumers) -> tuple[int, float]:
     """One pass over the table in arrival order, each batch's clients and windows computed once
     and fed to every consumer; (rows, last arrival), or Unsorted."""
-    rows, last = 0, -np.inf
+    rows, last, pending = 0, -np.inf, []
     inputs = [c for c in cols if c in lengths.LENGTH_INPUTS]
-    for b in batches(cols):
+    with ThreadPoolExecutor(len(consumers)) as pool:
+        for r in _rows(batches(cols), inputs, clients, grid):
+            rows, last = rows + r.t.size, float(r.t[-1])
+            for f in pending:  # each consumer sees the batches one at a time, in order
+                f.result()
+            pending = [pool.submit(consumer.add, r) for consumer in consumers]
+        for f in pending:
+            f.result()
+    return rows, last
+
+
+def _rows(batches: Iterator[Batch], inputs: list[str], clients: Clients, grid: Grid) -> Iterator[Rows]:
+    last = -np.inf
+    for b in batches:
         arrival = column(b, "arrival_s")
         if arrival.null_count:
             raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
         if b.num_rows == 0:
             continue
-        t = arrival.to_numpy()
+        t = pl.Series(arrival).to_numpy()
         if t[0] < last or not pl.Series(t).is_sorted():
             raise Unsorted()
-        rows, last = rows + t.size, float(t[-1])
-        failed = (pc.fill_null(column(b, "failed"), False).to_numpy(zero_copy_only=False) if "failed" in inputs
+        last = t[-1]
+        failed = (pl.Series(column(b, "failed")).fill_null(False).to_numpy() if "failed" in inputs
                   else np.zeros(t.size, bool))
-        r = Rows(t, clients.of(b), *grid.indices(t), failed, pl.from_arrow(b.select(inputs)))
-        for consumer in consumers:
-            consumer.add(r)
-    return rows, last
+        yield Rows(t, clients.of(b), *grid.indices(t), failed, pl.from_arrow(b.select(inputs)))
 
 
 class ArrivalSums:
@@ -488,27 +499,19 @@ class Midranks:
         return self.table[client.astype(np.int64) * self.u + col]
 
 
-class SecondPass:
-    """The Weibull log-likelihood's sum((iat / scale)^shape) per (client, window) and per client
-    (the parameters, w_shape and w_scale, come from the first pass), and per client the sum over
-    rows of the product of centred midranks of each joint pair (Spearman's numerator)."""
+class Powers:
+    """The Weibull log-likelihood's sum((iat / scale)^shape) per (client, window) and per client,
+    the parameters (w_shape, w_scale) from the first pass."""
 
-    def __init__(self, n_clients: int, grid: Grid, category: str, per_window: pl.DataFrame,
-                 per_client: pl.DataFrame, ranks: dict[str, pl.DataFrame]):
-        self.k, self.grid, self.category = n_clients, grid, category
-        self.jnames = lengths.joint_fields(category)
-        self.pairs = [(a, b) for i, a in enumerate(self.jnames) for b in self.jnames[i + 1:]]
-        self.gaps = Gaps(n_clients)
+    def __init__(self, n_clients: int, grid: Grid, per_window: pl.DataFrame, per_client: pl.DataFrame):
+        self.k, self.grid, self.gaps = n_clients, grid, Gaps(n_clients)
         pw = per_window.select((pl.col("window_start_s") * n_clients + pl.col("client")).alias("key"), "w_shape", "w_scale").sort("key")
         self.window_params = tuple(pw[c].to_numpy() for c in ("key", "w_shape", "w_scale"))
         self.client_params = [np.full(n_clients, np.nan) for _ in range(2)]
         for p, c in zip(self.client_params, ("w_shape", "w_scale")):
             p[per_client["client"].to_numpy()] = per_client[c].to_numpy()
-        self.power = Accumulator(["client", "window_start_s"], _merge_sum_of("sum_wpow"))
+        self.per_window = Accumulator(["client", "window_start_s"], _merge_sum_of("sum_wpow"))
         self.client_power, self.client_rows = np.zeros(n_clients), np.zeros(n_clients, np.int64)
-        self.ranks = {n: Midranks(ranks[n], n, n_clients) for n in self.jnames}
-        self.cross = {p: np.zeros(n_clients) for p in self.pairs}
-        self.joint_rows = np.zeros(n_clients, np.int64)
 
     def add(self, r: Rows) -> None:
         by = self.gaps(r.client, r.t)
@@ -517,27 +520,46 @@ class SecondPass:
         starts = _starts(key)
         client, start = key[starts] // nw, (w0 + key[starts] % nw) * self.grid.window_s + self.grid.g0
         used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), by.x)
-        self.power.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
-                                     "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}))
+        self.per_window.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
+                                          "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}))
         client = by.client[by.starts]
         used, total = _power(by.starts, *(p[client] for p in self.client_params), by.x)
         self.client_power[client] += total
         self.client_rows[client] += used
+
+    def result(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        return self.per_window.result(None), _by_client(self.client_rows, {"sum_wpow": self.client_power})
+
+
+class CrossRanks:
+    """Per client, the sum over rows of the product of centred midranks of each joint pair
+    (Spearman's numerator), the midranks from the first pass's value counts."""
+
+    def __init__(self, n_clients: int, category: str, ranks: dict[str, pl.DataFrame]):
+        self.k, self.category = n_clients, category
+        self.jnames = lengths.joint_fields(category)
+        self.pairs = [(a, b) for i, a in enumerate(self.jnames) for b in self.jnames[i + 1:]]
+        self.ranks = {n: Midranks(ranks[n], n, n_clients) for n in self.jnames}
+        self.cross = {p: np.zeros(n_clients) for p in self.pairs}
+        self.rows = np.zeros(n_clients, np.int64)
+
+    def add(self, r: Rows) -> None:
         rows = (lengths.length_fields(r.lazy(client=r.client), self.category, ("client",))
                 .filter(_joint(self.jnames)).collect())
         c = rows["client"].to_numpy()
         ranked = {n: self.ranks[n](c, rows[n].to_numpy()) for n in self.jnames}
-        self.joint_rows += np.bincount(c, minlength=self.k)
+        self.rows += np.bincount(c, minlength=self.k)
         for a, b in self.pairs:
             self.cross[(a, b)] += np.bincount(c, ranked[a] * ranked[b], self.k)
 
-    def result(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
-        def frame(rows: np.ndarray, sums: dict) -> pl.DataFrame | None:
-            at = np.flatnonzero(rows)
-            return pl.DataFrame({"client": pl.Series(at, dtype=pl.Int32), **{k: v[at] for k, v in sums.items()}}) if at.size else None
+    def result(self) -> pl.DataFrame | None:
+        return _by_client(self.rows, {f"x:{a}:{b}": self.cross[(a, b)] for a, b in self.pairs})
 
-        return (self.power.result(None), frame(self.client_rows, {"sum_wpow": self.client_power}),
-                frame(self.joint_rows, {f"x:{a}:{b}": self.cross[(a, b)] for a, b in self.pairs}))
+
+def _by_client(rows: np.ndarray, sums: dict) -> pl.DataFrame | None:
+    """(client, sums) of the clients with rows; None when none has."""
+    at = np.flatnonzero(rows)
+    return pl.DataFrame({"client": pl.Series(at, dtype=pl.Int32), **{k: v[at] for k, v in sums.items()}}) if at.size else None
 
 
 def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
