@@ -62,6 +62,16 @@ def render(doc: dict) -> str:
         out += [f"- {m['name']}" + (f" ({m['trace']})" if m["trace"] else "") + f": {m['status']}, {m['reason']}"
                 for m in not_run] + [""]
 
+    parts = [m for m in measured if m.get("timings_s")]
+    if parts:
+        names = ["ingest", "stages", "bundle", "report"]
+        out += ["## characterize by part", "",
+                "Wall seconds of each part as the command clocks them (`--json` `timings_s`, last run); the "
+                "rest of the process time is start-up and imports.", ""]
+        out += _table(["trace", "measurement", *names, "process s"],
+                      [[m["trace"], m["name"], *(_num(m["timings_s"].get(n)) for n in names), _num(m["median_s"])]
+                       for m in parts])
+
     if doc["scaling"]:
         out += ["## Time vs rows", "",
                 "Exponent b of t ~ rows^b between consecutive sizes: 1 is linear; below 1 while the fixed "

@@ -52,6 +52,7 @@ def _characterize(trace: Path, work: Path, repeat: int, parts, kw: dict) -> list
     cmd = [*SERVETRACE, "characterize", str(trace), "--out", str(out), "--quiet", "--json"]
     fresh = measure(names[0], lambda i: cmd, repeat, before=_fresh(out), **kw)
     fresh.extra["outputs"] = sorted(o for o in OUTPUTS if (out / o).exists())
+    fresh.extra["timings_s"] = json_tail(fresh.stdout).get("timings_s")
     found = [fresh]
     if len(names) > 1 and fresh.status != "ok":
         found.append(skipped(names[1], "characterize failed", **kw))

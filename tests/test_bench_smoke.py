@@ -52,6 +52,10 @@ def test_smoke_100k_writes_well_formed_results(tmp_path):
         assert set(t) >= {"id", "target", "value", "met", "where"} and t["met"] in (True, False, None)
     md = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## Targets" in md and "## Every figure" in md and "duckdb proxy" in md
+    parts = by_name["servetrace characterize"]["timings_s"]
+    assert set(parts) == {"ingest", "stages", "bundle", "report"} and all(v > 0 for v in parts.values())
+    assert sum(parts.values()) < by_name["servetrace characterize"]["median_s"]  # start-up is outside
+    assert "## characterize by part" in md
     # the trace is cached by name: a second run would reuse it
     assert (tmp_path / "data" / "own_burstgpt_100k.csv").exists()
 
