@@ -200,14 +200,23 @@ class Clients:
         self.names = sorted(set(merged))
         index = {c: i for i, c in enumerate(self.names)}
         self.lookup = (pl.Series(names, dtype=pl.String), pl.Series([index[m] for m in merged], dtype=pl.Int32))
+        self._parts: list[pl.Series] = []
 
     def of(self, batch: Batch) -> np.ndarray:
         if self.lookup is None:
             return np.zeros(batch.num_rows, np.int32)
         combos = Combinations(batch, self.cols)
-        codes, index = (np.arange(combos.size), combos.code) if combos.dense() else distinct(combos.code, combos.size)[:2]
+        if not combos.dense():
+            codes, index, _ = distinct(combos.code, combos.size)
+            return np.take(self._clients(combos, codes), index)
+        same = len(combos.parts) == len(self._parts) and all(a.equals(b) for a, b in zip(combos.parts, self._parts))
+        if not same:  # the batches of a row group share its dictionaries
+            self._parts, self._table = combos.parts, self._clients(combos, np.arange(combos.size))
+        return np.take(self._table, combos.code)
+
+    def _clients(self, combos: Combinations, codes: np.ndarray) -> np.ndarray:
         old, new = self.lookup
-        return combos.names(codes).replace_strict(old, new, return_dtype=pl.Int32, default=-1).to_numpy()[index]
+        return combos.names(codes).replace_strict(old, new, return_dtype=pl.Int32, default=-1).to_numpy()
 
 
 def _sort_order(client: np.ndarray) -> np.ndarray:
@@ -230,7 +239,7 @@ class ByClient:
     starts: np.ndarray
 
     def take(self, values: np.ndarray) -> np.ndarray:
-        return values if self.order is None else values[self.order]
+        return values if self.order is None else np.take(values, self.order)  # np.take: faster than indexing
 
 
 class Gaps:
@@ -244,7 +253,7 @@ class Gaps:
         from pipeline.bundle.arrivals import IAT_FLOOR_S
 
         order = None if self.last.size == 1 else _sort_order(client)
-        c, s = (client, t) if order is None else (client[order], t[order])
+        c, s = (client, t) if order is None else (np.take(client, order), np.take(t, order))
         starts = _starts(c)
         prev = np.empty_like(s)
         prev[1:] = s[:-1]
@@ -297,18 +306,27 @@ def moments(sums: pl.DataFrame) -> pl.DataFrame:
 
 
 class Accumulator:
-    """Partial sums per group, merged every COMPACT_EVERY batches."""
+    """Partial sums per group, merged every COMPACT_EVERY batches. Rows come in arrival order:
+    once a batch begins past every window of the parts so far, those windows are complete, and
+    their sums are merged once and set aside."""
 
     def __init__(self, keys: list[str], merge: Callable[[list[pl.DataFrame], list[str]], pl.DataFrame]):
-        self.keys, self.merge, self.parts = keys, merge, []
+        self.keys, self.merge, self.parts, self.done = keys, merge, [], []
+        self.last = None  # the last window index of the parts
 
-    def add(self, part: pl.DataFrame) -> None:
+    def add(self, part: pl.DataFrame, first: int, last: int) -> None:
+        """Adds the sums of a batch whose rows fall in windows `first` to `last` (indices)."""
+        if self.parts and first > self.last:
+            self.done.append(self.merge(self.parts, self.keys))
+            self.parts = []
         self.parts.append(part)
+        self.last = last
         if len(self.parts) >= COMPACT_EVERY:
             self.parts = [self.merge(self.parts, self.keys)]
 
     def result(self, empty: pl.DataFrame) -> pl.DataFrame:
-        return self.merge(self.parts, self.keys) if self.parts else empty
+        frames = self.done + ([self.merge(self.parts, self.keys)] if self.parts else [])
+        return pl.concat(frames) if frames else empty
 
 
 # ---------------------------------------------------------------- the passes
@@ -410,9 +428,9 @@ class ArrivalSums:
         by = self.gaps(r.client, r.t)
         groups, sums = segment_sums(by.client.astype(np.int64) * nw + (by.take(r.window) - w0), by.x, by.take(r.failed))
         self.per_window.add(pl.DataFrame({"client": pl.Series(groups // nw, dtype=pl.Int32),
-                                          "window_start_s": self._start(w0 + groups % nw), **sums}))
+                                          "window_start_s": self._start(w0 + groups % nw), **sums}), w0, r.window[-1])
         groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t).x, r.failed)
-        self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}))
+        self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}), w0, r.window[-1])
         if self.need.any():
             _take_heads(by, self.need, self.heads)
 
@@ -454,14 +472,14 @@ class LengthCounts:
         nd = int(r.dataset[-1] - r.dataset[0]) + 1  # dataset windows counted from the batch's first
         cell = (r.client.astype(np.int64) * nd + (r.dataset - r.dataset[0])) * 2
         fields = lengths.length_fields(r.lazy(_cell=cell), self.category, ("_cell",)).with_columns(
-            pl.col("_cell") + _joint(self.jnames).cast(pl.Int64))
+            pl.col("_cell") + _joint(self.jnames).cast(pl.Int64)).collect().lazy()  # computed once for every field
         counts = pl.collect_all([fields.group_by("_cell", n).agg(pl.len().cast(pl.Int64).alias("n")) for n in self.names])
         for n, f in zip(self.names, counts):
             cell = f["_cell"].to_numpy()
             d = r.dataset[0] + cell // 2 % nd
             self.acc[n].add(f.select(pl.Series("client", cell // 2 // nd, dtype=pl.Int32),
                                      pl.Series("dataset_start_s", d * self.grid.dataset_window_s + self.grid.g0, dtype=pl.Int64),
-                                     n, pl.Series("_joint", cell % 2 == 1), "n"))
+                                     n, pl.Series("_joint", cell % 2 == 1), "n"), r.dataset[0], r.dataset[-1])
 
     def result(self) -> dict[str, pl.DataFrame]:
         return {n: self.acc[n].result(None) for n in self.names}
@@ -495,8 +513,8 @@ class Midranks:
                 self.dense[self.values - lo] = np.arange(self.u)
 
     def __call__(self, client: np.ndarray, v: np.ndarray) -> np.ndarray:
-        col = self.dense[v - self.lo] if self.dense is not None else np.searchsorted(self.values, v)
-        return self.table[client.astype(np.int64) * self.u + col]
+        col = np.take(self.dense, v - self.lo) if self.dense is not None else np.searchsorted(self.values, v)
+        return np.take(self.table, client.astype(np.int64) * self.u + col)
 
 
 class Powers:
@@ -519,11 +537,13 @@ class Powers:
         key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
         starts = _starts(key)
         client, start = key[starts] // nw, (w0 + key[starts] % nw) * self.grid.window_s + self.grid.g0
-        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), by.x)
+        log_x = np.log(by.x)
+        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), log_x)
         self.per_window.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
-                                          "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}))
+                                          "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}),
+                            w0, r.window[-1])
         client = by.client[by.starts]
-        used, total = _power(by.starts, *(p[client] for p in self.client_params), by.x)
+        used, total = _power(by.starts, *(p[client] for p in self.client_params), log_x)
         self.client_power[client] += total
         self.client_rows[client] += used
 
@@ -562,13 +582,16 @@ def _by_client(rows: np.ndarray, sums: dict) -> pl.DataFrame | None:
     return pl.DataFrame({"client": pl.Series(at, dtype=pl.Int32), **{k: v[at] for k, v in sums.items()}}) if at.size else None
 
 
-def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per run of rows beginning at `starts`, with its own shape and scale: whether it has rows
-    with an inter-arrival and a finite shape, and their sum((x / scale)^shape)."""
-    counts = np.diff(np.r_[starts, x.size])
-    k, lam = np.repeat(shape, counts), np.repeat(scale, counts)
-    ok = np.isfinite(x) & np.isfinite(k)
-    return np.add.reduceat(ok, starts) > 0, np.add.reduceat(np.where(ok, (x / lam) ** k, 0.0), starts)
+    with an inter-arrival and a finite shape, and their sum((x / scale)^shape), as
+    exp(shape (log x - log scale)) (one log of x for every run)."""
+    counts = np.diff(np.r_[starts, log_x.size])
+    k = np.repeat(shape, counts)
+    ok = np.isfinite(log_x) & np.isfinite(k)
+    with np.errstate(invalid="ignore"):
+        term = np.exp(k * (log_x - np.repeat(np.log(scale), counts)))
+    return np.add.reduceat(ok, starts) > 0, np.add.reduceat(np.where(ok, term, 0.0), starts)
 
 
 def _lookup(table: tuple[np.ndarray, ...], keys: np.ndarray) -> tuple[np.ndarray, ...]:
