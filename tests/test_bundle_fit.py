@@ -261,3 +261,14 @@ def test_multimodal_rows_without_images_do_not_break_the_fit(tmp_path):
     )
     run_cli("characterize", tmp_path / "mm.csv", "--out", tmp_path / "o", "--quiet", check=True)
     assert (tmp_path / "o" / "bundle.json").exists()
+
+
+@pytest.mark.parametrize("family,shape,scale", [("Gamma", 0.3, 2.0), ("Gamma", 4.0, 10.0), ("Weibull", 0.6, 1.5), ("Weibull", 2.0, 0.2)])
+def test_ks_distance_equals_scipys_kstest(family, shape, scale):
+    from pipeline.bundle.arrivals import iat_ks
+
+    rng = np.random.default_rng(19)
+    x = rng.gamma(1.5, 1.0, 5000) + 1e-6
+    dist = stats.gamma(a=shape, scale=scale) if family == "Gamma" else stats.weibull_min(c=shape, scale=scale)
+    assert iat_ks(np.r_[x, np.nan], family, shape, scale) == pytest.approx(stats.kstest(x, dist.cdf).statistic, rel=1e-12)
+    assert iat_ks(x[:2], family, shape, scale) is None

@@ -252,9 +252,12 @@ class Gaps:
     def __call__(self, client: np.ndarray, t: np.ndarray) -> ByClient:
         from pipeline.bundle.arrivals import IAT_FLOOR_S
 
-        order = None if self.last.size == 1 else _sort_order(client)
-        c, s = (client, t) if order is None else (np.take(client, order), np.take(t, order))
-        starts = _starts(c)
+        if self.last.size == 1:  # one client: rows already in client order
+            order, c, s, starts = None, client, t, np.zeros(min(t.size, 1), np.int64)
+        else:
+            order = _sort_order(client)
+            c, s = np.take(client, order), np.take(t, order)
+            starts = _starts(c)
         prev = np.empty_like(s)
         prev[1:] = s[:-1]
         prev[starts] = self.last[c[starts]]
