@@ -1,9 +1,10 @@
 """Fit a bundle from a canonical request table (DIR/requests.parquet) and write DIR/bundle.json.
 
 The table is read in batches of rows in arrival order (`pipeline/bundle/stream.py`): a survey
-pass (rows, span, clients, category), a pass for the per-group sums (inter-arrival moments,
-failures, value counts) and a pass for the sums that need the first pass's results (Weibull
-likelihoods, Spearman numerators), so memory does not grow with the rows.
+of the grouping columns (the clients, the category), a pass for the per-group sums (inter-arrival
+moments, failures, value counts; rows and covered span) and a pass for the sums that need the
+first pass's results (Weibull likelihoods, Spearman numerators), so memory does not grow with
+the rows.
 `bundle_from_requests` is pure (a DataFrame in, a bundle dict out); `fit_bundle` and
 `write_bundle` are the file edges `servetrace fit` and `servetrace characterize` call."""
 
