@@ -201,3 +201,18 @@ def test_spearman_from_midranks_equals_scipy():
         want = stats.spearmanr(a[c == i], b[c == i]).statistic
         assert got["rho:a:b"][i] == pytest.approx(want, rel=1e-12)
         assert got["corr:a:b"][i] == pytest.approx(2 * np.sin(np.pi * want / 6), rel=1e-12)
+
+
+def test_many_grouping_combinations_equal_the_in_memory_fit(monkeypatch):
+    """Two grouping columns whose combinations outnumber a batch's rows (clients found by a sort,
+    not a dense table), past the client cap."""
+    monkeypatch.setattr(stream, "BATCH_ROWS", 997)
+    rng = np.random.default_rng(18)
+    frame = _mixed(18)
+    n = frame.height
+    frame = canonical(frame.with_columns(pl.Series("client_id", rng.integers(0, 300, n).astype(str)),
+                                         pl.Series("session_id", rng.integers(0, 400, n).astype(str))))
+    settings = Settings(group_by="client_id,session_id")
+    got = bundle_from_requests(frame, settings, SOURCE)
+    assert got["group_by"] == "client_id,session_id" and len(got["clients"]) == MAX_CLIENTS
+    assert_same(got, reference_bundle(frame, settings, SOURCE))

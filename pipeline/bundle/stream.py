@@ -6,8 +6,8 @@ Inter-arrivals carry each client's last arrival from one batch to the next. Vari
 exactly (Chan et al.: the sum of the parts' squared deviations plus n_i (mean_i - mean)^2).
 
 A batch is Arrow columns (strings as dictionary codes where the file stores them so). Clients are
-small integers; a batch's sums per client and window are numpy bincounts over a dense code of the
-groups it holds, its value counts one Polars group-by per field."""
+small integers; a batch's rows are put in client order once, its sums per client and window are
+numpy sums over runs of rows, its value counts one Polars group-by per field."""
 
 from __future__ import annotations
 
@@ -83,19 +83,6 @@ class Unsorted(Exception):
 
 
 # ---------------------------------------------------------------- groups as dense integer codes
-
-def distinct(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the distinct codes, ascending; each row's index among them; rows per code) of integer
-    codes in [0, size): a bincount when `size` is small next to the rows, else a sort."""
-    if size <= 4 * code.size + (1 << 16):
-        counts = np.bincount(code, minlength=size)
-        present = np.flatnonzero(counts)
-        index = np.zeros(size, np.int64)
-        index[present] = np.arange(present.size)
-        return present, index[code], counts[present]
-    present, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
-    return present, inverse.reshape(-1), counts
-
 
 def coded(arr: pa.Array) -> tuple[np.ndarray, pl.Series]:
     """Each row's code and each code's name (its value as text; the last code, "(none)", is null's).
@@ -207,8 +194,8 @@ class Clients:
             return np.zeros(batch.num_rows, np.int32)
         combos = Combinations(batch, self.cols)
         if not combos.dense():
-            codes, index, _ = distinct(combos.code, combos.size)
-            return np.take(self._clients(combos, codes), index)
+            codes, index = np.unique(combos.code, return_inverse=True)
+            return np.take(self._clients(combos, codes), index.reshape(-1))
         same = len(combos.parts) == len(self._parts) and all(a.equals(b) for a, b in zip(combos.parts, self._parts))
         if not same:  # the batches of a row group share its dictionaries
             self._parts, self._table = combos.parts, self._clients(combos, np.arange(combos.size))
