@@ -2,7 +2,8 @@
 
 The runner wraps a file in `create or replace table <stem> as ...` (staging projections that
 are cheap to recompute become views). Parameters reach the SQL as DuckDB variables
-(`getvariable('window_s')`), so the files stay plain, portable SELECTs.
+(`getvariable('window_s')`), so the files stay plain, portable SELECTs; the macros they share
+(sql/macros.sql) are created with the database.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
                 con.execute(f"set threads = {int(threads)}")
             path = str(requests_path).replace("'", "''")
             con.execute(f"create view requests as select * from read_parquet('{path}', file_row_number = true)")
+            con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             yield con
         except duckdb.OutOfMemoryException as exc:  # a clear message, not a traceback
             limit = f"under --memory-limit {memory_limit}" if memory_limit else "(no --memory-limit set)"

@@ -18,15 +18,30 @@ with per_group as (
     group by group_key
 ),
 
-value_counts as (
+-- counted by the group's parts (model and service only when the key uses them), named after
+key_counts as (
     select
-        group_key,
         case when grouping(input_tokens) = 0 then 'input' else 'output' end as field,
+        key_model,
+        key_service,
+        key_part,
         coalesce(input_tokens, output_tokens) as tokens,
         count(*) as n
-    from stg_requests
-    group by grouping sets ((group_key, input_tokens), (group_key, output_tokens))
+    from (
+        select
+            case when getvariable('group_by') in ('model', 'model_service') then model end as key_model,
+            case when getvariable('group_by') in ('service', 'model_service') then service end as key_service,
+            key_part, input_tokens, output_tokens
+        from stg_requests
+    )
+    group by grouping sets ((key_model, key_service, key_part, input_tokens),
+                            (key_model, key_service, key_part, output_tokens))
     having coalesce(input_tokens, output_tokens) is not null
+),
+
+value_counts as (
+    select group_key_of(key_model, key_service, key_part) as group_key, field, tokens, n
+    from key_counts
 ),
 
 cumulative as (

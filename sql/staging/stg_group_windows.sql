@@ -4,15 +4,15 @@
 -- window rates, active groups, failures by level, the clients table) aggregates this small table
 -- instead of scanning the requests again.
 with source as (
-    select model, service, group_key, window_idx, arrival_s, failed, input_tokens, output_tokens
+    select model, service, key_part, window_idx, arrival_s, failed, input_tokens, output_tokens
     from stg_requests
 ),
 
-final as (
+counts as (
     select
         model,
         service,
-        group_key,
+        key_part,
         window_idx,
         count(*) as requests,
         sum(case when failed then 1 else 0 end) as failed,
@@ -23,7 +23,14 @@ final as (
         sum(output_tokens) as output_sum,
         count(output_tokens) as output_n
     from source
-    group by model, service, group_key, window_idx
+    group by model, service, key_part, window_idx
+),
+
+final as (
+    select
+        model, service, group_key_of(model, service, key_part) as group_key, window_idx, requests, failed,
+        first_arrival_s, last_arrival_s, input_sum, input_n, output_sum, output_n
+    from counts
 )
 
 select * from final

@@ -13,14 +13,14 @@ with counts as (
         end as field,
         model,
         service,
-        group_key,
+        group_key_of(model, service, key_part) as group_key,
         coalesce(input_tokens, output_tokens, reason_tokens) as tokens,
         count(*) as requests
     from stg_requests
     group by grouping sets (
-        (model, service, group_key, input_tokens),
-        (model, service, group_key, output_tokens),
-        (model, service, group_key, reason_tokens)
+        (model, service, key_part, input_tokens),
+        (model, service, key_part, output_tokens),
+        (model, service, key_part, reason_tokens)
     )
 ),
 

@@ -1,10 +1,17 @@
 -- stg_requests: one row per kept request of requests.parquet (a view: a pure projection).
 -- Adds its offset from the first arrival, its analysis window, its group (the --group-by key,
--- or the best available grouping), and two deterministic uniforms on [0, 1) drawn from a hash
+-- or the best available grouping; `key_part` is the client or session id when that is the key,
+-- which with model and service names the group: see sql/macros.sql), and two deterministic uniforms on [0, 1) drawn from a hash
 -- of the row number and the seed: `u` selects samples, `u_jitter` de-rounds timestamps; and a
 -- 64-bit hash of the row, from which the gaps stage counts exact duplicate rows.
 with source as (
-    select * from requests
+    select
+        *,
+        case getvariable('group_by')
+            when 'client_id' then coalesce(client_id, '(none)')
+            when 'session_id' then coalesce(session_id, '(none)')
+        end as key_part
+    from requests
 ),
 
 final as (
@@ -13,14 +20,8 @@ final as (
         arrival_s,
         arrival_s - getvariable('t0_s') as t_s,
         cast(floor((arrival_s - getvariable('t0_s')) / getvariable('window_s')) as bigint) as window_idx,
-        case getvariable('group_by')
-            when 'client_id' then coalesce(client_id, '(none)')
-            when 'session_id' then coalesce(session_id, '(none)')
-            when 'model' then coalesce(model, '(none)')
-            when 'service' then coalesce(service, '(none)')
-            when 'model_service' then coalesce(model, '(none)') || ' / ' || coalesce(service, '(none)')
-            else 'all'
-        end as group_key,
+        group_key_of(coalesce(model, '(none)'), coalesce(service, '(none)'), key_part) as group_key,
+        key_part,
         client_id,
         session_id,
         coalesce(model, '(none)') as model,
