@@ -35,7 +35,7 @@ bench-large: $(STAMP)
 
 # Rebuild the committed default trace from its fitted parameters (seeded, byte-identical).
 sample: $(STAMP)
-	$(BIN)/python -m pipeline.sample --out data/samples/burstgpt_sample.csv
+	$(BIN)/python -m servetrace.sample --out data/samples/burstgpt_sample.csv
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-SERVETRACE = [sys.executable, "-m", "pipeline"]
+SERVETRACE = [sys.executable, "-m", "servetrace"]
 
 
 @functools.cache

@@ -23,8 +23,8 @@ SERVEGEN_ANCHOR = {
     "source": "ServeGen's published figure for generate_workload (not run here: ServeGen is not "
               "installable on this machine)",
 }
-IMPORT_BY_LIBRARY = ("from pipeline.bundle import save_bundle; "
-                     "from pipeline.bundle.servegen_import import import_servegen_pool; "
+IMPORT_BY_LIBRARY = ("from servetrace.bundle import save_bundle; "
+                     "from servetrace.bundle.servegen_import import import_servegen_pool; "
                      "import sys; save_bundle(sys.argv[2], import_servegen_pool(sys.argv[1]))")
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from pipeline.bundle import load_bundle
+from servetrace.bundle import load_bundle
 
 if __name__ == "__main__":
     start = time.perf_counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 POLL_S = 0.02
-REPO = Path(__file__).resolve().parents[1]  # `python -m bench.x` and `-m pipeline` run from here
+REPO = Path(__file__).resolve().parents[1]  # `python -m bench.x` and `-m servetrace` run from here
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import generation, markdown, results, traces
 from bench.measure import Measurement, skipped
 from bench.trace_bench import PARTS, measure_trace
-from pipeline.io import read_json, write_json, write_text
+from servetrace.io import read_json, write_json, write_text
 
 LARGE_ROWS = 100_000_000
 DEFAULT_POOL = traces.REPO.parent / "shared" / "data" / "servegen" / "language" / "m-large"

@@ -1,3 +1,3 @@
-from pipeline.cli import main
+from servetrace.cli import main
 
 main()

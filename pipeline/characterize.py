@@ -14,23 +14,23 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipeline import io
-from pipeline.errors import ServetraceError
-from pipeline.findings import Finding, assemble
-from pipeline.schema import HASH_IDS
-from pipeline.settings import IngestSettings, Settings
-from pipeline.stages import gaps, sql
-from pipeline.stages.arrivals import arrivals
-from pipeline.stages.clients import clients
-from pipeline.stages.context import PER_WINDOW_N, Context, choose_group_by, sql_variables
-from pipeline.stages.failures import failures
-from pipeline.stages.lengths import lengths
-from pipeline.stages.multimodal import multimodal
-from pipeline.stages.periodicity import periodicity
-from pipeline.stages.prefix import prefix
-from pipeline.stages.quality import DEROUND_FROM_S, quality, timestamp_resolution, trace_profile
-from pipeline.stages.reasoning import reasoning
-from pipeline.stages.sessions import sessions
+from servetrace import io
+from servetrace.errors import ServetraceError
+from servetrace.findings import Finding, assemble
+from servetrace.schema import HASH_IDS
+from servetrace.settings import IngestSettings, Settings
+from servetrace.stages import gaps, sql
+from servetrace.stages.arrivals import arrivals
+from servetrace.stages.clients import clients
+from servetrace.stages.context import PER_WINDOW_N, Context, choose_group_by, sql_variables
+from servetrace.stages.failures import failures
+from servetrace.stages.lengths import lengths
+from servetrace.stages.multimodal import multimodal
+from servetrace.stages.periodicity import periodicity
+from servetrace.stages.prefix import prefix
+from servetrace.stages.quality import DEROUND_FROM_S, quality, timestamp_resolution, trace_profile
+from servetrace.stages.reasoning import reasoning
+from servetrace.stages.sessions import sessions
 
 TABLES = "tables"
 FINDINGS = "findings.json"
@@ -191,9 +191,9 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
 
     Returns a summary: the ingest summary's row counts, paths, tables written and the statements.
     """
-    from pipeline.ingest import ingest_trace
-    from pipeline.bundle.fit import write_bundle
-    from pipeline.report import write_report
+    from servetrace.ingest import ingest_trace
+    from servetrace.bundle.fit import write_bundle
+    from servetrace.report import write_report
 
     settings = settings or Settings()
     check_settings(settings)

@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 app = typer.Typer(
     name="servetrace",
@@ -53,7 +53,7 @@ def _emit(summary: dict, as_json: bool, text: str) -> None:
 
 
 def _ingest_settings(fmt: str, maps: Optional[List[str]], time_unit: str):
-    from pipeline.ingest.options import ingest_settings
+    from servetrace.ingest.options import ingest_settings
 
     return ingest_settings(fmt, maps or [], time_unit)
 
@@ -69,11 +69,11 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Land a raw trace as DIR/requests.parquet (canonical, sorted) and DIR/rejects.parquet."""
-    from pipeline.ingest import ingest_trace
+    from servetrace.ingest import ingest_trace
 
     # A pool is a directory: only then import the pool reader (it pulls in scipy, ~1 s per run).
     if fmt == "servegen" or (fmt == "auto" and trace.is_dir() and _servegen_pool(trace)):
-        from pipeline.bundle.cli_support import servegen_to_bundle, servegen_text
+        from servetrace.bundle.cli_support import servegen_to_bundle, servegen_text
 
         summary = servegen_to_bundle(trace, out)
         _emit(summary, as_json, servegen_text(summary))
@@ -83,7 +83,7 @@ def ingest(
 
 
 def _servegen_pool(path: Path) -> bool:
-    from pipeline.bundle.servegen_import import is_servegen_pool
+    from servetrace.bundle.servegen_import import is_servegen_pool
 
     return is_servegen_pool(path)
 
@@ -120,8 +120,8 @@ def characterize(
     memory_limit: MemoryOpt = None,
 ) -> None:
     """Ingest TRACE (reused when unchanged) and run every stage: DIR/tables/*.parquet and DIR/findings.json."""
-    from pipeline.characterize import characterize as run, summary_text
-    from pipeline.settings import Settings
+    from servetrace.characterize import characterize as run, summary_text
+    from servetrace.settings import Settings
 
     settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit)
     summary = run(trace, out, settings, _ingest_settings(fmt, maps, time_unit), quiet=quiet)
@@ -143,9 +143,9 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic request trace (canonical schema) from a workload bundle; deterministic per seed."""
-    from pipeline.generate import GenerateOptions
-    from pipeline.generate.run import generate_file, summary_text
-    from pipeline.generate.write import read_rate_fn
+    from servetrace.generate import GenerateOptions
+    from servetrace.generate.run import generate_file, summary_text
+    from servetrace.generate.write import read_rate_fn
 
     options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, rate_rps=rate,
                               rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients, seed=seed)
@@ -163,8 +163,8 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure how close SYNTHETIC is to SOURCE: DIR/fidelity.json (with pass/fail checks) and DIR/fidelity.html."""
-    from pipeline.settings import Settings
-    from pipeline.validate.run import summary_text, validate_traces
+    from servetrace.settings import Settings
+    from servetrace.validate.run import summary_text, validate_traces
 
     result = validate_traces(source, synthetic, out, Settings(window_s=window_s), page=not no_page)
     _emit(result, as_json, summary_text(result))
@@ -190,8 +190,8 @@ def provision(
     as_json: JsonOpt = False,
 ) -> None:
     """Servers needed to meet a latency target for SOURCE, ours and a naive workload (Poisson, independent lengths)."""
-    from pipeline.provision import ServingModel, provision_traces
-    from pipeline.provision.run import summary_text
+    from servetrace.provision import ServingModel, provision_traces
+    from servetrace.provision.run import summary_text
 
     model = ServingModel(prefill_s_per_token=prefill, decode_s_per_token=decode, batch=batch, overhead_s=overhead,
                          routing=routing, metric=metric, quantile=quantile, target_s=target,
@@ -208,7 +208,7 @@ def report(
                                                                      "Two: the output directory.")] = None,
 ) -> None:
     """Rebuild DIR/report.html from findings.json and tables/, or compare two traces: report A B --out DIR."""
-    from pipeline.report import write_comparison, write_report
+    from servetrace.report import write_comparison, write_report
 
     if len(dirs) == 1:
         path = write_report(dirs[0], out)
@@ -228,8 +228,8 @@ def fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""
-    from pipeline.bundle.cli_support import fit_text, fit_to_bundle
-    from pipeline.settings import Settings
+    from servetrace.bundle.cli_support import fit_text, fit_to_bundle
+    from servetrace.settings import Settings
 
     summary = fit_to_bundle(out_dir, Settings(window_s=window_s, group_by=group_by))
     _emit(summary, as_json, fit_text(summary))
@@ -246,7 +246,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a bundle or request rows in a format another tool loads unmodified."""
-    from pipeline.export import export as run
+    from servetrace.export import export as run
 
     summary = run(source, to, out, category=category, model=model, block_size=block_size)
     _emit(summary, as_json, f"{summary['format']}: wrote {summary['path']}")
@@ -263,7 +263,7 @@ def bundle_from_servegen(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a ServeGen client pool as DIR/bundle.json, reporting trace files without a dataset."""
-    from pipeline.bundle.cli_support import servegen_text, servegen_to_bundle
+    from servetrace.bundle.cli_support import servegen_text, servegen_to_bundle
 
     summary = servegen_to_bundle(pool, out)
     _emit(summary, as_json, servegen_text(summary))

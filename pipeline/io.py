@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 LOCK_NAME = ".servetrace.lock"
 # Parquet metadata key naming the command that wrote a table into DIR/tables/ other than

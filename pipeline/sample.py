@@ -1,6 +1,6 @@
 """The default trace: a seeded BurstGPT-v1-schema sample generated from fitted parameters.
 
-    python -m pipeline.sample --out data/samples/burstgpt_sample.csv [--seed N] [--params FILE]
+    python -m servetrace.sample --out data/samples/burstgpt_sample.csv [--seed N] [--params FILE]
 
 The parameters (pipeline/sample_params.json) were fitted on real public traces by
 tools/fit_sample_params.py; each group there says where it came from. Arrivals: per 600 s
@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from pipeline.errors import ServetraceError
-from pipeline.io import atomic_path, read_json
+from servetrace.errors import ServetraceError
+from servetrace.io import atomic_path, read_json
 
 PARAMS_PATH = Path(__file__).with_name("sample_params.json")
 COLUMNS = ["Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"]
@@ -169,7 +169,7 @@ def write_sample(trace: pl.DataFrame, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.sample", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m servetrace.sample", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="CSV file to write")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: the one in the parameters)")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.bundle import arrivals, lengths, stream
-from pipeline.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, grouping
-from pipeline.bundle.model import CATEGORY_FIELDS
-from pipeline.settings import Settings
+from servetrace.bundle import arrivals, lengths, stream
+from servetrace.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, grouping
+from servetrace.bundle.model import CATEGORY_FIELDS
+from servetrace.settings import Settings
 
 
 def key_expr(cols: list[str]) -> pl.Expr:

@@ -24,11 +24,11 @@ def shared_file(*parts: str) -> Path:
 
 
 def run_cli(*args: str, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m pipeline ARGS` as a user would; returns the completed process."""
+    """Run `python -m servetrace ARGS` as a user would; returns the completed process."""
     env = dict(os.environ)
     env.pop("SERVETRACE_DEBUG", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)],
+        [sys.executable, "-m", "servetrace", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or ROOT, env=env,
     )
     if check and proc.returncode != 0:

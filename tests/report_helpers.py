@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.io import write_json, write_parquet
+from servetrace.io import write_json, write_parquet
 
 EVIL = "</script><script>alert(1)</script>"
 

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from conftest import ROOT
-from pipeline import cli
+from servetrace import cli
 
 BAD = ROOT / "tests" / "bad_inputs"
 MANIFEST = json.loads((BAD / "manifest.json").read_text(encoding="utf-8"))

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from pipeline.bundle.fit import bundle_from_requests, fit_bundle, write_bundle
-from pipeline.bundle.model import load_bundle
-from pipeline.errors import ServetraceError
-from pipeline.io import write_parquet
-from pipeline.schema import CANONICAL
-from pipeline.settings import Settings
+from servetrace.bundle.fit import bundle_from_requests, fit_bundle, write_bundle
+from servetrace.bundle.model import load_bundle
+from servetrace.errors import ServetraceError
+from servetrace.io import write_parquet
+from servetrace.schema import CANONICAL
+from servetrace.settings import Settings
 
 SOURCE = {"path": "synthetic", "sha256": None, "rows": None, "format": "synthetic"}
 
@@ -214,7 +214,7 @@ def load_roundtrip(bundle: dict) -> dict:
     """Through the schema and the JSON text, as a consumer reads it."""
     import json
 
-    from pipeline.bundle.model import dumps_bundle, validate_bundle
+    from servetrace.bundle.model import dumps_bundle, validate_bundle
 
     return validate_bundle(json.loads(dumps_bundle(bundle)))
 
@@ -226,7 +226,7 @@ def test_copula_corr_reproduces_the_spearman_of_non_gaussian_lengths():
     the source's, and a trace generated from the bundle must have that Spearman."""
     from scipy import special
 
-    from pipeline.generate import GenerateOptions, generate_table
+    from servetrace.generate import GenerateOptions, generate_table
 
     rng = np.random.default_rng(9)
     n = 40_000
@@ -265,7 +265,7 @@ def test_multimodal_rows_without_images_do_not_break_the_fit(tmp_path):
 
 @pytest.mark.parametrize("family,shape,scale", [("Gamma", 0.3, 2.0), ("Gamma", 4.0, 10.0), ("Weibull", 0.6, 1.5), ("Weibull", 2.0, 0.2)])
 def test_ks_distance_equals_scipys_kstest(family, shape, scale):
-    from pipeline.bundle.arrivals import iat_ks
+    from servetrace.bundle.arrivals import iat_ks
 
     rng = np.random.default_rng(19)
     x = rng.gamma(1.5, 1.0, 5000) + 1e-6

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SHARED_DATA
-from pipeline.bundle.model import SCHEMA_ID, dumps_bundle, load_bundle, safe_client_id, save_bundle, validate_bundle
-from pipeline.bundle.servegen_import import import_servegen_pool, parse_pmf_literal
-from pipeline.errors import ServetraceError
+from servetrace.bundle.model import SCHEMA_ID, dumps_bundle, load_bundle, safe_client_id, save_bundle, validate_bundle
+from servetrace.bundle.servegen_import import import_servegen_pool, parse_pmf_literal
+from servetrace.errors import ServetraceError
 
 GRID = list(range(0, 6000, 600))
 
@@ -81,7 +81,7 @@ def test_rounding_residue_does_not_pile_onto_one_probability():
     """Eight probabilities that all round down by almost half a unit of the 6th digit: put back on
     the largest alone, the residue (4e-6) moved it by 3.2e-5 of itself (the hypothesis round trip
     found such a PMF); spread over the largest ones, none moves by more than 1e-5."""
-    from pipeline.bundle.model import _rounded_probs
+    from servetrace.bundle.model import _rounded_probs
 
     exact = np.r_[np.full(7, 0.1249994999), 0.0]
     exact[-1] = 1 - exact[:-1].sum()

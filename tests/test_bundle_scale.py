@@ -12,11 +12,11 @@ import pytest
 from scipy import stats
 
 from bundle_reference import reference_bundle
-from pipeline.bundle import stream
-from pipeline.bundle.fit import MAX_CLIENTS, OTHER, bundle_from_requests, fit_bundle
-from pipeline.io import write_parquet
-from pipeline.schema import CANONICAL
-from pipeline.settings import Settings
+from servetrace.bundle import stream
+from servetrace.bundle.fit import MAX_CLIENTS, OTHER, bundle_from_requests, fit_bundle
+from servetrace.io import write_parquet
+from servetrace.schema import CANONICAL
+from servetrace.settings import Settings
 from test_bundle_fit import SOURCE, canonical, planted_client
 
 

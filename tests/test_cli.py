@@ -7,7 +7,7 @@ import re
 import typer.main
 
 from conftest import ROOT, run_cli
-from pipeline.cli import app
+from servetrace.cli import app
 
 
 def _commands():
@@ -34,7 +34,7 @@ def test_every_command_is_in_the_readme():
         assert re.search(rf"servetrace {re.escape(name)}\b", readme), f"README does not show `servetrace {name}`"
 
 
-def test_python_m_pipeline_and_help():
+def test_python_m_servetrace_and_help():
     proc = run_cli("--help", check=True)
     for name, _ in _commands():
         assert name.split()[0] in proc.stdout

@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.errors import ServetraceError
-from pipeline.export.knobs import export_knobs, knob_card, knob_markdown, length_mixture, rate_stages
-from pipeline.export.servegen import export_servegen, pmf_literal
+from servetrace.errors import ServetraceError
+from servetrace.export.knobs import export_knobs, knob_card, knob_markdown, length_mixture, rate_stages
+from servetrace.export.servegen import export_servegen, pmf_literal
 from test_bundle_fit import planted_fit
 from test_servegen_reader import literal_dict, load_pool
 

@@ -9,11 +9,11 @@ import pytest
 from scipy import stats
 from scipy.special import ndtri
 
-from pipeline.bundle import save_bundle, validate_bundle
-from pipeline.errors import ServetraceError
-from pipeline.generate import GenerateOptions, generate_table
-from pipeline.generate.run import generate_file
-from pipeline.validate import metrics as m
+from servetrace.bundle import save_bundle, validate_bundle
+from servetrace.errors import ServetraceError
+from servetrace.generate import GenerateOptions, generate_table
+from servetrace.generate.run import generate_file
+from servetrace.validate import metrics as m
 
 W = 600
 
@@ -213,8 +213,8 @@ def test_same_inputs_give_byte_identical_files(tmp_path):
 
 
 def test_output_is_canonical_and_validates_against_itself(tmp_path):
-    from pipeline.schema import CANONICAL
-    from pipeline.validate import validate_traces
+    from servetrace.schema import CANONICAL
+    from servetrace.validate import validate_traces
 
     save_bundle(tmp_path / "bundle.json", two_clients())
     generate_file(tmp_path / "bundle.json", tmp_path / "syn.parquet")
@@ -259,9 +259,9 @@ def test_edge_windows_of_a_partly_covered_source_keep_their_rate():
     """A source covering [350, 3250) of six 600 s windows (Azure's one-hour trace starts and stops
     mid-window): the bundle records the covered span, generation defaults to it, and every window,
     the two cut ones included, gets the source's rate per covered second."""
-    from pipeline.bundle.fit import bundle_from_requests
-    from pipeline.generate.table import canonical_table
-    from pipeline.settings import Settings
+    from servetrace.bundle.fit import bundle_from_requests
+    from servetrace.generate.table import canonical_table
+    from servetrace.settings import Settings
 
     rng = np.random.default_rng(5)
     rate = np.repeat([4.7, 5.0, 5.6, 7.4, 6.0, 1.6], W)  # per second, Azure-like

@@ -12,14 +12,14 @@ import polars as pl
 import pytest
 
 from conftest import SHARED_DATA
-from pipeline.bundle.fit import bundle_from_requests
-from pipeline.bundle.model import validate_bundle
-from pipeline.bundle.servegen_import import import_servegen_pool
-from pipeline.export.servegen import export_servegen
-from pipeline.generate import GenerateOptions, generate_table
-from pipeline.generate.table import canonical_table
-from pipeline.settings import Settings
-from pipeline.validate import fidelity
+from servetrace.bundle.fit import bundle_from_requests
+from servetrace.bundle.model import validate_bundle
+from servetrace.bundle.servegen_import import import_servegen_pool
+from servetrace.export.servegen import export_servegen
+from servetrace.generate import GenerateOptions, generate_table
+from servetrace.generate.table import canonical_table
+from servetrace.settings import Settings
+from servetrace.validate import fidelity
 
 SOURCE = {"path": "planted", "sha256": None, "rows": None, "format": "generic"}
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from conftest import ROOT
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 MODELS = ["<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>", '"q" & <b>x</b>', "plain"]
 CLIENTS = ["../../etc/x", "/etc/passwd", "..\\..\\win", 'c"; rm -rf /', "ok"]
@@ -30,7 +30,7 @@ def test_package_never_evaluates_or_unpickles():
 
 
 def test_servegen_strings_are_parsed_not_evaluated(tmp_path):
-    from pipeline.bundle.servegen_import import import_servegen_pool
+    from servetrace.bundle.servegen_import import import_servegen_pool
 
     marker = tmp_path / "pwned"
     payloads = [f"__import__('pathlib').Path({str(marker)!r}).touch()",
@@ -50,7 +50,7 @@ def test_servegen_strings_are_parsed_not_evaluated(tmp_path):
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     """A characterized trace whose model names and client ids are hostile strings."""
-    from pipeline.characterize import characterize
+    from servetrace.characterize import characterize
 
     tmp = tmp_path_factory.mktemp("hostile")
     rng = np.random.default_rng(0)
@@ -82,10 +82,10 @@ def test_report_escapes_trace_strings(hostile_run):
 
 
 def test_exports_never_use_client_ids_as_paths(hostile_run):
-    pytest.importorskip("pipeline.export", reason="exports have not landed")
-    from pipeline.bundle.cli_support import fit_to_bundle
-    from pipeline.export import export
-    from pipeline.settings import Settings
+    pytest.importorskip("servetrace.export", reason="exports have not landed")
+    from servetrace.bundle.cli_support import fit_to_bundle
+    from servetrace.export import export
+    from servetrace.settings import Settings
 
     tmp, out = hostile_run
     fit_to_bundle(out, Settings(group_by="client_id"))

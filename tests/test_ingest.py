@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import FIXTURES, run_cli, shared_file
-from pipeline.errors import ServetraceError
-from pipeline.ingest import ingest_trace
-from pipeline.ingest.options import ingest_settings
-from pipeline.io import parquet_metadata
-from pipeline.schema import CANONICAL, HASH_IDS
-from pipeline.settings import IngestSettings
+from servetrace.errors import ServetraceError
+from servetrace.ingest import ingest_trace
+from servetrace.ingest.options import ingest_settings
+from servetrace.io import parquet_metadata
+from servetrace.schema import CANONICAL, HASH_IDS
+from servetrace.settings import IngestSettings
 
 FIX = FIXTURES / "ingest"
 
@@ -276,7 +276,7 @@ def test_origin_moves_when_the_first_rows_are_not_on_the_earliest_day(tmp_path):
 def test_batches_keep_numbering_order_and_accounting(tmp_path, monkeypatch, swap):
     """Many small stream batches: refused records in several batches get their own source lines,
     arrivals going backwards across a batch boundary are seen, and rows are sorted stably."""
-    import pipeline.ingest.stream as stream
+    import servetrace.ingest.stream as stream
 
     monkeypatch.setattr(stream, "BATCH_ROWS", 100)
     monkeypatch.setattr(stream, "HEAD_ROWS", 150)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
-from pipeline.io import LOCK_NAME, _LEFTOVER
+from servetrace.io import LOCK_NAME, _LEFTOVER
 
 SAMPLE = ROOT / "data" / "samples" / "burstgpt_sample.csv"
 
@@ -62,7 +62,7 @@ def _opened(pid: int, target: Path) -> bool:
 
 def kill_when(args: list[str], ready, timeout: float = 60.0) -> bool:
     """Run the CLI, SIGKILL it as soon as `ready(pid)` holds; True if it was killed (not finished)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *map(str, args)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "servetrace", *map(str, args)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
@@ -93,7 +93,7 @@ def assert_whole(out: Path, shas: set[str]) -> None:
         elif p.name == "findings.json":
             assert json.loads(p.read_text())["trace"]["sha256"] in shas
         elif p.name == "bundle.json":
-            from pipeline.bundle import load_bundle
+            from servetrace.bundle import load_bundle
 
             assert load_bundle(p)["source"]["sha256"] in shas
         elif p.suffix == ".html":
@@ -104,8 +104,8 @@ def assert_whole(out: Path, shas: set[str]) -> None:
 
 
 def test_sigkill_at_each_point_leaves_whole_outputs(traces, tmp_path):
-    from pipeline.characterize import characterize
-    from pipeline.io import sha256_file
+    from servetrace.characterize import characterize
+    from servetrace.io import sha256_file
 
     small, medium, big = traces
     out = tmp_path / "out"
@@ -122,7 +122,7 @@ def test_sigkill_at_each_point_leaves_whole_outputs(traces, tmp_path):
     for name, (trace, ready) in points.items():
         killed[name] = kill_when(["characterize", trace, "--out", out, "-q"], ready)
         assert_whole(out, shas)
-    pytest.importorskip("pipeline.bundle.cli_support", reason="the fit command has not landed")
+    pytest.importorskip("servetrace.bundle.cli_support", reason="the fit command has not landed")
     requests = out / "requests.parquet"
     killed["fitting: request table read"] = kill_when(
         ["fit", out], lambda pid: _opened(pid, requests) or _temp(out, ".bundle.json.")(pid))

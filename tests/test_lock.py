@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from conftest import FIXTURES, ROOT
-from pipeline import cli
-from pipeline.errors import ServetraceError
-from pipeline.ingest import ingest_trace
+from servetrace import cli
+from servetrace.errors import ServetraceError
+from servetrace.ingest import ingest_trace
 
 TRACE = FIXTURES / "ingest" / "burstgpt_v1.csv"
 MESSAGE = "another servetrace run is writing this directory"
-HOLD = "import sys; from pipeline.io import output_lock\nwith output_lock(sys.argv[1]):\n print('held', flush=True); sys.stdin.read()"
+HOLD = "import sys; from servetrace.io import output_lock\nwith output_lock(sys.argv[1]):\n print('held', flush=True); sys.stdin.read()"
 
 
 @pytest.fixture
@@ -38,12 +38,12 @@ def test_second_run_fails_with_a_clear_message(held):
         ingest_trace(TRACE, out)
     with pytest.raises(ServetraceError, match=MESSAGE):
         ingest_trace(FIXTURES / "ingest" / "azure2023.csv", out)  # a different trace: no cache shortcut
-    from pipeline.characterize import characterize
+    from servetrace.characterize import characterize
 
     with pytest.raises(ServetraceError, match=MESSAGE):
         characterize(TRACE, out, quiet=True)
-    fit = pytest.importorskip("pipeline.bundle.cli_support")
-    from pipeline.settings import Settings
+    fit = pytest.importorskip("servetrace.bundle.cli_support")
+    from servetrace.settings import Settings
 
     with pytest.raises(ServetraceError, match=MESSAGE):
         fit.fit_to_bundle(out, Settings())
@@ -70,7 +70,7 @@ def test_lock_is_released_after_a_run_and_after_an_error(tmp_path):
 
 def test_report_is_refused_while_a_run_writes(held):
     """Rebuilding the report reads findings, tables and the bundle: not while a run writes them."""
-    from pipeline.report import write_report
+    from servetrace.report import write_report
 
     out, before = held
     with pytest.raises(ServetraceError, match=MESSAGE):
@@ -83,8 +83,8 @@ def test_characterize_again_keeps_tables_other_commands_wrote(tmp_path):
     earlier characterization does not."""
     import polars as pl
 
-    from pipeline.characterize import characterize
-    from pipeline.io import WRITTEN_BY, parquet_metadata, write_parquet
+    from servetrace.characterize import characterize
+    from servetrace.io import WRITTEN_BY, parquet_metadata, write_parquet
 
     out = tmp_path / "out"
     characterize(TRACE, out, quiet=True)

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import cli
-from pipeline.characterize import characterize
-from pipeline.errors import ServetraceError
-from pipeline.ingest import connect, ingest_trace
-from pipeline.settings import Settings
-from pipeline.stages import sql
+from servetrace import cli
+from servetrace.characterize import characterize
+from servetrace.errors import ServetraceError
+from servetrace.ingest import connect, ingest_trace
+from servetrace.settings import Settings
+from servetrace.stages import sql
 
 
 def burstgpt_like(path, n: int, seed: int = 1):

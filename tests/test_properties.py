@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ServetraceError
-from pipeline.ingest import ingest_trace
-from pipeline.schema import HASH_IDS
+from servetrace.errors import ServetraceError
+from servetrace.ingest import ingest_trace
+from servetrace.schema import HASH_IDS
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -152,8 +152,8 @@ PMF = st.dictionaries(st.integers(0, 10**6), st.floats(1e-6, 1.0), min_size=1, m
 @given(pmf=PMF)
 def test_servegen_pmf_literal_round_trip(pmf):
     """Our ServeGen writer's dict literal reads back, without eval, as the same distribution."""
-    servegen = pytest.importorskip("pipeline.export.servegen")
-    from pipeline.bundle.servegen_import import parse_pmf_literal
+    servegen = pytest.importorskip("servetrace.export.servegen")
+    from servetrace.bundle.servegen_import import parse_pmf_literal
 
     values = np.array(sorted(pmf), dtype=float)
     probs = np.array([pmf[int(v)] for v in values])

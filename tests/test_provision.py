@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipeline.errors import ServetraceError
-from pipeline.generate.table import canonical_table
-from pipeline.io import write_parquet
-from pipeline.provision import Requests, ServingModel, min_servers, naive_requests, provision_traces
-from pipeline.provision.model import latencies, waits
+from servetrace.errors import ServetraceError
+from servetrace.generate.table import canonical_table
+from servetrace.io import write_parquet
+from servetrace.provision import Requests, ServingModel, min_servers, naive_requests, provision_traces
+from servetrace.provision.model import latencies, waits
 
 PREFILL = ServingModel().prefill_s_per_token
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from pipeline.ingest import ingest_trace
+from servetrace.ingest import ingest_trace
 
 SAMPLE = ROOT / "data" / "samples" / "burstgpt_sample.csv"
 CREATED_AT = re.compile(rb'"created_at":\s*"[^"]*"')
@@ -22,11 +22,11 @@ COMPARED = ("findings.json", "bundle.json", "synthetic.parquet", "synthetic.csv"
 
 def run_all(trace: str, out: str) -> None:
     """characterize -> fit -> generate (Parquet and CSV), as the commands do."""
-    from pipeline.bundle.cli_support import fit_to_bundle
-    from pipeline.characterize import characterize
-    from pipeline.generate import GenerateOptions
-    from pipeline.generate.run import generate_file
-    from pipeline.settings import Settings
+    from servetrace.bundle.cli_support import fit_to_bundle
+    from servetrace.characterize import characterize
+    from servetrace.generate import GenerateOptions
+    from servetrace.generate.run import generate_file
+    from servetrace.settings import Settings
 
     characterize(trace, out, quiet=True)
     fit_to_bundle(out, Settings())
@@ -37,8 +37,8 @@ def run_all(trace: str, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    pytest.importorskip("pipeline.bundle.cli_support", reason="fit has not landed")
-    pytest.importorskip("pipeline.generate.run", reason="generate has not landed")
+    pytest.importorskip("servetrace.bundle.cli_support", reason="fit has not landed")
+    pytest.importorskip("servetrace.generate.run", reason="generate has not landed")
     if not SAMPLE.exists():
         pytest.skip(f"{SAMPLE} is absent")
     tmp = tmp_path_factory.mktemp("repeat")
@@ -70,7 +70,7 @@ def test_no_output_location_inside(two_runs, name):
 
 
 def test_cache_keyed_by_content_and_settings(tmp_path):
-    from pipeline.settings import IngestSettings
+    from servetrace.settings import IngestSettings
 
     trace = tmp_path / "t.csv"
     trace.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"

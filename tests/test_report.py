@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ServetraceError
-from pipeline.report import write_comparison, write_report
-from pipeline.report.assets import script_json
-from pipeline.report.inputs import load_inputs
-from pipeline.report.summary import key_findings
-from pipeline.report.values import fmt_number, lookup
+from servetrace.errors import ServetraceError
+from servetrace.report import write_comparison, write_report
+from servetrace.report.assets import script_json
+from servetrace.report.inputs import load_inputs
+from servetrace.report.summary import key_findings
+from servetrace.report.values import fmt_number, lookup
 from report_helpers import EVIL, findings_doc, tables, write_trace_dir
 
 
@@ -124,7 +124,7 @@ def test_big_tables_are_thinned(tmp_path):
 def test_run_outputs_get_their_sections(tmp_path):
     import polars as pl
 
-    from pipeline.io import write_json, write_parquet
+    from servetrace.io import write_json, write_parquet
 
     out = write_trace_dir(tmp_path / "runs")
     write_json(out / "fidelity.json", {"pass": False, "checks": {"rate_mape": {"value": 0.2, "threshold": 0.1,
@@ -234,7 +234,7 @@ def test_iat_fitted_families_have_a_legend_with_their_ks(tmp_path):
 
 
 def test_provision_curve_falls_back_to_provision_json_and_fidelity_says_what_failed(tmp_path):
-    from pipeline.io import write_json
+    from servetrace.io import write_json
 
     out = write_trace_dir(tmp_path / "runs")
     write_json(out / "fidelity.json", {"checks": {"rate_mape": {"value": 0.2, "threshold": 0.1, "pass": False},
@@ -275,7 +275,7 @@ def test_failure_rate_over_time_pools_windows_by_their_counts(page):
 
 
 def test_paired_caption_keeps_the_shared_part_once_and_names_each_trace():
-    from pipeline.report.compare import paired_caption
+    from servetrace.report.compare import paired_caption
 
     a, b = "Dots: observed. Best fit: Weibull.", "Dots: observed. Best fit: gamma."
     assert paired_caption(a, b, "june", "july") == "Dots: observed. june: Best fit: Weibull. july: Best fit: gamma."

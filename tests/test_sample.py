@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipeline import sample
-from pipeline.errors import ServetraceError
-from pipeline.io import sha256_file
+from servetrace import sample
+from servetrace.errors import ServetraceError
+from servetrace.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "burstgpt_sample.csv"
@@ -169,4 +169,16 @@ def test_committed_params_are_what_the_fit_gives():
     spec = importlib.util.spec_from_file_location("fit_sample_params", REPO / "tools" / "fit_sample_params.py")
     fit = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fit)
-    assert fit.fitted_params(SHARED_DATA) == sample.load_params()
+    # Numbers agree to 1e-5 relative: the median regression's last printed digit moves with the
+    # statsmodels release's solver (200.021 vs 200.022 between 0.14 and 0.15).
+    assert _same(fit.fitted_params(SHARED_DATA), sample.load_params())
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return b == pytest.approx(a, rel=1e-5)
+    return a == b

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from pipeline.bundle.model import load_bundle, save_bundle
-from pipeline.bundle.pmf import binned_pmf
-from pipeline.bundle.servegen_import import import_servegen_pool
-from pipeline.export.servegen import export_servegen
+from servetrace.bundle.model import load_bundle, save_bundle
+from servetrace.bundle.pmf import binned_pmf
+from servetrace.bundle.servegen_import import import_servegen_pool
+from servetrace.export.servegen import export_servegen
 from test_servegen_reader import assert_generatable, load_pool
 
 POOLS = {"reason": "deepseek-r1", "multimodal": "mm-image", "language": "m-small"}

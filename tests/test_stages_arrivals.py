@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.stages import families
+from servetrace.stages import families
 from test_stages_support import canonical, gamma_arrivals, run_stages
 
 

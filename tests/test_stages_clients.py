@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ServetraceError
-from pipeline.settings import Settings
-from pipeline.stages.clients import gini, lorenz
+from servetrace.errors import ServetraceError
+from servetrace.settings import Settings
+from servetrace.stages.clients import gini, lorenz
 from test_stages_support import canonical, run_stages
 
 PLANTED = {"a": 5000, "b": 3000, "c": 1500, "d": 400, "e": 100}

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.characterize import write_outputs
-from pipeline.findings import validate
+from servetrace.characterize import write_outputs
+from servetrace.findings import validate
 from test_stages_support import canonical, run_stages
 
 CASES = {

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.stages import gaps
+from servetrace.stages import gaps
 from test_stages_support import canonical, run_stages
 
 

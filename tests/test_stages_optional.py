@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.stages.reasoning import gaussian_mixture_2
+from servetrace.stages.reasoning import gaussian_mixture_2
 from test_stages_support import canonical, run_stages
 
 
@@ -28,7 +28,7 @@ def test_bimodal_reasoning_is_detected(tmp_path):
 
 def test_unimodal_reasoning_is_not_called_bimodal():
     y = np.random.default_rng(1).normal(5, 1, 5000)
-    from pipeline.stages.reasoning import bimodality
+    from servetrace.stages.reasoning import bimodality
 
     assert bimodality(y, gaussian_mixture_2(y))["bimodal"] is False
 

@@ -37,7 +37,7 @@ def test_short_trace_has_no_diurnal(tmp_path):
 def test_a_period_needs_two_cycles_in_the_series():
     """A ramp over the whole series puts its power at the series length; that is a trend, not a
     period. A planted 1 h cycle in a 3 h series is found; the 3 h length never is."""
-    from pipeline.stages.periodicity import dominant_periods
+    from servetrace.stages.periodicity import dominant_periods
 
     bin_s = 10.0
     t = np.arange(0, 3 * 3600, bin_s)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import io
-from pipeline.characterize import characterize_requests
-from pipeline.schema import CANONICAL
-from pipeline.settings import Settings
+from servetrace import io
+from servetrace.characterize import characterize_requests
+from servetrace.schema import CANONICAL
+from servetrace.settings import Settings
 
 
 def canonical(arrival_s, **columns) -> pa.Table:

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipeline.errors import ServetraceError
-from pipeline.generate.table import canonical_table
-from pipeline.io import write_parquet
-from pipeline.validate import fidelity, metrics as m, validate_traces
+from servetrace.errors import ServetraceError
+from servetrace.generate.table import canonical_table
+from servetrace.io import write_parquet
+from servetrace.validate import fidelity, metrics as m, validate_traces
 
 
 def trace(n=40_000, cv=3.0, rate=20.0, seed=0, clients=40) -> pl.DataFrame:

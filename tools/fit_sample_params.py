@@ -26,7 +26,7 @@ from scipy import optimize, stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.io import sha256_file, write_json  # noqa: E402
+from servetrace.io import sha256_file, write_json  # noqa: E402
 
 BURSTGPT_COLUMNS = ["Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"]
 SERVEGEN_TRACE = {"t": pl.Int64, "rate": pl.Float64, "cv": pl.Float64, "pattern": pl.Utf8, "a": pl.Float64, "b": pl.Float64}

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from pipeline.bundle.pmf import weibull_shape_for_cv
+from servetrace.bundle.pmf import weibull_shape_for_cv
 
 MIN_IATS = 3  # fewer inter-arrivals than this in a window: no family fitted
 IAT_FLOOR_S = 1e-6  # tied timestamps would give log(0): inter-arrivals are floored here

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.bundle.model import save_bundle
-from pipeline.settings import Settings
+from servetrace.bundle.model import save_bundle
+from servetrace.settings import Settings
 
 
 def _summary(bundle: dict, path: Path) -> dict:
@@ -16,9 +16,9 @@ def _summary(bundle: dict, path: Path) -> dict:
 
 
 def fit_to_bundle(out_dir: str | Path, settings: Settings) -> dict:
-    from pipeline.bundle.fit import fit_bundle
+    from servetrace.bundle.fit import fit_bundle
 
-    from pipeline.io import output_lock
+    from servetrace.io import output_lock
 
     with output_lock(out_dir):  # one run at a time per output directory
         bundle = fit_bundle(out_dir, settings)
@@ -31,7 +31,7 @@ def fit_text(s: dict) -> str:
 
 
 def servegen_to_bundle(pool: str | Path, out_dir: str | Path) -> dict:
-    from pipeline.bundle.servegen_import import import_servegen_pool
+    from servetrace.bundle.servegen_import import import_servegen_pool
 
     bundle = import_servegen_pool(pool)
     summary = _summary(bundle, save_bundle(Path(out_dir) / "bundle.json", bundle))

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.bundle import arrivals, lengths, stream
-from pipeline.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
-from pipeline.bundle.pmf import DEFAULT_BINNING, pmf_fit
-from pipeline.errors import ServetraceError
-from pipeline.settings import Settings
+from servetrace.bundle import arrivals, lengths, stream
+from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
+from servetrace.bundle.pmf import DEFAULT_BINNING, pmf_fit
+from servetrace.errors import ServetraceError
+from servetrace.settings import Settings
 
 DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
 MAX_CLIENTS = 256  # beyond this, the smallest clients are merged into one "(other)" group
@@ -215,7 +215,7 @@ def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s
 
 
 def _source(requests_path: Path) -> dict:
-    from pipeline.io import parquet_metadata
+    from servetrace.io import parquet_metadata
 
     meta = parquet_metadata(requests_path)
     rows = meta.get("servetrace.rows_read")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.bundle.model import CATEGORY_FIELDS
-from pipeline.bundle.pmf import grouped_pmfs, reason_ratio_bins
+from servetrace.bundle.model import CATEGORY_FIELDS
+from servetrace.bundle.pmf import grouped_pmfs, reason_ratio_bins
 
 
 # the request columns the length fields, their category and failures are computed from

@@ -73,8 +73,8 @@ from typing import Any, Iterable
 import numpy as np
 import orjson
 
-from pipeline.errors import ServetraceError
-from pipeline.io import write_text
+from servetrace.errors import ServetraceError
+from servetrace.io import write_text
 
 SCHEMA_ID = "servetrace.bundle/v1"
 WINDOW_FAMILIES = ("Gamma", "Weibull")
@@ -96,7 +96,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 @functools.lru_cache(maxsize=1)
 def bundle_schema() -> dict:
-    text = resources.files("pipeline").joinpath("schemas/bundle.schema.json").read_text(encoding="utf-8")
+    text = resources.files("servetrace").joinpath("schemas/bundle.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 from scipy.special import gammaln
 
-from pipeline.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
-from pipeline.bundle.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf, weibull_shape_for_cv
-from pipeline.errors import ServetraceError
+from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
+from servetrace.bundle.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf, weibull_shape_for_cv
+from servetrace.errors import ServetraceError
 
 TRACE_RE = re.compile(r"^chunk-(\d+)-trace\.csv$")
 DATASET_RE = re.compile(r"^chunk-(\d+)-dataset\.json$")

@@ -21,9 +21,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.bundle import lengths
-from pipeline.bundle.model import CATEGORY_FIELDS
-from pipeline.errors import ServetraceError
+from servetrace.bundle import lengths
+from servetrace.bundle.model import CATEGORY_FIELDS
+from servetrace.errors import ServetraceError
 
 BATCH_ROWS = 1 << 20
 COMPACT_EVERY = 16  # partial sums merged every this many batches
@@ -237,7 +237,7 @@ class Gaps:
         self.last = np.full(n_clients, np.nan)
 
     def __call__(self, client: np.ndarray, t: np.ndarray) -> ByClient:
-        from pipeline.bundle.arrivals import IAT_FLOOR_S
+        from servetrace.bundle.arrivals import IAT_FLOOR_S
 
         if self.last.size == 1:  # one client: rows already in client order
             order, c, s, starts = None, client, t, np.zeros(min(t.size, 1), np.int64)

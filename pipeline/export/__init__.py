@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 BUNDLE_FORMATS = ("servegen", "knobs")
 ROW_FORMATS = ("mooncake", "burstgpt", "vidur")
@@ -15,7 +15,7 @@ FORMATS = BUNDLE_FORMATS + ROW_FORMATS
 
 
 def _bundle_of(source: Path) -> dict:
-    from pipeline.bundle.model import load_bundle
+    from servetrace.bundle.model import load_bundle
 
     if source.is_dir() or source.suffix == ".json":
         return load_bundle(source)
@@ -36,23 +36,23 @@ def export(source: str | Path, to: str, out: str | Path, category: str | None = 
     if not source.exists():
         raise ServetraceError(f"{source}: no such file or directory")
     if to == "servegen":
-        from pipeline.export.servegen import export_servegen
+        from servetrace.export.servegen import export_servegen
 
         return export_servegen(_bundle_of(source), out, category=category, model=model)
     if to == "knobs":
-        from pipeline.export.knobs import export_knobs
+        from servetrace.export.knobs import export_knobs
 
         return export_knobs(_bundle_of(source), out)
     if to == "mooncake":
-        from pipeline.export.mooncake import export_mooncake
+        from servetrace.export.mooncake import export_mooncake
 
         return export_mooncake(_rows_of(source), out, block_size=block_size)
     if to == "burstgpt":
-        from pipeline.export.burstgpt import export_burstgpt
+        from servetrace.export.burstgpt import export_burstgpt
 
         return export_burstgpt(_rows_of(source), out)
     if to == "vidur":
-        from pipeline.export.vidur import export_vidur
+        from servetrace.export.vidur import export_vidur
 
         return export_vidur(_rows_of(source), out)
     raise ServetraceError(f"--to {to!r}: expected one of {', '.join(FORMATS)}")

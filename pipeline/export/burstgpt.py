@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.export.rows import read_rows, source_of, write_sidecar
-from pipeline.io import atomic_path
+from servetrace.export.rows import read_rows, source_of, write_sidecar
+from servetrace.io import atomic_path
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 

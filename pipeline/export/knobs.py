@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.bundle.pmf import pooled_pmf
-from pipeline.export.tools import CHECKED_AGAINST
-from pipeline.io import atomic_dir, dumps_json
+from servetrace.bundle.pmf import pooled_pmf
+from servetrace.export.tools import CHECKED_AGAINST
+from servetrace.io import atomic_dir, dumps_json
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens")
 

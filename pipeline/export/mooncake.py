@@ -22,11 +22,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipeline.errors import ServetraceError
-from pipeline.export.rows import read_rows, source_of, write_sidecar
-from pipeline.export.tools import MOONCAKE_CAVEATS, mooncake_consumers
-from pipeline.io import atomic_path
-from pipeline.schema import HASH_IDS
+from servetrace.errors import ServetraceError
+from servetrace.export.rows import read_rows, source_of, write_sidecar
+from servetrace.export.tools import MOONCAKE_CAVEATS, mooncake_consumers
+from servetrace.io import atomic_path
+from servetrace.schema import HASH_IDS
 
 INT32_MAX = 2**31 - 1
 

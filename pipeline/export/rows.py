@@ -6,8 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import ServetraceError
-from pipeline.io import dumps_json, parquet_metadata, write_text
+from servetrace.errors import ServetraceError
+from servetrace.io import dumps_json, parquet_metadata, write_text
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 

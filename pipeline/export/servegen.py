@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.bundle.model import CATEGORY_FIELDS
-from pipeline.bundle.pmf import REASON_BINS
-from pipeline.errors import ServetraceError
-from pipeline.io import atomic_dir, dumps_json
+from servetrace.bundle.model import CATEGORY_FIELDS
+from servetrace.bundle.pmf import REASON_BINS
+from servetrace.errors import ServetraceError
+from servetrace.io import atomic_dir, dumps_json
 
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 ZERO_PMF = {"values": [0], "probs": [1.0]}

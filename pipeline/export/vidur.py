@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.export.rows import read_rows, source_of, write_sidecar
-from pipeline.io import atomic_path
+from servetrace.export.rows import read_rows, source_of, write_sidecar
+from servetrace.io import atomic_path
 
 VIDUR_DEFAULT_MAX_TOKENS = 4096
 

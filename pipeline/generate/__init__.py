@@ -1,6 +1,6 @@
 """Synthetic request traces from a workload bundle (`servetrace generate`)."""
 
-from pipeline.generate.compose import generate_table
-from pipeline.generate.options import GenerateOptions
+from servetrace.generate.compose import generate_table
+from servetrace.generate.options import GenerateOptions
 
 __all__ = ["GenerateOptions", "generate_table"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gamma as gamma_fn
 
-from pipeline.generate.options import Timeline
+from servetrace.generate.options import Timeline
 
 GAMMA, WEIBULL = 0, 1
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.generate.arrivals import arrivals, window_params
-from pipeline.generate.failures import draw_failures
-from pipeline.generate.lengths import sample_lengths
-from pipeline.generate.options import GenerateOptions, select_clients, timeline
-from pipeline.generate.table import canonical_table
+from servetrace.generate.arrivals import arrivals, window_params
+from servetrace.generate.failures import draw_failures
+from servetrace.generate.lengths import sample_lengths
+from servetrace.generate.options import GenerateOptions, select_clients, timeline
+from servetrace.generate.table import canonical_table
 
 
 def _tokens(x: np.ndarray | None) -> pa.Array | None:

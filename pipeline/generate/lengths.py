@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from pipeline.generate.arrivals import client_seed
+from servetrace.generate.arrivals import client_seed
 
 Z_MAX = 12.0  # |z| beyond this has probability < 1e-32: the clip costs nothing
 LIFT = 4 * Z_MAX
@@ -58,7 +58,7 @@ def copula_factor(joint: dict, fields: list[str]) -> np.ndarray:
 
 def bin_ranges(values: np.ndarray, binning: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """The integer range [lo, hi] a PMF value is spread over: itself below `exact_below`, else the
-    widest range centred on it inside its log-spaced bin (pipeline.bundle.pmf.bin_index:
+    widest range centred on it inside its log-spaced bin (servetrace.bundle.pmf.bin_index:
     [t (1+s)^k, t (1+s)^(k+1))), so the bin's mean is kept."""
     if not binning or binning.get("log_step", 0) <= 0:
         return values, values

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.bundle import load_bundle
-from pipeline.generate.compose import generate_table
-from pipeline.generate.options import GenerateOptions
-from pipeline.generate.write import output_format, write_generated
+from servetrace.bundle import load_bundle
+from servetrace.generate.compose import generate_table
+from servetrace.generate.options import GenerateOptions
+from servetrace.generate.write import output_format, write_generated
 
 
 def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),

@@ -1,11 +1,11 @@
-"""Arrays -> the canonical request table (pipeline.schema.CANONICAL), absent columns null."""
+"""Arrays -> the canonical request table (servetrace.schema.CANONICAL), absent columns null."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.schema import CANONICAL
+from servetrace.schema import CANONICAL
 
 
 def canonical_table(columns: dict[str, object]) -> pa.Table:

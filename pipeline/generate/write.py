@@ -1,4 +1,4 @@
-"""Write a generated table: canonical Parquet or CSV, or a tool's format via pipeline.export."""
+"""Write a generated table: canonical Parquet or CSV, or a tool's format via servetrace.export."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.errors import ServetraceError
-from pipeline.io import atomic_path, write_parquet
+from servetrace.errors import ServetraceError
+from servetrace.io import atomic_path, write_parquet
 
 FORMATS = ("parquet", "csv", "burstgpt", "mooncake", "vidur")
 _BY_SUFFIX = {".parquet": "parquet", ".csv": "csv", ".jsonl": "mooncake"}
@@ -59,7 +59,7 @@ def write_generated(table: pa.Table, path: str | Path, fmt: str, metadata: dict)
         return path
     # A tool's format goes through the row exporters, which read a canonical Parquet trace.
     try:
-        from pipeline.export import export
+        from servetrace.export import export
     except ImportError:
         raise ServetraceError(f"--format {fmt}: the {fmt} exporter is not available in this build") from None
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline import io
-from pipeline.errors import ServetraceError
-from pipeline.ingest.canonical import (
+from servetrace import io
+from servetrace.errors import ServetraceError
+from servetrace.ingest.canonical import (
     build_reject_records,
     build_typed,
     guess_time_unit,
@@ -27,11 +27,11 @@ from pipeline.ingest.canonical import (
     load_raw,
     structural_rejects_sql,
 )
-from pipeline.ingest.formats import FormatSpec, format_spec
-from pipeline.ingest.source import Source, inspect_source
-from pipeline.ingest.stream import StreamResult, stream_typed
-from pipeline.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
-from pipeline.settings import IngestSettings
+from servetrace.ingest.formats import FormatSpec, format_spec
+from servetrace.ingest.source import Source, inspect_source
+from servetrace.ingest.stream import StreamResult, stream_typed
+from servetrace.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
+from servetrace.settings import IngestSettings
 
 REQUESTS = "requests.parquet"
 REJECTS = "rejects.parquet"
@@ -197,7 +197,7 @@ def ingest_trace(
     settings = settings or IngestSettings()
     trace, out_dir = Path(trace), Path(out_dir)
     if settings.format == "servegen" or (trace.is_dir() and any(trace.glob("chunk-*-trace.csv"))):
-        from pipeline.bundle.servegen_import import ingest_servegen_pool  # the pool is parameters, not rows
+        from servetrace.bundle.servegen_import import ingest_servegen_pool  # the pool is parameters, not rows
 
         return ingest_servegen_pool(trace, out_dir)
     src: Source = inspect_source(trace, settings.max_decompress_ratio)

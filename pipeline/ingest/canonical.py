@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.errors import ServetraceError
-from pipeline.ingest.formats import FormatSpec
-from pipeline.ingest.source import Source
-from pipeline.schema import COLUMNS, HASH_IDS, SQL_TYPES
+from servetrace.errors import ServetraceError
+from servetrace.ingest.formats import FormatSpec
+from servetrace.ingest.source import Source
+from servetrace.schema import COLUMNS, HASH_IDS, SQL_TYPES
 
 INT_MAX = 2**31 - 1
 UNIT_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}

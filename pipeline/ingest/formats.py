@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.errors import ServetraceError
-from pipeline.ingest.source import Source
+from servetrace.errors import ServetraceError
+from servetrace.ingest.source import Source
 
 
 @dataclass(frozen=True)

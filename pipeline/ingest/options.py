@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ServetraceError
-from pipeline.schema import COLUMNS
-from pipeline.settings import IngestSettings
+from servetrace.errors import ServetraceError
+from servetrace.schema import COLUMNS
+from servetrace.settings import IngestSettings
 
 FORMATS = ("auto", "burstgpt", "azure", "mooncake", "bailian", "generic", "servegen")
 TIME_UNITS = ("auto", "s", "ms", "us", "ns", "datetime")

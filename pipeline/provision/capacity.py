@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.provision.model import ServingModel, latencies
+from servetrace.provision.model import ServingModel, latencies
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 ROUTINGS = ("round_robin", "random")
 METRICS = ("ttft", "e2e")

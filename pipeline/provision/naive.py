@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.provision.capacity import Requests
+from servetrace.provision.capacity import Requests
 
 
 def naive_requests(source: Requests, seed: int = 0) -> Requests:

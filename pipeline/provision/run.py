@@ -7,13 +7,13 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from pipeline.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
-from pipeline.provision import model as model_doc
-from pipeline.provision.capacity import Requests, latency_curve, min_servers, server_grid
-from pipeline.provision.model import ServingModel
-from pipeline.provision.naive import naive_requests
-from pipeline.validate.html import h2, note, page_html, table_html
-from pipeline.validate.inputs import load_requests
+from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
+from servetrace.provision import model as model_doc
+from servetrace.provision.capacity import Requests, latency_curve, min_servers, server_grid
+from servetrace.provision.model import ServingModel
+from servetrace.provision.naive import naive_requests
+from servetrace.validate.html import h2, note, page_html, table_html
+from servetrace.validate.inputs import load_requests
 
 SCHEMA = "servetrace.provision/v1"
 PROVISION = "provision.json"
@@ -83,8 +83,8 @@ def provision_traces(source: str | Path, out_dir: str | Path, synthetic: str | P
 
 
 def _generated(bundle: str | Path, src: Requests, seed: int) -> Requests:
-    from pipeline.bundle import load_bundle
-    from pipeline.generate import GenerateOptions, generate_table
+    from servetrace.bundle import load_bundle
+    from servetrace.generate import GenerateOptions, generate_table
 
     start = float(src.arrival_s[0])
     options = GenerateOptions(start_s=start, duration_s=float(src.arrival_s[-1]) - start, seed=seed)

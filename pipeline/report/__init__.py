@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.io import output_lock, write_text
-from pipeline.report.inputs import load_inputs
+from servetrace.io import output_lock, write_text
+from servetrace.report.inputs import load_inputs
 
 REPORT = "report.html"
 
 
 def write_report(out_dir: str | Path, out: str | Path | None = None) -> Path:
     """Render DIR/findings.json (+ tables/, bundle/fidelity/provision when present) to DIR/report.html."""
-    from pipeline.report.page import build_page
-    from pipeline.report.render import render
+    from servetrace.report.page import build_page
+    from servetrace.report.render import render
 
     if not Path(out_dir).is_dir():
         load_inputs(out_dir)  # the clear error, without making the directory
@@ -28,8 +28,8 @@ def write_report(out_dir: str | Path, out: str | Path | None = None) -> Path:
 
 def write_comparison(a: str | Path, b: str | Path, out_dir: str | Path) -> Path:
     """Two characterized traces side by side in out_dir/report.html."""
-    from pipeline.report.compare import build_comparison
-    from pipeline.report.render import render
+    from servetrace.report.compare import build_comparison
+    from servetrace.report.render import render
 
     with output_lock(out_dir):
         page = build_comparison(load_inputs(a), load_inputs(b))

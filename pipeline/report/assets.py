@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.io import write_text
+from servetrace.io import write_text
 
 
 def _cache_path(vl_version: str) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import altair as alt
 
-from pipeline.report.figures import Figure
-from pipeline.report.inputs import ReportInputs
-from pipeline.report.render import Page
-from pipeline.report.sections import AREAS, Section, Table, area_section, quality_section
-from pipeline.report.summary import num
-from pipeline.report.values import fmt_number
+from servetrace.report.figures import Figure
+from servetrace.report.inputs import ReportInputs
+from servetrace.report.render import Page
+from servetrace.report.sections import AREAS, Section, Table, area_section, quality_section
+from servetrace.report.summary import num
+from servetrace.report.values import fmt_number
 
 # (label, findings path, format) rows of the summary table.
 ROWS = [

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.errors import ServetraceError
-from pipeline.io import read_json
+from servetrace.errors import ServetraceError
+from servetrace.io import read_json
 
 FINDINGS = "findings.json"
 TABLES = "tables"

@@ -7,12 +7,12 @@ import json
 
 import altair as alt
 
-from pipeline.report.inputs import ReportInputs
-from pipeline.report.render import Page
-from pipeline.report.runs import run_sections
-from pipeline.report.sections import Section, Table, finding_sections
-from pipeline.report.summary import key_findings, trace_line
-from pipeline.report.values import fmt_number, lookup
+from servetrace.report.inputs import ReportInputs
+from servetrace.report.render import Page
+from servetrace.report.runs import run_sections
+from servetrace.report.sections import Section, Table, finding_sections
+from servetrace.report.summary import key_findings, trace_line
+from servetrace.report.values import fmt_number, lookup
 
 
 def _version(dist: str) -> str:

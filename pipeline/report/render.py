@@ -10,10 +10,10 @@ import html
 import json
 from dataclasses import dataclass, field
 
-from pipeline.report.assets import CHART_CONFIG, CSS, EMBED_SCRIPT, script_json, vega_bundle
-from pipeline.report.figures import Figure
-from pipeline.report.sections import Section, Table
-from pipeline.report.summary import KeyFinding, Num
+from servetrace.report.assets import CHART_CONFIG, CSS, EMBED_SCRIPT, script_json, vega_bundle
+from servetrace.report.figures import Figure
+from servetrace.report.sections import Section, Table
+from servetrace.report.summary import KeyFinding, Num
 
 
 @dataclass

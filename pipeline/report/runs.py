@@ -7,9 +7,9 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import Figure, frame, rule_at, thin, time_axis, time_x
-from pipeline.report.sections import Section, Table
-from pipeline.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
+from servetrace.report.figures import Figure, frame, rule_at, thin, time_axis, time_x
+from servetrace.report.sections import Section, Table
+from servetrace.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
 
 MAX_ROWS = 15
 # `servetrace export` targets and where each writes (a directory for servegen and knobs, else a file).

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pipeline.report.charts import arrivals, clients, counts, lengths, rate, reasoning
-from pipeline.report.figures import Figure
-from pipeline.report.values import absent_reason, flat_facts, fmt_number, lookup, statements
+from servetrace.report.charts import arrivals, clients, counts, lengths, rate, reasoning
+from servetrace.report.figures import Figure
+from servetrace.report.values import absent_reason, flat_facts, fmt_number, lookup, statements
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pipeline.report.values import absent_reason, family_name, fmt, is_number, lookup, statements
+from servetrace.report.values import absent_reason, family_name, fmt, is_number, lookup, statements
 
 MAX_KEY_FINDINGS = 8
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.findings import Absent, Finding, absent
-from pipeline.stages import families, sql
-from pipeline.stages.context import Context, fmt
-from pipeline.stages.gaps import GapResults
+from servetrace.findings import Absent, Finding, absent
+from servetrace.stages import families, sql
+from servetrace.stages.context import Context, fmt
+from servetrace.stages.gaps import GapResults
 
 MIN_FIT_GAPS = 10  # fewer positive gaps than this: no family fit
 MIN_WINDOW_GAPS = 20  # per-window fits need at least this many positive gaps in the window

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.findings import Absent, Finding, absent
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt, pct
+from servetrace.findings import Absent, Finding, absent
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt, pct
 
 LORENZ_POINTS = 1000
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from pipeline.errors import ServetraceError
-from pipeline.settings import Settings
+from servetrace.errors import ServetraceError
+from servetrace.settings import Settings
 
 PER_WINDOW_N = 500  # per-window family fits: at most this many gaps per window (seeded sample)
 GROUP_CHOICES = ("client_id", "session_id", "model", "service", "model_service", "all")

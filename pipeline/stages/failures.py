@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipeline.findings import Absent, Finding, absent
-from pipeline.stages import sql
-from pipeline.stages.context import Context, pct
+from servetrace.findings import Absent, Finding, absent
+from servetrace.stages import sql
+from servetrace.stages.context import Context, pct
 
 
 def failures(con, ctx: Context) -> tuple[Finding | Absent, dict]:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 TOP_GAPS = 10
 NONE = "(none)"  # the level of a missing value, as stg_requests names it

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.findings import Absent, Finding, absent
-from pipeline.stages import correlation, families, sql
-from pipeline.stages.context import Context, fmt
+from servetrace.findings import Absent, Finding, absent
+from servetrace.stages import correlation, families, sql
+from servetrace.stages.context import Context, fmt
 
 FIELDS = ("input", "output", "reason")
 MIN_FIT = 10
@@ -20,7 +20,7 @@ def correlations(x: np.ndarray, y: np.ndarray, requests: np.ndarray | None = Non
     """Pearson, Spearman and Kendall (tau-b) over all rows; absent where undefined.
 
     x, y: distinct (input, output) pairs and `requests` how many rows have each (exact over the
-    rows, see pipeline.stages.correlation); without `requests`, one row per pair."""
+    rows, see servetrace.stages.correlation); without `requests`, one row per pair."""
     w = np.ones(len(x), dtype=np.int64) if requests is None else np.asarray(requests)
     found = correlation.correlations(x, y, w)
     if found is None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.findings import Absent, Finding
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt, pct
+from servetrace.findings import Absent, Finding
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt, pct
 
 
 def multimodal(con, ctx: Context) -> tuple[Finding | Absent, dict]:

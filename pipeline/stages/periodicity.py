@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 from scipy import signal
 
-from pipeline.findings import Absent, Finding, absent
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt
+from servetrace.findings import Absent, Finding, absent
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.findings import Finding
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt, pct
-from pipeline.stages.gaps import GapResults
+from servetrace.findings import Finding
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt, pct
+from servetrace.stages.gaps import GapResults
 
 GRID_SHARE = 0.9  # share of arrivals on a grid above which timestamps count as rounded to it
 DEROUND_FROM_S = 0.01  # grids this coarse or coarser bias inter-arrival statistics: de-round

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import polars as pl
 
-from pipeline.findings import Absent, Finding
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt, pct
+from servetrace.findings import Absent, Finding
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt, pct
 
 MIN_ROWS = 50
 LOG_BINS = 40

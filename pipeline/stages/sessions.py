@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.findings import Absent, Finding
-from pipeline.stages import sql
-from pipeline.stages.context import Context, fmt
+from servetrace.findings import Absent, Finding
+from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt
 
 
 def sessions(con, ctx: Context) -> tuple[Finding | Absent, dict]:

@@ -16,9 +16,9 @@ from typing import Iterator
 import duckdb
 import polars as pl
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
+from servetrace.resources import SQL_DIR
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
 VIEWS = frozenset({"stg_requests"})
 UINT64 = 18446744073709551616.0

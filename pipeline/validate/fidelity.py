@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.settings import Settings
-from pipeline.validate import metrics as m
-from pipeline.validate.settings import FidelitySettings
+from servetrace.settings import Settings
+from servetrace.validate import metrics as m
+from servetrace.validate.settings import FidelitySettings
 
 SCHEMA = "servetrace.fidelity/v1"
 LENGTHS = ("input", "output", "reason")

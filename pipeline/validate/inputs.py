@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipeline.errors import ServetraceError
+from servetrace.errors import ServetraceError
 
 REQUESTS = "requests.parquet"
 NEEDED = ("arrival_s", "input_tokens", "output_tokens")
@@ -49,8 +49,8 @@ def requests_path(path: str | Path, work_dir: str | Path) -> Path:
     if _is_canonical_parquet(path):
         return path
     try:
-        from pipeline.ingest import ingest_trace
-        from pipeline.settings import IngestSettings
+        from servetrace.ingest import ingest_trace
+        from servetrace.settings import IngestSettings
     except ImportError:
         raise ServetraceError(f"{path}: a raw trace needs the ingest stage, which is not available") from None
     summary = ingest_trace(path, Path(work_dir), IngestSettings())

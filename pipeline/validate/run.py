@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from pipeline.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
-from pipeline.settings import Settings
-from pipeline.validate.fidelity import fidelity
-from pipeline.validate.inputs import load_requests
-from pipeline.validate.page import fidelity_page
-from pipeline.validate.settings import FidelitySettings
+from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
+from servetrace.settings import Settings
+from servetrace.validate.fidelity import fidelity
+from servetrace.validate.inputs import load_requests
+from servetrace.validate.page import fidelity_page
+from servetrace.validate.settings import FidelitySettings
 
 FIDELITY = "fidelity.json"
 PAGE = "fidelity.html"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import (DECADE_LABELS, HEIGHT, WIDTH, Figure, first_table, frame, group_label, positive, rule_at, series,
+from servetrace.report.figures import (DECADE_LABELS, HEIGHT, WIDTH, Figure, first_table, frame, group_label, positive, rule_at, series,
                                      thin, time_axis, time_x)
-from pipeline.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
+from servetrace.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
 
 IAT_X = ("iat_s", "x", "bin_mid_s", "bin_lo_s", "seconds")
 DENSITY = ("density", "pdf", "ccdf", "share")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import Figure, first_table, frame, log_scale, rule_at, thin, top_rows
-from pipeline.report.values import fmt_number, fmt_percent, lookup
+from servetrace.report.figures import Figure, first_table, frame, log_scale, rule_at, thin, top_rows
+from servetrace.report.values import fmt_number, fmt_percent, lookup
 
 CLIENT_TABLES = ("clients", "client_stats")
 # group_counts holds every group; clients only the largest.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import (HEIGHT, WIDTH, Figure, first_table, frame, group_label, rule_at, series, time_axis,
+from servetrace.report.figures import (HEIGHT, WIDTH, Figure, first_table, frame, group_label, rule_at, series, time_axis,
                                      time_x, top_rows)
-from pipeline.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
+from servetrace.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
 
 COUNT = ("requests", "sessions", "gaps", "count", "share", "share_on_grid")
 START = ("window_start_s", "start_s")

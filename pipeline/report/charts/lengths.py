@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import Figure, first_table, frame, positive, thin, time_axis, time_x
-from pipeline.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
+from servetrace.report.figures import Figure, first_table, frame, positive, thin, time_axis, time_x
+from servetrace.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
 
 KIND = ("field", "kind", "which")
 # A CDF is read at the upper edge of its bin.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import Figure, first_table, frame, series, time_axis, time_x
-from pipeline.report.values import absent_reason, fmt_duration, fmt_number, lookup
+from servetrace.report.figures import Figure, first_table, frame, series, time_axis, time_x
+from servetrace.report.values import absent_reason, fmt_duration, fmt_number, lookup
 
 START = ("window_start_s", "bin_start_s", "start_s", "t_s")
 RATE = ("rate_rps", "rate", "requests_per_s")

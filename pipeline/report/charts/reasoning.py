@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from pipeline.report.figures import Figure, first_table, frame
-from pipeline.report.values import fmt_number, fmt_percent, is_number, lookup
+from servetrace.report.figures import Figure, first_table, frame
+from servetrace.report.values import fmt_number, fmt_percent, is_number, lookup
 
 OBSERVED = "#9db4cc"
 COMPONENTS = ["#c0504d", "#e08a2c"]
