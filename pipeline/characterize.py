@@ -27,7 +27,7 @@ from servetrace.stages.failures import failures
 from servetrace.stages.lengths import lengths
 from servetrace.stages.multimodal import multimodal
 from servetrace.stages.periodicity import periodicity
-from servetrace.stages.prefix import prefix
+from servetrace.stages.prefix import prefix, reuse_of
 from servetrace.stages.quality import DEROUND_FROM_S, quality, timestamp_resolution, trace_profile
 from servetrace.stages.reasoning import reasoning
 from servetrace.stages.sessions import sessions
@@ -83,13 +83,14 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)
+            reuse = reuse_of(requests, ctx)  # block reuse: the prefix stage's, and sessions' without ids
             results = {name: _run_stage(requests, name, stage, step) for name, stage in (
                 ("lengths", lambda: lengths(con, ctx)),
                 ("rate over time", lambda: periodicity(con, ctx)),
-                ("sessions", lambda: sessions(con, ctx)),
+                ("sessions", lambda: sessions(con, ctx, reuse)),
                 ("reasoning", lambda: reasoning(con, ctx)),
                 ("multimodal", lambda: multimodal(con, ctx)),
-                ("prefix", lambda: prefix(con, ctx)))}
+                ("prefix", lambda: prefix(con, ctx, reuse)))}
             gap = gap_future.result()
         finally:
             pool.shutdown(wait=True)

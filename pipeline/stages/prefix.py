@@ -1,25 +1,68 @@
-"""Prefix reuse (when hash_ids are present): share of KV-cache blocks seen before, ideal hit rate."""
+"""Prefix reuse (when hash_ids are present): the LRU hit rate against cache capacity per block
+size (exact stack distances, or SHARDS on large traces), reuse distances, reused and new tokens
+per request, the prefix tree and the shared-prefix groups (`servetrace.reuse`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
 from servetrace.findings import Absent, Finding
+from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.stages import sql
-from servetrace.stages.context import Context, pct
+from servetrace.stages.context import Context, fmt, pct
+
+TOP_GROUPS = 50
 
 
-def prefix(con, ctx: Context) -> tuple[Finding | Absent, dict]:
+def session_codes(requests: str | Path) -> np.ndarray | None:
+    """Integer session per request (file order) from the session_id column; a null is its own session."""
+    col = pl.from_arrow(pq.read_table(requests, columns=["session_id"])["session_id"])
+    if col.null_count() == len(col):
+        return None
+    codes = col.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
+    nulls = col.is_null().to_numpy()
+    return np.where(nulls, int(np.nanmax(np.where(nulls, -1, codes))) + 1 + np.arange(len(col)), codes)
+
+
+def reuse_of(requests: str | Path, ctx: Context) -> Reuse | None:
+    if not ctx.has_hash_ids or not ctx.rows:
+        return None
+    return analyze(requests, sessions=session_codes(requests) if ctx.has("session_id") else None,
+                   seed=ctx.settings.seed)
+
+
+def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, dict]:
     if not ctx.has_hash_ids:
         return Absent("prefix", "no hash_ids column (KV-cache block hashes) in the trace"), {}
-    reuse = sql.table(con, "prefix_reuse", order_by="window_idx")
-    blocks = int(reuse["blocks"].sum()) if reuse.height else 0
-    if blocks == 0:
-        return Absent("prefix", "hash_ids present but empty"), {"prefix_reuse": reuse}
+    over_time = sql.table(con, "prefix_reuse", order_by="window_idx")
+    blocks = int(over_time["blocks"].sum()) if over_time.height else 0
+    if blocks == 0 or reuse is None:
+        return Absent("prefix", "hash_ids present but empty"), {"prefix_reuse": over_time}
+    tables = {"prefix_reuse": over_time, "prefix_lru_curve": reuse.curve, "prefix_reuse_distance": reuse.distance_hist}
+    if reuse.groups is not None:
+        tables["prefix_groups"] = reuse.groups.head(TOP_GROUPS).with_columns(
+            pl.col("pid").cast(pl.String), (pl.col("depth_blocks") * reuse.block_size).alias("depth_tokens"))
+    v = reuse.values
+    curve = reuse.curve.filter(pl.col("block_size") == reuse.block_size)
+    ladder = curve.filter(pl.col("capacity_blocks").is_not_null())
+    half = ladder.filter(pl.col("hit_rate") >= v["infinite_hit_rate"] / 2)["capacity_tokens"]
     values = {
         "blocks": blocks,
-        "seen_share": int(reuse["seen_blocks"].sum()) / blocks,
-        "ideal_hit_rate": int(reuse["prefix_hit_blocks"].sum()) / blocks,
-        "definition": "ideal_hit_rate: leading blocks of each request already seen (an infinite prefix cache)",
+        "seen_share": int(over_time["seen_blocks"].sum()) / blocks,
+        "ideal_hit_rate": int(over_time["prefix_hit_blocks"].sum()) / blocks,
+        **v,
+        "lru_hit_rate": {str(c): h for c, h in zip(ladder["capacity_tokens"], ladder["hit_rate"])},
+        "half_hit_capacity_tokens": int(half[0]) if len(half) else None,
+        "definition": ("ideal_hit_rate / infinite_hit_rate: leading blocks of each request already seen (an "
+                       "infinite prefix cache); lru_hit_rate: the same under LRU at a capacity in tokens "
+                       "(block size x blocks), every block used becoming most recent"),
     }
-    statement = (f"{pct(values['seen_share'])} of KV-cache blocks were seen in an earlier request; an infinite "
-                 f"prefix cache would hit {pct(values['ideal_hit_rate'])} of blocks.")
-    return Finding("prefix", values, statement, ["prefix_reuse"]), {"prefix_reuse": reuse}
+    where = f"; half of that needs {fmt(values['half_hit_capacity_tokens'])} tokens of LRU cache" if len(half) else ""
+    statement = (f"{pct(values['seen_share'])} of KV-cache blocks ({v['block_size']} tokens, {v['block_size_basis']}) "
+                 f"were seen in an earlier request; an infinite prefix cache would hit "
+                 f"{pct(values['ideal_hit_rate'])} of blocks{where} ({v['lru_method']} LRU curve).")
+    return Finding("prefix", values, statement, list(tables)), tables

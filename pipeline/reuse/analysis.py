@@ -1,0 +1,97 @@
+"""Everything measured about block reuse in one canonical Parquet trace with hash_ids: the LRU
+curve per block size, reuse distances, per-request reused and new tokens, the prefix tree,
+shared-prefix groups and sessions inferred from prefix chains. Used by characterize (findings)
+and by validate (the same numbers on both traces)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from servetrace.reuse.blocks import EXACT_MAX, block_counts, infer_block_size, read_refs
+from servetrace.reuse.chains import infer_parents, session_roots
+from servetrace.reuse.curve import INF, capacity_ladder, distances, hit_curve, reuse_histogram
+from servetrace.reuse.tree import shared_prefixes, top_shares, tree_shape
+
+COARSER = (64, 512, 2048)  # re-blocked sizes, where the source's block size divides them
+TREE_MAX = 20_000_000  # references: the tree, the groups and inferred sessions need every one
+
+
+@dataclass
+class Reuse:
+    block_size: int
+    block_size_basis: str
+    curve: pl.DataFrame  # every block size, capacities + infinite
+    distance_hist: pl.DataFrame
+    distance_sample: np.ndarray  # finite reuse distances (blocks, source size) for KS
+    values: dict = field(default_factory=dict)
+    groups: pl.DataFrame | None = None
+    parent: np.ndarray | None = None  # inferred parents (None when too large to infer)
+    reused_blocks: np.ndarray | None = None
+
+
+def _q(x: np.ndarray) -> dict:
+    if not len(x):
+        return {"mean": None, "p50": None, "p90": None}
+    return {"mean": float(np.mean(x)), "p50": float(np.quantile(x, 0.5)), "p90": float(np.quantile(x, 0.9))}
+
+
+def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = None,
+            exact_max: int = EXACT_MAX, seed: int = 0) -> Reuse:
+    """`sessions`: explicit session codes per request (file order) when the trace has them."""
+    table = pq.read_table(path, columns=["input_tokens"])
+    inp = np.nan_to_num(table["input_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64)
+    n_blocks = block_counts(path)
+    rows, totals = len(n_blocks), {1: int(n_blocks.sum())}
+    basis = "given"
+    if block_size is None:
+        block_size, basis = infer_block_size(inp, n_blocks)
+    factors = (1, *(s // block_size for s in COARSER if s > block_size and s % block_size == 0))
+    refs = read_refs(path, block_size, factors, exact_max=exact_max)
+    curves, hist, sample, running = [], None, np.zeros(0), None
+    for m, r in refs.items():
+        distinct = len(np.unique(r.pid)) / r.rate
+        curves.append(hit_curve(r, capacity_ladder(int(distinct))))
+        if m == 1:
+            sd, running = distances(r)
+            hist = reuse_histogram(sd)
+            finite = sd[sd < INF]
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(finite, 20_000, replace=False)) if len(finite) > 20_000 else np.sort(finite)
+    src = refs[1]
+    curve = pl.concat(curves)
+    inf_hit = float(curve.filter(pl.col("capacity_blocks").is_null() & (pl.col("block_size") == block_size))["hit_rate"][0])
+    values = {"block_size": block_size, "block_size_basis": basis, "blocks": int(totals[1]), "requests": rows,
+              "infinite_hit_rate": inf_hit, "lru_method": "exact" if src.rate >= 1 else "shards",
+              "shards_rate": None if src.rate >= 1 else float(src.rate),
+              "block_sizes": sorted(int(block_size * m) for m in factors)}
+    out = Reuse(block_size, basis, curve, hist, sample, values)
+    if totals[1] > TREE_MAX:
+        values["tree"] = {"absent": f"{totals[1]:,} block references: over {TREE_MAX:,}, tree not built"}
+        return out
+    full = src
+    if src.rate < 1:  # the LRU curve was sampled; the per-request numbers need every reference
+        full = read_refs(path, block_size, (1,), exact_max=TREE_MAX)[1]
+        running = distances(full)[1]
+    hit_blocks = np.bincount(full.req[running < INF], minlength=rows)
+    reused_tok = np.minimum(hit_blocks * block_size, inp)
+    new_tok = inp - reused_tok
+    values["reused_tokens"] = _q(reused_tok)
+    values["new_tokens"] = _q(new_tok)
+    values["reused_token_share"] = float(reused_tok.sum() / max(inp.sum(), 1))
+    values["tree"] = tree_shape(full)
+    parent, reused = infer_parents(full, inp)
+    out.parent, out.reused_blocks = parent, reused
+    session = sessions if sessions is not None else session_roots(parent)
+    shared, groups = shared_prefixes(full, session)
+    out.groups = groups
+    values["shared_prefix"] = {
+        "groups": int(groups.height),
+        "request_share": float(np.mean(shared > 0)) if rows else None,
+        "top_reference_share": top_shares(groups),
+        "depth_tokens": _q(groups["depth_blocks"].to_numpy() * block_size),
+        "sessions_basis": "session ids" if sessions is not None else "inferred from prefix chains"}
+    return out
