@@ -139,6 +139,8 @@ def generate(
     rate_fn: Annotated[Optional[Path], typer.Option("--rate-fn", help="CSV window_start_s,rate_rps: target aggregate rate per window.")] = None,
     clients: Annotated[Optional[str], typer.Option("--clients", help="top:N, or comma-separated client ids.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    sessions: Annotated[bool, typer.Option("--sessions/--no-sessions", help="Run the bundle's session model (v2 bundles that have one).")] = True,
+    block_size: Annotated[Optional[int], typer.Option("--block-size", help="Tokens per hash_ids block (default: the source's).")] = None,
     out_format: Annotated[Optional[str], typer.Option("--format", "-f", help="parquet|csv|burstgpt|mooncake|vidur (default: from the extension).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,7 +150,8 @@ def generate(
     from servetrace.generate.write import read_rate_fn
 
     options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, rate_rps=rate,
-                              rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients, seed=seed)
+                              rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients, seed=seed,
+                              sessions=sessions, block_size=block_size)
     summary = generate_file(bundle, out, options, out_format)
     _emit(summary, as_json, summary_text(summary))
 

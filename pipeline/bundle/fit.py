@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.bundle import arrivals, lengths, stream
+from servetrace.bundle.sessions import fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.bundle.pmf import DEFAULT_BINNING, pmf_fit
 from servetrace.errors import ServetraceError
@@ -295,11 +296,12 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings()
     columns = _columns(path, settings.group_by)
     try:
-        return fit_batches(stream.file_batches(path), columns, settings, _source(path))
+        bundle = fit_batches(stream.file_batches(path), columns, settings, _source(path))
     except stream.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
             copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
-            return fit_batches(stream.file_batches(copy), columns, settings, _source(path))
+            bundle = fit_batches(stream.file_batches(copy), columns, settings, _source(path))
+    return {**bundle, **fit_reuse_models(path, settings.seed)}  # v2: session and prefix models
 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:

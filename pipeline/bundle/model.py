@@ -1,9 +1,11 @@
-"""The workload bundle (`bundle.json`, schema `servetrace.bundle/v1`): load, validate, save.
+"""The workload bundle (`bundle.json`, schema `servetrace.bundle/v2`; v1 bundles still load): load, validate, save.
 
 A bundle is plain JSON, columnar (per-window values are parallel arrays), validated against
 `pipeline/schemas/bundle.schema.json` plus semantic checks on write and on load. Fields:
 
-- `schema`: always "servetrace.bundle/v1".
+- `schema`: "servetrace.bundle/v2" (written); "servetrace.bundle/v1" (no session or prefix model) still loads.
+- `sessions`, `prefix` (optional, v2): the session model and the shared-prefix model, documented
+  in `pipeline/bundle/sessions.py`.
 - `created_at`: ISO-8601 UTC time the bundle was made.
 - `source`: `path` (trace or pool it was fitted from), `sha256` (of that file; null for a pool
   directory), `rows` (requests read; null for a pool), `format` (e.g. "burstgpt", "servegen");
@@ -76,7 +78,8 @@ import orjson
 from servetrace.errors import ServetraceError
 from servetrace.io import write_text
 
-SCHEMA_ID = "servetrace.bundle/v1"
+SCHEMA_ID = "servetrace.bundle/v2"
+READABLE_SCHEMAS = ("servetrace.bundle/v1", SCHEMA_ID)
 WINDOW_FAMILIES = ("Gamma", "Weibull")
 IAT_FAMILIES = ("Gamma", "Weibull", "Exponential")
 LENGTH_FAMILIES = ("lognormal", "exponential", "gamma", "weibull", "constant", "empirical")
@@ -272,8 +275,8 @@ def validate_bundle(bundle: Any, name: str = "bundle") -> dict:
     """Raise ServetraceError (one line, naming `name` and the problem) unless `bundle` is a valid v1 bundle."""
     if not isinstance(bundle, dict):
         raise ServetraceError(f"{name}: a bundle is a JSON object")
-    if bundle.get("schema") != SCHEMA_ID:
-        raise ServetraceError(f"{name}: schema is {bundle.get('schema')!r}, expected {SCHEMA_ID!r}")
+    if bundle.get("schema") not in READABLE_SCHEMAS:
+        raise ServetraceError(f"{name}: schema is {bundle.get('schema')!r}, expected one of {', '.join(READABLE_SCHEMAS)}")
     _schema_errors(_pruned(bundle), name)
     agg = bundle["aggregate"]
     grid = _ints(agg["window_start_s"], f"{name}: aggregate.window_start_s")
@@ -298,10 +301,30 @@ def validate_bundle(bundle: Any, name: str = "bundle") -> dict:
             raise ServetraceError(f"{where}: duplicate safe_id {c['safe_id']!r}")
         seen.add(c["safe_id"])
         _check_client(c, grid, where)
+    _check_reuse_models(bundle, name)
     shares = _floats((c["share"] for c in bundle["clients"]), f"{name}: clients share")
     if shares.size and abs(shares.sum() - 1.0) > 1e-6:
         raise ServetraceError(f"{name}: client shares sum to {shares.sum():.9g}, not 1")
     return bundle
+
+
+def _check_reuse_models(bundle: dict, name: str) -> None:
+    """v2's session and prefix models: a turns PMF, ascending quantile functions, popularities summing to 1."""
+    sess = bundle.get("sessions")
+    if sess:
+        _check_pmfs([{"values": sess["turns"]["values"], "probs": sess["turns"]["probs"]}], f"{name}: sessions.turns", False)
+        for key in ("gap_s", "think_s", "first_new_tokens", "new_prompt_tokens", "growth_tokens"):
+            q = sess.get(key)
+            if q:
+                if (np.diff(_floats(q["quantiles"], f"{name}: sessions.{key}")) < 0).any():
+                    raise ServetraceError(f"{name}: sessions.{key}.quantiles: decreasing")
+    pre = bundle.get("prefix")
+    if pre:
+        pop = _floats(pre["groups"]["popularity"], f"{name}: prefix.groups.popularity")
+        if len(pop) != len(pre["groups"]["tokens"]):
+            raise ServetraceError(f"{name}: prefix.groups: tokens and popularity differ in length")
+        if len(pop) and (abs(pop.sum() - 1) > 1e-6 or (pop < 0).any()):
+            raise ServetraceError(f"{name}: prefix.groups.popularity: not a distribution")
 
 
 # ---------------------------------------------------------------- load / save

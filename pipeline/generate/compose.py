@@ -9,6 +9,7 @@ from servetrace.generate.arrivals import arrivals, window_params
 from servetrace.generate.failures import draw_failures
 from servetrace.generate.lengths import sample_lengths
 from servetrace.generate.options import GenerateOptions, select_clients, timeline
+from servetrace.generate.sessions import session_columns, session_layer
 from servetrace.generate.table import canonical_table
 
 
@@ -63,8 +64,12 @@ def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -
     chosen = select_clients(bundle, options.clients)
     params = window_params(bundle, chosen)
     tl = timeline(bundle, options, params.rate)
-    arr = arrivals(params, tl, chosen, options.seed)
-    lengths = canonical_lengths(sample_lengths(bundle, chosen, arr.client, arr.window, options.seed))
+    turns = None
+    if bundle.get("sessions") and options.sessions:
+        arr, lengths, turns = session_layer(bundle, options, chosen, params, tl)
+    else:
+        arr = arrivals(params, tl, chosen, options.seed)
+        lengths = canonical_lengths(sample_lengths(bundle, chosen, arr.client, arr.window, options.seed))
     failed = draw_failures(bundle, chosen, arr.client, arr.window, options.seed)
     if failed is not None and bundle["failures"]["zero_output"]:
         for name in ("output_tokens", "reason_tokens"):  # the source's way of writing a failure
@@ -80,6 +85,9 @@ def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -
             cols[name] = _tokens(x[order])
     if failed is not None:
         cols["failed"] = failed[order]
+    extra = session_columns(turns, order) if turns is not None else {}
+    if "session_id" in extra:
+        cols["session_id"] = extra.pop("session_id")
     if "input_tokens" not in cols or "output_tokens" not in cols:
         cols.setdefault("input_tokens", pa.nulls(len(order), pa.int32()))
         cols.setdefault("output_tokens", pa.nulls(len(order), pa.int32()))
@@ -87,4 +95,9 @@ def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -
     summary = {"requests": int(len(order)), "clients": len(chosen), "start_s": float(tl.begin_s[0]),
                "duration_s": span, "mean_rps": len(order) / span if span else None,
                "pool_exhausted_cells": arr.pool_exhausted, "options": options.to_dict()}
-    return canonical_table(cols), summary
+    table = canonical_table(cols)
+    for name, column in extra.items():  # hash_ids: the optional trailing column
+        table = table.append_column(name, column)
+    if turns is not None:
+        summary["sessions"] = int(len(np.unique(turns.session)))
+    return table, summary

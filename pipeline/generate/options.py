@@ -18,11 +18,15 @@ class GenerateOptions:
     rate_fn: tuple[tuple[float, float], ...] | None = None  # or: (window start s, aggregate rps), ascending
     clients: str | None = None  # "top:N" or comma-separated client ids
     seed: int = 0
+    sessions: bool = True  # run the bundle's session model (v2) when it has one
+    block_size: int | None = None  # hash_ids block size (default: the source's)
 
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.rate_scale, self.rate_rps, self.rate_fn)]
         if sum(given) > 1:
             raise ServetraceError("give at most one of --rate-scale, --rate, --rate-fn")
+        if self.block_size is not None and not self.block_size >= 1:
+            raise ServetraceError(f"--block-size {self.block_size}: must be >= 1 token")
         if self.duration_s is not None and not self.duration_s > 0:
             raise ServetraceError(f"--duration {self.duration_s}: must be > 0")
         for name, v in (("--rate-scale", self.rate_scale), ("--rate", self.rate_rps)):
@@ -37,7 +41,7 @@ class GenerateOptions:
     def to_dict(self) -> dict:
         return {"start_s": self.start_s, "duration_s": self.duration_s, "rate_scale": self.rate_scale,
                 "rate_rps": self.rate_rps, "rate_fn_windows": len(self.rate_fn) if self.rate_fn else None,
-                "clients": self.clients, "seed": self.seed}
+                "clients": self.clients, "seed": self.seed, "sessions": self.sessions, "block_size": self.block_size}
 
 
 def select_clients(bundle: dict, spec: str | None) -> list[int]:

@@ -33,7 +33,12 @@ def trace_color(names: list[str]) -> alt.Color:
 
 
 # What each fidelity check measures (by name, or by the prefix of a family of checks).
-CHECKS = {"rate_mape": "mean relative error of the rate per window", "iat_cv": "relative error of the inter-arrival CV",
+CHECKS = {"infinite_hit_rate": "difference of the infinite prefix-cache hit rate",
+          "lru_curve_max_diff": "largest difference of the LRU hit rate over the source's capacity ladder",
+          "ks_reuse_distance": "KS distance of block reuse distances", "ks_turns": "KS distance of turns per session",
+          "ks_turn_gap": "KS distance of the gaps between turns (arrival to arrival)",
+          "ks_context": "KS distance of follow-up input (context) lengths",
+          "rate_mape": "mean relative error of the rate per window", "iat_cv": "relative error of the inter-arrival CV",
           "idc_": "relative error of the IDC at {} s", "ks_": "KS distance of {} lengths",
           "spearman_": "difference of the Spearman correlation ({})", "top_share_": "difference of the top-{} client share",
           "failure_rate": "difference of the failure rate"}

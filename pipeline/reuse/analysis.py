@@ -29,8 +29,11 @@ class Reuse:
     distance_sample: np.ndarray  # finite reuse distances (blocks, source size) for KS
     values: dict = field(default_factory=dict)
     groups: pl.DataFrame | None = None
+    refs: object | None = None  # every reference at the source's block size (when the tree was built)
     parent: np.ndarray | None = None  # inferred parents (None when too large to infer)
     reused_blocks: np.ndarray | None = None
+    session: np.ndarray | None = None  # session code per request (explicit or inferred)
+    shared_blocks: np.ndarray | None = None  # leading blocks under a prefix two or more sessions share
 
 
 def _q(x: np.ndarray) -> dict:
@@ -87,7 +90,7 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
     out.parent, out.reused_blocks = parent, reused
     session = sessions if sessions is not None else session_roots(parent)
     shared, groups = shared_prefixes(full, session)
-    out.groups = groups
+    out.groups, out.session, out.shared_blocks, out.refs = groups, session, shared, full
     values["shared_prefix"] = {
         "groups": int(groups.height),
         "request_share": float(np.mean(shared > 0)) if rows else None,

@@ -54,11 +54,11 @@ def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.Dat
     is_first = np.zeros(n, dtype=bool)
     is_first[np.unique(session, return_index=True)[1]] = True
     frame = pl.DataFrame({"pid": group[has], "depth_blocks": shared_blocks[has], "s": session[has],
-                          "first": is_first[has], "refs": blocks[has]})
+                          "first": is_first[has], "refs": blocks[has], "r": np.flatnonzero(has)})
     total = max(int(blocks.sum()), 1)
     groups = (frame.group_by("pid").agg(pl.col("depth_blocks").first(), pl.col("s").n_unique().alias("sessions"),
                                         pl.col("first").sum().alias("first_turns"), pl.len().alias("requests"),
-                                        pl.col("refs").sum().alias("references"))
+                                        pl.col("refs").sum().alias("references"), pl.col("r").min().alias("example"))
               .with_columns((pl.col("references") / total).alias("reference_share"))
               .sort(["sessions", "requests", "pid"], descending=[True, True, False]))
     return shared_blocks, groups
@@ -67,3 +67,23 @@ def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.Dat
 def top_shares(groups: pl.DataFrame, ks=(1, 5, 10)) -> dict[str, float]:
     """Share of all block references made by requests under the k most popular shared prefixes."""
     return {str(k): float(groups["reference_share"].head(k).sum()) for k in ks}
+
+
+def group_owners(refs: Refs, groups: pl.DataFrame) -> list[list[list[int]]]:
+    """Per group (in `groups` order), its prefix as runs [first block, owner]: the owner of a
+    block is the first group (in that order) whose prefix holds the same node, so groups that
+    share a deeper part of their prefixes (a system prompt, then a shared document) share
+    those blocks when generated."""
+    if not groups.height:
+        return []
+    g = groups.with_row_index("g").select("g", "example", "depth_blocks")
+    ex = g["example"].to_numpy()
+    at = np.isin(refs.req, ex)
+    path = (pl.DataFrame({"example": refs.req[at], "pos": refs.pos[at].astype(np.int64), "pid": refs.pid[at]})
+            .join(g, on="example").filter(pl.col("pos") < pl.col("depth_blocks")))
+    path = path.with_columns(owner=pl.col("g").min().over("pid")).sort(["g", "pos"])
+    runs = path.filter((pl.col("owner") != pl.col("owner").shift(1).over("g")) | (pl.col("pos") == 0))
+    out: list[list[list[int]]] = [[] for _ in range(groups.height)]
+    for gi, pos, owner in zip(runs["g"].to_list(), runs["pos"].to_list(), runs["owner"].to_list()):
+        out[gi].append([int(pos), int(owner)])  # a loop over runs (a few per group), not blocks
+    return out

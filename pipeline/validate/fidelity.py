@@ -58,8 +58,10 @@ def _pair_of(fn, source: pl.DataFrame, synthetic: pl.DataFrame) -> dict:
 
 
 def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings = Settings(),
-             thresholds: FidelitySettings = FidelitySettings()) -> tuple[dict, dict[str, pl.DataFrame]]:
-    """Fidelity numbers (fidelity.json) and the tables the page draws from."""
+             thresholds: FidelitySettings = FidelitySettings(),
+             reuse: dict | None = None) -> tuple[dict, dict[str, pl.DataFrame]]:
+    """Fidelity numbers (fidelity.json) and the tables the page draws from; `reuse`: the block
+    reuse and session numbers (`validate.reuse`), checked here when present."""
     windows = window_table(source, synthetic, settings.window_s, thresholds.min_window_cover)
     ape = windows.get_column("ape").drop_nans().drop_nulls()
     span = common_span(source, synthetic, settings.window_s)
@@ -93,6 +95,8 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
     out["top_share"] = {str(k): {"source": src_top[k] if src_top else None,
                                  "synthetic": syn_top[k] if syn_top else None} for k in ks}
     out["failure_rate"] = _pair_of(_failure_rate, source, synthetic)
+    if reuse:
+        out["reuse"] = reuse
     out["checks"] = checks(out, thresholds)
     out["pass"] = all(c["pass"] for c in out["checks"].values() if c["pass"] is not None)
     out["settings"] = {"characterize": settings.to_dict(), "thresholds": thresholds.to_dict()}
@@ -154,6 +158,14 @@ def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
     out[f"top_share_{t.top_share_k}"] = _check(_abs_diff(f["top_share"][str(t.top_share_k)]), t.top_share_abs,
                                                "no client ids")
     out["failure_rate"] = _check(_abs_diff(f["failure_rate"]), t.failure_rate_abs)
+    reuse = f.get("reuse") or {}
+    floor = reuse.get("noise_floor", {})
+    for key, limit in (("infinite_hit_rate", t.infinite_hit_abs), ("lru_curve_max_diff", t.lru_curve_abs),
+                       ("ks_reuse_distance", t.reuse_ks), ("ks_turns", t.reuse_ks), ("ks_turn_gap", t.reuse_ks),
+                       ("ks_context", t.reuse_ks)):
+        if key in reuse:
+            v = reuse[key]
+            out[key] = {**_check(v["diff"] if isinstance(v, dict) else v, limit), "noise_floor": floor.get(key)}
     return out
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from servetrace.settings import Settings
 from servetrace.validate.fidelity import fidelity
-from servetrace.validate.inputs import load_requests
+from servetrace.validate.inputs import load_requests, requests_path
+from servetrace.validate.reuse import reuse_fidelity
 from servetrace.validate.page import fidelity_page
 from servetrace.validate.settings import FidelitySettings
 
@@ -24,9 +25,10 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
     per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict."""
     out_dir = Path(out_dir)
     with output_lock(out_dir):
-        src = load_requests(source, out_dir / "inputs" / "source")
-        syn = load_requests(synthetic, out_dir / "inputs" / "synthetic")
-        result, tables = fidelity(src, syn, settings, thresholds)
+        src_path = requests_path(source, out_dir / "inputs" / "source")
+        syn_path = requests_path(synthetic, out_dir / "inputs" / "synthetic")
+        src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
+        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path))
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic)}
         write_parquet(out_dir / "tables" / WINDOWS, tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
         if page:

@@ -15,6 +15,9 @@ class FidelitySettings:
     top_share_k: int = 5
     top_share_abs: float = 0.02
     failure_rate_abs: float = 0.01
+    infinite_hit_abs: float = 0.03  # |infinite-cache hit rate, synthetic - source|
+    lru_curve_abs: float = 0.05  # largest |hit rate difference| over the source's capacity ladder
+    reuse_ks: float = 0.05  # reuse distance, turns per session, turn gap, follow-up context length
     min_window_cover: float = 0.5  # rate windows covered less than this fraction by both traces are left out
 
     def to_dict(self) -> dict:

@@ -1,0 +1,145 @@
+"""The bundle's session and prefix models (schema v2), fitted from a canonical trace.
+
+`sessions`: `source` ("session ids" | "inferred from prefix chains"); `follow_up_share`;
+`turns` (PMF of turns per session, `fit`: geometric p with its KS); `gap_s` (arrival to
+arrival) and `think_s` (from the previous turn's end, only where latency is known; null
+otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit` and KS;
+`first_new_tokens` (a first turn's input beyond its shared prefix, >= 1; `turns_by_first_new`:
+turns PMFs by decile of it, `edges` the deciles), `new_prompt_tokens`
+(a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
+previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
+(`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
+popular first, at most MAX_GROUPS; `owners`: per group, runs [first token, owner group]: a
+block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share` (sessions whose first turn starts with a
+shared prefix), `zipf` (exponent of popularity against rank, least squares on logs, with the KS
+of the fitted popularity against the observed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from scipy import stats
+
+from servetrace.reuse.analysis import Reuse, analyze
+from servetrace.reuse.tree import group_owners
+from servetrace.schema import HASH_IDS
+from servetrace.stages.prefix import session_codes
+
+PROBS = np.linspace(0, 1, 101)
+MAX_GROUPS = 200
+SESSION_ROWS = 2_000_000
+
+
+def _quantiles(x: np.ndarray) -> dict | None:
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return None
+    return {"probs": PROBS.tolist(), "quantiles": np.quantile(x, PROBS).tolist(), "n": int(len(x))}
+
+
+def _lognormal(x: np.ndarray) -> dict | None:
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x) < 2:
+        return None
+    mu, sigma = float(np.log(x).mean()), float(np.log(x).std())
+    ks = float(stats.kstest(x, stats.lognorm(s=max(sigma, 1e-9), scale=np.exp(mu)).cdf).statistic)
+    return {"family": "lognormal", "params": {"mu": mu, "sigma": sigma}, "ks": ks}
+
+
+def _turns(turns: np.ndarray) -> dict:
+    values, counts = np.unique(turns, return_counts=True)
+    p = 1 / turns.mean()
+    cdf = np.cumsum(counts) / counts.sum()
+    ks = float(np.abs(cdf - stats.geom(p).cdf(values)).max())
+    return {"values": values.tolist(), "probs": (counts / counts.sum()).tolist(),
+            "fit": {"family": "geometric", "params": {"p": float(p)}, "ks": ks}}
+
+
+def _turns_by_first(first_new: np.ndarray, turns: np.ndarray) -> dict | None:
+    """Turns per session by decile of the first turn's new prompt (long first prompts, long
+    sessions: Mooncake's multi-turn sessions carry its long contexts)."""
+    if len(first_new) < 200:
+        return None
+    edges = np.unique(np.quantile(first_new, np.linspace(0.1, 0.9, 9)))
+    bucket = np.searchsorted(edges, first_new, side="right")
+    pmfs = []
+    for b in range(len(edges) + 1):
+        values, counts = np.unique(turns[bucket == b], return_counts=True)
+        if not len(values):
+            return None
+        pmfs.append({"values": values.tolist(), "probs": (counts / counts.sum()).tolist()})
+    return {"edges": edges.tolist(), "pmfs": pmfs}
+
+
+def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.DataFrame | None:
+    """Requests of (a sample of) the sessions, in session and turn order, with their turn
+    number, gap, think time, context growth and new prompt. Past SESSION_ROWS requests, whole
+    sessions are kept by a hash of their code (about SESSION_ROWS requests)."""
+    cols = ["arrival_s", "input_tokens", "output_tokens", "latency_s"]
+    frame = pl.from_arrow(pq.read_table(path, columns=cols)).with_row_index("row")
+    if codes is None and reuse is not None:
+        codes = reuse.session
+    if codes is None:
+        return None
+    frame = frame.with_columns(session=pl.Series(codes))
+    if reuse is not None and reuse.shared_blocks is not None:
+        frame = frame.with_columns(shared_tokens=pl.Series(reuse.shared_blocks * reuse.block_size))
+    else:
+        frame = frame.with_columns(shared_tokens=pl.lit(0, pl.Int64))
+    if frame.height > SESSION_ROWS:
+        keep = pl.col("session").hash(seed=0) % 1_000_000 < int(1_000_000 * SESSION_ROWS / frame.height)
+        frame = frame.filter(keep)
+    return (frame.sort(["session", "arrival_s", "row"])
+            .with_columns(turn=pl.int_range(1, pl.len() + 1).over("session"),
+                          gap_s=pl.col("arrival_s") - pl.col("arrival_s").shift(1).over("session"),
+                          think_s=pl.col("arrival_s") - (pl.col("arrival_s") + pl.col("latency_s")).shift(1).over("session"),
+                          growth=pl.col("input_tokens") - pl.col("input_tokens").shift(1).over("session"),
+                          new_prompt=pl.col("input_tokens") - pl.col("input_tokens").shift(1).over("session")
+                          - pl.col("output_tokens").shift(1).over("session")))
+
+
+def fit_reuse_models(path, seed: int = 0) -> dict:
+    """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither)."""
+    names = pq.read_schema(path).names
+    codes = session_codes(path) if "session_id" in names else None
+    reuse = analyze(path, sessions=codes, seed=seed) if HASH_IDS in names else None
+    out = {}
+    frame = session_frame(path, codes, reuse)
+    if frame is not None and frame.height:
+        follow = frame.filter(pl.col("turn") > 1)
+        first = frame.filter(pl.col("turn") == 1).join(frame.group_by("session").agg(pl.len().alias("turns")),
+                                                      on="session", how="left")
+        turns = first["turns"].to_numpy()
+        first_new = np.maximum((first["input_tokens"] - first["shared_tokens"]).cast(pl.Float64).to_numpy(), 1)
+        f = lambda c, df=follow: df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        think = f("think_s")
+        out["sessions"] = {
+            "source": "session ids" if codes is not None else "inferred from prefix chains",
+            "follow_up_share": float(follow.height / frame.height),
+            "turns": _turns(turns),
+            "turns_by_first_new": _turns_by_first(first_new, turns),
+            "gap_s": {**(_quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
+            "think_s": {**_quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
+            "first_new_tokens": _quantiles(first_new),
+            "new_prompt_tokens": _quantiles(np.maximum(f("new_prompt"), 1)) if follow.height else None,
+            "growth_tokens": _quantiles(f("growth")) if follow.height else None,
+        }
+    if reuse is not None and reuse.groups is not None:
+        g = reuse.groups.filter(pl.col("first_turns") > 0).head(MAX_GROUPS)
+        owners = group_owners(reuse.refs, g)
+        sessions_n = len(np.unique(reuse.session))
+        pop = g["first_turns"].to_numpy().astype(float)
+        model = {"block_size": reuse.block_size, "grouped_share": float(pop.sum() / max(sessions_n, 1)),
+                 "groups": {"tokens": (g["depth_blocks"].to_numpy() * reuse.block_size).tolist(),
+                            "popularity": (pop / pop.sum()).tolist() if pop.sum() else [],
+                            "owners": [[[b * reuse.block_size, o] for b, o in runs] for runs in owners]},
+                 "zipf": None}
+        if len(pop) >= 3:
+            rank = np.arange(1, len(pop) + 1)
+            slope = float(np.polyfit(np.log(rank), np.log(pop), 1)[0])
+            fitted = rank ** slope
+            model["zipf"] = {"s": -slope, "ks": float(np.abs(np.cumsum(fitted / fitted.sum()) - np.cumsum(pop / pop.sum())).max())}
+        out["prefix"] = model
+    return out

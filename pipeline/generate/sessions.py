@@ -1,0 +1,236 @@
+"""Sessions and shared prefixes over the per-client arrivals (bundle v2 `sessions`, `prefix`).
+
+Session starts are each client's own arrival process (its fitted windows, rates scaled by the
+share of requests that start a session, so shapes and burstiness are kept); each session draws
+its number of turns, and a shared prefix group by popularity (or none). Turn k + 1 arrives a
+fitted gap (arrival to arrival; a synthetic trace has no service times to add a think time to)
+after turn k. A first turn's input is its group's prefix plus a new prompt (>= 1 token, so no
+prefix covers a whole input); a follow-up keeps the previous turn's input as its prefix and adds
+the previous output and a new prompt ("append" context model), or the fitted change of input
+("growth" model, where the source's turns do not carry the previous output: Mooncake). Turns
+past the generated span wrap to its start (the source's span cuts sessions at both ends too).
+
+Block ids (`hash_ids`, `block_size` tokens per block) follow the content: a group's prefix
+blocks are the group's, a session's later full blocks keep the id of the turn that wrote them
+as long as every later turn keeps them, and a partial last block is the request's own. So equal
+prefixes get equal ids and a prefix cache sees the reuse the model says. Loops run over turn
+numbers, vectorized across sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from servetrace.generate.arrivals import Arrivals, WindowParams, arrivals
+
+GROUP_BIT = np.int64(1) << np.int64(62)
+MAX_TURNS = 4095
+
+
+@dataclass
+class SessionRequests:
+    client: np.ndarray
+    window: np.ndarray
+    arrival_s: np.ndarray
+    session: np.ndarray
+    turn: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    offsets: np.ndarray  # hash_ids list offsets (None without a block size)
+    ids: np.ndarray
+    slot: np.ndarray  # row of `output_of`'s draw each request took its output from
+
+
+def _quantile_draw(rng, q: dict, n: int) -> np.ndarray:
+    return np.interp(rng.random(n), np.asarray(q["probs"]), np.asarray(q["quantiles"], dtype=float))
+
+
+def context_model(sess: dict) -> str:
+    """'append' when the source's follow-ups carry the previous input and output (new prompts
+    >= 0 for 90 % of them, i.e. quantile 0.1 >= 1 after clipping at 1), else 'growth'."""
+    q = sess.get("new_prompt_tokens")
+    g = sess.get("growth_tokens")
+    if q is None or g is None:
+        return "append"
+    return "append" if np.interp(0.1, q["probs"], q["quantiles"]) > 1 else "growth"
+
+
+def group_labels(rng, popularity: np.ndarray, m: int) -> np.ndarray:
+    """m group labels in shuffled order, each group's count its popularity x m (largest
+    remainders): a group the source saw in two sessions stays shared, where independent draws
+    would leave many of the rare groups with one session and nothing to share."""
+    raw = popularity * m
+    counts = np.floor(raw).astype(np.int64)
+    extra = m - int(counts.sum())
+    if extra > 0:
+        counts[np.argsort(-(raw - counts), kind="stable")[:extra]] += 1
+    return rng.permutation(np.repeat(np.arange(len(popularity)), counts))
+
+
+def owner_of(pre: dict, group: np.ndarray, token: np.ndarray) -> np.ndarray:
+    """The group owning `token` of `group`'s prefix (its `owners` runs; the group itself without them)."""
+    owners = pre["groups"].get("owners")
+    out = group.astype(np.int64).copy()
+    if not owners:
+        return out
+    starts = [np.array([r[0] for r in runs] or [0]) for runs in owners]
+    owner = [np.array([r[1] for r in runs] or [gi]) for gi, runs in enumerate(owners)]
+    for gi in np.unique(group[group >= 0]):  # a loop over groups
+        at = np.flatnonzero(group == gi)
+        out[at] = owner[gi][np.clip(np.searchsorted(starts[gi], token[at], side="right") - 1, 0, None)]
+    return out
+
+
+def draw_turns(rng, sess: dict, first_new: np.ndarray) -> np.ndarray:
+    """Turns per session: from the PMF of the first prompt's decile where the bundle has them."""
+    by = sess.get("turns_by_first_new")
+    if not by:
+        return rng.choice(np.asarray(sess["turns"]["values"]), len(first_new), p=np.asarray(sess["turns"]["probs"]))
+    bucket = np.searchsorted(np.asarray(by["edges"]), first_new, side="right")
+    out = np.empty(len(first_new), dtype=np.int64)
+    for b, pmf in enumerate(by["pmfs"]):  # a loop over deciles
+        at = np.flatnonzero(bucket == b)
+        out[at] = rng.choice(np.asarray(pmf["values"]), len(at), p=np.asarray(pmf["probs"]))
+    return out
+
+
+def session_starts(p: WindowParams, tl, chosen: list[int], seed: int, sess: dict) -> Arrivals:
+    share = 1.0 - float(sess["follow_up_share"])
+    return arrivals(WindowParams(p.rate * share, p.family, p.shape), tl, chosen, seed)
+
+
+def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: int, block_size: int | None,
+           output_of) -> SessionRequests:
+    """Turns of every session. `output_of(client, window)` -> output tokens of one draw per
+    possible turn (row `slot` of that draw is each request's)."""
+    sess, pre = bundle["sessions"], bundle.get("prefix")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55]))
+    s_n = len(starts.arrival_s)
+    first_new = np.maximum(np.rint(_quantile_draw(rng, sess["first_new_tokens"], s_n)), 1).astype(np.int64)
+    turns = np.minimum(draw_turns(rng, sess, first_new), MAX_TURNS)
+    group = np.full(s_n, -1)
+    gtok = np.zeros(s_n, dtype=np.int64)
+    if pre and pre["groups"]["tokens"]:
+        grouped = rng.random(s_n) < pre["grouped_share"]
+        group[grouped] = group_labels(rng, np.asarray(pre["groups"]["popularity"]), int(grouped.sum()))
+        gtok[grouped] = np.asarray(pre["groups"]["tokens"], dtype=np.int64)[group[grouped]]
+    # every request's output first (client and window of its session's start), one draw
+    slots = np.repeat(np.arange(s_n), turns)
+    out_all = np.maximum(np.rint(output_of(starts.client[slots], starts.window[slots])), 1).astype(np.int64)
+    slot0 = np.cumsum(turns) - turns
+    model = context_model(sess)
+    B = block_size
+    rows = []  # per turn: (session idx, turn, t, input, output, offsets, ids)
+    active = np.arange(s_n)
+    t = starts.arrival_s.copy()
+    prev_in = np.zeros(s_n, dtype=np.int64)
+    prev_out = np.zeros(s_n, dtype=np.int64)
+    prev_writer, prev_off, prev_owner = None, None, None  # previous turn's block writers and owners
+    for k in range(1, int(turns.max(initial=0)) + 1):
+        if k > 1:
+            active = active[turns[active] >= k]
+            gap = _quantile_draw(rng, sess["gap_s"], len(active))
+            t[active] = t[active] + gap
+        if not len(active):
+            break
+        a = active
+        out = out_all[slot0[a] + k - 1]
+        if k == 1:
+            inp = gtok[a] + first_new[a]
+            kept = np.zeros(len(a), dtype=np.int64)
+        elif model == "append":
+            new = np.maximum(np.rint(_quantile_draw(rng, sess["new_prompt_tokens"], len(a))), 1).astype(np.int64)
+            inp = prev_in[a] + prev_out[a] + new
+            kept = prev_in[a]
+        else:
+            growth = np.rint(_quantile_draw(rng, sess["growth_tokens"], len(a))).astype(np.int64)
+            inp = np.maximum(prev_in[a] + growth, gtok[a] + 1)
+            kept = np.minimum(prev_in[a], inp - 1)
+        offsets = ids = writer = None
+        if B:
+            nb = -(-inp // B)
+            offsets = np.r_[0, np.cumsum(nb)]
+            req = np.repeat(np.arange(len(a)), nb)
+            j = np.arange(offsets[-1]) - offsets[:-1][req]
+            kept_blocks = (kept // B)[req]
+            if k == 1:
+                writer = np.where(j < (gtok[a] // B)[req], 0, 1)
+                gowner = owner_of(pre, group[a][req], (j + 1) * B - 1) if pre else None
+            else:
+                inherit = j < kept_blocks
+                src = prev_off[a][req] + j
+                writer = np.where(inherit, prev_writer[np.where(inherit, src, 0)], k)
+            full = j < (inp // B)[req]
+            sid = a[req].astype(np.int64)
+            if k > 1:
+                gowner = np.where(inherit, prev_owner[np.where(inherit, src, 0)], -1) if pre else None
+            owner = gowner if gowner is not None else group[a][req]
+            ids = np.where(writer == 0, GROUP_BIT | (owner.astype(np.int64) << 20) | j,
+                           (sid << 32) | (writer.astype(np.int64) << 20) | j)
+            ids = np.where(full, ids, -1)  # partial last blocks: numbered after the loop
+            # this turn's writers, addressable by session for the next turn
+            pw_off = np.zeros(s_n, dtype=np.int64)
+            pw_off[a] = offsets[:-1]
+            prev_writer, prev_off, prev_owner = writer, pw_off, owner
+        rows.append((a, np.full(len(a), k), t[a].copy(), inp, out, offsets, ids, slot0[a] + k - 1))
+        prev_in[a], prev_out[a] = inp, out
+    if not rows:
+        e = np.zeros(0, dtype=np.int64)
+        return SessionRequests(e, e, e.astype(float), e, e, e, e, np.zeros(1, np.int64) if B else None, e if B else None, e)
+    sess_i = np.concatenate([r[0] for r in rows])
+    at = np.concatenate([r[2] for r in rows])
+    # turns past the span wrap to its start: the source too shows sessions already under way at
+    # its start, and the session model was fitted on what its span shows
+    at = start_s + np.mod(at - start_s, end_s - start_s) if end_s > start_s else at
+    cat = lambda i: np.concatenate([r[i] for r in rows])
+    offsets = ids = None
+    if B:
+        lens = np.concatenate([np.diff(r[5]) for r in rows])
+        offsets = np.r_[0, np.cumsum(lens)]
+        ids = cat(6)
+        partial = ids < 0
+        ids[partial] = (np.int64(1) << np.int64(61)) + np.arange(int(partial.sum()))  # own, unique
+    return SessionRequests(starts.client[sess_i], starts.window[sess_i], at, sess_i, cat(1), cat(3), cat(4),
+                           offsets, ids, cat(7))
+
+
+def session_layer(bundle: dict, options, chosen: list[int], params: WindowParams, tl):
+    """(arrivals, canonical lengths, session requests) of a bundle with a session model."""
+    from servetrace.generate.compose import canonical_lengths
+    from servetrace.generate.lengths import sample_lengths
+
+    starts = session_starts(params, tl, chosen, options.seed, bundle["sessions"])
+    drawn = {}
+
+    def output_of(client, window):
+        by_client = np.argsort(client, kind="stable")  # sample_lengths wants each client contiguous
+        fields = sample_lengths(bundle, chosen, client[by_client], window[by_client], options.seed)
+        back = np.empty_like(by_client)
+        back[by_client] = np.arange(len(by_client))
+        drawn.update({k: v[back] for k, v in canonical_lengths(fields).items() if v is not None})
+        return drawn["output_tokens"]
+
+    block = options.block_size or (bundle.get("prefix") or {}).get("block_size")
+    sr = expand(bundle, starts, float(tl.begin_s[0]), float(tl.end_s[-1]), options.seed, block, output_of)
+    lengths = {k: v[sr.slot] for k, v in drawn.items()}
+    lengths["input_tokens"] = sr.input_tokens.astype(float)
+    lengths["output_tokens"] = sr.output_tokens.astype(float)
+    lengths = {k: lengths.get(k) for k in ("input_tokens", "output_tokens", "reason_tokens", "image_count", "image_tokens")}
+    arr = Arrivals(sr.client, sr.arrival_s, sr.window, starts.pool_exhausted)
+    return arr, lengths, sr
+
+
+def session_columns(sr: SessionRequests, order: np.ndarray) -> dict:
+    """`session_id` ("s<number>") and, with a block size, `hash_ids` in the table's row order."""
+    import pyarrow as pa
+
+    cols = {"session_id": pa.array(np.char.add("s", sr.session[order].astype(str)))}
+    if sr.offsets is not None:
+        lens = np.diff(sr.offsets)[order]
+        starts = sr.offsets[:-1][order]
+        idx = np.repeat(starts - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+        cols["hash_ids"] = pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(lens)], pa.int32()),
+                                                    pa.array(sr.ids[idx], pa.int64()))
+    return cols

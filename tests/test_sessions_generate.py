@@ -1,0 +1,109 @@
+"""Session and prefix models: fitted from traces with known sessions and shared prefixes (bundle
+v2), regenerated with turns, growing contexts and content-keyed hash_ids, and recovered."""
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from reuse_traces import session_trace
+from servetrace import io
+from servetrace.bundle import load_bundle, save_bundle
+from servetrace.bundle.fit import fit_bundle
+from servetrace.generate import GenerateOptions, generate_table
+from servetrace.reuse.analysis import analyze
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sessions")
+    table, truth = session_trace(n_sessions=1500, seed=7, latency_s=3.0, think_s=40.0)
+    io.write_parquet(d / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(d)
+    save_bundle(d / "bundle.json", b)
+    return d, table, truth, load_bundle(d / "bundle.json")
+
+
+def test_bundle_v2_recovers_the_session_model(fitted):
+    _, table, truth, b = fitted
+    assert b["schema"] == "servetrace.bundle/v2"
+    s = b["sessions"]
+    assert s["source"] == "inferred from prefix chains"
+    turns = truth.group_by("session").agg(pl.col("turn").max())["turn"].to_numpy()
+    assert s["turns"]["fit"]["params"]["p"] == pytest.approx(1 / turns.mean(), rel=1e-9)
+    assert s["turns"]["fit"]["params"]["p"] == pytest.approx(0.4, abs=0.03)  # planted geometric(0.4)
+    assert s["turns"]["fit"]["ks"] < 0.03
+    # think time from the previous end: exponential(40) -> median 40 ln 2; gaps add the 3 s latency
+    assert np.interp(0.5, s["think_s"]["probs"], s["think_s"]["quantiles"]) == pytest.approx(40 * np.log(2), rel=0.1)
+    assert np.interp(0.5, s["gap_s"]["probs"], s["gap_s"]["quantiles"]) == pytest.approx(
+        np.interp(0.5, s["think_s"]["probs"], s["think_s"]["quantiles"]) + 3.0, abs=1e-6)
+    # new prompts planted uniform on [16, 96) tokens
+    q = s["new_prompt_tokens"]["quantiles"]
+    assert q[0] >= 16 and q[-1] < 96 and np.interp(0.5, s["new_prompt_tokens"]["probs"], q) == pytest.approx(56, rel=0.1)
+    p = b["prefix"]
+    assert p["block_size"] == 16
+    # 5 planted groups of 3 (g + 2) blocks with Zipf popularity 1/(g + 1)
+    assert sorted(p["groups"]["tokens"]) == [16 * 3 * (g + 2) for g in range(5)]
+    pop = dict(zip(p["groups"]["tokens"], p["groups"]["popularity"]))
+    want = 1 / np.arange(1, 6) / (1 / np.arange(1, 6)).sum()
+    assert [pop[16 * 3 * (g + 2)] for g in range(5)] == pytest.approx(want, abs=0.03)
+    assert p["grouped_share"] == pytest.approx(0.7, abs=0.04)
+
+
+def test_generated_sessions_reuse_like_the_source(fitted):
+    d, table, truth, b = fitted
+    src = analyze(d / "requests.parquet")
+    out = d / "syn.parquet"
+    syn_table, summary = generate_table(b, GenerateOptions(seed=1))
+    io.write_parquet(out, syn_table, {})
+    syn = analyze(out, sessions=None, block_size=16)
+    assert summary["sessions"] > 0 and syn_table.column("session_id").null_count == 0
+    inp = syn_table["input_tokens"].to_numpy()
+    ids = syn_table["hash_ids"].to_pylist()
+    assert all(len(h) == -(-n // 16) for h, n in zip(ids, inp))  # ceil(input / B) blocks
+    # identical prefixes, identical ids: the planted reuse comes back (infinite cache within 0.03)
+    assert syn.values["infinite_hit_rate"] == pytest.approx(src.values["infinite_hit_rate"], abs=0.03)
+    # turns per session (known ids in the synthetic trace) against the source's inferred ones
+    t_src = pl.Series(src.session).value_counts()["count"].to_numpy()
+    t_syn = pl.from_arrow(syn_table.select(["session_id"])).group_by("session_id").len()["len"].to_numpy()
+    assert stats.ks_2samp(t_src, t_syn).statistic < 0.05
+    # no request's shared prefix covers its whole input (AIPerf's synthesizer refuses that)
+    shared = syn.shared_blocks * 16
+    assert (shared < inp).all()
+
+
+def test_generation_is_deterministic_and_reblocks(fitted):
+    _, _, _, b = fitted
+    a, _ = generate_table(b, GenerateOptions(seed=3, duration_s=3000))
+    c, _ = generate_table(b, GenerateOptions(seed=3, duration_s=3000))
+    assert a.equals(c)
+    coarse, _ = generate_table(b, GenerateOptions(seed=3, duration_s=3000, block_size=64))
+    assert coarse["input_tokens"].equals(a["input_tokens"])
+    assert all(len(h) == -(-n // 64) for h, n in zip(coarse["hash_ids"].to_pylist(), coarse["input_tokens"].to_numpy()))
+    plain, _ = generate_table(b, GenerateOptions(seed=3, duration_s=3000, sessions=False))
+    assert "hash_ids" not in plain.column_names and plain.column("session_id").null_count == plain.num_rows
+
+
+def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
+    from servetrace.validate.run import validate_traces
+
+    d, table, _, b = fitted
+    syn, _ = generate_table(b, GenerateOptions(seed=2))
+    io.write_parquet(tmp_path / "syn.parquet", syn, {})
+    good = validate_traces(d / "requests.parquet", tmp_path / "syn.parquet", tmp_path / "good", page=False)
+    for key in ("infinite_hit_rate", "lru_curve_max_diff", "ks_reuse_distance", "ks_turns", "ks_turn_gap", "ks_context"):
+        c = good["checks"][key]
+        assert c["pass"] is True, (key, c)
+        assert c["noise_floor"] is not None and 0 <= c["noise_floor"] < 0.2
+    # the same requests with every block fresh: no reuse, no sessions to infer
+    fresh = syn.drop_columns(["hash_ids", "session_id"])
+    n = (-(-syn["input_tokens"].to_numpy() // 16))
+    import pyarrow as pa
+    fresh = fresh.append_column("hash_ids", pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(n)], pa.int32()),
+                                                                     pa.array(np.arange(n.sum()), pa.int64())))
+    io.write_parquet(tmp_path / "fresh.parquet", fresh, {})
+    bad = validate_traces(d / "requests.parquet", tmp_path / "fresh.parquet", tmp_path / "bad", page=False)
+    assert bad["checks"]["infinite_hit_rate"]["pass"] is False
+    assert bad["reuse"]["infinite_hit_rate"]["synthetic"] == 0.0
+    assert bad["checks"]["lru_curve_max_diff"]["pass"] is False
