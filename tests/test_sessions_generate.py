@@ -107,3 +107,14 @@ def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
     assert bad["checks"]["infinite_hit_rate"]["pass"] is False
     assert bad["reuse"]["infinite_hit_rate"]["synthetic"] == 0.0
     assert bad["checks"]["lru_curve_max_diff"]["pass"] is False
+
+
+def test_cli_generate_with_block_size_and_without_sessions(fitted, tmp_path):
+    from conftest import run_cli
+
+    d = fitted[0]
+    run_cli("generate", d, "--out", tmp_path / "a.parquet", "--duration", "2000", "--block-size", "64", check=True)
+    run_cli("generate", d, "--out", tmp_path / "b.parquet", "--duration", "2000", "--no-sessions", check=True)
+    a, b = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
+    assert all(len(h) == -(-n // 64) for h, n in zip(a["hash_ids"].to_pylist(), a["input_tokens"].to_numpy()))
+    assert "hash_ids" not in b.column_names
