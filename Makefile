@@ -8,7 +8,7 @@ NAME := $(firstword $(subst ., ,$(notdir $(TRACE))))
 OUT ?= data/$(NAME)
 ARGS ?=
 
-.PHONY: setup characterize ingest test bench bench-large sample clean
+.PHONY: setup consumers characterize ingest test bench bench-large sample clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,11 @@ characterize: $(STAMP)
 ingest: $(STAMP)
 	$(BIN)/servetrace ingest $(TRACE) --out $(OUT) $(ARGS)
 
-test: $(STAMP)
+# The consumers' released code (AIPerf, guidellm) the export tests run, in its own venv (kept across runs).
+consumers:
+	PYTHON=$(PYTHON) tests/consumers/env.sh
+
+test: $(STAMP) consumers
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -38,4 +42,4 @@ sample: $(STAMP)
 	$(BIN)/python -m servetrace.sample --out data/samples/burstgpt_sample.csv
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-consumers .pytest_cache

@@ -241,7 +241,7 @@ def fit(
 @app.command()
 def export(
     source: Annotated[Path, typer.Argument(help="Output directory (bundle.json / requests.parquet), a bundle .json or a .parquet trace.")],
-    to: Annotated[str, typer.Option("--to", help="servegen|mooncake|knobs|burstgpt|vidur.")],
+    to: Annotated[str, typer.Option("--to", help="servegen|knobs|inference-perf|mooncake|burstgpt|vidur|azure.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output path (a directory for servegen and knobs, else a file).")],
     category: Annotated[Optional[str], typer.Option("--category", help="servegen: language|reason|multimodal (default: from the data).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="servegen: model directory name.")] = None,
@@ -252,7 +252,8 @@ def export(
     from servetrace.export import export as run
 
     summary = run(source, to, out, category=category, model=model, block_size=block_size)
-    _emit(summary, as_json, f"{summary['format']}: wrote {summary['path']}")
+    _emit(summary, as_json, f"{summary['format']}: wrote {summary['path']}" + "".join(
+        f"\n{c['release']}: {c['command']}" for c in summary.get("commands", {}).values()))
 
 
 bundle_app = typer.Typer(help="Workload bundles: imports.", no_args_is_help=True)

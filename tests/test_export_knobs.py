@@ -46,7 +46,8 @@ def test_knob_numbers_match_the_bundle(fitted, tmp_path):
     assert vllm["--random-input-len"] == round(card["lengths"]["input_tokens"]["mean"])
     stages = tools["inference-perf"]["config"]["load"]["stages"]
     assert sum(s["duration"] for s in stages) + card["inference_perf_idle_s_dropped"] == len(rate) * bundle["window_s"]
-    assert tools["aiperf"]["speed_knob"]["direction"] == "2 = twice as fast"
+    assert "2 = twice as fast" in tools["aiperf"]["speed_knob"]["direction"]
+    assert "--fixed-schedule-speedup" not in tools["aiperf"]["flags"] and "--synthesis-speedup-ratio" in tools["aiperf"]["speed_knob"]["flag"]
     for tool in ("sglang", "guidellm", "vidur"):
         assert "2 = twice as slow" in tools[tool]["speed_knob"]["direction"]
     assert "larger is slower" in tools["vllm"]["speed_knob"]["direction"]
@@ -55,7 +56,7 @@ def test_knob_numbers_match_the_bundle(fitted, tmp_path):
     export_knobs(bundle, tmp_path / "knobs")
     assert json.loads((tmp_path / "knobs" / "knobs.json").read_text())["tools"]["vllm"]["flags"] == vllm
     md = (tmp_path / "knobs" / "knobs.md").read_text()
-    assert "| vllm |" in md and f"--burstiness {vllm['--burstiness']}" in md
+    assert "| vllm 0.34.0 |" in md and f"--burstiness {vllm['--burstiness']}" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + len(tools)
     assert all(len(re.findall(r"(?<!\\)\|", line)) == 6 for line in rows)  # 5 cells: a '|' in a cell is escaped
@@ -96,6 +97,7 @@ def test_lengths_and_arrivals_as_each_tool_samples_them(fitted):
     assert gaps.mean() == pytest.approx(1 / rate, rel=0.01)
     # guidellm SyntheticTextDatasetConfig: known keys, every value an int > 0
     pairs = dict(item.split("=") for item in tools["guidellm"]["flags"]["--data"].split(","))
+    assert pairs.pop("kind") == "synthetic_text"
     assert set(pairs) <= GUIDELLM_KEYS and {"prompt_tokens", "output_tokens"} <= set(pairs)
     assert all(int(val) > 0 for val in pairs.values())
     # inference-perf StandardLoadStage and Distribution validators

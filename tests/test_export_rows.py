@@ -124,10 +124,13 @@ def test_mooncake_timed_jsonl(rows_path, tmp_path):
     assert meta["timestamp_unit"] == "ms" and meta["block_size"] == 512 and meta["source_hash_ids_replaced"] == 1
     assert meta["source"]["source"] == "synthetic.csv" and meta["clamped_to_one"]["input_length"] == 1
     assert meta["scaling"]["shift_s"] == pytest.approx(src["arrival_s"][0])
-    c = meta["consumers"]
+    c = {tool: entry["command"] for tool, entry in meta["consumers"].items()}
+    assert {e["release"] for e in meta["consumers"].values()} == {"vllm 0.34.0", "sglang 0.5.23", "aiperf 0.13.0",
+                                                                   "guidellm 0.8.1"}
     assert "--timed-trace-chunk-hash-size 512" in c["vllm"] and f"--num-prompts {len(lines)}" in c["vllm"]
     assert f"--num-prompts {len(lines)}" in c["sglang"] and "--isl-block-size 512" in c["aiperf"]
-    assert "hash_id_block_size=512" in c["guidellm"] and "time_scale=0.001" in c["guidellm"]
+    assert c["guidellm"].startswith("guidellm run ") and '"hash_id_block_size":512' in c["guidellm"]
+    assert '"time_scale":0.001' in c["guidellm"] and '"source":{"kind":"json_file","path":"trace.jsonl"}' in c["guidellm"]
 
 
 def test_mooncake_block_size_16(rows_path, tmp_path):
@@ -180,10 +183,13 @@ def test_burstgpt_v1_csv(rows_path, tmp_path):
     assert (frame["Total tokens"] == frame["Request tokens"] + frame["Response tokens"]).all()
     assert set(frame["Log Type"]) == {"API log", "Conversation log"}
     assert frame["Timestamp"].dtype == pl.Int64 and frame["Timestamp"].is_sorted()
-    aiperf = aiperf_burstgpt_rows(out)
-    assert len(aiperf) == src.height
+    # AIPerf 0.13.0 turns Response tokens into max_tokens >= 1: it reads the file without the failed rows
+    companion = tmp_path / "burst_without_fails.csv"
+    aiperf = aiperf_burstgpt_rows(companion)
+    assert len(aiperf) == ok.height and all(a[2] >= 1 for a in aiperf)
+    assert any(a[2] < 1 for a in aiperf_burstgpt_rows(out))  # the full file holds rows AIPerf refuses
     np.testing.assert_array_equal([a[0] for a in aiperf],
-                                  np.floor(src["arrival_s"].to_numpy() - src["arrival_s"][0]) * 1000.0)
+                                  np.floor(ok["arrival_s"].to_numpy() - src["arrival_s"][0]) * 1000.0)
     meta = json.loads((tmp_path / "burst.csv.meta.json").read_text())
     t = ok["arrival_s"].to_numpy()
     cv = np.diff(t).std() / np.diff(t).mean()
@@ -191,8 +197,10 @@ def test_burstgpt_v1_csv(rows_path, tmp_path):
     assert arr["num_prompts"] == ok.height == meta["rows_vllm_keeps"]
     assert arr["request_rate"] == pytest.approx(ok.height / (t[-1] - t[0]))
     assert arr["burstiness"] == pytest.approx(1 / cv**2)
-    assert f"--num-prompts {ok.height} --request-rate" in meta["consumers"]["vllm"] and "--burstiness" in meta["consumers"]["vllm"]
+    assert f"--num-prompts {ok.height} --request-rate" in meta["consumers"]["vllm"]["command"] and "--burstiness" in meta["consumers"]["vllm"]["command"]
     assert meta["zero_request_tokens"] == int((src["input_tokens"] == 0).sum()) == 1
+    assert meta["aiperf_file"] == {"name": companion.name, "requests": ok.height}
+    assert f"--input-file {companion.name} --custom-dataset-type burst_gpt_trace" in meta["consumers"]["aiperf"]["command"]
 
 
 def vidur_trace_replay(path, max_tokens=4096, time_scale_factor=1.0, prefill_scale_factor=1.0,
@@ -223,7 +231,7 @@ def test_vidur_csv(rows_path, tmp_path):
     inp, outp = np.maximum(src["input_tokens"].to_numpy(), 1), np.maximum(src["output_tokens"].to_numpy(), 1)
     assert meta["max_total_tokens"] == int((inp + outp).max())
     assert meta["rows_over_default_max_tokens"] == int((inp + outp > 4096).sum()) > 0
-    assert f"--trace_request_generator_config_max_tokens {meta['max_total_tokens']}" in meta["consumers"]["vidur"]
+    assert f"--trace_request_generator_config_max_tokens {meta['max_total_tokens']}" in meta["consumers"]["vidur"]["command"]
     vidur = vidur_trace_replay(out, max_tokens=meta["max_total_tokens"])  # the sidecar's max_tokens: nothing cut
     np.testing.assert_allclose(vidur["arrived_at"], src["arrival_s"] - src["arrival_s"][0], atol=1e-6)
     np.testing.assert_array_equal(vidur["num_prefill_tokens"], inp)

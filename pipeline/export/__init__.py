@@ -9,8 +9,8 @@ from pathlib import Path
 
 from servetrace.errors import ServetraceError
 
-BUNDLE_FORMATS = ("servegen", "knobs")
-ROW_FORMATS = ("mooncake", "burstgpt", "vidur")
+BUNDLE_FORMATS = ("servegen", "knobs", "inference-perf")
+ROW_FORMATS = ("mooncake", "burstgpt", "vidur", "azure")
 FORMATS = BUNDLE_FORMATS + ROW_FORMATS
 
 
@@ -43,6 +43,11 @@ def export(source: str | Path, to: str, out: str | Path, category: str | None = 
         from servetrace.export.knobs import export_knobs
 
         return export_knobs(_bundle_of(source), out)
+    if to == "inference-perf":
+        from servetrace.export.inference_perf import export_inference_perf
+        from servetrace.export.knobs import knob_card
+
+        return export_inference_perf(knob_card(_bundle_of(source)), out)
     if to == "mooncake":
         from servetrace.export.mooncake import export_mooncake
 
@@ -55,4 +60,8 @@ def export(source: str | Path, to: str, out: str | Path, category: str | None = 
         from servetrace.export.vidur import export_vidur
 
         return export_vidur(_rows_of(source), out)
+    if to == "azure":
+        from servetrace.export.azure import export_azure
+
+        return export_azure(_rows_of(source), out)
     raise ServetraceError(f"--to {to!r}: expected one of {', '.join(FORMATS)}")

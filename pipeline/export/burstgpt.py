@@ -7,8 +7,12 @@ rows (with replacement when there are fewer), and takes the lengths by position 
 It uses lengths only: arrivals come from `--request-rate` and `--burstiness`, so the sidecar gives
 those for the kept rows. Every row is labelled GPT-4 and failed requests keep Response tokens 0,
 so vLLM drops exactly the failures, as it does in the real files.
-AIPerf (ai-dynamo/aiperf src/aiperf/dataset/loader/burst_gpt.py) reads Timestamp (s), Request
-tokens and Response tokens by name and keeps every row, failures included."""
+AIPerf 0.13.0 (aiperf/dataset/loader/burst_gpt.py) reads Timestamp (s), Request tokens and Response
+tokens by name and turns every row into a request with max_tokens = Response tokens, which its Turn
+model requires to be >= 1: one failed row (0) refuses the whole file, as it refuses BurstGPT's own
+files with failures. So where the trace has failures a second file without them is written beside
+the first, `<name>_without_fails.csv` (BurstGPT's own name for such files), and AIPerf is pointed
+at it: it replays the successful requests at their times, the failed ones are not sent."""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from servetrace.export.rows import read_rows, source_of, write_sidecar
-from servetrace.io import atomic_path
+from servetrace.export.rows import beside, read_rows, source_of, write_csv, write_sidecar
+from servetrace.export.tools import SERVER, command
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 
@@ -56,14 +60,22 @@ def export_burstgpt(rows_path: Path, out: str | Path) -> dict:
     out = Path(out)
     rows = read_rows(rows_path)
     frame = burstgpt_rows(rows)
-    with atomic_path(out, ".csv") as tmp:
-        frame.write_csv(tmp)
-    arr = vllm_arrivals(rows, frame["Response tokens"] > 0)
+    write_csv(frame, out)
+    ok = frame["Response tokens"] > 0
+    aiperf_file = out
+    if not ok.all():  # AIPerf refuses a file holding a row with 0 response tokens
+        aiperf_file = write_csv(frame.filter(ok), beside(out, "_without_fails.csv"))
+    arr = vllm_arrivals(rows, ok)
     flags = f"--num-prompts {arr['num_prompts']}"
     if arr["request_rate"]:
         flags += f" --request-rate {arr['request_rate']:.6g}"
     if arr["burstiness"]:
         flags += f" --burstiness {arr['burstiness']:.6g}"
+    consumers = {
+        "vllm": command("vllm", f"vllm bench serve --dataset-name burstgpt --dataset-path {out.name} {flags}"),
+        "aiperf": command("aiperf", f"aiperf profile --model MODEL --url {SERVER} --input-file {aiperf_file.name} "
+                                    f"--custom-dataset-type burst_gpt_trace --fixed-schedule"),
+    }
     write_sidecar(out, {
         "format": "BurstGPT v1 CSV", "timestamp_unit": "s (whole seconds from the first request)",
         "source": source_of(rows_path), "requests": frame.height,
@@ -72,15 +84,18 @@ def export_burstgpt(rows_path: Path, out: str | Path) -> dict:
         "rows_vllm_keeps": arr["num_prompts"],
         "zero_request_tokens": int((frame["Request tokens"] < 1).sum()),
         "vllm_arrivals": arr,
-        "consumers": {
-            "vllm": f"vllm bench serve --dataset-name burstgpt --dataset-path {out.name} {flags}",
-            "aiperf": f"aiperf profile --input-file {out.name} --fixed-schedule",
-        },
+        "aiperf_file": {"name": aiperf_file.name, "requests": int(ok.sum())},
+        "consumers": consumers,
         "caveats": {
             "vllm": "lengths only, rows sampled at random (seeded): the Timestamp column and row order are not "
                     "replayed; arrivals are a gamma process at the rate and burstiness above; a row with 0 "
                     "Request tokens is sent as an empty prompt",
-            "aiperf": "replays the Timestamp column (1 s resolution) and sends failed rows too, with 0 output tokens",
+            "aiperf": "replays the Timestamp column (1 s resolution); it refuses any row with 0 Response tokens, "
+                      + (f"so it reads {aiperf_file.name}, without the {int((~ok).sum())} failed rows: they are "
+                         "not sent" if aiperf_file != out else "and this trace has none"),
         },
     })
-    return {"format": "burstgpt", "path": str(out), "requests": frame.height}
+    summary = {"format": "burstgpt", "path": str(out), "requests": frame.height, "commands": consumers}
+    if aiperf_file != out:
+        summary["without_fails"] = {"path": str(aiperf_file), "requests": int(ok.sum())}
+    return summary

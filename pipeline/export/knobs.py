@@ -4,15 +4,22 @@ with the direction of every speed knob and what each tool cannot express (knobs.
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
 
 from servetrace.bundle.pmf import pooled_pmf
-from servetrace.export.tools import CHECKED_AGAINST
+from servetrace.export.inference_perf import inference_perf_config, shared_prefix
+from servetrace.export.synthetic_lengths import match, shortfall
+from servetrace.export.tools import CHECKED_AGAINST, RELEASES, SERVER
 from servetrace.io import atomic_dir, dumps_json
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens")
+PROGRAMS = {"vllm": "vllm bench serve", "sglang": "python -m sglang.bench_serving --backend sglang",
+            "aiperf": "aiperf profile", "guidellm": "guidellm run",
+            "inference-perf": "inference-perf --config_file CONFIG.yml (servetrace export --to inference-perf)",
+            "vidur": "python -m vidur.main"}
 
 
 def _dataset_weights(client: dict, window_s: float) -> np.ndarray:
@@ -112,23 +119,19 @@ def _sglang_lengths(i: dict, o: dict) -> tuple[int, int, float]:
     return max(1, round(2 * i.get("mean", 1) / (1 + r))), max(1, round(2 * o.get("mean", 1) / (1 + r))), r
 
 
-def _guidellm_data(i: dict, o: dict) -> str:
-    """guidellm's synthetic data string; every key must be > 0 (SyntheticTextDatasetConfig), so a zero stdev is left out."""
-    parts = []
+def _guidellm_data(i: dict, o: dict) -> tuple[str, dict]:
+    """guidellm's synthetic data string (int keys > 0) with moment-matched mean and stdev (a zero stdev is left
+    out: with min < max guidellm would then draw uniformly), and the matches."""
+    parts, matches = [], {}
     for key, s in (("prompt_tokens", i), ("output_tokens", o)):
-        parts.append(f"{key}={max(1, round(s.get('mean', 1)))}")
-        if round(s.get("std", 0)) > 0:
-            parts.append(f"{key}_stdev={round(s['std'])}")
-        parts.append(f"{key}_min={max(1, s.get('min', 1))}")
-        parts.append(f"{key}_max={max(1, s.get('max', 1))}")
-    return ",".join(parts)
-
-
-def _ip_distribution(s: dict) -> dict:
-    """inference-perf Distribution (inference_perf/config/common.py): lognormal with the lengths' mean and std_dev."""
-    mean, std = max(1.0, s.get("mean", 1.0)), float(round(s.get("std", 0.0), 1))
-    return {"type": "lognormal" if std > 0 else "fixed", "mean": round(mean, 1), "std_dev": std,
-            "min": max(1, s.get("min", 1)), "max": max(1, s.get("max", 1))}
+        lo, hi = max(1, s.get("min", 1)), max(1, s.get("max", 1))
+        m = match("guidellm", s.get("mean", 1.0), s.get("std", 0.0), lo, hi)
+        matches[key] = m
+        parts.append(f"{key}={m['mean']}")
+        if m["stddev"] > 0:
+            parts.append(f"{key}_stdev={m['stddev']}")
+        parts += [f"{key}_min={lo}", f"{key}_max={hi}"]
+    return ",".join(parts), matches
 
 
 def knob_card(bundle: dict) -> dict:
@@ -142,6 +145,12 @@ def knob_card(bundle: dict) -> dict:
     mean_in, mean_out = max(1, round(i.get("mean", 1))), max(1, round(o.get("mean", 1)))
     sg_in, sg_out, sg_r = _sglang_lengths(i, o)
     stages, idle_s = rate_stages(bundle)
+    ai_in = match("aiperf", i.get("mean", 1.0), i.get("std", 0.0))
+    ai_out = match("aiperf", o.get("mean", 1.0), o.get("std", 0.0))
+    g_data, g_match = _guidellm_data(i, o)
+    source_rows = sum(int(c.get("requests") or 0) for c in bundle["clients"]) if bundle["source"].get("rows") else None
+    vidur_n = min(n, source_rows) if source_rows else n
+    vidur_max_tokens = max(4096, int(i.get("max", 0)) + int(o.get("max", 0)))
     per_client = "per-client mixing (each client's own rate, burstiness and lengths)"
     diurnal = "a time-varying (diurnal) rate"
     corr = "the input/output length correlation (lengths drawn independently)"
@@ -170,29 +179,39 @@ def knob_card(bundle: dict) -> dict:
             "cannot_express": [poisson, per_client, diurnal, "heavy-tailed lengths (random lengths are uniform)", corr],
         },
         "aiperf": {
-            "flags": {"--request-rate": rate, "--arrival-pattern": "gamma", "--arrival-smoothness": k,
-                      "--request-count": n, "--synthetic-input-tokens-mean": mean_in,
-                      "--synthetic-input-tokens-stddev": round(i.get("std", 0)),
-                      "--output-tokens-mean": mean_out, "--output-tokens-stddev": round(o.get("std", 0))},
-            "notes": "--arrival-smoothness (alias --vllm-burstiness) is vLLM's burstiness: same value, same gamma",
-            "speed_knob": {"flag": "--fixed-schedule-speedup (mooncake_trace replay)", "direction": "2 = twice as fast"},
-            "cannot_express": [per_client, diurnal + " (recent versions take a piecewise-linear --request-rate-series "
-                               "file; not written here)", "length shape beyond mean and stddev", corr],
+            "flags": {"--model": "MODEL", "--url": SERVER, "--request-rate": rate, "--arrival-pattern": "gamma",
+                      "--arrival-smoothness": k, "--request-count": n,
+                      "--synthetic-input-tokens-mean": ai_in["mean"], "--synthetic-input-tokens-stddev": ai_in["stddev"],
+                      "--output-tokens-mean": ai_out["mean"], "--output-tokens-stddev": ai_out["stddev"]},
+            "notes": "--arrival-smoothness (alias --vllm-burstiness) is vLLM's burstiness: same value, same gamma; "
+                     "lengths are max(1, ceil(x)) with x normal redrawn below 0, so mean and stddev are solved for the "
+                     "trace's realized mean and std (see lengths_realized)",
+            "lengths_realized": {"input_tokens": ai_in, "output_tokens": ai_out},
+            "speed_knob": {"flag": "--synthesis-speedup-ratio (mooncake_trace replay; 0.13.0 has no "
+                                   "--fixed-schedule-speedup, and --replay-speedup is for baseten traces only)",
+                           "direction": "timestamps / ratio: 2 = twice as fast; it runs AIPerf's trace synthesizer, "
+                                        "which rebuilds the hash_ids"},
+            "cannot_express": [per_client, diurnal, "length shape beyond mean and stddev", corr]
+                              + [t for t in (shortfall("aiperf", "input", ai_in), shortfall("aiperf", "output", ai_out))
+                                 if t],
         },
         "guidellm": {
-            "flags": {"--profile": "poisson", "--rate": rate, "--max-seconds": span, "--data": _guidellm_data(i, o)},
-            "notes": "--profile was --rate-type (kept as an alias); --max-seconds is taken from users' command "
-                     "lines, not read in guidellm's source here",
+            "flags": {"--backend": f"kind=openai_http,target={SERVER}", "--profile": f"kind=poisson,rate={rate}",
+                      "--constraint": f"kind=max_duration,seconds={span}", "--data": f"kind=synthetic_text,{g_data}"},
+            "notes": "guidellm 0.8: `guidellm run` with --profile kind=..., --constraint kind=max_duration,seconds=S "
+                     "(--rate and --max-seconds are gone); lengths are round(clip(normal)) to [min, max], so mean and "
+                     "stdev are solved for the trace's realized mean and std (see lengths_realized)",
+            "lengths_realized": g_match,
             "speed_knob": {"flag": "time_scale (--profile kind=replay,time_scale=X)",
-                           "direction": "request at time_scale x relative seconds: 0.001 replays the ms export in "
-                                        "real time, 2 = twice as slow"},
+                           "direction": "request at time_scale x relative seconds (the mooncake export's data spec "
+                                        "already turns ms into s): 2 = twice as slow"},
             "cannot_express": [f"burstiness (Poisson, CV 1; fitted CV {cv})", per_client, diurnal,
-                               "length shape beyond mean, stdev, min and max", corr],
+                               "length shape beyond mean, stdev, min and max", corr]
+                              + [t for t in (shortfall("guidellm", "input", g_match["prompt_tokens"]),
+                                             shortfall("guidellm", "output", g_match["output_tokens"])) if t],
         },
         "inference-perf": {
-            "config": {"load": {"type": "poisson", "interval": 0, "stages": stages},
-                       "data": {"type": "random", "input_distribution": _ip_distribution(i),
-                                "output_distribution": _ip_distribution(o)}},
+            "config": inference_perf_config(stages, i, o, shared_prefix(bundle)),
             "notes": "one stage per run of windows with the same rate (2 significant digits); interval 0 because "
                      "the default pauses 1 s between stages; lengths moment-matched lognormal",
             "speed_knob": None,
@@ -201,14 +220,18 @@ def knob_card(bundle: dict) -> dict:
         },
         "vidur": {
             "flags": {"--request_generator_config_type": "synthetic",
-                      "--synthetic_request_generator_config_num_requests": n,
+                      "--synthetic_request_generator_config_num_requests": vidur_n,
                       "--interval_generator_config_type": "gamma",
                       "--gamma_request_interval_generator_config_qps": rate,
                       "--gamma_request_interval_generator_config_cv": cv,
                       "--length_generator_config_type": "trace",
-                      "--trace_request_length_generator_config_trace_file": "VIDUR_EXPORT.csv"},
+                      "--trace_request_length_generator_config_trace_file": "VIDUR_EXPORT.csv",
+                      "--trace_request_length_generator_config_max_tokens": vidur_max_tokens},
             "notes": "gamma shape 1/cv^2, mean gap 1/qps; the trace length generator reads the vidur export's "
-                     "num_prefill_tokens,num_decode_tokens pairs (rows shuffled, pairs kept)",
+                     "num_prefill_tokens,num_decode_tokens pairs (rows shuffled, pairs kept) and runs out past its "
+                     f"rows, so num_requests is at most the source's {source_rows or 'unknown number of'} rows (the "
+                     "vidur export of the same source has exactly as many); max_tokens covers the longest input "
+                     "plus the longest output (Vidur's default 4096 cuts longer requests)",
             "speed_knob": {"flag": "--trace_request_generator_config_time_scale_factor (trace_replay)",
                            "direction": "arrived_at x factor: 2 = twice as slow"},
             "cannot_express": [per_client, diurnal + " (one qps)",
@@ -218,6 +241,10 @@ def knob_card(bundle: dict) -> dict:
     for name, t in tools.items():
         if "flags" in t:  # a flag without a value (no burstiness when the CV is 0) is left out, not passed empty
             t["flags"] = {f: v for f, v in t["flags"].items() if v is not None}
+            t["command"] = " ".join([PROGRAMS[name]] + [f"{f} {shlex.quote(str(v))}" for f, v in t["flags"].items()])
+        else:
+            t["command"] = PROGRAMS[name]
+        t["release"] = RELEASES[name]
         t["checked_against"] = CHECKED_AGAINST[name]
     return {"bundle_source": bundle["source"], "window_s": bundle["window_s"], "span_s": bundle["span_s"],
             "clients": len(bundle["clients"]), "requests": n, "arrivals": arr, "lengths": lens,
@@ -241,14 +268,14 @@ def knob_markdown(card: dict) -> str:
         f"Mean rate {a['mean_rps']:.4g} req/s (peak {a['peak_rps']:.4g}), inter-arrival CV {a['iat_cv']:.3g} "
         f"(burstiness = 1/CV^2 = {k}; basis: {a['cv_basis']}).",
         "",
-        "| tool | flags | speed knob | cannot express | checked against |",
+        "| tool (release checked) | flags | speed knob | cannot express | checked against |",
         "|---|---|---|---|---|",
     ]
     for name, t in card["tools"].items():
         flags = t.get("flags") or {"config": f"load.stages ({card['inference_perf_stages']} stages), data distributions"}
         flag_text = " ".join(f"`{k} {v}`" for k, v in flags.items())
         speed = f"`{t['speed_knob']['flag']}`: {t['speed_knob']['direction']}" if t["speed_knob"] else "-"
-        cells = (name, flag_text, speed, "; ".join(t["cannot_express"]), _sources(t["checked_against"]))
+        cells = (t["release"], flag_text, speed, "; ".join(t["cannot_express"]), _sources(t["checked_against"]))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -260,4 +287,5 @@ def export_knobs(bundle: dict, out: str | Path) -> dict:
         (tmp / "knobs.json").write_text(dumps_json(card), encoding="utf-8")
         (tmp / "knobs.md").write_text(knob_markdown(card), encoding="utf-8")
     return {"format": "knobs", "path": str(out), "rate_rps": card["arrivals"]["mean_rps"],
-            "burstiness": card["arrivals"]["burstiness"]}
+            "burstiness": card["arrivals"]["burstiness"],
+            "commands": {name: {"release": t["release"], "command": t["command"]} for name, t in card["tools"].items()}}

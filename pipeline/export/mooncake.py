@@ -105,4 +105,4 @@ def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512) -> 
     }
     write_sidecar(out, sidecar)
     return {"format": "mooncake", "path": str(out), "requests": frame.height, "block_size": block_size,
-            "hash_ids_replaced": replaced}
+            "hash_ids_replaced": replaced, "commands": sidecar["consumers"]}

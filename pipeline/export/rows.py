@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from servetrace.errors import ServetraceError
-from servetrace.io import dumps_json, parquet_metadata, write_text
+from servetrace.io import atomic_path, dumps_json, parquet_metadata, write_text
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 
@@ -43,3 +43,15 @@ def sidecar_path(out: Path) -> Path:
 
 def write_sidecar(out: Path, sidecar: dict) -> Path:
     return write_text(sidecar_path(out), dumps_json(sidecar))
+
+
+def beside(out: Path, tail: str) -> Path:
+    """A companion file next to the export: `trace.csv` with tail `_without_fails.csv` -> `trace_without_fails.csv`."""
+    return out.with_name(out.stem + tail)
+
+
+def write_csv(frame: pl.DataFrame, path: Path, **options) -> Path:
+    """`frame` as CSV at `path`, atomically."""
+    with atomic_path(path, ".csv") as tmp:
+        frame.write_csv(tmp, **options)
+    return path

@@ -1,10 +1,16 @@
-"""What each consuming tool's own source says about the files and flags we hand it: the stored
-copies the rules were checked against, and the command lines that load our exports.
+"""What each consuming tool's own source says about the files and flags we hand it: the copies the
+rules were checked against, the releases every printed command was checked with, and the command
+lines that load our exports.
 
 Every rule below cites the repository and path it was read from. Commits are those of the copies
-read; where the copy is stored without one, the note says so."""
+read; where the copy is stored without one, the note says so. RELEASES are the packages
+tests/test_export_consumers.py runs (AIPerf, guidellm: installed; vLLM, SGLang, inference-perf:
+their wheels' code read, their argument parsers' flags checked)."""
 
 from __future__ import annotations
+
+import json
+import shlex
 
 # (tool, repository, path, commit or None, what was read there), in the order of the tools
 _SOURCES = [
@@ -52,6 +58,11 @@ _SOURCES = [
     ("guidellm", "vllm-project/guidellm", "benchmark command options (stored copy, path not recorded)",
      None,
      "--profile with the legacy alias --rate-type, --rate, --data key=value"),
+    ("inference-perf", "kubernetes-sigs/inference-perf", "inference-perf 0.7.0 wheel (PyPI): "
+     "inference_perf/utils/trace_reader.py, config/datagen/replay.py",
+     None,
+     "AzurePublicDatasetReader: header sniffed, each line split on ',', TIMESTAMP parsed as "
+     "'%Y-%m-%d %H:%M:%S.%f' (fraction cut to 6 digits, UTC), ContextTokens, GeneratedTokens as int"),
     ("inference-perf", "kubernetes-sigs/inference-perf", "inference_perf/config/loadgen/config.py",
      "03e89d4a5badf37093c96dab524801ab420a0b18",
      "StandardLoadStage rate > 0 (float), duration > 0 (int); interval = seconds between stages"),
@@ -79,22 +90,48 @@ CHECKED_AGAINST: dict[str, list[dict]] = {}
 for _tool, _repo, _path, _commit, _read in _SOURCES:  # one per source row, at import
     CHECKED_AGAINST.setdefault(_tool, []).append({"repo": _repo, "path": _path, "commit": _commit, "read": _read})
 
+# The release each printed command was checked against (Vidur has no release: its main branch at the commit read).
+RELEASES = {
+    "vllm": "vllm 0.34.0",
+    "sglang": "sglang 0.5.23",
+    "aiperf": "aiperf 0.13.0",
+    "guidellm": "guidellm 0.8.1",
+    "inference-perf": "inference-perf 0.7.0",
+    "vidur": "vidur main @8afeaf05 (no release)",
+    "servegen": "ServeGen clientpool.py @ad78b096 (no release)",
+}
+SERVER = "http://localhost:8000"  # where the printed commands send requests; AIPerf also needs --model
+
+
+def command(tool: str, line: str) -> dict:
+    """A printed command with the consumer release it was checked against."""
+    return {"release": RELEASES[tool], "command": line}
+
+
+def guidellm_mooncake_data(path: str, block_size: int) -> str:
+    """guidellm 0.8's mooncake data spec: a nested json_file source; time_scale 0.001 reads the ms timestamps as
+    seconds (the dataset's scale, applied before the replay profile's own time_scale, which stays the speed knob)."""
+    spec = {"kind": "mooncake", "source": {"kind": "json_file", "path": path}, "hash_id_block_size": block_size,
+            "time_scale": 0.001}
+    return json.dumps(spec, separators=(",", ":"))
+
 
 def mooncake_consumers(path: str, requests: int, block_size: int) -> dict:
     """Command lines that replay the timed JSONL at `path` in real time, each tool told the block size."""
     return {
         # vllm TimedTrace: chunk size defaults to 16 and --num-prompts (default 1000) caps the rows read
-        "vllm": (f"vllm bench serve --dataset-name timed_trace --dataset-path {path} --num-prompts {requests} "
-                 f"--timed-trace-sec-multiplier 0.001 --timed-trace-chunk-hash-size {block_size} --self-timed"),
+        "vllm": command("vllm", f"vllm bench serve --dataset-name timed_trace --dataset-path {path} "
+                                f"--num-prompts {requests} --timed-trace-sec-multiplier 0.001 "
+                                f"--timed-trace-chunk-hash-size {block_size} --self-timed"),
         # sglang bench_serving: rows[:num_prompts]; the time-based scheduler runs for --backend sglang
-        "sglang": (f"python -m sglang.bench_serving --backend sglang --dataset-name mooncake --dataset-path {path} "
-                   f"--num-prompts {requests} --use-trace-timestamps --mooncake-slowdown-factor 1"),
+        "sglang": command("sglang", f"python -m sglang.bench_serving --backend sglang --dataset-name mooncake "
+                                    f"--dataset-path {path} --num-prompts {requests} --use-trace-timestamps "
+                                    f"--mooncake-slowdown-factor 1"),
         # aiperf: --isl-block-size defaults to 512
-        "aiperf": (f"aiperf profile --input-file {path} --custom-dataset-type mooncake_trace --fixed-schedule "
-                   f"--isl-block-size {block_size}"),
-        # guidellm: relative timestamps are seconds, so ms timestamps need time_scale 0.001
-        "guidellm": (f"guidellm benchmark --data kind=mooncake,path={path},hash_id_block_size={block_size} "
-                     f"--profile kind=replay,time_scale=0.001"),
+        "aiperf": command("aiperf", f"aiperf profile --model MODEL --url {SERVER} --input-file {path} "
+                                    f"--custom-dataset-type mooncake_trace --fixed-schedule --isl-block-size {block_size}"),
+        "guidellm": command("guidellm", f"guidellm run --backend kind=openai_http,target={SERVER} "
+                                        f"--data {shlex.quote(guidellm_mooncake_data(path, block_size))} --profile kind=replay"),
     }
 
 

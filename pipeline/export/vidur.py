@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from servetrace.export.rows import read_rows, source_of, write_sidecar
-from servetrace.io import atomic_path
+from servetrace.export.rows import read_rows, source_of, write_csv, write_sidecar
+from servetrace.export.tools import command
 
 VIDUR_DEFAULT_MAX_TOKENS = 4096
 
@@ -33,10 +33,19 @@ def export_vidur(rows_path: Path, out: str | Path) -> dict:
     out = Path(out)
     rows = read_rows(rows_path)
     frame = vidur_rows(rows)
-    with atomic_path(out, ".csv") as tmp:
-        frame.write_csv(tmp, float_precision=6)
+    write_csv(frame, out, float_precision=6)
     total = frame["num_prefill_tokens"] + frame["num_decode_tokens"]
     max_tokens = max(int(total.max()), VIDUR_DEFAULT_MAX_TOKENS)
+    consumers = {
+        "vidur": command("vidur", f"python -m vidur.main --request_generator_config_type trace_replay "
+                                  f"--trace_request_generator_config_trace_file {out.name} "
+                                  f"--trace_request_generator_config_max_tokens {max_tokens} "
+                                  f"--trace_request_generator_config_time_scale_factor 1"),
+        "vidur_lengths_only": command("vidur", f"--length_generator_config_type trace "
+                                               f"--trace_request_length_generator_config_trace_file {out.name} "
+                                               f"--trace_request_length_generator_config_max_tokens {max_tokens} "
+                                               f"--synthetic_request_generator_config_num_requests {frame.height}"),
+    }
     write_sidecar(out, {
         "format": "Vidur trace CSV", "timestamp_unit": "s", "time_origin": "first request",
         "source": source_of(rows_path), "requests": frame.height,
@@ -44,19 +53,11 @@ def export_vidur(rows_path: Path, out: str | Path) -> dict:
                            "num_decode_tokens": int((rows["output_tokens"] < 1).sum())},
         "max_total_tokens": int(total.max()),
         "rows_over_default_max_tokens": int((total > VIDUR_DEFAULT_MAX_TOKENS).sum()),
-        "consumers": {
-            "vidur": (f"python -m vidur.main --request_generator_config_type trace_replay "
-                      f"--trace_request_generator_config_trace_file {out.name} "
-                      f"--trace_request_generator_config_max_tokens {max_tokens} "
-                      f"--trace_request_generator_config_time_scale_factor 1"),
-            "vidur_lengths_only": (f"--length_generator_config_type trace "
-                                   f"--trace_request_length_generator_config_trace_file {out.name} "
-                                   f"--trace_request_length_generator_config_max_tokens {max_tokens}"),
-        },
+        "consumers": consumers,
         "caveats": {
             "vidur": f"with the default max_tokens {VIDUR_DEFAULT_MAX_TOKENS} Vidur cuts the prefill of longer "
                      "requests; the execution-time predictor's prediction_max_tokens_per_request (default 4096) "
                      "must cover them too; time_scale_factor 2 replays twice as slow",
         },
     })
-    return {"format": "vidur", "path": str(out), "requests": frame.height}
+    return {"format": "vidur", "path": str(out), "requests": frame.height, "commands": consumers}
