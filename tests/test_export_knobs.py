@@ -162,3 +162,25 @@ def test_pmf_literals():
     ratio = literal_dict(pmf_literal({"values": [0.0, 0.5], "probs": [0.5, 0.5]}, "reason_ratio"))
     assert len(ratio) == 501 and list(ratio)[1] == 1 / 501
     assert list(ratio.values())[250] == 0.5 and sum(ratio.values()) == pytest.approx(1.0)
+
+
+def test_inference_perf_shared_prefix_from_the_prefix_model(fitted):
+    """A bundle with prefix groups (schema v2 `prefix`, `sessions`) gets inference-perf `shared_prefix` data:
+    the system prompt length is the groups' prefix length weighted by popularity."""
+    from servetrace.export.inference_perf import shared_prefix
+
+    _, bundle = fitted
+    assert shared_prefix(bundle) is None and knob_card(bundle)["tools"]["inference-perf"]["config"]["data"]["type"] == "random"
+    v2 = {**bundle, "prefix": {"block_size": 16, "grouped_share": 0.5,
+                               "groups": {"tokens": [1024, 256, 64], "popularity": [0.6, 0.3, 0.1], "owners": []}},
+          "sessions": {"first_new_tokens": {"probs": [0.0, 0.5, 1.0], "quantiles": [10, 100, 1000]}}}
+    card = knob_card(v2)
+    data = card["tools"]["inference-perf"]["config"]["data"]
+    assert data["type"] == "shared_prefix"
+    sp = data["shared_prefix"]
+    mean = 0.6 * 1024 + 0.3 * 256 + 0.1 * 64
+    assert sp["num_groups"] == 3 and sp["system_prompt_len"]["mean"] == pytest.approx(mean, abs=0.06)
+    assert sp["system_prompt_len"]["min"] == 64 and sp["system_prompt_len"]["max"] == 1024
+    assert sp["num_prompts_per_group"] == round(card["requests"] * 0.5 / 3)
+    assert sp["question_len"]["mean"] == pytest.approx(0.25 * 10 + 0.5 * 100 + 0.25 * 1000, abs=0.06)
+    assert sp["output_len"]["mean"] == pytest.approx(card["lengths"]["output_tokens"]["mean"], abs=0.06)

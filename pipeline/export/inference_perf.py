@@ -10,7 +10,10 @@ the YAML loader inference-perf reads it with (`yaml.safe_load`) parses as it is.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import numpy as np
 
 from servetrace.export.tools import SERVER, command
 from servetrace.io import dumps_json, write_text
@@ -23,11 +26,46 @@ def distribution(s: dict) -> dict:
             "min": max(1, s.get("min", 1)), "max": max(1, s.get("max", 1))}
 
 
-def shared_prefix(bundle: dict) -> dict | None:
-    """`data.shared_prefix` (SharedPrefix: num_groups, num_prompts_per_group, system_prompt_len, question_len,
-    output_len) from the bundle's prefix model. The bundle has no prefix model yet, so there is none: the
-    config's data stays `random` and prefix sharing is listed among what it cannot express."""
-    return None
+def _weighted(values, weights) -> dict | None:
+    v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    if v.size == 0 or w.sum() <= 0:
+        return None
+    w = w / w.sum()
+    mean = float(v @ w)
+    return {"mean": mean, "std": math.sqrt(max(float(((v - mean) ** 2) @ w), 0.0)), "min": int(v.min()),
+            "max": int(v.max())}
+
+
+def _from_quantiles(q: dict | None) -> dict | None:
+    """Mean, std, min and max of a quantile function (`quantiles` at ascending `probs`), each step weighted
+    by the probability between its neighbours' midpoints."""
+    if not q or not q.get("quantiles"):
+        return None
+    p = np.asarray(q["probs"], dtype=float)
+    edges = np.r_[p[0], (p[1:] + p[:-1]) / 2, p[-1]]
+    return _weighted(q["quantiles"], np.diff(edges) if p.size > 1 else [1.0])
+
+
+def shared_prefix(bundle: dict, lengths_out: dict | None = None, requests: int = 0) -> dict | None:
+    """`data.shared_prefix` (inference-perf SharedPrefix) from the bundle's prefix model (schema v2 `prefix`,
+    `sessions`): one group per shared prefix, its system prompt length distributed as the groups' prefix
+    lengths weighted by popularity, the question as a first turn's new tokens, the output as the fitted
+    output lengths, and the grouped requests spread evenly over the groups. None when the bundle has no
+    prefix groups (then the data stays `random`)."""
+    groups = (bundle.get("prefix") or {}).get("groups") or {}
+    system = _weighted(groups.get("tokens") or [], groups.get("popularity") or [])
+    if system is None:
+        return None
+    question = _from_quantiles((bundle.get("sessions") or {}).get("first_new_tokens"))
+    n_groups = len(groups["tokens"])
+    grouped = requests * float(bundle["prefix"].get("grouped_share", 1.0))
+    out = {"num_groups": n_groups, "num_prompts_per_group": max(1, round(grouped / n_groups)),
+           "system_prompt_len": distribution(system)}
+    if question:
+        out["question_len"] = distribution(question)
+    if lengths_out:
+        out["output_len"] = distribution(lengths_out)
+    return out
 
 
 def inference_perf_config(stages: list[dict], lengths_in: dict, lengths_out: dict, prefix: dict | None = None) -> dict:

@@ -151,6 +151,7 @@ def knob_card(bundle: dict) -> dict:
     source_rows = sum(int(c.get("requests") or 0) for c in bundle["clients"]) if bundle["source"].get("rows") else None
     vidur_n = min(n, source_rows) if source_rows else n
     vidur_max_tokens = max(4096, int(i.get("max", 0)) + int(o.get("max", 0)))
+    prefix = shared_prefix(bundle, o, n)
     per_client = "per-client mixing (each client's own rate, burstiness and lengths)"
     diurnal = "a time-varying (diurnal) rate"
     corr = "the input/output length correlation (lengths drawn independently)"
@@ -211,12 +212,15 @@ def knob_card(bundle: dict) -> dict:
                                              shortfall("guidellm", "output", g_match["output_tokens"])) if t],
         },
         "inference-perf": {
-            "config": inference_perf_config(stages, i, o, shared_prefix(bundle)),
+            "config": inference_perf_config(stages, i, o, prefix),
             "notes": "one stage per run of windows with the same rate (2 significant digits); interval 0 because "
-                     "the default pauses 1 s between stages; lengths moment-matched lognormal",
+                     "the default pauses 1 s between stages; lengths moment-matched lognormal"
+                     + ("; shared_prefix data from the bundle's prefix groups" if prefix else ""),
             "speed_knob": None,
             "cannot_express": [f"burstiness within a stage (Poisson, CV 1; fitted CV {cv})", per_client, corr,
-                               f"idle windows: a stage needs rate > 0, so {idle_s} s at rate 0 are left out"],
+                               f"idle windows: a stage needs rate > 0, so {idle_s} s at rate 0 are left out",
+                               "prefix popularity (prompts spread evenly over the groups)" if prefix else
+                               "prefix sharing (the bundle has no prefix model)"],
         },
         "vidur": {
             "flags": {"--request_generator_config_type": "synthetic",
