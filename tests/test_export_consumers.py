@@ -131,8 +131,17 @@ def ran(made, tmp_path_factory):
                 min=int(flags[f"{key}_min"]), max=int(flags[f"{key}_max"]), n=SAMPLES)
             dist = card["tools"]["inference-perf"]["config"]["data"][f"{field.split('_')[0]}_distribution"]
             add((name, "ip-sample", field), kind="inference-perf-lengths", src=ip_src, dist=dist, n=SAMPLES)
-    # what the previous printed forms ran into, so the checks above can fail
+    # a bundle with a prefix model (schema v2) gets shared_prefix data: inference-perf's Config must take it
     first = next(iter(made.values()))
+    from servetrace.bundle.model import load_bundle
+    from servetrace.export.inference_perf import export_inference_perf
+    from servetrace.export.knobs import knob_card
+
+    v2 = {**load_bundle(first["dir"]), "prefix": {"block_size": 16, "grouped_share": 0.4, "groups": {
+        "tokens": [2048, 300], "popularity": [0.7, 0.3], "owners": []}}}
+    export_inference_perf(knob_card(v2), first["dir"] / "prefix.yml")
+    add("ip-prefix-config", kind="inference-perf-config", src=ip_src, path=str(first["dir"] / "prefix.yml"))
+    # what the previous printed forms ran into, so the checks above can fail
     add("old-guidellm", kind="guidellm-command", cwd=str(first["dir"]),
         command="guidellm benchmark --data kind=mooncake,path=trace.jsonl --rate 1 --max-seconds 10")
     add("old-aiperf", kind="aiperf-command", cwd=str(first["dir"]),
@@ -235,6 +244,9 @@ def test_inference_perf_reads_the_azure_csv_and_configs(made, ran):
         assert [(s["rate"], s["duration"]) for s in cfg["load"]["stages"]] == [(s["rate"], s["duration"]) for s in stages]
         with open(m["files"]["azure"], newline="") as fh:
             assert next(csv.reader(fh)) == ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+    cfg = ok(ran["ip-prefix-config"])
+    assert cfg["data"]["type"] == "shared_prefix"
+    assert cfg["data"]["shared_prefix"]["num_unique_system_prompts"] == 2
 
 
 def test_synthetic_lengths_realize_the_trace_in_each_tool(made, ran):
