@@ -18,7 +18,7 @@ from servetrace.io import atomic_dir, dumps_json
 TOKEN_FIELDS = ("input_tokens", "output_tokens")
 PROGRAMS = {"vllm": "vllm bench serve", "sglang": "python -m sglang.bench_serving --backend sglang",
             "aiperf": "aiperf profile", "guidellm": "guidellm run",
-            "inference-perf": "inference-perf --config_file CONFIG.yml (servetrace export --to inference-perf)",
+            "inference-perf": "inference-perf --config_file CONFIG.yml",
             "vidur": "python -m vidur.main"}
 
 
@@ -213,7 +213,8 @@ def knob_card(bundle: dict) -> dict:
         },
         "inference-perf": {
             "config": inference_perf_config(stages, i, o, prefix),
-            "notes": "one stage per run of windows with the same rate (2 significant digits); interval 0 because "
+            "notes": "CONFIG.yml is this config with a server: `servetrace export DIR --to inference-perf --out "
+                     "CONFIG.yml`; one stage per run of windows with the same rate (2 significant digits); interval 0 because "
                      "the default pauses 1 s between stages; lengths moment-matched lognormal"
                      + ("; shared_prefix data from the bundle's prefix groups" if prefix else ""),
             "speed_knob": None,
