@@ -13,8 +13,8 @@ import csv
 import json
 import re
 import shlex
-import socket
 import subprocess
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +34,9 @@ SAMPLES = 100_000
 
 
 def _pypi_reachable() -> bool:
+    """Whether PyPI answers (through the environment's proxy, if any, as pip would)."""
     try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
+        urllib.request.urlopen(urllib.request.Request("https://pypi.org/simple/aiperf/", method="HEAD"), timeout=10)
         return True
     except OSError:
         return False
