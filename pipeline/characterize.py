@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from servetrace import io
+from servetrace import grouping, io
 from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble
 from servetrace.schema import HASH_IDS
@@ -22,7 +22,7 @@ from servetrace.settings import IngestSettings, Settings
 from servetrace.stages import gaps, sql
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
-from servetrace.stages.context import PER_WINDOW_N, Context, choose_group_by, sql_variables
+from servetrace.stages.context import PER_WINDOW_N, Context, sql_variables
 from servetrace.stages.failures import failures
 from servetrace.stages.lengths import lengths
 from servetrace.stages.multimodal import multimodal
@@ -45,6 +45,8 @@ def check_settings(settings: Settings) -> None:
         raise ServetraceError("idc scales must be positive seconds")
     if settings.fit_sample < 100:
         raise ServetraceError(f"fit_sample {settings.fit_sample}: must be at least 100")
+    if settings.group_by:
+        grouping.parse(settings.group_by)
 
 
 def characterize_requests(requests: str | Path, settings: Settings, trace_info: dict | None = None,
@@ -60,8 +62,7 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
     with sql.connect(requests, settings.memory_limit, settings.threads, scratch_dir) as con:
         step("profile")
         profile = trace_profile(con)
-        group_by, why = choose_group_by(profile, settings.group_by)
-        ctx = Context(settings, profile, group_by, why, meta, has_hash)
+        ctx = Context(settings, profile, grouping.from_profile(profile, settings.group_by), meta, has_hash)
         variables = sql_variables(ctx)
         sql.set_variables(con, variables)
         sql.run_sql(con, "stg_requests")
@@ -78,7 +79,7 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
         gap_con = con.cursor()
         sql.set_variables(gap_con, variables)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        gap_future = pool.submit(gaps.compute, gap_con, requests, ctx.rows, ctx.group_by, ctx.t0_s, ctx.t1_s,
+        gap_future = pool.submit(gaps.compute, gap_con, requests, ctx.rows, ctx.grouping, ctx.t0_s, ctx.t1_s,
                                  settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N)
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):

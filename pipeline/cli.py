@@ -11,6 +11,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from servetrace.errors import ServetraceError
+from servetrace.grouping import HELP as GROUP_HELP
 
 app = typer.Typer(
     name="servetrace",
@@ -109,8 +110,7 @@ def characterize(
     window_s: Annotated[int, typer.Option("--window", help="Analysis window in seconds (rates, CVs, fits).")] = 600,
     group_by: Annotated[
         Optional[str],
-        typer.Option("--group-by", help="Client grouping: client_id|session_id|model|service|model_service|all "
-                                        "(default: client_id when present, else model_service)."),
+        typer.Option("--group-by", help=GROUP_HELP),
     ] = None,
     fmt: FormatOpt = "auto",
     maps: MapOpt = None,
@@ -226,8 +226,7 @@ def report(
 def fit(
     out_dir: Annotated[Path, typer.Argument(help="Output directory holding requests.parquet.")],
     window_s: Annotated[int, typer.Option("--window", help="Rate window in seconds.")] = 600,
-    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Client grouping column(s), comma-separated "
-                                                                          "(default: client_id when present, else model,service).")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", help=GROUP_HELP)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""

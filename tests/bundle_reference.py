@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from servetrace.bundle import arrivals, lengths, stream
-from servetrace.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, grouping
+from servetrace.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, choose_grouping
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.settings import Settings
 
@@ -23,7 +23,8 @@ def key_expr(cols: list[str]) -> pl.Expr:
 def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     window_s = int(settings.window_s)
     dataset_window_s = max(window_s, int(round(DATASET_WINDOW_S / window_s)) * window_s)
-    group_name, cols = grouping(stream.frame_batches(requests), requests.columns, settings.group_by)
+    chosen = choose_grouping(stream.frame_batches(requests), requests.columns, settings.group_by)
+    group_name, cols = chosen.name, list(chosen.columns)
     requests = requests.sort("arrival_s", maintain_order=True)
     if "failed" not in requests.columns:
         requests = requests.with_columns(pl.lit(False).alias("failed"))
@@ -38,8 +39,13 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
     frame = requests.with_columns(
         key.replace_strict(merged).replace_strict({c: i for i, c in enumerate(names)}, return_dtype=pl.Int32).alias("client"),
         grid.window, grid.dataset)
-    x = pl.col("arrival_s").diff().over("client").clip(lower_bound=arrivals.IAT_FLOOR_S)
-    frame = frame.with_columns(x.alias("x"), pl.col("arrival_s").diff().clip(lower_bound=arrivals.IAT_FLOOR_S).alias("x_all"))
+    def gap(*over: str) -> pl.Expr:  # a row's time since the previous arrival of the same `over` values
+        d = pl.col("arrival_s").diff()
+        return (d.over(*over) if over else d).clip(lower_bound=arrivals.IAT_FLOOR_S)
+
+    # a client's gaps: all of them; a window's: only those with both ends in the window
+    frame = frame.with_columns(gap("client").alias("x"), gap("client", "window_start_s").alias("x_window"),
+                               gap("window_start_s").alias("x_all"))
     covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
 
     def fits(keys, col, span):
@@ -52,7 +58,7 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
                  .group_by(keys).agg(((v / pl.col("w_scale")) ** pl.col("w_shape")).sum().alias("sum_wpow")))
         return arrivals.choose_family(stats.join(power, on=keys, how="left"))
 
-    per_window = fits(["client", "window_start_s"], "x", covered)
+    per_window = fits(["client", "window_start_s"], "x_window", covered)
     per_client = fits(["client"], "x", max(t1 - t0, arrivals.MIN_COVER_S))
     overall = fits(["window_start_s"], "x_all", covered)
     head = frame.group_by("client", maintain_order=True).head(KS_SAMPLE + 1).drop_nulls("x")

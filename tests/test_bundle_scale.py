@@ -132,20 +132,24 @@ def test_gaps_carry_each_clients_last_arrival_across_batches():
     n, k = 5000, 7
     t = np.sort(rng.uniform(0, 1000, n)).round(1)  # ties
     c = rng.integers(0, k, n).astype(np.int32)
+    w = (t // 150).astype(np.int64)  # windows of 150 s: batches and windows cut the rows at different places
     gaps = stream.Gaps(k)
     edges = [0, 1, 2, 700, 701, 3000, n]
-    got = []
+    got, got_w = [], []
     for lo, hi in zip(edges, edges[1:]):
-        by = gaps(c[lo:hi], t[lo:hi])
-        x = np.empty(hi - lo)
-        x[by.order] = by.x
+        by = gaps(c[lo:hi], t[lo:hi], w[lo:hi])
+        x, xw = np.empty(hi - lo), np.empty(hi - lo)
+        x[by.order], xw[by.order] = by.x, by.x_window
         np.testing.assert_array_equal(by.client, c[lo:hi][by.order])
         got.append(x)
-    got = np.concatenate(got)
+        got_w.append(xw)
+    got, got_w = np.concatenate(got), np.concatenate(got_w)
     for i in range(k):
-        ti = t[c == i]
+        ti, wi = t[c == i], w[c == i]
         want = np.r_[np.nan, np.maximum(np.diff(ti), 1e-6)]
         np.testing.assert_array_equal(got[c == i], want)
+        # a window's gaps: only those whose previous arrival is in the same window
+        np.testing.assert_array_equal(got_w[c == i], np.where(np.r_[False, wi[1:] == wi[:-1]], want, np.nan))
 
 
 @pytest.mark.parametrize("g0,window_s,dataset_window_s", [(0, 600, 21_600), (-600, 600, 3_600), (1_700_000_000, 7, 21_000)])

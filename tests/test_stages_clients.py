@@ -44,7 +44,7 @@ def test_without_client_ids_groups_by_model_and_service(tmp_path):
     t = np.arange(200.0)
     table = canonical(t, model=["m1", "m2"] * 100, service=["api"] * 200, input_tokens=np.ones(200), output_tokens=np.ones(200))
     findings, _ = run_stages(tmp_path, table)
-    assert findings["clients"]["group_by"] == "model_service"
+    assert findings["clients"]["group_by"] == "model,service"
     assert "no client ids" in findings["clients"]["statement"]
 
 

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from servetrace import grouping
 from servetrace.bundle import arrivals, lengths, stream
 from servetrace.bundle.sessions import fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.bundle.pmf import DEFAULT_BINNING, pmf_fit
 from servetrace.errors import ServetraceError
+from servetrace.grouping import Grouping
 from servetrace.settings import Settings
 
 DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
@@ -31,25 +33,14 @@ OTHER = "(other)"
 KS_SAMPLE = 20_000  # a client's first inter-arrivals, for the KS distance
 
 
-def grouping(batches: stream.Batches, columns: list[str], group_by: str | None) -> tuple[str, list[str]]:
-    """(name, columns) of what a client is, as the characterization chooses it: the setting
-    (client_id | session_id | model | service | model_service | all, or columns joined by ','),
-    else client ids when present, else model x service, else sessions, else one group."""
-    def present(c: str) -> bool:
-        return c in columns and stream.present(batches, c)
-
-    if group_by:
-        cols = {"model_service": ["model", "service"], "all": []}.get(group_by, [c.strip() for c in group_by.split(",")])
-        missing = [c for c in cols if c not in columns]
-        if missing:
-            raise ServetraceError(f"group_by {group_by!r}: no column {missing[0]!r} in the request table")
-    elif present("client_id"):
-        cols = ["client_id"]
-    elif any(c in columns and stream.varies(batches, c) for c in ("model", "service")):
-        cols = [c for c in ("model", "service") if present(c)]
-    else:
-        cols = ["session_id"] if present("session_id") else []
-    return (",".join(cols) if cols else "all"), cols
+def choose_grouping(batches: stream.Batches, columns: list[str], group_by: str | None) -> Grouping:
+    """What a client is (pipeline/grouping.py): the setting, else the default, judged on the rows."""
+    chosen = grouping.choose(group_by, lambda c: c in columns and stream.present(batches, c),
+                             lambda c: c in columns and stream.varies(batches, c))
+    missing = [c for c in chosen.columns if c not in columns]
+    if missing:
+        raise ServetraceError(f"--group-by {chosen.name!r}: no column {missing[0]!r} in the request table")
+    return chosen
 
 
 @dataclass
@@ -75,7 +66,8 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     """The bundle of a table given as batches of rows in arrival order (stream.Unsorted if not)."""
     window_s = int(settings.window_s)
     dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
-    group_name, cols = grouping(batches, columns, settings.group_by)
+    chosen = choose_grouping(batches, columns, settings.group_by)
+    group_name, cols = chosen.name, list(chosen.columns)
     survey = stream.Survey(batches, cols, [c for c in ("reason_tokens", "image_count") if c in columns])
     t0 = stream.first_arrival(batches)
     if t0 is None:
@@ -92,7 +84,7 @@ def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings,
     first, counts = sums.result(), counts.result()
     covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
     per_window = arrivals.moment_fits(stream.moments(first["per_window"]), covered)
-    per_client = arrivals.moment_fits(stream.moments(stream.merge_sums([first["per_window"]], ["client"])),
+    per_client = arrivals.moment_fits(stream.moments(first["per_client"]),
                                       max(t1 - t0, arrivals.MIN_COVER_S))
     jnames = lengths.joint_fields(category)
     ranks = {n: stream.midranks(counts[n], n) for n in jnames}
@@ -225,9 +217,6 @@ def _source(requests_path: Path) -> dict:
             "rows": int(rows) if rows and rows.isdigit() else None, "format": meta.get("servetrace.format", "parquet")}
 
 
-GROUP_COLUMNS = ("client_id", "session_id", "model", "service")
-
-
 def _all_null(path: Path) -> set[str]:
     """Columns whose Parquet statistics say every value is null (a grouping or a length never present)."""
     import pyarrow.parquet as pq
@@ -254,7 +243,7 @@ def _columns(path: Path, group_by: str | None) -> list[str]:
         schema = pq.read_schema(path)
         named = {c.strip() for c in (group_by or "").split(",")}
         wanted = {"arrival_s", "input_tokens", "output_tokens", *named,
-                  *({*GROUP_COLUMNS, *lengths.LENGTH_INPUTS} - _all_null(path))}
+                  *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - _all_null(path))}
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
         raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     missing = {"arrival_s", "input_tokens", "output_tokens"} - set(schema.names)
@@ -294,6 +283,8 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     """The bundle of DIR/requests.parquet (validated, not written), streamed in batches."""
     path = Path(out_dir) / "requests.parquet"
     settings = settings or Settings()
+    if settings.group_by:
+        grouping.parse(settings.group_by)  # a bad --group-by fails before any work
     columns = _columns(path, settings.group_by)
     try:
         bundle = fit_batches(stream.file_batches(path), columns, settings, _source(path))

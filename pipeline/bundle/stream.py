@@ -21,13 +21,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from servetrace import grouping
 from servetrace.bundle import lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.errors import ServetraceError
 
 BATCH_ROWS = 1 << 20
 COMPACT_EVERY = 16  # partial sums merged every this many batches
-NONE = "(none)"  # a client name's part where its column is null
 
 Batch = pa.RecordBatch | pa.Table
 # columns -> a fresh iterator over the table's rows in batches, in file order
@@ -89,9 +89,9 @@ def coded(arr: pa.Array) -> tuple[np.ndarray, pl.Series]:
     Polars converts the Arrow arrays: pyarrow's own conversions import pandas (0.3 s)."""
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
-    names = pl.Series(arr.dictionary).cast(pl.String).fill_null(NONE)
+    names = pl.Series(arr.dictionary).cast(pl.String).fill_null(grouping.NONE)
     codes = pl.Series(arr.indices).fill_null(len(names)).to_numpy()
-    return codes, names.extend_constant(NONE, 1)
+    return codes, names.extend_constant(grouping.NONE, 1)
 
 
 class Combinations:
@@ -114,7 +114,7 @@ class Combinations:
             rest = rest // len(names)
         if len(pieces) == 1:
             return pieces[0].alias("client")
-        return pl.DataFrame(pieces[::-1]).select(pl.concat_str(pl.all(), separator="|").alias("client")).to_series()
+        return pl.DataFrame(pieces[::-1]).select(pl.concat_str(pl.all(), separator=grouping.SEPARATOR).alias("client")).to_series()
 
     def dense(self) -> bool:
         return self.size <= 4 * self.code.size + (1 << 16)
@@ -219,11 +219,13 @@ def _starts(key: np.ndarray) -> np.ndarray:
 @dataclass
 class ByClient:
     """A batch's rows in client order (arrival order kept within a client): the order, clients,
-    inter-arrivals and where each client's rows begin."""
+    inter-arrivals, where each client's rows begin, and the inter-arrivals whose both ends lie in
+    one window (NaN for the others: a window's statistics never count a gap across its edge)."""
     order: np.ndarray | None  # None: already in client order (a single client)
     client: np.ndarray
     x: np.ndarray
     starts: np.ndarray
+    x_window: np.ndarray
 
     def take(self, values: np.ndarray) -> np.ndarray:
         return values if self.order is None else np.take(values, self.order)  # np.take: faster than indexing
@@ -231,26 +233,28 @@ class ByClient:
 
 class Gaps:
     """Each row's time since the same client's previous arrival (NaN for a client's first row),
-    floored at IAT_FLOOR_S, with each client's last arrival carried to the next batch."""
+    floored at IAT_FLOOR_S, with each client's last arrival and its window carried to the next batch."""
 
     def __init__(self, n_clients: int):
         self.last = np.full(n_clients, np.nan)
+        self.last_window = np.full(n_clients, -1, np.int64)
 
-    def __call__(self, client: np.ndarray, t: np.ndarray) -> ByClient:
+    def __call__(self, client: np.ndarray, t: np.ndarray, window: np.ndarray) -> ByClient:
         from servetrace.bundle.arrivals import IAT_FLOOR_S
 
         if self.last.size == 1:  # one client: rows already in client order
-            order, c, s, starts = None, client, t, np.zeros(min(t.size, 1), np.int64)
+            order, c, s, w, starts = None, client, t, window, np.zeros(min(t.size, 1), np.int64)
         else:
             order = _sort_order(client)
-            c, s = np.take(client, order), np.take(t, order)
+            c, s, w = np.take(client, order), np.take(t, order), np.take(window, order)
             starts = _starts(c)
-        prev = np.empty_like(s)
-        prev[1:] = s[:-1]
-        prev[starts] = self.last[c[starts]]
+        prev, prev_w = np.empty_like(s), np.empty_like(w)
+        prev[1:], prev_w[1:] = s[:-1], w[:-1]
+        prev[starts], prev_w[starts] = self.last[c[starts]], self.last_window[c[starts]]
         ends = np.r_[starts[1:] - 1, c.size - 1] if c.size else starts
-        self.last[c[ends]] = s[ends]
-        return ByClient(order, c, np.maximum(s - prev, IAT_FLOOR_S), starts)
+        self.last[c[ends]], self.last_window[c[ends]] = s[ends], w[ends]
+        x = np.maximum(s - prev, IAT_FLOOR_S)
+        return ByClient(order, c, x, starts, np.where(prev_w == w, x, np.nan))
 
 
 # ---------------------------------------------------------------- partial sums and their merge
@@ -400,12 +404,14 @@ def _rows(batches: Iterator[Batch], inputs: list[str], clients: Clients, grid: G
 
 
 class ArrivalSums:
-    """Per (client, window) and per window of all rows: the inter-arrival sums and failures; the
-    first `ks_sample` inter-arrivals of each client; whether a failure ever keeps an output."""
+    """Per (client, window) and per window of all rows: the sums of the inter-arrivals inside the
+    window, and failures; per client: the sums of all its inter-arrivals; the first `ks_sample`
+    inter-arrivals of each client; whether a failure ever keeps an output."""
 
     def __init__(self, n_clients: int, grid: Grid, ks_sample: int):
         self.k, self.grid, self.gaps, self.all_gaps = n_clients, grid, Gaps(n_clients), Gaps(1)
         self.per_window = Accumulator(["client", "window_start_s"], merge_sums)
+        self.per_client = Accumulator(["client"], merge_sums)
         self.overall = Accumulator(["window_start_s"], merge_sums)
         self.heads: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         self.need = np.full(n_clients, ks_sample, np.int64)
@@ -415,11 +421,14 @@ class ArrivalSums:
         if not self.nonzero and r.failed.any():
             self.nonzero = bool((r.inputs["output_tokens"].filter(pl.Series(r.failed)).fill_null(0) != 0).any())
         w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
-        by = self.gaps(r.client, r.t)
-        groups, sums = segment_sums(by.client.astype(np.int64) * nw + (by.take(r.window) - w0), by.x, by.take(r.failed))
+        by = self.gaps(r.client, r.t, r.window)
+        failed = by.take(r.failed)
+        groups, sums = segment_sums(by.client.astype(np.int64) * nw + (by.take(r.window) - w0), by.x_window, failed)
         self.per_window.add(pl.DataFrame({"client": pl.Series(groups // nw, dtype=pl.Int32),
                                           "window_start_s": self._start(w0 + groups % nw), **sums}), w0, r.window[-1])
-        groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t).x, r.failed)
+        groups, sums = segment_sums(by.client, by.x, failed)
+        self.per_client.add(pl.DataFrame({"client": pl.Series(groups, dtype=pl.Int32), **sums}), 0, 0)  # never complete
+        groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t, r.window).x_window, r.failed)
         self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}), w0, r.window[-1])
         if self.need.any():
             _take_heads(by, self.need, self.heads)
@@ -430,7 +439,8 @@ class ArrivalSums:
     def result(self) -> dict:
         empty = pl.DataFrame(schema={"client": pl.Int32, "window_start_s": pl.Int64,
                                      **{k: pl.Float64 if k.startswith(("sum", "m2")) else pl.Int64 for k in SUMS}})
-        return {"per_window": self.per_window.result(empty), "overall": self.overall.result(empty.drop("client")),
+        return {"per_window": self.per_window.result(empty), "per_client": self.per_client.result(empty.drop("window_start_s")),
+                "overall": self.overall.result(empty.drop("client")),
                 "ks": {i: np.concatenate(h) for i, h in enumerate(self.heads) if h}, "nonzero": self.nonzero}
 
 
@@ -522,18 +532,17 @@ class Powers:
         self.client_power, self.client_rows = np.zeros(n_clients), np.zeros(n_clients, np.int64)
 
     def add(self, r: Rows) -> None:
-        by = self.gaps(r.client, r.t)
+        by = self.gaps(r.client, r.t, r.window)
         w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
         key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
         starts = _starts(key)
         client, start = key[starts] // nw, (w0 + key[starts] % nw) * self.grid.window_s + self.grid.g0
-        log_x = np.log(by.x)
-        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), log_x)
+        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), np.log(by.x_window))
         self.per_window.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
                                           "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}),
                             w0, r.window[-1])
         client = by.client[by.starts]
-        used, total = _power(by.starts, *(p[client] for p in self.client_params), log_x)
+        used, total = _power(by.starts, *(p[client] for p in self.client_params), np.log(by.x))
         self.client_power[client] += total
         self.client_rows[client] += used
 

@@ -5,23 +5,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from servetrace.errors import ServetraceError
+from servetrace.grouping import Grouping
 from servetrace.settings import Settings
 
 PER_WINDOW_N = 500  # per-window family fits: at most this many gaps per window (seeded sample)
-GROUP_CHOICES = ("client_id", "session_id", "model", "service", "model_service", "all")
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     profile: dict
-    group_by: str
-    group_by_reason: str
+    grouping: Grouping
     meta: dict = field(default_factory=dict)
     has_hash_ids: bool = False
     resolution_s: float | None = None
     jitter_s: float = 0.0
+
+    @property
+    def group_by(self) -> str:
+        return self.grouping.name
+
+    @property
+    def group_by_reason(self) -> str:
+        return self.grouping.reason
 
     @property
     def rows(self) -> int:
@@ -50,22 +56,6 @@ class Context:
 
     def with_resolution(self, resolution_s: float | None, jitter_s: float) -> "Context":
         return replace(self, resolution_s=resolution_s, jitter_s=jitter_s)
-
-
-def choose_group_by(profile: dict, requested: str | None) -> tuple[str, str]:
-    """The grouping of the client analysis, and why: client ids when present, else model x service."""
-    if requested:
-        if requested not in GROUP_CHOICES:
-            raise ServetraceError(f"--group-by {requested!r}: choose one of {', '.join(GROUP_CHOICES)}")
-        return requested, "chosen with --group-by"
-    if int(profile.get("client_id_rows") or 0) > 0:
-        return "client_id", "client ids present"
-    models, services = int(profile.get("models") or 0), int(profile.get("services") or 0)
-    if models > 1 or services > 1:
-        return "model_service", "no client ids: grouped by model x service"
-    if int(profile.get("session_id_rows") or 0) > 0:
-        return "session_id", "no client ids, one model and service: grouped by session"
-    return "all", "no client ids and nothing to group by: one group"
 
 
 def rate_bin_s(span_s: float) -> float:
@@ -97,7 +87,7 @@ def sql_variables(ctx: Context) -> dict:
         "t1_s": ctx.t1_s,
         "window_s": float(s.window_s),
         "seed": int(s.seed),
-        "group_by": ctx.group_by,
+        **ctx.grouping.sql_variables(),
         "jitter_s": float(ctx.jitter_s),
         "idc_scales": [float(x) for x in s.idc_scales_s],
         "sample_p": ctx.sample_p,

@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from servetrace import grouping
 from servetrace.errors import ServetraceError
+from servetrace.grouping import Grouping
 
 TOP_GAPS = 10
-NONE = "(none)"  # the level of a missing value, as stg_requests names it
 BATCH_ROWS = 1 << 20
 # Per row, from stg_requests in file order: arrival, de-rounded arrival, seeded uniform, row hash.
 ROW_QUERY = ("select row_id, arrival_s, arrival_s + getvariable('jitter_s') * u_jitter as arrival_derounded_s, "
@@ -52,14 +53,29 @@ def _small(codes: np.ndarray, n_levels: int) -> np.ndarray:
     return codes.astype(np.int16 if n_levels < 2**15 else np.int32)
 
 
-def _pairs(a: Codes, b: Codes) -> Codes:
-    """The level `a / b` of each row (as stg_requests spells model_service), only pairs that occur."""
-    combined = a.codes.astype(np.int64) * len(b.levels) + b.codes
-    used = np.flatnonzero(np.bincount(combined, minlength=len(a.levels) * len(b.levels)))
-    remap = np.zeros(len(a.levels) * len(b.levels), np.int64)
-    remap[used] = np.arange(len(used))
-    levels = [f"{a.levels[i // len(b.levels)]} / {b.levels[i % len(b.levels)]}" for i in used]
-    return Codes(_small(remap[combined], len(levels)), levels)
+def _combined(parts: list[Codes]) -> Codes:
+    """Each row's combination of the parts' levels (named as pipeline/grouping.py names a group),
+    only combinations that occur."""
+    if len(parts) == 1:
+        return parts[0]
+    combined, size = np.zeros(len(parts[0].codes), np.int64), 1
+    for p in parts:
+        combined = combined * len(p.levels) + p.codes
+        size *= len(p.levels)
+    used, index = np.unique(combined, return_inverse=True) if size > 1 << 24 else (None, None)
+    if used is None:
+        used = np.flatnonzero(np.bincount(combined, minlength=size))
+        remap = np.zeros(size, np.int64)
+        remap[used] = np.arange(len(used))
+        index = remap[combined]
+    names = []
+    for code in used.tolist():
+        values = []
+        for p in reversed(parts):
+            code, at = divmod(code, len(p.levels))
+            values.append(p.levels[at])
+        names.append(grouping.name_parts(values[::-1]))
+    return Codes(_small(index.reshape(-1), len(names)), names)
 
 
 class Moments:
@@ -308,14 +324,14 @@ def _top(x: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, np.flatnonzero(x == threshold)[: k - len(above)]])
 
 
-def compute(con, requests_path, rows: int, group_by: str, t0_s: float, t1_s: float, window_s: float,
+def compute(con, requests_path, rows: int, by: Grouping, t0_s: float, t1_s: float, window_s: float,
             jitter_s: float, sample_p: float, per_window_n: int) -> GapResults:
     """Stream the rows of stg_requests (file order) through a GapStream.
 
     Strings are read from the Parquet dictionary pages as codes (never materialized per row);
     arrival, the de-rounded arrival, the seeded uniform and the row hash come from DuckDB in
     batches (the jitter_s variable must be set)."""
-    codings = load_codes(requests_path, rows, group_by)
+    codings = load_codes(requests_path, rows, by)
     n_windows = int(np.floor((t1_s - t0_s) / window_s)) + 1 if rows else 0
     stream = GapStream(codings, t0_s, n_windows, window_s, jitter_s, sample_p, per_window_n)
     con.execute("set preserve_insertion_order = true")
@@ -335,17 +351,12 @@ def compute(con, requests_path, rows: int, group_by: str, t0_s: float, t1_s: flo
     return stream.finish()
 
 
-def load_codes(requests_path, rows: int, group_by: str) -> dict[str, Codes]:
-    """The group (the --group-by key), model and service of every row as codes, in file order."""
-    strings = sorted({"model", "service"} | ({group_by} & {"client_id", "session_id"}))
+def load_codes(requests_path, rows: int, by: Grouping) -> dict[str, Codes]:
+    """The group (pipeline/grouping.py), model and service of every row as codes, in file order."""
+    strings = sorted({"model", "service", *by.columns})
     parquet = pq.ParquetFile(requests_path, read_dictionary=strings)
     codes = {name: _column_codes(parquet, name, rows) for name in strings}
-    if group_by in codes:
-        group = codes[group_by]
-    elif group_by == "model_service":
-        group = _pairs(codes["model"], codes["service"])
-    else:
-        group = Codes(np.zeros(rows, np.int16), ["all"])
+    group = _combined([codes[c] for c in by.columns]) if by.columns else Codes(np.zeros(rows, np.int16), [grouping.ALL])
     return {"group": group, "model": codes["model"], "service": codes["service"]}
 
 
@@ -371,9 +382,9 @@ def _column_codes(parquet: pq.ParquetFile, name: str, rows: int) -> Codes:
     names = levels.to_pylist()
     nulls = out[:at] < 0
     if nulls.any():
-        if NONE not in names:
-            names.append(NONE)
-        out[nulls] = names.index(NONE)
+        if grouping.NONE not in names:
+            names.append(grouping.NONE)
+        out[nulls] = names.index(grouping.NONE)
     return Codes(out, names)
 
 

@@ -29,8 +29,8 @@ key_counts as (
         count(*) as n
     from (
         select
-            case when getvariable('group_by') in ('model', 'model_service') then model end as key_model,
-            case when getvariable('group_by') in ('service', 'model_service') then service end as key_service,
+            case when getvariable('group_model') then model end as key_model,
+            case when getvariable('group_service') then service end as key_service,
             key_part, input_tokens, output_tokens
         from stg_requests
     )

@@ -1,15 +1,17 @@
 -- stg_requests: one row per kept request of requests.parquet (a view: a pure projection).
 -- Adds its offset from the first arrival, its analysis window, its group (the --group-by key,
--- or the best available grouping; `key_part` is the client or session id when that is the key,
--- which with model and service names the group: see sql/macros.sql), and two deterministic uniforms on [0, 1) drawn from a hash
+-- or the best available grouping, pipeline/grouping.py; `key_part` is the client and/or session id
+-- part of the group's name when the key uses them, which with model and service names the group:
+-- see sql/macros.sql), and two deterministic uniforms on [0, 1) drawn from a hash
 -- of the row number and the seed: `u` selects samples, `u_jitter` de-rounds timestamps; and a
 -- 64-bit hash of the row, from which the gaps stage counts exact duplicate rows.
 with source as (
     select
         *,
-        case getvariable('group_by')
+        case getvariable('group_ids')
             when 'client_id' then coalesce(client_id, '(none)')
             when 'session_id' then coalesce(session_id, '(none)')
+            when 'client_id,session_id' then coalesce(client_id, '(none)') || '|' || coalesce(session_id, '(none)')
         end as key_part
     from requests
 ),
