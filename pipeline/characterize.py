@@ -8,7 +8,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import duckdb
 import polars as pl
@@ -19,6 +19,8 @@ from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble
 from servetrace.schema import HASH_IDS
 from servetrace.settings import IngestSettings, Settings
+from servetrace.rows import read
+from servetrace.rows import stream as row_stream
 from servetrace.stages import gaps, sql
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
@@ -31,6 +33,9 @@ from servetrace.stages.prefix import prefix, reuse_of
 from servetrace.stages.quality import DEROUND_FROM_S, quality, timestamp_resolution, trace_profile
 from servetrace.stages.reasoning import reasoning
 from servetrace.stages.sessions import sessions
+
+if TYPE_CHECKING:
+    from servetrace.bundle.fit import Fit
 
 TABLES = "tables"
 FINDINGS = "findings.json"
@@ -53,6 +58,14 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
                           progress: Callable[[str], None] | None = None,
                           scratch_dir: str | Path | None = None) -> tuple[dict, dict[str, pl.DataFrame]]:
     """All stages over a canonical requests.parquet: (findings document, {table name: frame})."""
+    findings, tables, _ = _characterize(requests, settings, trace_info, progress, scratch_dir, with_bundle=False)
+    return findings, tables
+
+
+def _characterize(requests: str | Path, settings: Settings, trace_info: dict | None,
+                  progress: Callable[[str], None] | None, scratch_dir: str | Path | None,
+                  with_bundle: bool) -> tuple[dict, dict[str, pl.DataFrame], dict | None]:
+    """The stages and, `with_bundle`, the bundle: its first pass rides on the stages' row stream."""
     check_settings(settings)
     step = progress or (lambda name: None)
     meta = io.parquet_metadata(requests)
@@ -79,8 +92,10 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
         gap_con = con.cursor()
         sql.set_variables(gap_con, variables)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        gap_future = pool.submit(gaps.compute, gap_con, requests, ctx.rows, ctx.grouping, ctx.t0_s, ctx.t1_s,
-                                 settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N)
+        codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
+        fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
+        gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
+                                 settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N, fit)
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)
@@ -113,7 +128,21 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
     run_settings = {**settings.to_dict(), "group_by": ctx.group_by}
     for key in ("memory_limit", "threads"):  # how the run was resourced does not change its numbers
         run_settings.pop(key, None)
-    return assemble(found, run_settings), tables
+    bundle = None
+    if fit is not None:
+        from servetrace.bundle.fit import with_reuse_models
+
+        bundle = with_reuse_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings)
+    return assemble(found, run_settings), tables, bundle
+
+
+def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
+    """The bundle fit of the stages' grouping and first arrival (`servetrace fit` finds the same)."""
+    from servetrace.bundle import fit
+
+    columns = fit.fit_columns(Path(requests), settings.group_by)
+    return fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
+                   fit.category_of(read.file_batches(Path(requests)), columns))
 
 
 def _run_stage(requests, name: str, stage: Callable, step: Callable[[str], None]):
@@ -194,7 +223,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
     Returns a summary: the ingest summary's row counts, paths, tables written and the statements.
     """
     from servetrace.ingest import ingest_trace
-    from servetrace.bundle.fit import write_bundle
+    from servetrace.bundle.model import save_bundle
     from servetrace.report import write_report
 
     settings = settings or Settings()
@@ -218,10 +247,14 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         if not requests.exists():
             raise ServetraceError(f"{trace}: ingest produced no request table to characterize")
         with _progress(quiet) as step:
-            findings, tables = characterize_requests(requests, settings, summary, step, scratch_dir=out_dir)
-            write_outputs(out_dir, findings, tables)
+            findings, tables, bundle = _characterize(requests, settings, summary, step, out_dir, with_bundle=True)
             lap("stages")
-            write_bundle(out_dir, settings)  # DIR/bundle.json: the fitted workload parameters
+            write_outputs(out_dir, findings, tables)
+            if bundle is None:
+                from servetrace.bundle.fit import source_of
+
+                raise ServetraceError(f"{source_of(requests).get('path')}: no requests to fit")
+            save_bundle(out_dir / "bundle.json", bundle)  # DIR/bundle.json: the fitted workload parameters
             lap("bundle")
             write_report(out_dir)  # last: it shows the bundle
             lap("report")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from servetrace.bundle import arrivals, lengths, stream
+from servetrace.bundle import arrivals, lengths, sums
+from servetrace.rows import read
 from servetrace.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, choose_grouping
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.settings import Settings
@@ -23,14 +24,14 @@ def key_expr(cols: list[str]) -> pl.Expr:
 def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     window_s = int(settings.window_s)
     dataset_window_s = max(window_s, int(round(DATASET_WINDOW_S / window_s)) * window_s)
-    chosen = choose_grouping(stream.frame_batches(requests), requests.columns, settings.group_by)
+    chosen = choose_grouping(read.frame_batches(requests), requests.columns, settings.group_by)
     group_name, cols = chosen.name, list(chosen.columns)
     requests = requests.sort("arrival_s", maintain_order=True)
     if "failed" not in requests.columns:
         requests = requests.with_columns(pl.lit(False).alias("failed"))
     t0, t1 = float(requests["arrival_s"].min()), float(requests["arrival_s"].max())
     g0 = int(t0 // window_s * window_s)
-    grid = stream.Grid(g0, window_s, dataset_window_s)
+    grid = sums.Grid(g0, window_s, dataset_window_s)
     key = key_expr(cols)
     counts = requests.group_by(key.alias("client")).len().sort(["len", "client"], descending=[True, False])
     top = counts["client"].to_list()

@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from bundle_reference import reference_bundle
-from servetrace.bundle import stream
+from servetrace.bundle import ranks as fit_ranks, sums
+from servetrace.rows import moments, read
 from servetrace.bundle.fit import MAX_CLIENTS, OTHER, bundle_from_requests, fit_bundle
 from servetrace.io import write_parquet
 from servetrace.schema import CANONICAL
@@ -109,7 +110,7 @@ def _tables() -> dict[str, pl.DataFrame]:
 def test_streamed_fit_equals_the_in_memory_fit(monkeypatch, rows):
     """Batches of 997 rows: every client's inter-arrivals and sums cross many batch edges."""
     if rows:
-        monkeypatch.setattr(stream, "BATCH_ROWS", rows)
+        monkeypatch.setattr(read, "BATCH_ROWS", rows)
     for name, frame in _tables().items():
         got = bundle_from_requests(frame, Settings(), SOURCE)
         want = reference_bundle(frame, Settings(), SOURCE)
@@ -118,7 +119,7 @@ def test_streamed_fit_equals_the_in_memory_fit(monkeypatch, rows):
 
 
 def test_an_unsorted_file_is_sorted_into_a_temporary_copy(tmp_path, monkeypatch):
-    monkeypatch.setattr(stream, "BATCH_ROWS", 1000)
+    monkeypatch.setattr(read, "BATCH_ROWS", 1000)
     frame = _tables()["mixed"]
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=5)
     write_parquet(tmp_path / "requests.parquet", shuffled.to_arrow().cast(CANONICAL), {"servetrace.format": "synthetic"})
@@ -133,7 +134,7 @@ def test_gaps_carry_each_clients_last_arrival_across_batches():
     t = np.sort(rng.uniform(0, 1000, n)).round(1)  # ties
     c = rng.integers(0, k, n).astype(np.int32)
     w = (t // 150).astype(np.int64)  # windows of 150 s: batches and windows cut the rows at different places
-    gaps = stream.Gaps(k)
+    gaps = sums.Gaps(k)
     edges = [0, 1, 2, 700, 701, 3000, n]
     got, got_w = [], []
     for lo, hi in zip(edges, edges[1:]):
@@ -159,7 +160,7 @@ def test_window_indices_equal_the_grid_expressions(g0, window_s, dataset_window_
     edges = g0 + np.arange(0, 5000, dtype=float) * window_s
     t = np.sort(np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)[1:],
                                 g0 + rng.uniform(0, 5000 * window_s, 100_000).round(3)]))
-    grid = stream.Grid(g0, window_s, dataset_window_s)
+    grid = sums.Grid(g0, window_s, dataset_window_s)
     starts = pl.DataFrame({"arrival_s": t}).select(grid.window, grid.dataset)
     window, dataset = grid.indices(t)
     np.testing.assert_array_equal(window * window_s + g0, starts["window_start_s"].to_numpy())
@@ -175,9 +176,9 @@ def test_merged_sums_give_the_moments_of_all_rows():
     parts = []
     for lo in range(0, x.size, 1234):
         order = np.argsort(g[lo:lo + 1234], kind="stable")
-        groups, sums = stream.segment_sums(g[lo:lo + 1234][order], x[lo:lo + 1234][order], failed[lo:lo + 1234][order])
+        groups, sums = moments.segment_sums(g[lo:lo + 1234][order], x[lo:lo + 1234][order], failed[lo:lo + 1234][order])
         parts.append(pl.DataFrame({"g": groups, **sums}))
-    got = stream.moments(stream.merge_sums(parts, ["g"])).sort("g")
+    got = moments.moments(moments.merge_sums(parts, ["g"])).sort("g")
     for i in range(5):
         xi = x[(g == i) & np.isfinite(x)]
         row = got.row(i, named=True)
@@ -196,11 +197,11 @@ def test_spearman_from_midranks_equals_scipy():
     c = rng.integers(0, 2, n).astype(np.int32)
     fields = pl.DataFrame({"client": c, "dataset_start_s": 0, "a": a, "b": b, "_joint": True})
     counts = {f: fields.group_by("client", "dataset_start_s", f, "_joint").agg(pl.len().cast(pl.Int64).alias("n")) for f in "ab"}
-    ranks = {f: stream.midranks(counts[f], f) for f in "ab"}
+    ranks = {f: fit_ranks.midranks(counts[f], f) for f in "ab"}
     rows = fields.join(ranks["a"].select("client", "a", "_r:a"), on=["client", "a"]).join(
         ranks["b"].select("client", "b", "_r:b"), on=["client", "b"])
     cross = rows.group_by("client").agg((pl.col("_r:a") * pl.col("_r:b")).sum().alias("x:a:b"))
-    got = stream.spearman(ranks, cross, ("a", "b")).sort("client")
+    got = fit_ranks.spearman(ranks, cross, ("a", "b")).sort("client")
     for i in range(2):
         want = stats.spearmanr(a[c == i], b[c == i]).statistic
         assert got["rho:a:b"][i] == pytest.approx(want, rel=1e-12)
@@ -210,7 +211,7 @@ def test_spearman_from_midranks_equals_scipy():
 def test_many_grouping_combinations_equal_the_in_memory_fit(monkeypatch):
     """Two grouping columns whose combinations outnumber a batch's rows (clients found by a sort,
     not a dense table), past the client cap."""
-    monkeypatch.setattr(stream, "BATCH_ROWS", 997)
+    monkeypatch.setattr(read, "BATCH_ROWS", 997)
     rng = np.random.default_rng(18)
     frame = _mixed(18)
     n = frame.height

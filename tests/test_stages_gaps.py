@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from servetrace.stages import gaps
+from servetrace.rows import read
 from test_stages_support import canonical, run_stages
 
 
@@ -22,7 +22,7 @@ def trace():
 
 
 def run(tmp_path, table, batch_rows, monkeypatch):
-    monkeypatch.setattr(gaps, "BATCH_ROWS", batch_rows)
+    monkeypatch.setattr(read, "BATCH_ROWS", batch_rows)
     return run_stages(tmp_path, table)
 
 

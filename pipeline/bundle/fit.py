@@ -1,16 +1,18 @@
 """Fit a bundle from a canonical request table (DIR/requests.parquet) and write DIR/bundle.json.
 
-The table is read in batches of rows in arrival order (`pipeline/bundle/stream.py`): a survey
-of the grouping columns (the clients, the category), a pass for the per-group sums (inter-arrival
-moments, failures, value counts; rows and covered span) and a pass for the sums that need the
-first pass's results (Weibull likelihoods, Spearman numerators), so memory does not grow with
-the rows.
+The table is read in batches of rows in arrival order (`pipeline/rows/`): the clients come from
+the grouping columns' codes (read once from the Parquet dictionaries), a pass for the per-group
+sums (`bundle/sums.py`: inter-arrival moments, failures, value counts; rows and covered span) and
+a pass for the sums that need the first pass's results (`bundle/ranks.py`: Weibull likelihoods,
+Spearman numerators), so memory does not grow with the rows. In `characterize` the first pass
+rides on the stages' row stream (`Fit`), so the rows are read twice, not five times.
 `bundle_from_requests` is pure (a DataFrame in, a bundle dict out); `fit_bundle` and
 `write_bundle` are the file edges `servetrace fit` and `servetrace characterize` call."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +21,16 @@ import numpy as np
 import polars as pl
 
 from servetrace import grouping
-from servetrace.bundle import arrivals, lengths, stream
+from servetrace.bundle import arrivals, lengths, sums
+from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.sessions import fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.bundle.pmf import DEFAULT_BINNING, pmf_fit
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
+from servetrace.rows import read
+from servetrace.rows.codes import Codes, frame_group_codes, group_codes
+from servetrace.rows.moments import moments
 from servetrace.settings import Settings
 
 DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
@@ -33,10 +39,10 @@ OTHER = "(other)"
 KS_SAMPLE = 20_000  # a client's first inter-arrivals, for the KS distance
 
 
-def choose_grouping(batches: stream.Batches, columns: list[str], group_by: str | None) -> Grouping:
+def choose_grouping(batches: read.Batches, columns: list[str], group_by: str | None) -> Grouping:
     """What a client is (pipeline/grouping.py): the setting, else the default, judged on the rows."""
-    chosen = grouping.choose(group_by, lambda c: c in columns and stream.present(batches, c),
-                             lambda c: c in columns and stream.varies(batches, c))
+    chosen = grouping.choose(group_by, lambda c: c in columns and read.present(batches, c),
+                             lambda c: c in columns and read.varies(batches, c))
     missing = [c for c in chosen.columns if c not in columns]
     if missing:
         raise ServetraceError(f"--group-by {chosen.name!r}: no column {missing[0]!r} in the request table")
@@ -61,45 +67,78 @@ class Aggregates:
     joint: pl.DataFrame  # client, rho:a:b, corr:a:b
 
 
-def fit_batches(batches: stream.Batches, columns: list[str], settings: Settings, source: dict,
-                dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None) -> dict:
-    """The bundle of a table given as batches of rows in arrival order (stream.Unsorted if not)."""
-    window_s = int(settings.window_s)
-    dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
+class Fit:
+    """A bundle fit once the grouping, first arrival and category are known: its first pass's
+    consumers (fed by `fit_batches`, or by characterize's one row stream), then `finish`: the
+    second pass and the bundle."""
+
+    def __init__(self, columns: list[str], settings: Settings, source: dict, by: Grouping, groups: Codes, t0: float,
+                 category: str, dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None):
+        window_s = int(settings.window_s)
+        self.settings, self.source, self.by, self.t0, self.category, self.binning = settings, source, by, t0, category, binning
+        self.dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
+        self.grid = sums.Grid(int(np.floor(t0 / window_s) * window_s), window_s, self.dataset_window_s)
+        self.clients = sums.Clients(groups, MAX_CLIENTS, OTHER)
+        self.inputs = [c for c in lengths.LENGTH_INPUTS if c in columns]
+        self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, KS_SAMPLE)
+        self.counts = sums.LengthCounts(self.grid, category)
+
+    @property
+    def read(self) -> list[str]:
+        """The columns the passes read."""
+        return ["arrival_s", *self.inputs]
+
+    def reader(self, batches) -> sums.RowReader:
+        return sums.RowReader(batches, self.inputs, self.clients, self.grid)
+
+    def first_pass(self, batches) -> None:
+        reader = self.reader(batches)
+        read.run(reader, self.sums, self.counts)
+        self.rows, self.t1 = reader.rows, reader.last
+
+    def finish(self, batches: read.Batches) -> dict:
+        """The second pass over `batches` (Weibull sums, Spearman numerators) and the bundle."""
+        window_s, t0, t1, k = int(self.settings.window_s), self.t0, self.t1, len(self.clients.names)
+        first, counts = self.sums.result(), self.counts.result()
+        covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
+        per_window = arrivals.moment_fits(moments(first["per_window"]), covered)
+        per_client = arrivals.moment_fits(moments(first["per_client"]), max(t1 - t0, arrivals.MIN_COVER_S))
+        jnames = lengths.joint_fields(self.category)
+        ranks = {n: midranks(counts[n], n) for n in jnames}
+        powers, cross = Powers(k, self.grid, per_window, per_client), CrossRanks(k, self.category, ranks)
+        read.run(self.reader(batches(self.read)), powers, cross)
+        (pw_power, pc_power), cross = powers.result(), cross.result()
+        per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
+        per_client = _with_power(per_client, pc_power, ["client"])
+        overall = arrivals.moment_fits(moments(first["overall"]), covered)
+        pmf_counts = {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
+                      for n, f in counts.items()}
+        agg = Aggregates(self.clients.names, self.by.name, self.category, self.rows, t0, t1, per_window, per_client,
+                         overall, first["ks"], first["nonzero"], pmf_counts, spearman(ranks, cross, jnames))
+        return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning)
+
+
+def category_of(batches: read.Batches, columns: list[str]) -> str:
+    """reason when some request has reasoning tokens, else multimodal when one has images, else language."""
+    def positive(c: str) -> bool:
+        return c in columns and any(bool((pl.Series(read.column(b, c)) > 0).any()) for b in batches([c]))
+
+    return "reason" if positive("reason_tokens") else "multimodal" if positive("image_count") else "language"
+
+
+def fit_batches(batches: read.Batches, columns: list[str], settings: Settings, source: dict,
+                groups_of: Callable[[Grouping], Codes], dataset_window_s: int = DATASET_WINDOW_S,
+                binning: dict | None = None) -> dict:
+    """The bundle of a table given as batches of rows in arrival order (read.Unsorted if not);
+    `groups_of(grouping)`: the group codes of its rows."""
     chosen = choose_grouping(batches, columns, settings.group_by)
-    group_name, cols = chosen.name, list(chosen.columns)
-    survey = stream.Survey(batches, cols, [c for c in ("reason_tokens", "image_count") if c in columns])
-    t0 = stream.first_arrival(batches)
+    t0 = read.first_arrival(batches)
     if t0 is None:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
-    g0 = int(np.floor(t0 / window_s) * window_s)
-    grid = stream.Grid(g0, window_s, dataset_window_s)
-    clients = stream.Clients(cols, survey.combos, MAX_CLIENTS, OTHER)
-    category = survey.category()
-    k = len(clients.names)
-    read = [c for c in dict.fromkeys(["arrival_s", *cols, *lengths.LENGTH_INPUTS]) if c in columns]
-
-    sums, counts = stream.ArrivalSums(k, grid, KS_SAMPLE), stream.LengthCounts(grid, category)
-    rows, t1 = stream.run(batches, read, clients, grid, sums, counts)
-    first, counts = sums.result(), counts.result()
-    covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
-    per_window = arrivals.moment_fits(stream.moments(first["per_window"]), covered)
-    per_client = arrivals.moment_fits(stream.moments(first["per_client"]),
-                                      max(t1 - t0, arrivals.MIN_COVER_S))
-    jnames = lengths.joint_fields(category)
-    ranks = {n: stream.midranks(counts[n], n) for n in jnames}
-
-    powers, cross = stream.Powers(k, grid, per_window, per_client), stream.CrossRanks(k, category, ranks)
-    stream.run(batches, read, clients, grid, powers, cross)
-    (pw_power, pc_power), cross = powers.result(), cross.result()
-    per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
-    per_client = _with_power(per_client, pc_power, ["client"])
-    overall = arrivals.moment_fits(stream.moments(first["overall"]), covered)
-    pmf_counts = {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
-                  for n, f in counts.items()}
-    agg = Aggregates(clients.names, group_name, category, rows, t0, t1, per_window, per_client, overall,
-                     first["ks"], first["nonzero"], pmf_counts, stream.spearman(ranks, cross, jnames))
-    return assemble(agg, settings, source, dataset_window_s, binning)
+    fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns),
+              dataset_window_s, binning)
+    fit.first_pass(batches(fit.read))
+    return fit.finish(batches)
 
 
 def _with_power(fits: pl.DataFrame, power: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
@@ -207,7 +246,7 @@ def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s
     }
 
 
-def _source(requests_path: Path) -> dict:
+def source_of(requests_path: Path) -> dict:
     from servetrace.io import parquet_metadata
 
     meta = parquet_metadata(requests_path)
@@ -232,7 +271,7 @@ def _all_null(path: Path) -> set[str]:
     return {c for c, n in nulls.items() if n == meta.num_rows and meta.num_rows > 0}
 
 
-def _columns(path: Path, group_by: str | None) -> list[str]:
+def fit_columns(path: Path, group_by: str | None) -> list[str]:
     """The columns of DIR/requests.parquet a bundle is fitted from (arrivals, grouping, lengths),
     all-null ones left out."""
     import pyarrow.parquet as pq
@@ -276,7 +315,8 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
     if not requests["arrival_s"].is_sorted():
         requests = requests.sort("arrival_s", maintain_order=True)
-    return fit_batches(stream.frame_batches(requests), requests.columns, settings, source, dataset_window_s, binning)
+    return fit_batches(read.frame_batches(requests), requests.columns, settings, source,
+                       lambda by: frame_group_codes(requests, by), dataset_window_s, binning)
 
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
@@ -285,14 +325,26 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings()
     if settings.group_by:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
-    columns = _columns(path, settings.group_by)
+    columns = fit_columns(path, settings.group_by)
     try:
-        bundle = fit_batches(stream.file_batches(path), columns, settings, _source(path))
-    except stream.Unsorted:  # not written by ingest: sorted into a temporary copy first
+        bundle = _fit_file(path, columns, settings, source_of(path))
+    except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
             copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
-            bundle = fit_batches(stream.file_batches(copy), columns, settings, _source(path))
-    return {**bundle, **fit_reuse_models(path, settings.seed)}  # v2: session and prefix models
+            bundle = _fit_file(copy, columns, settings, source_of(path))
+    return with_reuse_models(bundle, path, settings)
+
+
+def with_reuse_models(bundle: dict, path: Path, settings: Settings) -> dict:
+    """The bundle with v2's session and prefix models of DIR/requests.parquet."""
+    return {**bundle, **fit_reuse_models(path, settings.seed)}
+
+
+def _fit_file(path: Path, columns: list[str], settings: Settings, source: dict) -> dict:
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(path).metadata.num_rows
+    return fit_batches(read.file_batches(path), columns, settings, source, lambda by: group_codes(path, rows, by))
 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:

@@ -1,9 +1,9 @@
-"""Gaps between consecutive arrivals, in one streaming pass over the rows in file order.
+"""Gaps between consecutive arrivals, fed by the one row stream in file order (pipeline/rows/).
 
 requests.parquet is sorted by arrival, so file order is (arrival_s, row_id) order: the gaps of the
 whole trace are differences of the arrival column, with no sort. The rows stream from DuckDB in
-batches; every statistic is merged batch by batch, so memory is one batch plus the group codes
-(2 bytes a row), whatever the trace length:
+batches; every statistic is merged batch by batch (pipeline/rows/moments.py), so memory is one
+batch plus the group codes (2 bytes a row, pipeline/rows/codes.py), whatever the trace length:
 - whole trace and per window: count, mean and squared deviations merged exactly (Chan et al.);
 - per group (client, model, service): one stable sort of the batch by the group's code, and the
   last arrival of each group carried to the next batch;
@@ -21,115 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from servetrace import grouping
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
+from servetrace.rows.codes import Codes, combined, load_codes
+from servetrace.rows.moments import Moments, cv
 
 TOP_GAPS = 10
-BATCH_ROWS = 1 << 20
 # Per row, from stg_requests in file order: arrival, de-rounded arrival, seeded uniform, row hash.
-ROW_QUERY = ("select row_id, arrival_s, arrival_s + getvariable('jitter_s') * u_jitter as arrival_derounded_s, "
-             "u, row_hash from stg_requests")
-
-
-@dataclass(frozen=True)
-class Codes:
-    """A string column as dense integer codes (row order) and the level name of each code."""
-
-    codes: np.ndarray
-    levels: list[str]
-
-    @property
-    def counts(self) -> np.ndarray:
-        return np.bincount(self.codes, minlength=len(self.levels))
-
-
-def _small(codes: np.ndarray, n_levels: int) -> np.ndarray:
-    # int16 when it fits: numpy's stable sort of 16-bit integers is a radix sort
-    return codes.astype(np.int16 if n_levels < 2**15 else np.int32)
-
-
-def _combined(parts: list[Codes]) -> Codes:
-    """Each row's combination of the parts' levels (named as pipeline/grouping.py names a group),
-    only combinations that occur."""
-    if len(parts) == 1:
-        return parts[0]
-    combined, size = np.zeros(len(parts[0].codes), np.int64), 1
-    for p in parts:
-        combined = combined * len(p.levels) + p.codes
-        size *= len(p.levels)
-    used, index = np.unique(combined, return_inverse=True) if size > 1 << 24 else (None, None)
-    if used is None:
-        used = np.flatnonzero(np.bincount(combined, minlength=size))
-        remap = np.zeros(size, np.int64)
-        remap[used] = np.arange(len(used))
-        index = remap[combined]
-    names = []
-    for code in used.tolist():
-        values = []
-        for p in reversed(parts):
-            code, at = divmod(code, len(p.levels))
-            values.append(p.levels[at])
-        names.append(grouping.name_parts(values[::-1]))
-    return Codes(_small(index.reshape(-1), len(names)), names)
-
-
-class Moments:
-    """Per group: count, mean and sum of squared deviations, merged batch by batch (Chan et al.):
-    the same numbers as two passes over all values, to rounding."""
-
-    def __init__(self, n_groups: int) -> None:
-        self.n = np.zeros(n_groups, np.int64)
-        self.mean = np.zeros(n_groups)
-        self.m2 = np.zeros(n_groups)
-
-    def add(self, x: np.ndarray, group: np.ndarray | None = None) -> None:
-        if len(x) == 0:
-            return
-        k = len(self.n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if group is None:  # one group: no per-row group index to scatter through
-                n = np.array([len(x)])
-                mean = np.array([x.mean()])
-                dev = x - mean[0]
-                m2 = np.array([np.dot(dev, dev)])
-            elif not np.any(group[1:] < group[:-1]):  # sorted groups: sums over contiguous runs
-                starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
-                counts = np.diff(np.append(starts, len(x)))
-                seg_mean = np.add.reduceat(x, starts) / counts
-                dev = x - np.repeat(seg_mean, counts)
-                np.square(dev, out=dev)
-                at = group[starts]
-                n, mean, m2 = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
-                n[at], mean[at], m2[at] = counts, seg_mean, np.add.reduceat(dev, starts)
-            else:
-                n = np.bincount(group, minlength=k)
-                mean = np.bincount(group, weights=x, minlength=k) / n
-                dev = mean[group]
-                np.subtract(x, dev, out=dev)
-                np.square(dev, out=dev)
-                m2 = np.bincount(group, weights=dev, minlength=k)
-            has = n > 0
-            total = self.n + n
-            delta = np.where(has, mean - self.mean, 0.0)
-            share = np.where(has, n / np.maximum(total, 1), 0.0)
-            self.m2 = self.m2 + np.where(has, m2, 0.0) + delta * delta * self.n * share
-            self.mean = self.mean + delta * share
-        self.n = total
-
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            empty = self.n == 0
-            return self.n, np.where(empty, np.nan, self.mean), np.where(empty, np.nan, np.sqrt(self.m2 / self.n))
-
-
-def cv(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(mean != 0, std / mean, np.nan)
+ROW_COLUMNS = ("row_id", "arrival_s", "arrival_derounded_s", "u", "row_hash")
+ROW_SELECT = ("row_id, arrival_s, arrival_s + getvariable('jitter_s') * u_jitter as arrival_derounded_s, "
+              "u, row_hash")
 
 
 def _nulls(frame: pl.DataFrame) -> pl.DataFrame:
@@ -209,7 +110,11 @@ class GapStream:
     def window(self, t: np.ndarray) -> np.ndarray:
         return np.floor((t - self.t0_s) / self.window_s).astype(np.int64)  # as stg_requests computes it
 
-    def add(self, t: np.ndarray, td: np.ndarray, u: np.ndarray, row_hash: np.ndarray) -> None:
+    def add(self, r) -> None:
+        """A batch of the row stream (pipeline/rows/stream.py): arrivals and the ROW_COLUMNS."""
+        self.add_arrays(r.t, *(r.batch.column(c).to_numpy() for c in ROW_COLUMNS[2:]))
+
+    def add_arrays(self, t: np.ndarray, td: np.ndarray, u: np.ndarray, row_hash: np.ndarray) -> None:
         if len(t) == 0:
             return
         if self.prev_t is not None and t[0] < self.prev_t or np.any(t[1:] < t[:-1]):
@@ -324,68 +229,10 @@ def _top(x: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, np.flatnonzero(x == threshold)[: k - len(above)]])
 
 
-def compute(con, requests_path, rows: int, by: Grouping, t0_s: float, t1_s: float, window_s: float,
-            jitter_s: float, sample_p: float, per_window_n: int) -> GapResults:
-    """Stream the rows of stg_requests (file order) through a GapStream.
-
-    Strings are read from the Parquet dictionary pages as codes (never materialized per row);
-    arrival, the de-rounded arrival, the seeded uniform and the row hash come from DuckDB in
-    batches (the jitter_s variable must be set)."""
-    codings = load_codes(requests_path, rows, by)
-    n_windows = int(np.floor((t1_s - t0_s) / window_s)) + 1 if rows else 0
-    stream = GapStream(codings, t0_s, n_windows, window_s, jitter_s, sample_p, per_window_n)
-    con.execute("set preserve_insertion_order = true")
-    try:
-        at = 0
-        for batch in con.sql(ROW_QUERY).to_arrow_reader(BATCH_ROWS):
-            n = batch.num_rows
-            ids = batch.column("row_id")
-            if n and (ids[0].as_py() != at or ids[n - 1].as_py() != at + n - 1):
-                raise RuntimeError("stg_requests did not come back in file order")
-            stream.add(*(batch.column(c).to_numpy() for c in ("arrival_s", "arrival_derounded_s", "u", "row_hash")))
-            at += n
-    finally:
-        con.execute("set preserve_insertion_order = false")
-    if at != rows:
-        raise RuntimeError(f"stg_requests gave {at} rows, expected {rows}")
-    return stream.finish()
-
-
-def load_codes(requests_path, rows: int, by: Grouping) -> dict[str, Codes]:
+def stage_codes(requests_path, rows: int, by: Grouping) -> dict[str, Codes]:
     """The group (pipeline/grouping.py), model and service of every row as codes, in file order."""
-    strings = sorted({"model", "service", *by.columns})
-    parquet = pq.ParquetFile(requests_path, read_dictionary=strings)
-    codes = {name: _column_codes(parquet, name, rows) for name in strings}
-    group = _combined([codes[c] for c in by.columns]) if by.columns else Codes(np.zeros(rows, np.int16), [grouping.ALL])
-    return {"group": group, "model": codes["model"], "service": codes["service"]}
-
-
-def _column_codes(parquet: pq.ParquetFile, name: str, rows: int) -> Codes:
-    """One dictionary-encoded column, row group by row group, as codes into one growing level list
-    (memory: the codes, 2 bytes a row, plus one row group); a null is the level '(none)'."""
-    levels = pa.array([], pa.string())
-    out = np.empty(rows, np.int16)
-    at = 0
-    for group in range(parquet.num_row_groups):
-        for chunk in parquet.read_row_group(group, columns=[name]).column(0).chunks:
-            dictionary = chunk.dictionary.cast(pa.string())
-            new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))
-            if len(new):
-                levels = pa.concat_arrays([levels, new])
-            mapping = pc.index_in(dictionary, value_set=levels).to_numpy(zero_copy_only=False).astype(np.int64)
-            idx = chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices
-            mapped = np.append(mapping, -1)[idx.to_numpy(zero_copy_only=False)]  # -1: null
-            if len(levels) >= 2**15 - 1 and out.dtype == np.int16:
-                out = out.astype(np.int32)
-            out[at: at + len(chunk)] = mapped
-            at += len(chunk)
-    names = levels.to_pylist()
-    nulls = out[:at] < 0
-    if nulls.any():
-        if grouping.NONE not in names:
-            names.append(grouping.NONE)
-        out[nulls] = names.index(grouping.NONE)
-    return Codes(out, names)
+    codes = load_codes(requests_path, rows, sorted({"model", "service", *by.columns}))
+    return {"group": combined([codes[c] for c in by.columns], rows), "model": codes["model"], "service": codes["service"]}
 
 
 def _window_sample(w: np.ndarray, iat: np.ndarray, u: np.ndarray, keep: np.ndarray, per_window_n: int) -> pl.DataFrame:

@@ -1,0 +1,119 @@
+"""Grouping columns as dense integer codes, one per row in file order, and the name of each code.
+
+Strings are read from the Parquet dictionary pages as codes (never a string per row); memory is
+the codes (2 bytes a row where the levels fit) plus one row group. A group of several columns is
+each row's combination of their codes, named as pipeline/grouping.py names a group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from servetrace import grouping
+from servetrace.grouping import Grouping
+
+
+@dataclass(frozen=True)
+class Codes:
+    """A string column as dense integer codes (row order) and the level name of each code."""
+
+    codes: np.ndarray
+    levels: list[str]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.levels))
+
+
+def _small(codes: np.ndarray, n_levels: int) -> np.ndarray:
+    # int16 when it fits: numpy's stable sort of 16-bit integers is a radix sort
+    return codes.astype(np.int16 if n_levels < 2**15 else np.int32)
+
+
+def one_group(rows: int) -> Codes:
+    return Codes(np.zeros(rows, np.int16), [grouping.ALL])
+
+
+def combined(parts: list[Codes], rows: int) -> Codes:
+    """Each row's combination of the parts' levels (the group of a grouping of those columns),
+    only combinations that occur."""
+    if not parts:
+        return one_group(rows)
+    if len(parts) == 1:
+        return parts[0]
+    code, size = np.zeros(len(parts[0].codes), np.int64), 1
+    for p in parts:
+        code = code * len(p.levels) + p.codes
+        size *= len(p.levels)
+    if size > 1 << 24:
+        used, index = np.unique(code, return_inverse=True)
+    else:
+        used = np.flatnonzero(np.bincount(code, minlength=size))
+        remap = np.zeros(size, np.int64)
+        remap[used] = np.arange(len(used))
+        index = remap[code]
+    names = []
+    for c in used.tolist():
+        values = []
+        for p in reversed(parts):
+            c, at = divmod(c, len(p.levels))
+            values.append(p.levels[at])
+        names.append(grouping.name_parts(values[::-1]))
+    return Codes(_small(index.reshape(-1), len(names)), names)
+
+
+def load_codes(requests_path, rows: int, names: list[str]) -> dict[str, Codes]:
+    """The codes of the named string columns of a Parquet file, in file order."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(requests_path, read_dictionary=names)
+    return {name: _column_codes(parquet, name, rows) for name in names}
+
+
+def group_codes(requests_path, rows: int, by: Grouping) -> Codes:
+    """The group of every row of a Parquet file under the grouping `by`."""
+    codes = load_codes(requests_path, rows, list(by.columns))
+    return combined([codes[c] for c in by.columns], rows)
+
+
+def frame_group_codes(frame: pl.DataFrame, by: Grouping) -> Codes:
+    """The group of every row of a frame under the grouping `by`."""
+    parts = []
+    for c in by.columns:
+        s = frame[c].cast(pl.String).fill_null(grouping.NONE)
+        levels = s.unique(maintain_order=True)
+        codes = s.replace_strict(levels, pl.Series(np.arange(levels.len())), return_dtype=pl.Int64).to_numpy()
+        parts.append(Codes(_small(codes, levels.len()), levels.to_list()))
+    return combined(parts, frame.height)
+
+
+def _column_codes(parquet, name: str, rows: int) -> Codes:
+    """One dictionary-encoded column, row group by row group, as codes into one growing level list
+    (memory: the codes, 2 bytes a row, plus one row group); a null is the level '(none)'."""
+    levels = pa.array([], pa.string())
+    out = np.empty(rows, np.int16)
+    at = 0
+    for group in range(parquet.num_row_groups):
+        for chunk in parquet.read_row_group(group, columns=[name]).column(0).chunks:
+            dictionary = chunk.dictionary.cast(pa.string())
+            new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))
+            if len(new):
+                levels = pa.concat_arrays([levels, new])
+            mapping = pc.index_in(dictionary, value_set=levels).to_numpy(zero_copy_only=False).astype(np.int64)
+            idx = chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices
+            mapped = np.append(mapping, -1)[idx.to_numpy(zero_copy_only=False)]  # -1: null
+            if len(levels) >= 2**15 - 1 and out.dtype == np.int16:
+                out = out.astype(np.int32)
+            out[at: at + len(chunk)] = mapped
+            at += len(chunk)
+    names = levels.to_pylist()
+    nulls = out[:at] < 0
+    if nulls.any():
+        if grouping.NONE not in names:
+            names.append(grouping.NONE)
+        out[nulls] = names.index(grouping.NONE)
+    return Codes(out, names)

@@ -1,0 +1,112 @@
+"""Counts, means and squared deviations merged batch by batch (Chan et al.: the parts' squared
+deviations plus n_i (mean_i - mean)^2): the same numbers as two passes over all values, to rounding.
+
+`Moments`: running numpy arrays for a fixed set of groups (the stages' gap statistics).
+`segment_sums` / `merge_sums`: per-batch sums of groups whose keys ascend, merged as frames (the
+bundle fit's per client and window sums, which also carry log sums and failures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def starts_of(key: np.ndarray) -> np.ndarray:
+    """Where each run of equal keys begins."""
+    return np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1] if key.size else np.zeros(0, np.int64)
+
+
+class Moments:
+    """Per group: count, mean and sum of squared deviations, merged batch by batch."""
+
+    def __init__(self, n_groups: int) -> None:
+        self.n = np.zeros(n_groups, np.int64)
+        self.mean = np.zeros(n_groups)
+        self.m2 = np.zeros(n_groups)
+
+    def add(self, x: np.ndarray, group: np.ndarray | None = None) -> None:
+        if len(x) == 0:
+            return
+        k = len(self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if group is None:  # one group: no per-row group index to scatter through
+                n = np.array([len(x)])
+                mean = np.array([x.mean()])
+                dev = x - mean[0]
+                m2 = np.array([np.dot(dev, dev)])
+            elif not np.any(group[1:] < group[:-1]):  # sorted groups: sums over contiguous runs
+                starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+                counts = np.diff(np.append(starts, len(x)))
+                seg_mean = np.add.reduceat(x, starts) / counts
+                dev = x - np.repeat(seg_mean, counts)
+                np.square(dev, out=dev)
+                at = group[starts]
+                n, mean, m2 = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
+                n[at], mean[at], m2[at] = counts, seg_mean, np.add.reduceat(dev, starts)
+            else:
+                n = np.bincount(group, minlength=k)
+                mean = np.bincount(group, weights=x, minlength=k) / n
+                dev = mean[group]
+                np.subtract(x, dev, out=dev)
+                np.square(dev, out=dev)
+                m2 = np.bincount(group, weights=dev, minlength=k)
+            has = n > 0
+            total = self.n + n
+            delta = np.where(has, mean - self.mean, 0.0)
+            share = np.where(has, n / np.maximum(total, 1), 0.0)
+            self.m2 = self.m2 + np.where(has, m2, 0.0) + delta * delta * self.n * share
+            self.mean = self.mean + delta * share
+        self.n = total
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count, mean, population std) per group; NaN for a group without values."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            empty = self.n == 0
+            return self.n, np.where(empty, np.nan, self.mean), np.where(empty, np.nan, np.sqrt(self.m2 / self.n))
+
+
+def cv(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean != 0, std / mean, np.nan)
+
+
+SUMS = ("requests", "n_iat", "sum_x", "sum_log", "m2", "failed")
+
+
+def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(the distinct keys, their sums) of rows whose keys ascend: requests, inter-arrival count,
+    sum, sum of logs, squared deviations from the group's mean (m2) and failures, of
+    inter-arrivals `x` (NaN: none, a client's first row)."""
+    starts = starts_of(key)
+    requests = np.diff(np.r_[starts, key.size])
+    ok = np.isfinite(x)
+    every = bool(ok.all())
+    n = requests if every else np.add.reduceat(ok, starts, dtype=np.int64)
+    sum_x = np.add.reduceat(x if every else np.where(ok, x, 0.0), starts)
+    dev = (x - np.repeat(sum_x / np.maximum(n, 1), requests)) ** 2
+    sums = {"requests": requests, "n_iat": n, "sum_x": sum_x,
+            "sum_log": np.add.reduceat(np.log(x if every else np.where(ok, x, 1.0)), starts),
+            "m2": np.add.reduceat(dev if every else np.where(ok, dev, 0.0), starts),
+            "failed": np.add.reduceat(failed, starts, dtype=np.int64)}
+    return key[starts], {k: v if k.startswith(("sum", "m2")) else v.astype(np.int64) for k, v in sums.items()}
+
+
+def merge_sums(parts: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
+    """The sums of the union of the parts' rows, per group of `keys`."""
+    f = pl.concat(parts)
+    n, sx = pl.col("n_iat"), pl.col("sum_x")
+    mean = sx.sum().over(keys) / n.sum().over(keys)
+    spread = pl.when(n > 0).then(n * (sx / n - mean) ** 2).otherwise(0.0)
+    return f.with_columns(spread.alias("_d")).group_by(keys).agg(
+        *[pl.col(c).sum() for c in SUMS if c != "m2"], (pl.col("m2").sum() + pl.col("_d").sum()).alias("m2")
+    ).select(*keys, *SUMS)
+
+
+def moments(sums: pl.DataFrame) -> pl.DataFrame:
+    """iat_mean and iat_std (sample, ddof 1) from the merged sums."""
+    n = pl.col("n_iat")
+    return sums.with_columns(
+        pl.when(n > 0).then(pl.col("sum_x") / n).alias("iat_mean"),
+        pl.when(n > 1).then((pl.col("m2") / (n - 1)).sqrt()).alias("iat_std"))
+
+
