@@ -162,12 +162,28 @@ def _generation_targets(rows: list[dict], anchor: dict) -> list[dict]:
     ]
 
 
+def _small_targets(rows: list[dict]) -> list[dict]:
+    from bench.small_trace import BARE, CHARACTERIZE
+
+    bare = next((r for r in rows if r["name"] == BARE and r["median_s"]), None)
+    char = next((r for r in rows if r["name"] == CHARACTERIZE and r["median_s"]), None)
+    if bare is None and char is None:
+        return []
+    where = f"{(char or bare)['trace']}, {(char or bare)['rows']:,} rows" if (char or bare)["rows"] else "small trace"
+    value = _ratio(char, bare, "median_s")
+    cpu = _ratio(char, bare, "cpu_s")
+    return [_target("small_vs_bare", "characterize of a small real trace <= 4x a bare `import duckdb, polars` "
+                    "+ one query", value, None if value is None else value <= 4.0, where,
+                    f"on CPU seconds: {cpu}; stretch 2x" if cpu is not None else None)]
+
+
 def targets(rows: list[dict], scale: list[dict], sizes: list[int], anchor: dict) -> list[dict]:
     """Every target of the bench issue, met or not (None: not measured in this run)."""
     ref = max((s for s in sizes if s <= FULL_BURSTGPT_ROWS), default=min(sizes))
     schemas = sorted({r.get("schema") for r in rows if r.get("schema")})
     found = [t for schema in schemas for t in _ratio_targets(rows, schema, ref)]
-    return found + _memory_targets(rows, sizes) + _growth_targets(scale) + _generation_targets(rows, anchor)
+    return (found + _small_targets(rows) + _memory_targets(rows, sizes) + _growth_targets(scale)
+            + _generation_targets(rows, anchor))
 
 
 def document(measurements: list[dict], traces: list[dict], sizes: list[int], anchor: dict, run: dict) -> dict:

@@ -3,7 +3,8 @@
     python -m bench.run [--large] [--rows 1000000,10310000] [--repeat 3] [--schemas burstgpt,generic]
 
 Traces (cached under --data-dir), then per trace: the DuckDB proxy, `servetrace ingest`,
-`servetrace characterize` (fresh, then with the ingest reused) and the pandas baseline; then a
+`servetrace characterize` (fresh, then with the ingest reused) and the pandas baseline; a small
+real trace characterized beside a bare `import duckdb, polars` + one query (bench/small_trace.py); then a
 ServeGen pool imported as a bundle, the bundle's load time and `servetrace generate` throughput.
 A figure whose command is not available is skipped with the reason recorded. Writes
 RESULTS_DIR/results.json and RESULTS_DIR/RESULTS.md.
@@ -18,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench import generation, markdown, results, traces
+from bench import generation, markdown, results, small_trace, traces
 from bench.measure import Measurement, skipped
 from bench.trace_bench import PARTS, measure_trace
 from servetrace.io import read_json, write_json, write_text
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", type=lambda s: tuple(x for x in s.split(",") if x), default=PARTS,
                     help=f"per-trace figures to measure (default all: {','.join(PARTS)})")
     ap.add_argument("--no-generate", action="store_true", help="skip the pool import, bundle load and generate")
+    ap.add_argument("--no-small", action="store_true",
+                    help="skip the small real trace (characterize vs a bare duckdb + polars one-liner)")
     ap.add_argument("--data-dir", type=Path, default=traces.REPO / "data" / "bench", help="trace cache and scratch")
     ap.add_argument("--results-dir", type=Path, default=traces.REPO / "bench", help="where results.json and RESULTS.md go")
     ap.add_argument("--render-only", action="store_true",
@@ -114,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
     work = args.data_dir / "work"
     load_start = list(os.getloadavg())
     measured, made = bench_traces(args, source, work)
+    if not args.no_small:
+        _say("small real trace: characterize vs a bare duckdb + polars one-liner, side by side")
+        measured += small_trace.measure_small(work, args.repeat)
     measured += bench_generation(args, work)
     shutil.rmtree(work, ignore_errors=True)
     run = {"command": "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:]),

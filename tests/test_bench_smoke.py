@@ -58,6 +58,12 @@ def test_smoke_100k_writes_well_formed_results(tmp_path):
     assert "## characterize by part" in md
     # the trace is cached by name: a second run would reuse it
     assert (tmp_path / "data" / "own_burstgpt_100k.csv").exists()
+    # the small real trace, side by side with the bare one-liner, and its target row
+    from bench.small_trace import BARE, CHARACTERIZE
+
+    assert by_name[BARE]["status"] == "ok" and by_name[CHARACTERIZE]["status"] == "ok"
+    small = next(t for t in doc["targets"] if t["id"] == "small_vs_bare")
+    assert small["value"] == round(by_name[CHARACTERIZE]["median_s"] / by_name[BARE]["median_s"], 2)
 
 
 def test_ratios_scaling_and_targets_from_known_figures():
@@ -88,6 +94,19 @@ def test_ratios_scaling_and_targets_from_known_figures():
     assert "peak_rss_100m" not in got
     assert got["generate_rps"]["met"] and got["generate_vs_servegen"]["value"] == round(1.5e6 / 45_000, 1)
     assert got["bundle_load"]["met"] and got["bundle_load"]["where"].startswith("147-client, 14-day")
+    assert "small_vs_bare" not in got  # not measured: no target row
+
+
+def test_small_trace_target_is_characterize_over_the_bare_one_liner():
+    from bench.small_trace import BARE, CHARACTERIZE
+
+    rows = [_row(BARE, "azure", 19_365, 0.5, schema=None), _row(CHARACTERIZE, "azure", 19_365, 1.75, schema=None)]
+    got = {t["id"]: t for t in results.targets(results.with_ratios(rows), [], [1_000_000], {"requests_per_s": 1.0})}
+    assert got["small_vs_bare"]["value"] == 3.5 and got["small_vs_bare"]["met"] is True
+    assert got["small_vs_bare"]["where"] == "azure, 19,365 rows" and "on CPU seconds: 3.5" in got["small_vs_bare"]["note"]
+    rows[1]["median_s"] = 2.5
+    got = {t["id"]: t for t in results.targets(results.with_ratios(rows), [], [1_000_000], {"requests_per_s": 1.0})}
+    assert got["small_vs_bare"]["value"] == 5.0 and got["small_vs_bare"]["met"] is False
 
 
 def test_run_measured_sees_a_child_process_memory_and_time():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
@@ -30,6 +29,8 @@ def failures(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     elif len(rates) < 3 or np.ptp(rates) == 0 or np.ptp(fails) == 0:
         vs_load = absent("too few windows with varying load and failures")
     else:
+        from scipy import stats  # here, not at import: a trace without failures never loads scipy.stats
+
         vs_load = {"spearman": float(stats.spearmanr(rates, fails).statistic), "windows": int(len(rates))}
     levels = {d: {r["level"]: r["failure_rate"] for r in by_group.filter(pl.col("dimension") == d).iter_rows(named=True)}
               for d in ("model", "service")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import signal
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
@@ -16,11 +15,25 @@ WEEK_S = 7 * DAY_S
 MIN_SERIES = 8
 
 
+def periodogram(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """scipy.signal.periodogram(x, fs, detrend="linear") (boxcar window, density scaling, one-sided)
+    in numpy: the same least-squares line removed, the same scaling (equal to rounding, tested).
+    Importing scipy.signal costs about a second of start-up (it loads scipy.stats)."""
+    n = x.size
+    line = np.ones((n, 2))
+    line[:, 0] = np.arange(1, n + 1) * 1.0 / n
+    coef = np.linalg.lstsq(line, x, rcond=None)[0]
+    spec = np.fft.rfft(x - line @ coef)
+    power = (np.conjugate(spec) * spec).real / (fs * n)
+    power[1: n // 2 + 1 if n % 2 else n // 2] *= 2  # one-sided: every bin but 0 and Nyquist counted twice
+    return np.fft.rfftfreq(n, 1.0 / fs), power
+
+
 def dominant_periods(rate: np.ndarray, bin_s: float, top: int = 3) -> pl.DataFrame:
     """The strongest periods of the rate series by periodogram (mean removed), with power share.
     A period counts only if the series holds at least two of its cycles: a longer one is the
     trace's own length or trend, not a repetition (its power still counts in the shares)."""
-    freq, power = signal.periodogram(rate - rate.mean(), fs=1.0 / bin_s, detrend="linear")
+    freq, power = periodogram(rate - rate.mean(), 1.0 / bin_s)
     freq, power = freq[1:], power[1:]
     if len(power) == 0 or power.sum() <= 0:
         return pl.DataFrame(schema={"period_s": pl.Float64, "power_share": pl.Float64})

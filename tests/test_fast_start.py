@@ -1,0 +1,46 @@
+"""A fast start: a characterize imports the heavy libraries only where the trace needs them, and
+the numpy / scipy.special stand-ins for them give scipy's numbers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import signal, stats
+
+from conftest import shared_file
+from servetrace.bundle.pmf import _cdf
+from servetrace.stages.periodicity import periodogram
+
+
+@pytest.mark.parametrize("n", [8, 9, 100, 101, 2001])
+def test_periodogram_equals_scipy_signal(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n) + np.sin(np.arange(n) / 5) + 0.01 * np.arange(n)
+    f1, p1 = signal.periodogram(x, fs=0.1, detrend="linear")
+    f2, p2 = periodogram(x, 0.1)
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_allclose(p2, p1, rtol=1e-12, atol=1e-12 * p1.max())
+
+
+def test_length_family_cdfs_equal_scipy_stats():
+    x = np.r_[0.0, 0.5, np.geomspace(1e-3, 1e6, 400)]
+    cases = [("exponential", {"mean": 321.0}, stats.expon(scale=321.0)),
+             ("lognormal", {"mu": 6.1, "sigma": 1.3}, stats.lognorm(s=1.3, scale=np.exp(6.1))),
+             ("gamma", {"shape": 0.7, "scale": 900.0}, stats.gamma(a=0.7, scale=900.0)),
+             ("weibull", {"shape": 1.8, "scale": 450.0}, stats.weibull_min(c=1.8, scale=450.0))]
+    for family, params, dist in cases:
+        np.testing.assert_allclose(_cdf(family, params, x), dist.cdf(x), rtol=1e-14, atol=1e-300, err_msg=family)
+
+
+def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_or_statsmodels(tmp_path):
+    trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
+    code = ("import sys\nfrom servetrace.characterize import characterize\n"
+            f"characterize({str(trace)!r}, {str(tmp_path)!r}, quiet=True)\n"
+            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "report.html").exists() and (tmp_path / "bundle.json").exists()
