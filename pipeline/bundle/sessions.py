@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
-from scipy import stats
 
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree import group_owners
@@ -44,6 +43,8 @@ def _lognormal(x: np.ndarray) -> dict | None:
     if len(x) < 2:
         return None
     mu, sigma = float(np.log(x).mean()), float(np.log(x).std())
+    from scipy import stats  # here: a trace without sessions never loads scipy.stats (~1 s of start-up)
+
     ks = float(stats.kstest(x, stats.lognorm(s=max(sigma, 1e-9), scale=np.exp(mu)).cdf).statistic)
     return {"family": "lognormal", "params": {"mu": mu, "sigma": sigma}, "ks": ks}
 
@@ -52,6 +53,8 @@ def _turns(turns: np.ndarray) -> dict:
     values, counts = np.unique(turns, return_counts=True)
     p = 1 / turns.mean()
     cdf = np.cumsum(counts) / counts.sum()
+    from scipy import stats
+
     ks = float(np.abs(cdf - stats.geom(p).cdf(values)).max())
     return {"values": values.tolist(), "probs": (counts / counts.sum()).tolist(),
             "fit": {"family": "geometric", "params": {"p": float(p)}, "ks": ks}}
