@@ -25,7 +25,7 @@ app = typer.Typer(
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output directory.")]
 FormatOpt = Annotated[
     str,
-    typer.Option("--format", "-f", help="Input format: auto|burstgpt|azure|mooncake|bailian|generic|servegen."),
+    typer.Option("--format", "-f", help="Input format: auto|burstgpt|azure|mooncake|bailian|copilot|tracelab|cc-traces|baseten|generic|servegen."),
 ]
 MapOpt = Annotated[
     Optional[List[str]],

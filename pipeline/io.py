@@ -147,6 +147,10 @@ def parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}
 
 
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    return pq.read_schema(path).names
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -16,6 +16,14 @@ CANONICAL = pa.schema(
         ("image_tokens", pa.int32()),
         ("latency_s", pa.float64()),
         ("failed", pa.bool_()),
+        # Agent traces (null where the source does not record them; see README, canonical table)
+        ("cached_tokens", pa.int32()),  # prompt tokens served from the prefix cache
+        ("canceled", pa.bool_()),  # the client canceled the request
+        ("ttft_s", pa.float64()),  # time to first token, as the source measured it
+        ("turn", pa.int32()),  # user turn of the session the call belongs to, from 1
+        ("request_id", pa.string()),  # the call's own id, unique within the trace
+        ("parent_id", pa.string()),  # request_id of the call (or agent) that led to this one
+        ("call_kind", pa.string()),  # "main" (the session's own agent) or "subagent"
     ]
 )
 COLUMNS = CANONICAL.names
@@ -33,7 +41,17 @@ SQL_TYPES = {
     "image_tokens": "INTEGER",
     "latency_s": "DOUBLE",
     "failed": "BOOLEAN",
+    "cached_tokens": "INTEGER",
+    "canceled": "BOOLEAN",
+    "ttft_s": "DOUBLE",
+    "turn": "INTEGER",
+    "request_id": "VARCHAR",
+    "parent_id": "VARCHAR",
+    "call_kind": "VARCHAR",
 }
+# The agent columns: older formats leave them all null.
+AGENT_COLUMNS = ("cached_tokens", "canceled", "ttft_s", "turn", "request_id", "parent_id", "call_kind")
+CALL_KINDS = ("main", "subagent")
 # Optional trailing column, present only when the source carries KV-cache block hashes
 # (Mooncake, Bailian): the prefix-reuse stage reads it.
 HASH_IDS = "hash_ids"

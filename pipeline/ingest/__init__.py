@@ -27,6 +27,7 @@ from servetrace.ingest.canonical import (
     load_raw,
     structural_rejects_sql,
 )
+from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
 from servetrace.ingest.source import Source, inspect_source
 from servetrace.ingest.stream import StreamResult, stream_typed
@@ -64,6 +65,8 @@ def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict
     except Exception:  # noqa: BLE001 - an unreadable old output is simply redone
         return None
     if meta.get("servetrace.sha256") != sha256:
+        return None
+    if set(COLUMNS) - set(io.parquet_columns(path)):  # written before the canonical table grew
         return None
     if meta.get("servetrace.ingest_settings") != json.dumps(settings.to_dict(), sort_keys=True):
         return None
@@ -135,6 +138,10 @@ def _stream_select(spec: FormatSpec, numbered: bool) -> tuple[str, pa.Schema]:
             expr = f"coalesce(t.failed, {spec.failed.replace('output_tokens', 't.output_tokens')})"
         elif name == "session_id" and spec.parent_link:
             expr = "null"
+        elif name == "request_id" and spec.parent_link:
+            expr = "t.chat_id"
+        elif name == "parent_id" and spec.parent_link:
+            expr = "nullif(nullif(t.parent_chat_id, '-1'), t.chat_id)"  # -1: a root chat
         else:
             expr = f"t.{name}"
         # try_cast: a refused record's value may not fit the type; a kept one always does
@@ -200,22 +207,31 @@ def ingest_trace(
         from servetrace.bundle.servegen_import import ingest_servegen_pool  # the pool is parameters, not rows
 
         return ingest_servegen_pool(trace, out_dir)
-    src: Source = inspect_source(trace, settings.max_decompress_ratio)
+    agent_format, src = _agent_format(trace, settings)
     # Hash the source while DuckDB reads it: the digest is needed first only when an earlier
     # output could be reused.
     hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    sha_future = hashing.submit(io.sha256_file, trace)
+    sha_future = hashing.submit(agentic.source_sha256 if trace.is_dir() else io.sha256_file, trace)
     hashing.shutdown(wait=False)
     with io.output_lock(out_dir):
         if (out_dir / REQUESTS).exists():
             cached = cached_summary(out_dir, sha_future.result(), settings)
             if cached:
                 return cached
-        spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
         spill = out_dir / ".spill"
         con = connect(memory_limit, spill)
         try:
-            return _ingest(con, src, spec, sha_future, settings, out_dir, spill)
+            shown = src.path if src is not None else trace
+            compression = src.compression if src is not None else "none"
+            if agent_format:
+                # The format's reader flattens the source to one row per call; the checks read that.
+                spill.mkdir(parents=True, exist_ok=True)
+                flat = spill / "flat.parquet"
+                agentic.flatten(con, agent_format, trace, src.compression if src else "none", flat)
+                src, spec = inspect_source(flat), agentic.spec(agent_format)
+            else:
+                spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
+            return _ingest(con, src, spec, sha_future, settings, out_dir, spill, shown, compression)
         except duckdb.OutOfMemoryException as exc:
             limit = f"under --memory-limit {memory_limit}" if memory_limit else "(no --memory-limit set)"
             raise ServetraceError(f"{trace}: DuckDB ran out of memory {limit}: "
@@ -230,6 +246,28 @@ def ingest_trace(
                 shutil.rmtree(spill, ignore_errors=True)
 
 
+def _agent_format(trace: Path, settings: IngestSettings) -> tuple[str | None, Source | None]:
+    """(the agentic format of `trace`, forced or detected, or None; the source sniffed, if a file)."""
+    forced = settings.format if settings.format in agentic.NAMES else None
+    if trace.is_dir():
+        name = forced or (agentic.detect(trace, None, []) if settings.format == "auto" else None)
+        if name is None:
+            inspect_source(trace)  # says why a directory is not a trace
+        if name != "cc-traces":
+            raise ServetraceError(f"{trace}: is a directory; only a cc-traces directory is read as one")
+        return name, None
+    if forced == "cc-traces":  # one trace object in one (pretty-printed) file
+        if not trace.exists():
+            raise ServetraceError(f"{trace}: no such file")
+        return forced, None
+    src = inspect_source(trace, settings.max_decompress_ratio)
+    if forced:
+        return forced, src
+    if settings.format == "auto":
+        return agentic.detect(trace, src.container, src.header), src
+    return None, src
+
+
 def failure_rule(spec: FormatSpec) -> str:
     """How the source marks a failed request: a column, a rule on the columns, or not at all."""
     if "failed" in spec.columns:
@@ -238,7 +276,8 @@ def failure_rule(spec: FormatSpec) -> str:
 
 
 def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSettings, out_dir: Path,
-            spill: Path) -> dict:
+            spill: Path, shown: Path, compression: str) -> dict:
+    """`shown`: the path the user gave (an agentic format's rows come from its flattened copy)."""
     layout = load_raw(con, src, spec)
     unit, epoch = guess_time_unit(con, layout, spec)
     build_typed(con, layout, spec, unit, src, epoch)
@@ -259,7 +298,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             con.execute("create temp view refused as select null::bigint as rec, null::varchar as reason where false")
         rows_read = res.parsed + structural
         if rows_read == 0:
-            raise ServetraceError(f"{src.path}: no data rows (header only or empty)")
+            raise ServetraceError(f"{shown}: no data rows (header only or empty)")
         reasons = dict(con.execute("select reason, count(*) from refused group by reason order by 2 desc, 1").fetchall())
         if structural:
             reasons["unreadable record"] = structural
@@ -267,10 +306,10 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         grid, ties = _resolution(res.head_values())
         sha = sha_future.result()
         summary = {
-            "source": str(src.path),
+            "source": str(shown),
             "format": spec.name,
             "failure_rule": failure_rule(spec),
-            "compression": src.compression,
+            "compression": compression,
             "sha256": sha,
             "rows_read": rows_read,
             "rows_kept": res.kept,
@@ -291,7 +330,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             "servetrace.failure_rule": failure_rule(spec),
             "servetrace.origin": origin,
             "servetrace.resolution_s": repr(grid),
-            "servetrace.source": src.path.name,
+            "servetrace.source": shown.name,
             "servetrace.sha256": sha,
             "servetrace.rows_read": str(rows_read),
             "servetrace.rows_kept": str(res.kept),
@@ -322,7 +361,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
                 _rewrite_requests(con, staged, requests_tmp, spec, shift - res.shift, res.ordered, meta)
         if res.kept == 0:  # the rejects say why; the request table is left as it was
             raise ServetraceError(
-                f"{src.path}: no usable rows: all {summary['rows_read']:,} rejected ("
+                f"{shown}: no usable rows: all {summary['rows_read']:,} rejected ("
                 + ", ".join(f"{r}: {n:,}" for r, n in list(summary["reject_reasons"].items())[:3])
                 + f"); see {out_dir / REJECTS}"
             )

@@ -27,6 +27,11 @@ MAX_LINE_BYTES = 1 << 23  # 8 MiB: a longer line is a reject, not a crash (a lar
 # make DuckDB read the file in a few huge buffers, on one core)
 INT_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "INTEGER"]
 TEXT_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "VARCHAR"]
+DURATION_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "DOUBLE" and c != "arrival_s"]
+FLAG_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "BOOLEAN"]
+# Columns of a flattened intermediate (pipeline/ingest/agentic): the source line a call came from,
+# the source text it came from, and why the record was unusable before any column was read.
+LINE, RECORD, PROBLEM = "_line", "_record", "_problem"
 MAX_TEXT_BYTES = 4096  # an id or model name longer than this is refused, not carried into every output
 MAX_RECORD_CHARS = 1 << 16  # rejects.parquet keeps the first 64 Ki characters of a refused record
 
@@ -47,6 +52,7 @@ class RawLayout:
     header_lines: int
     has_structural_rejects: bool
     column_of: dict[str, str]  # source column name -> column of the raw table
+    flattened: bool = False  # an agentic format's intermediate: lines and records in its own columns
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> RawLayout:
@@ -92,7 +98,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> R
             )
             return RawLayout(0, True, column_of)
         con.execute(f"create temp view raw as select * from read_parquet({path})")
-        return RawLayout(0, False, {name: name for name in src.header})
+        return RawLayout(0, False, {name: name for name in src.header}, spec.flattened)
     except duckdb.Error as exc:
         raise ServetraceError(f"{src.path}: cannot read as {src.container}: {_first_line(exc)}") from None
 
@@ -207,22 +213,29 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
             f"case {raw_service} when 'Conversation log' then 'conversation' when 'API log' then 'api' "
             f"else case when {general} like '% log' then left({general}, -4) else {general} end end"
         )
-    lat = _value(layout, spec, "latency_s")
-    values["latency_s"] = "null"
-    if lat is not None:
-        parsed["d_latency"] = f"try_cast({lat} as double)"
+    for name in DURATION_COLUMNS:  # seconds, >= 0, optional
+        lat = _value(layout, spec, name)
+        values[name] = "null"
+        if lat is None:
+            continue
+        d = "d_latency" if name == "latency_s" else f"d_{name}"
+        parsed[d] = f"try_cast({lat} as double)"
         present = f"{lat} is not null and trim({lat}) <> ''"
-        checks.append((f"{present} and (d_latency is null or not isfinite(d_latency))", "non-numeric latency_s"))
-        checks.append(("d_latency < 0", "negative latency_s"))
-        values["latency_s"] = "d_latency"
-        fine_optional.append(f"(d_latency >= 0 and isfinite(d_latency) or {lat} is null)")
-    failed_src = _value(layout, spec, "failed")
-    values["failed"] = "null"  # filled from spec.failed once the columns are typed
-    if failed_src is not None:
-        parsed["b_failed"] = f"try_cast(lower(trim({failed_src})) as boolean)"
-        checks.append((f"b_failed is null and {failed_src} is not null and trim({failed_src}) <> ''", "unparsable failed flag"))
-        values["failed"] = "coalesce(b_failed, false)"
-        fine_optional.append(f"(b_failed is not null or {failed_src} is null)")
+        checks.append((f"{present} and ({d} is null or not isfinite({d}))", f"non-numeric {name}"))
+        checks.append((f"{d} < 0", f"negative {name}"))
+        values[name] = d
+        fine_optional.append(f"({d} >= 0 and isfinite({d}) or {lat} is null)")
+    for name in FLAG_COLUMNS:
+        flag = _value(layout, spec, name)
+        # failed: filled from spec.failed once the columns are typed; other flags stay unknown
+        values[name] = "null"
+        if flag is None:
+            continue
+        b = f"b_{name}"
+        parsed[b] = f"try_cast(lower(trim({flag})) as boolean)"
+        checks.append((f"{b} is null and {flag} is not null and trim({flag}) <> ''", f"unparsable {name} flag"))
+        values[name] = f"coalesce({b}, false)" if name == "failed" else b
+        fine_optional.append(f"({b} is not null or {flag} is null)")
     if spec.hash_ids:
         h = ident(layout.column_of[spec.hash_ids])
         parsed["h"] = f"try_cast({h} as bigint[])"
@@ -242,6 +255,10 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         + " ".join(f"when {cond} then {lit(why)}" for cond, why in checks)
         + " end end"
     )
+    if spec.flattened:
+        # A record the format's own reader could not turn into a call says why in `_problem`.
+        problem = ident(layout.column_of[PROBLEM])
+        reason = f"coalesce({problem}, {reason})"
     p_select = ", ".join(f"{expr} as {name}" for name, expr in parsed.items())
     v_select = ", ".join(f"{expr} as {name}" for name, expr in values.items())
     # JSON lines carry their own record number (blank lines are dropped after numbering); CSV and
@@ -260,6 +277,8 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
     numbered = "raw" if src.container == "jsonl" else "(select row_number() over () as rec, * from raw)"
     if src.container == "jsonl":
         record = "j"
+    elif layout.flattened:
+        record = ident(RECORD)
     else:
         raw_cols = dict.fromkeys(layout.column_of.values())
         record = "concat_ws(',', " + ", ".join(f"coalesce(cast({ident(c)} as varchar), '')" for c in raw_cols) + ")"
@@ -272,6 +291,9 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
 
 def line_numbers_sql(layout: RawLayout) -> str:
     """SQL mapping typed.rec to the source line, accounting for records the reader refused."""
+    if layout.flattened:  # the source line (or file) each call came from
+        return f"""select refused.rec, n.{ident(LINE)} as line from refused
+                   join (select row_number() over () as rec, {ident(LINE)} from raw) n using (rec)"""
     if not layout.has_structural_rejects:
         return f"select rec, rec + {layout.header_lines} as line from refused"
     # Reject number j (in line order) at data record r_j has c_j = r_j - j raw rows before it, so

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from servetrace.errors import ServetraceError
 from servetrace.ingest.source import Source
+from servetrace.schema import AGENT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class FormatSpec:
     json_paths: dict[str, str] = field(default_factory=dict)  # JSONL: source column -> JSON key
     hash_ids: str | None = None  # source column with KV block ids
     parent_link: tuple[str, str] | None = None  # Bailian (chat_id, parent_chat_id): sessions
+    flattened: bool = False  # read from an agentic format's flattened intermediate (ingest/agentic)
 
 
 BURSTGPT_V1 = ("Timestamp", "Model", "Request tokens", "Response tokens", "Log Type")
@@ -44,6 +46,7 @@ ALIASES = {
     "image_tokens": ("image_tokens",),
     "latency_s": ("latency_s", "latency", "elapsed_s", "elapsed_time"),
     "failed": ("failed", "is_failed", "error"),
+    **{name: (name,) for name in AGENT_COLUMNS},  # the agent columns by their canonical names only
 }
 
 
@@ -123,6 +126,8 @@ def format_spec(src: Source, fmt: str, mapping: dict[str, str], time_unit: str) 
         cols = {"arrival_s": "timestamp", "input_tokens": "input_length", "output_tokens": "output_length"}
         if "type" in src.header:
             cols["service"] = "type"
+        if "turn" in src.header:
+            cols["turn"] = "turn"
         keys = list(cols.values()) + ["chat_id"] + (["parent_chat_id"] if "parent_chat_id" in src.header else [])
         return FormatSpec(
             "bailian",

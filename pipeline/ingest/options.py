@@ -6,7 +6,8 @@ from servetrace.errors import ServetraceError
 from servetrace.schema import COLUMNS
 from servetrace.settings import IngestSettings
 
-FORMATS = ("auto", "burstgpt", "azure", "mooncake", "bailian", "generic", "servegen")
+FORMATS = ("auto", "burstgpt", "azure", "mooncake", "bailian", "copilot", "tracelab", "cc-traces", "baseten",
+           "generic", "servegen")
 TIME_UNITS = ("auto", "s", "ms", "us", "ns", "datetime")
 
 

@@ -1,0 +1,55 @@
+"""Baseten trace Parquet: one completion request per row.
+
+Schema: AIPerf 0.13 docs "Baseten Trace Replay" (docs.nvidia.com/aiperf/v0.13.0/benchmark-modes/
+baseten-trace-replay: core and optional columns, session column choice) and its model
+(aiperf/dataset/loader/baseten_trace.py BasetenTrace: timestamp_start_unix_ms "request start
+timestamp in Unix milliseconds", duration_e2e_ms "end-to-end request duration in milliseconds",
+total_hashes "KV-cache block hashes aligned to block_size"). `duration_ttft_ms` and
+`request_canceled` are listed there without a description: read by their names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from servetrace.ingest.agentic.records import scaled
+
+NAME = "baseten"
+CONTAINER = "parquet"
+KEYS = ("timestamp_start_unix_ms", "input_tokens", "output_tokens")
+TIME_UNIT = "ms"
+ORIGIN = "day"
+FAILED = "false"
+HASH_IDS = True
+COLUMNS = ("arrival_s", "session_id", "input_tokens", "output_tokens", "latency_s", "ttft_s", "canceled",
+           "hash_ids")
+SESSION_COLUMNS = ("provided_session_id", "poor_man_session_id")  # AIPerf's default, then its fallback
+
+
+def select_sql(path: Path, compression: str) -> str:
+    del compression
+    import pyarrow.parquet as pq
+
+    from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
+
+    names = set(pq.read_schema(path).names)
+
+    def text(col: str, factor: float | None = None) -> str:
+        if col not in names:
+            return "null::varchar"
+        v = f'cast("{col}" as varchar)'
+        return scaled(v, factor) if factor else v
+
+    session = next((c for c in SESSION_COLUMNS if c in names), None)
+    record = " || ',' || ".join(f"coalesce(cast(\"{c}\" as varchar), '')" for c in sorted(KEYS))
+    return f"""
+    select row_number() over () as _line, left({record}, {MAX_RECORD_CHARS}) as _record, null::varchar as _problem,
+           {text('timestamp_start_unix_ms')} as arrival_s,
+           {text(session) if session else 'null::varchar'} as session_id,
+           {text('input_tokens')} as input_tokens,
+           {text('output_tokens')} as output_tokens,
+           {text('duration_e2e_ms', 0.001)} as latency_s,
+           {text('duration_ttft_ms', 0.001)} as ttft_s,
+           {text('request_canceled')} as canceled,
+           {text('total_hashes')} as hash_ids
+    from read_parquet({lit(str(path))})"""
