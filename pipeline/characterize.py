@@ -22,6 +22,7 @@ from servetrace.settings import IngestSettings, Settings
 from servetrace.rows import read
 from servetrace.rows import stream as row_stream
 from servetrace.stages import gaps, sql
+from servetrace.stages.agents import agents
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
 from servetrace.stages.context import PER_WINDOW_N, Context, sql_variables
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 TABLES = "tables"
 FINDINGS = "findings.json"
 STAGES = ("profile", "gaps", "quality", "arrivals", "clients", "lengths", "rate over time", "failures",
-          "sessions", "reasoning", "multimodal", "prefix")  # the order of the findings
+          "sessions", "reasoning", "multimodal", "prefix", "agents")  # the order of the findings
 
 
 def check_settings(settings: Settings) -> None:
@@ -106,7 +107,8 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
                 ("sessions", lambda: sessions(con, ctx, reuse)),
                 ("reasoning", lambda: reasoning(con, ctx)),
                 ("multimodal", lambda: multimodal(con, ctx)),
-                ("prefix", lambda: prefix(con, ctx, reuse)))}
+                ("prefix", lambda: prefix(con, ctx, reuse)),
+                ("agents", lambda: agents(con, ctx)))}
             gap = gap_future.result()
         finally:
             pool.shutdown(wait=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from servetrace.report.charts import arrivals, clients, counts, lengths, rate, reasoning
+from servetrace.report.charts import agents, arrivals, clients, counts, lengths, rate, reasoning
 from servetrace.report.figures import Figure
 from servetrace.report.values import absent_reason, flat_facts, fmt_number, lookup, statements
 
@@ -57,6 +57,15 @@ AREAS: list[tuple[str, str, tuple[str, ...], list[Callable], str]] = [
      "Images attached to requests and the tokens they cost."),
     ("prefix", "Prefix reuse", ("prefix",), [counts.prefix_over_time], "How often requests share a prompt prefix (KV-cache blocks)."),
 ]
+# Shown only for traces that have the area (agent traces): other reports stay as they were.
+OPTIONAL_AREAS = [
+    ("agents", "Agent workload", ("agents",),
+     [agents.calls_per_unit, agents.gaps_between_calls, agents.context_per_step, agents.outputs_by_kind],
+     "Agents calling the model in loops: calls per user turn and per session, the idle time between calls "
+     "(tool time within a turn, think time between turns), subagents, the context each call resends and "
+     "how much of it the prefix cache served, output lengths per call kind, and how sessions arrive "
+     "compared with calls."),
+]
 # Keys of findings.json that are not areas of findings.
 META = {"schema", "trace", "settings", "versions", "generated_at", "created_at", "source", "quality", "sha256"}
 
@@ -94,7 +103,8 @@ def finding_sections(inp) -> list[Section]:
     """One section per area, in reading order; areas the layout does not know get a plain section."""
     sections = [quality_section(inp)]
     sections += [area_section(inp, *spec) for spec in AREAS]
-    known = {k for spec in AREAS for k in spec[2]} | META
+    sections += [area_section(inp, *spec) for spec in OPTIONAL_AREAS if spec[0] in inp.findings]
+    known = {k for spec in AREAS + OPTIONAL_AREAS for k in spec[2]} | META
     for extra, area in inp.findings.items():
         if extra not in known and isinstance(area, dict):
             sections.append(area_section(inp, extra, extra.replace("_", " ").capitalize(), extra, [], ""))

@@ -1,0 +1,114 @@
+"""The agents area: numbers stated by hand on the fixtures, and parameters of a simulated agent
+workload recovered within their sampling error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import FIXTURES
+from servetrace.characterize import characterize
+
+AG = FIXTURES / "agentic"
+
+
+@pytest.fixture(scope="module")
+def cc(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cc")
+    characterize(AG / "cctraces", out, quiet=True)
+    return out, json.loads((out / "findings.json").read_text())
+
+
+def test_cc_traces_by_hand(cc):
+    out, f = cc
+    a = f["agents"]
+    assert (a["calls"], a["sessions"], a["turns"]) == (8, 2, 3)
+    # turn 1 of ta: ta/1, ta/2, three subagent calls, ta/5; turn 2 of ta: ta/6; tb: one call
+    assert a["calls_per_turn"]["mean"] == pytest.approx(8 / 3)
+    assert a["calls_per_turn"]["max"] == 6 and a["calls_per_session"]["max"] == 7
+    # main chain of ta ends at t + api_time: 2, 4, 12; next calls at 3, 8 (tool) and 60 (think);
+    # agent_001 ends at 5.0, its next call at 5.5
+    assert a["tool_gap_s"]["count"] == 3 and a["tool_gap_s"]["mean"] == pytest.approx((1 + 4 + 0.5) / 3)
+    assert a["tool_gap_s"]["p50"] == pytest.approx(1.0)
+    assert a["think_gap_s"] == {"count": 1, "p50": 48.0, "p90": 48.0, "mean": 48.0, "measured": "from previous end"}
+    sub = a["subagents"]
+    assert (sub["calls"], sub["subagents"], sub["spawning_turns"], sub["fanout_max"], sub["depth_max"]) == (3, 2, 1, 2, 1)
+    assert sub["share_of_calls"] == pytest.approx(3 / 8)
+    # growth per step: ta main +1000, +2000, +1000; agent_001 +500
+    assert a["context_growth_tokens"] == {"p50": 1000.0, "mean": 1125.0}
+    assert "absent" in a["cached_share"] and "absent" in a["canceled_share"]
+    assert "same instant" in a["arrivals"]["sessions"]["absent"]
+    assert a["output_tokens"]["subagent / opens turn"]["mean"] == 15.0  # 20 and 10
+    fanout = pl.read_parquet(out / "tables" / "agent_fanout.parquet")
+    assert fanout.to_dicts() == [{"subagents": 2, "turns": 1, "share": 1.0}]
+
+
+def test_cc_traces_report_has_the_agent_section(cc):
+    out, _ = cc
+    html = (out / "report.html").read_text()
+    assert 'id="agents"' in html or "Agent workload" in html
+    for key in ("agent-calls", "agent-gaps", "agent-context", "agent-outputs"):
+        assert key in html
+
+
+def test_copilot_cached_share_and_cancels(tmp_path):
+    characterize(AG / "copilot.jsonl.gz", tmp_path, quiet=True)
+    a = json.loads((tmp_path / "findings.json").read_text())["agents"]
+    assert a["cached_share"] == pytest.approx((0 + 1000 + 0 + 1200) / (1000 + 1200 + 800 + 1500))
+    assert a["canceled_share"] == 0.25
+    assert a["tool_gap_s"]["mean"] == 3.0  # m2 at 10:00:05, m1 ended 10:00:02
+    assert a["think_gap_s"]["mean"] == 54.0  # m3 at 10:01:00, m2 ended 10:00:06
+    assert a["arrivals"]["sessions"] == {"count": 2, "iat_mean_s": 30.0, "iat_cv": 0.0}
+
+
+def test_older_formats_have_no_agent_area(tmp_path):
+    characterize(FIXTURES / "ingest" / "burstgpt_v1.csv", tmp_path, quiet=True)
+    assert "agents" not in json.loads((tmp_path / "findings.json").read_text())
+    assert not list((tmp_path / "tables").glob("agent_*"))
+
+
+def simulated_agent_trace(rng: np.random.Generator, sessions: int) -> tuple[pl.DataFrame, dict]:
+    """Sessions arriving as a Poisson process (mean gap 10 s), 3 turns each, 1 + Poisson(4) calls per
+    turn lasting 1 s, exponential tool gaps (mean 2 s) and think gaps (mean 30 s); each call resends
+    the previous input (cached) plus 100-300 new tokens."""
+    rows = []
+    start = np.cumsum(rng.exponential(10.0, sessions))
+    for s in range(sessions):
+        t, context = start[s], 1000
+        for turn in (1, 2, 3):
+            if turn > 1:
+                t += rng.exponential(30.0)
+            for k in range(1 + rng.poisson(4)):
+                if k:
+                    t += rng.exponential(2.0)
+                cached = context if rows and rows[-1]["session_id"] == f"s{s}" else 0
+                context += int(rng.integers(100, 301))
+                rows.append({"arrival_s": t, "session_id": f"s{s}", "input_tokens": context, "output_tokens": 50,
+                             "latency_s": 1.0, "turn": turn, "cached_tokens": cached, "call_kind": "main"})
+                t += 1.0
+    return pl.DataFrame(rows), {"calls_per_turn": 5.0, "tool_gap": 2.0, "think_gap": 30.0, "session_iat_cv": 1.0}
+
+
+def test_simulated_agent_workload_is_recovered(tmp_path):
+    trace, truth = simulated_agent_trace(np.random.default_rng(7), 400)
+    trace.sort("arrival_s").write_csv(tmp_path / "agents.csv")
+    characterize(tmp_path / "agents.csv", tmp_path / "out", quiet=True)
+    a = json.loads((tmp_path / "out" / "findings.json").read_text())["agents"]
+    assert a["calls"] == trace.height and a["sessions"] == 400 and a["turns"] == 1200
+    # means within 4 standard errors of the simulated parameters
+    per_turn = trace.group_by("session_id", "turn").len()["len"]
+    assert abs(a["calls_per_turn"]["mean"] - truth["calls_per_turn"]) < 4 * 2.0 / np.sqrt(1200)
+    n_tool = trace.height - 1200
+    assert a["tool_gap_s"]["count"] == n_tool and a["think_gap_s"]["count"] == 800
+    assert abs(a["tool_gap_s"]["mean"] - truth["tool_gap"]) < 4 * truth["tool_gap"] / np.sqrt(n_tool)
+    assert abs(a["think_gap_s"]["mean"] - truth["think_gap"]) < 4 * truth["think_gap"] / np.sqrt(800)
+    assert abs(a["arrivals"]["sessions"]["iat_cv"] - truth["session_iat_cv"]) < 4 / np.sqrt(2 * 399)
+    # exact against an independent computation
+    assert a["calls_per_turn"]["mean"] == pytest.approx(per_turn.mean())
+    assert a["cached_share"] == pytest.approx(trace["cached_tokens"].sum() / trace["input_tokens"].sum())
+    growth = trace.sort("arrival_s").with_columns(pl.col("input_tokens").diff().over("session_id").alias("g"))["g"]
+    assert a["context_growth_tokens"]["mean"] == pytest.approx(growth.mean())
+    assert a["arrivals"]["calls"]["iat_cv"] > a["arrivals"]["sessions"]["iat_cv"]  # calls cluster in sessions
