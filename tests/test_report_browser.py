@@ -194,3 +194,15 @@ def test_multimodal_trace_report_in_chromium(browser, tmp_path):
     assert_summary_matches(seen, json.loads((out / "findings.json").read_text()))
     assert {"fig-multimodal-images", "fig-multimodal-image-tokens"} <= set(seen.drawn)
     assert "Not in this trace: no image" not in seen.text
+
+
+def test_agent_trace_report_in_chromium(browser, tmp_path):
+    from conftest import FIXTURES
+    from servetrace.characterize import characterize
+
+    characterize(FIXTURES / "agentic" / "cctraces", tmp_path / "cc", quiet=True)
+    report = tmp_path / "cc" / "report.html"
+    seen = visit(browser, report, "report_agents.png")
+    assert_opens_cleanly(seen, report)
+    assert {"fig-agents-agent-calls", "fig-agents-agent-gaps", "fig-agents-agent-context",
+            "fig-agents-agent-outputs"} <= set(seen.drawn)

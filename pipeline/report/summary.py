@@ -102,7 +102,7 @@ def _failures(f: dict) -> KeyFinding | None:
 TEMPLATES: list[Callable[[dict], KeyFinding | None]] = [_arrivals, _best_fit, _idc, _clients, _lengths, _diurnal,
                                                         _failures]
 # Areas whose own statement sentence stands in the summary (their numbers vary by trace).
-STATEMENT_AREAS = ("sessions", "reasoning", "multimodal", "prefix")
+STATEMENT_AREAS = ("agents", "sessions", "reasoning", "multimodal", "prefix")
 
 
 def key_findings(findings: dict) -> list[KeyFinding]:
