@@ -147,3 +147,9 @@ def test_cached_ingest_of_a_directory(tmp_path):
     again = ingest_trace(SOURCES["cc-traces"], tmp_path)
     assert (first["cached"], again["cached"]) == (False, True)
     assert again["sha256"] == first["sha256"]
+
+
+def test_one_cc_trace_file_is_detected(tmp_path):
+    s, req, _ = ingest(SOURCES["cc-traces"] / "a.json", tmp_path)
+    assert (s["format"], s["rows_read"], s["rows_kept"]) == ("cc-traces", 7, 7)
+    assert set(col(req, "session_id")) == {"ta"}

@@ -260,7 +260,12 @@ def _agent_format(trace: Path, settings: IngestSettings) -> tuple[str | None, So
         if not trace.exists():
             raise ServetraceError(f"{trace}: no such file")
         return forced, None
-    src = inspect_source(trace, settings.max_decompress_ratio)
+    try:
+        src = inspect_source(trace, settings.max_decompress_ratio)
+    except ServetraceError:
+        if settings.format == "auto" and agentic.cctraces.one_trace_file(trace):
+            return "cc-traces", None  # one pretty-printed trace object
+        raise
     if forced:
         return forced, src
     if settings.format == "auto":

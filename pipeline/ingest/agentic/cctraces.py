@@ -32,6 +32,15 @@ def looks_like(path: Path) -> bool:
     return any(path.glob("*.json"))
 
 
+def one_trace_file(path: Path) -> bool:
+    """A single (pretty-printed) trace object: a .json file opening with `{` and naming the trace keys."""
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(1 << 16).decode("utf-8", "replace")
+    return head.lstrip().startswith("{") and all(f'"{k}"' in head for k in KEYS)
+
+
 def _call(r: str, session: str, line: str) -> dict[str, str]:
     """The canonical fields of one n / s entry `r` (JSON)."""
     ids = f"try_cast({r} -> 'hash_ids' as bigint[])"
