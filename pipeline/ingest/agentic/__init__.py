@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.errors import ServetraceError
-from servetrace.ingest.agentic import baseten, cctraces, copilot, tracelab
+from servetrace.ingest.agentic import baseten, cctraces, copilot, records, tracelab
 from servetrace.ingest.canonical import lit
 from servetrace.ingest.formats import FormatSpec
 
@@ -38,13 +38,21 @@ def detect(path: Path, container: str | None, header: list[str]) -> str | None:
 def flatten(con, name: str, path: Path, compression: str, out: Path) -> list[str]:
     """Write the intermediate of `path` in format `name` to `out`; return the canonical columns it fills."""
     reader = READERS[name]
-    select = reader.select_sql(path, lit(compression))
+    source = path
+    if reader.CONTAINER == "jsonl":
+        source = out.with_name("lines.parquet")
+        _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), source, rows=1024)
+    _copy(con, path, name, reader.select_sql(source, lit(compression)), out)
+    return list(reader.COLUMNS)
+
+
+def _copy(con, path: Path, name: str, select: str, out: Path, rows: int = 8192) -> None:
     try:
-        con.execute(f"copy ({select}) to {lit(str(out))} (format parquet, compression zstd)")
+        # small row groups: rows carry source text, and a row group is held in memory until written
+        con.execute(f"copy ({select}) to {lit(str(out))} (format parquet, compression zstd, row_group_size {rows})")
     except Exception as exc:  # noqa: BLE001 - duckdb.Error of several kinds: one clear line
         text = str(exc).strip().splitlines()
         raise ServetraceError(f"{path}: cannot read as {name}: {text[0] if text else type(exc).__name__}") from None
-    return list(reader.COLUMNS)
 
 
 def source_sha256(path: Path) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servetrace.ingest.agentic.records import json_file_records, needing_list, problem_rows
+from servetrace.ingest.agentic.records import json_file_records, one_each, typed
+from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
 
 NAME = "cc-traces"
 CONTAINER = "dir"
@@ -41,72 +42,66 @@ def one_trace_file(path: Path) -> bool:
     return head.lstrip().startswith("{") and all(f'"{k}"' in head for k in KEYS)
 
 
-def _call(r: str, session: str, line: str) -> dict[str, str]:
-    """The canonical fields of one n / s entry `r` (JSON)."""
-    ids = f"try_cast({r} -> 'hash_ids' as bigint[])"
-    return {
-        "arrival_s": f"{r} ->> 't'",
-        "session_id": session,
-        "model": f"{r} ->> 'model'",
-        "input_tokens": f"{r} ->> 'in'",
-        "output_tokens": f"{r} ->> 'out'",
-        "latency_s": f"{r} ->> 'api_time'",
-        "ttft_s": f"{r} ->> 'ttft'",
-        "hash_ids": (f"case when {ids} is null then cast({r} -> 'hash_ids' as varchar) else "
-                     f"cast(list_transform({ids}, lambda x: x + ({line} - 1) * {ID_STRIDE}) as varchar) end"),
-    }
+CALL = ('"t": "VARCHAR", "type": "VARCHAR", "model": "VARCHAR", "in": "VARCHAR", "out": "VARCHAR", '
+        '"hash_ids": "VARCHAR", "api_time": "VARCHAR", "ttft": "VARCHAR", "stop": "VARCHAR"')
+TRACE = f'{{"id": "VARCHAR", "requests": [{{{CALL}, "agent_id": "VARCHAR", "requests": [{{{CALL}}}]}}]}}'
 
 
 def select_sql(path: Path, compression: str) -> str:
     del compression  # each file is read whole by read_text
     glob = str(path / "*.json") if path.is_dir() else str(path)
-    from servetrace.ingest.canonical import lit
-
-    main = _call("r", "sid", "_line")
-    sub = _call("c", "sid", "_line")
+    ids = "try_cast(c.hash_ids as bigint[])"
     return f"""
-    with src as ({needing_list(json_file_records(lit(glob)), 'requests')}),
-    entries as (
-        select _line, j ->> 'id' as sid, unnest(json_extract(j, '$.requests[*]')) as r,
-               unnest(range(1, cast(json_array_length(j, '$.requests') as bigint) + 1)) as k
-        from src where _problem is null
+    with entries as (
+        select _line, _record, _problem, s.id as sid,
+               unnest({one_each('s.requests')}) as r, unnest({one_each('range(1, len(s.requests) + 1)')}) as k
+        from ({typed(json_file_records(lit(glob)), TRACE, 'requests')})
     ),
     placed as (
         -- a user turn ends with a main call whose stop reason is end_turn; a subagent belongs to
         -- the turn it was spawned in
-        select *, r ->> 'type' as kind,
-               1 + coalesce(sum(case when r ->> 'type' in ('n', 's') and r ->> 'stop' = 'end_turn' then 1 else 0 end)
+        select * replace (coalesce(_problem, case
+                   when r.type is null or r.type not in ('n', 's', 'subagent')
+                       then 'requests[' || (k - 1) || ']: type ' || coalesce(r.type, 'missing') || ' is not n, s or subagent'
+                   when r.type = 'subagent' and r.requests is null
+                       then 'requests[' || (k - 1) || ']: subagent requests missing or not a list' end) as _problem),
+               1 + coalesce(sum(case when r.type in ('n', 's') and r.stop = 'end_turn' then 1 else 0 end)
                    over (partition by _line order by k rows between unbounded preceding and 1 preceding), 0) as turn
         from entries
     ),
-    subagents as (
-        select _line, sid, turn, k, r ->> 'agent_id' as agent,
-               unnest(json_extract(r, '$.requests[*]')) as c,
-               unnest(range(1, cast(json_array_length(r, '$.requests') as bigint) + 1)) as m
-        from placed where kind = 'subagent' and json_type(r, '$.requests') = 'ARRAY'
-    ),
-    bad as (
-        select _line, left(cast(r as varchar), 65536) as _record,
-               case when kind is null or kind not in ('n', 's', 'subagent')
-                    then 'requests[' || (k - 1) || ']: type ' || coalesce(kind, 'missing') || ' is not n, s or subagent'
-                    else 'requests[' || (k - 1) || ']: subagent requests is not a list' end as _problem
+    calls as (
+        select _line, _record, _problem, sid, k, r.type as kind, r.agent_id as agent, turn,
+               cast(to_json(r) as varchar) as entry_text,
+               unnest(case when _problem is not null then [null]
+                           when r.type = 'subagent' then r.requests
+                           else [struct_pack(t := r.t, type := r.type, model := r.model, "in" := r."in",
+                                             out := r.out, hash_ids := r.hash_ids, api_time := r.api_time,
+                                             ttft := r.ttft, stop := r.stop)] end) as c,
+               unnest(case when _problem is null and r.type = 'subagent' then range(1, len(r.requests) + 1)
+                           else [0] end) as m
         from placed
-        where kind is null or kind not in ('n', 's', 'subagent')
-           or (kind = 'subagent' and coalesce(json_type(r, '$.requests'), 'NULL') <> 'ARRAY')
     ),
     final as (
-        select _line, left(cast(r as varchar), 65536) as _record, null::varchar as _problem,
-               {', '.join(f'{v} as {n}' for n, v in main.items() if n != 'hash_ids')},
-               cast(turn as varchar) as turn, sid || '/' || k as request_id, null::varchar as parent_id,
-               'main' as call_kind, {main['hash_ids']} as hash_ids
-        from placed where kind in ('n', 's')
-        union all
-        select _line, left(cast(c as varchar), 65536), null,
-               {', '.join(f'{v}' for n, v in sub.items() if n != 'hash_ids')},
-               cast(turn as varchar), sid || '/' || k || '/' || m, sid || '/' || coalesce(agent, cast(k as varchar)),
-               'subagent', {sub['hash_ids']}
-        from subagents
-        union all {problem_rows('src', COLUMNS)}
-        union all {problem_rows('bad', COLUMNS)}
+        select _line,
+               left(case when _problem is null then call_text else coalesce(entry_text, _record) end,
+                    {MAX_RECORD_CHARS}) as _record,
+               _problem,
+               c.t as arrival_s,
+               case when _problem is null then sid end as session_id,
+               c.model as model,
+               c."in" as input_tokens,
+               c.out as output_tokens,
+               c.api_time as latency_s,
+               c.ttft as ttft_s,
+               case when _problem is null then cast(turn as varchar) end as turn,
+               case when _problem is null then sid || '/' || k || (case when kind = 'subagent' then '/' || m else '' end) end
+                   as request_id,
+               case when _problem is null and kind = 'subagent' then sid || '/' || coalesce(agent, cast(k as varchar)) end
+                   as parent_id,
+               case when _problem is null then case when kind = 'subagent' then 'subagent' else 'main' end end as call_kind,
+               case when {ids} is null then c.hash_ids
+                    else cast(list_transform({ids}, lambda x: x + (_line - 1) * {ID_STRIDE}) as varchar) end as hash_ids
+        -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
+        from (select *, cast(to_json(c) as varchar) as call_text from calls)
     )
     select * from final"""

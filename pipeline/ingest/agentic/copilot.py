@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servetrace.ingest.canonical import lit
-from servetrace.ingest.agentic.records import jsonl_records, needing_list, problem_rows, scaled
+from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
+from servetrace.ingest.agentic.records import jsonl_records, scaled, typed
 
 NAME = "copilot"
 CONTAINER = "jsonl"
@@ -24,39 +24,42 @@ COLUMNS = ("arrival_s", "session_id", "model", "input_tokens", "output_tokens", 
            "canceled", "turn", "request_id")
 
 
-def select_sql(path: Path, compression: str) -> str:
+CALL = ('{"message_id": "VARCHAR", "timestamp": "VARCHAR", "duration_ms": "VARCHAR", "model": "VARCHAR", '
+        '"result": "VARCHAR", "tokens": {"prompt": "VARCHAR", "completion": "VARCHAR", "cached": "VARCHAR"}}')
+SESSION = f'{{"session_id": "VARCHAR", "turns": [{{"llm_calls": [{CALL}]}}]}}'
+
+
+def select_sql(lines: Path, compression: str) -> str:
+    del compression  # `lines` is the source's numbered lines (records.numbered_lines)
     return f"""
-    with src as ({needing_list(jsonl_records(lit(str(path)), compression), 'turns')}),
-    turns as (
-        select _line, _record, j ->> 'session_id' as session_id,
-               unnest(json_extract(j, '$.turns[*]')) as t,
-               unnest(range(1, cast(json_array_length(j, '$.turns') as bigint) + 1)) as turn
-        from src where _problem is null
-    ),
-    turn_problems as (
-        select _line, _record, 'turns[' || (turn - 1) || '].llm_calls is not a list' as _problem
-        from turns where coalesce(json_type(t, '$.llm_calls'), 'NULL') <> 'ARRAY'
+    with turns as (
+        select _line, _record, _problem, s.session_id as session_id,
+               unnest(coalesce(s.turns, [null])) as t,
+               unnest(range(1, coalesce(len(s.turns), 0) + 1)) as turn
+        from ({typed(jsonl_records(lit(str(lines))), SESSION, 'turns')})
     ),
     calls as (
-        select _line, session_id, turn, unnest(json_extract(t, '$.llm_calls[*]')) as c
-        from turns where json_type(t, '$.llm_calls') = 'ARRAY'
+        select _line, _record, session_id, turn, _problem, unnest(coalesce(t.llm_calls, [null])) as c
+        from (select * replace (coalesce(_problem, case when t.llm_calls is null
+                                    then 'turns[' || (turn - 1) || '].llm_calls missing or not a list' end) as _problem,
+                                coalesce(_record, case when t.llm_calls is null then turn_text end) as _record)
+              from (select *, cast(to_json(t) as varchar) as turn_text from turns))
     ),
     final as (
-        select _line, left(cast(c as varchar), 65536) as _record,
-               case when json_type(c) <> 'OBJECT' then 'llm call not a JSON object' end as _problem,
-               c ->> 'timestamp' as arrival_s,
-               session_id,
-               c ->> 'model' as model,
-               c -> 'tokens' ->> 'prompt' as input_tokens,
-               c -> 'tokens' ->> 'completion' as output_tokens,
-               c -> 'tokens' ->> 'cached' as cached_tokens,
-               {scaled("c ->> 'duration_ms'", 0.001)} as latency_s,
-               case when c ->> 'result' is null then null
-                    else cast(c ->> 'result' = 'UserCancel' as varchar) end as canceled,
-               cast(turn as varchar) as turn,
-               c ->> 'message_id' as request_id
-        from calls
-        union all {problem_rows('src', COLUMNS)}
-        union all {problem_rows('turn_problems', COLUMNS)}
+        select _line,
+               case when _problem is null then left(call_text, {MAX_RECORD_CHARS}) else _record end as _record,
+               _problem,
+               c.timestamp as arrival_s,
+               case when _problem is null then session_id end as session_id,
+               c.model as model,
+               c.tokens.prompt as input_tokens,
+               c.tokens.completion as output_tokens,
+               c.tokens.cached as cached_tokens,
+               {scaled("c.duration_ms", 0.001)} as latency_s,
+               cast(c.result = 'UserCancel' as varchar) as canceled,
+               case when _problem is null then cast(turn as varchar) end as turn,
+               c.message_id as request_id
+        -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
+        from (select *, cast(to_json(c) as varchar) as call_text from calls)
     )
     select * from final"""

@@ -1,43 +1,65 @@
-"""The source records the agentic readers start from, as SQL: numbered JSON lines or JSON files."""
+"""The source records the agentic readers start from, as SQL: numbered JSON lines or JSON files.
+
+Every JSON function here runs on every row, wrapped in try() (NULL where the text is no JSON):
+DuckDB holds the memory of a JSON function evaluated only under a CASE or COALESCE branch, and a
+reader must stay within --memory-limit whatever the file size. Each step is read once (a CTE read
+twice is held in memory): a record with a problem rides along as one null element of each list.
+"""
 
 from __future__ import annotations
 
 from servetrace.ingest.canonical import MAX_LINE_BYTES, MAX_RECORD_CHARS
 
-# Columns every intermediate carries besides the canonical ones (see __init__.py).
 EXTRA = ("_line", "_record", "_problem")
 
 
-def jsonl_records(path: str, compression: str) -> str:
-    """One row per non-blank line: `_line` (1-based, blank lines counted), `j` (the text), and
-    `_problem` when the line is not a JSON object."""
+def numbered_lines(path: str, compression: str) -> str:
+    """Every line of a text file with its number from 1 (blank lines counted). Written to Parquet
+    first: a numbering window ahead of the JSON work would hold the whole text in memory."""
+    return f"""
+        select row_number() over () as line, j from read_csv({path}, header=false,
+            columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='', escape='', auto_detect=false,
+            compression={compression}, max_line_size={MAX_LINE_BYTES})"""
+
+
+def jsonl_records(lines: str) -> str:
+    """One row per non-blank line of `lines` (a Parquet file of numbered_lines): `_line`, `j` (the
+    text), `_record` and `_problem` when the line is not a JSON object."""
     return f"""
         select line as _line, j, left(j, {MAX_RECORD_CHARS}) as _record,
-               case when not json_valid(j) then 'not valid JSON'
-                    when json_type(j) <> 'OBJECT' then 'not a JSON object' end as _problem
-        from (select row_number() over () as line, j from read_csv({path}, header=false,
-                  columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='', escape='', auto_detect=false,
-                  compression={compression}, max_line_size={MAX_LINE_BYTES}))
-        where j is not null and trim(j) <> ''"""
+               case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
+        from (select line, j, try(json_type(j)) as kind from read_parquet({lines})
+              where j is not null and trim(j) <> '')"""
 
 
 def json_file_records(glob: str) -> str:
     """One row per file matching `glob`, in name order: `_line` is the file's number from 1."""
     return f"""
-        select row_number() over (order by filename) as _line, filename, content as j,
-               left(filename || ': ' || content, {MAX_RECORD_CHARS}) as _record,
-               case when not json_valid(content) then 'not valid JSON'
-                    when json_type(content) <> 'OBJECT' then 'not a JSON object' end as _problem
-        from read_text({glob})"""
+        select _line, j, left(filename || ': ' || j, {MAX_RECORD_CHARS}) as _record,
+               case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
+        from (select row_number() over (order by filename) as _line, filename, content as j,
+                     try(json_type(content)) as kind
+              from read_text({glob}))"""
 
 
-def needing_list(records: str, key: str) -> str:
-    """`records` with a `_problem` also where the object's `key` is not a JSON list."""
+def typed(records: str, structure: str, key: str, keep_record: bool = False) -> str:
+    """`records` with `s`, the object read with DuckDB's from_json into `structure` (fields as text;
+    a value of another type reads as NULL), and a `_problem` also where `key` is not a list; the
+    record's text is kept only where there is a problem unless `keep_record` (a good record that is
+    unnested into many rows gives each its own text).
+    from_json, not json_extract: lists of JSON text held by DuckDB grow with the file."""
     return f"""
-        select _line, j, _record,
-               coalesce(_problem, case when coalesce(json_type(j, '$.{key}'), 'NULL') <> 'ARRAY'
-                                       then '{key} is not a list' end) as _problem
-        from ({records})"""
+        select _line, s, {'_record' if keep_record else 'case when _problem is not null then _record end'} as _record,
+               _problem
+        from (select _line, _record, try(from_json(j, '{structure}')) as s,
+                     coalesce(_problem, case when coalesce(try(json_type(j, '$.{key}')), 'NULL') <> 'ARRAY'
+                                             then '{key} is not a list' end) as _problem
+              from ({records}))"""
+
+
+def one_each(items: str) -> str:
+    """The elements of list `items`, or one NULL where the row has a problem: unnest keeps the row."""
+    return f"case when _problem is null then {items} else [null] end"
 
 
 def scaled(text: str, factor: float) -> str:
@@ -45,9 +67,3 @@ def scaled(text: str, factor: float) -> str:
     (so the checks refuse it as non-numeric)."""
     return (f"case when try_cast({text} as double) is null then {text} "
             f"else cast(try_cast({text} as double) * {factor!r} as varchar) end")
-
-
-def problem_rows(source: str, columns: tuple[str, ...]) -> str:
-    """The records of `source` with a `_problem`, as rows of the intermediate (every column null)."""
-    nulls = ", ".join(f"null::varchar as {c}" for c in columns)
-    return f"select _line, _record, _problem, {nulls} from {source} where _problem is not null"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.ingest.canonical import lit
-from servetrace.ingest.agentic.records import jsonl_records, needing_list, problem_rows
+from servetrace.ingest.agentic.records import jsonl_records, typed
 
 NAME = "tracelab"
 CONTAINER = "jsonl"
@@ -28,41 +28,47 @@ INPUT_EVENTS = "('user_message', 'tool_result')"
 OUTPUT_EVENTS = "('text', 'reasoning', 'tool_call')"
 
 
+ROUND = ('{"session_id": "VARCHAR", "round_index": "VARCHAR", "user": "VARCHAR", "model": "VARCHAR", '
+         '"provider": "VARCHAR", "input_tokens_total": "VARCHAR", "output_tokens": "VARCHAR", '
+         '"reasoning_output_tokens": "VARCHAR", "prefix_tokens": "VARCHAR", '
+         '"timing_events": [{"event_type": "VARCHAR", "timestamp": "VARCHAR"}]}')
+
+
 def _event_times(kinds: str) -> str:
-    return (f"list_transform(list_filter(events, lambda e: (e ->> 'event_type') in {kinds}), "
-            f"lambda e: epoch(try_cast(e ->> 'timestamp' as timestamptz)))")
+    return (f"list_transform(list_filter(s.timing_events, lambda e: e.event_type in {kinds}), "
+            f"lambda e: epoch(try_cast(e.timestamp as timestamptz)))")
 
 
-def select_sql(path: Path, compression: str) -> str:
+def select_sql(lines: Path, compression: str) -> str:
+    del compression  # `lines` is the source's numbered lines (records.numbered_lines)
     return f"""
-    with src as ({needing_list(jsonl_records(lit(str(path)), compression), 'timing_events')}),
-    rounds as (
-        select *, list_max({_event_times(INPUT_EVENTS)}) as last_input,
+    with rounds as (
+        select _line, _record, _problem, s,
+               list_max({_event_times(INPUT_EVENTS)}) as last_input,
                list_min({_event_times(OUTPUT_EVENTS)}) as first_output,
                list_max({_event_times(OUTPUT_EVENTS)}) as last_output,
-               len(list_filter(events, lambda e: (e ->> 'event_type') = 'user_message')) > 0 as from_user
-        from (select *, json_extract(j, '$.timing_events[*]') as events from src where _problem is null)
+               len(list_filter(s.timing_events, lambda e: e.event_type = 'user_message')) > 0 as from_user
+        from ({typed(jsonl_records(lit(str(lines))), ROUND, 'timing_events', keep_record=True)})
     ),
-    timed as (
-        select *, coalesce(last_input, first_output) as sent from rounds
+    fields as (
+        select _line, _record,
+               coalesce(_problem, case when coalesce(last_input, first_output) is null
+                                       then 'no timestamped input or output event' end) as _problem,
+               coalesce(last_input, first_output) as sent, last_output, from_user,
+               s.user as client_id, s.session_id as session_id, s.model as model, s.provider as service,
+               s.input_tokens_total as input_tokens, s.output_tokens as output_tokens,
+               s.reasoning_output_tokens as reason_tokens, s.prefix_tokens as cached_tokens,
+               try_cast(s.round_index as bigint) as round_index
+        from rounds
     ),
     final as (
-        select _line, _record,
-               case when sent is null then 'no timestamped input or output event' end as _problem,
-               cast(sent as varchar) as arrival_s,
-               j ->> 'user' as client_id,
-               j ->> 'session_id' as session_id,
-               j ->> 'model' as model,
-               j ->> 'provider' as service,
-               j ->> 'input_tokens_total' as input_tokens,
-               j ->> 'output_tokens' as output_tokens,
-               j ->> 'reasoning_output_tokens' as reason_tokens,
-               j ->> 'prefix_tokens' as cached_tokens,
+        select _line, _record, _problem,
+               case when _problem is null then cast(sent as varchar) end as arrival_s,
+               client_id, session_id, model, service, input_tokens, output_tokens, reason_tokens, cached_tokens,
                cast(greatest(last_output - sent, 0) as varchar) as latency_s,
-               cast(greatest(1, sum(cast(from_user as int)) over (
-                   partition by j ->> 'session_id' order by try_cast(j ->> 'round_index' as bigint), _line
+               cast(greatest(1, sum(cast(coalesce(from_user, false) as int)) over (
+                   partition by session_id order by round_index, _line
                    rows between unbounded preceding and current row)) as varchar) as turn
-        from timed
-        union all {problem_rows('src', COLUMNS)}
+        from fields
     )
     select * from final"""
