@@ -112,3 +112,33 @@ def test_simulated_agent_workload_is_recovered(tmp_path):
     growth = trace.sort("arrival_s").with_columns(pl.col("input_tokens").diff().over("session_id").alias("g"))["g"]
     assert a["context_growth_tokens"]["mean"] == pytest.approx(growth.mean())
     assert a["arrivals"]["calls"]["iat_cv"] > a["arrivals"]["sessions"]["iat_cv"]  # calls cluster in sessions
+
+
+def test_session_model_fitted_from_an_agent_trace_generates_sessions_of_calls(tmp_path):
+    """The bundle's session model (pipeline/bundle/sessions.py) applies to agent traces as they are
+    ingested: a session is its calls, a gap the idle time from the previous call's end."""
+    from servetrace import io
+    from servetrace.bundle.fit import fit_bundle
+    from servetrace.generate import GenerateOptions, generate_table
+
+    trace, _ = simulated_agent_trace(np.random.default_rng(11), 300)
+    trace.sort("arrival_s").write_csv(tmp_path / "agents.csv")
+    characterize(tmp_path / "agents.csv", tmp_path / "out", quiet=True)
+    b = fit_bundle(tmp_path / "out")
+    s = b["sessions"]
+    per_session = trace.group_by("session_id").len()["len"]
+    assert s["source"] == "session ids"
+    assert 1 / s["turns"]["fit"]["params"]["p"] == pytest.approx(per_session.mean(), rel=1e-9)  # calls per session
+    src = trace.sort("session_id", "arrival_s").with_columns(
+        (pl.col("arrival_s") - (pl.col("arrival_s") + pl.col("latency_s")).shift(1).over("session_id")).alias("idle"))
+    idle = src["idle"].drop_nulls().to_numpy()
+    assert np.interp(0.5, s["think_s"]["probs"], s["think_s"]["quantiles"]) == pytest.approx(np.median(idle), rel=0.02)
+    syn, _ = generate_table(b, GenerateOptions(seed=1))
+    io.write_parquet(tmp_path / "syn.parquet", syn, {})
+    gen = pl.read_parquet(tmp_path / "syn.parquet")
+    calls = gen.group_by("session_id").len()["len"]
+    assert calls.mean() == pytest.approx(per_session.mean(), rel=0.15)
+    # a follow-up call resends the previous context: inputs grow along a session
+    growth = gen.sort("session_id", "arrival_s").with_columns(
+        pl.col("input_tokens").diff().over("session_id").alias("g"))["g"].drop_nulls()
+    assert (growth > 0).mean() > 0.9

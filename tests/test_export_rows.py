@@ -34,7 +34,7 @@ def rows_path(tmp_path):
             "service": ["api" if i % 3 == 0 else "conversation" for i in range(n)], "input_tokens": inp,
             "output_tokens": out, "reason_tokens": None, "image_count": None, "image_tokens": None,
             "latency_s": None, "failed": failed}
-    table = pa.table({f.name: (pa.nulls(n, f.type) if cols[f.name] is None else pa.array(cols[f.name], type=f.type))
+    table = pa.table({f.name: (pa.nulls(n, f.type) if cols.get(f.name) is None else pa.array(cols[f.name], type=f.type))
                       for f in CANONICAL}, schema=CANONICAL)
     hashes = [[int(h) for h in range(9000 + 10 * i, 9000 + 10 * i + math.ceil(max(inp[i], 1) / 512))] if i % 7 == 0 else None
               for i in range(n)]
