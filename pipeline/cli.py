@@ -134,7 +134,8 @@ def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet, .csv, .jsonl, ...).")],
     duration: Annotated[Optional[float], typer.Option("--duration", help="Seconds to generate (default: the source's span, first to last arrival).")] = None,
     start: Annotated[Optional[float], typer.Option("--start", help="First second (default: the source's first arrival).")] = None,
-    rate_scale: Annotated[Optional[float], typer.Option("--rate-scale", help="Multiply every client's rate.")] = None,
+    rate_scale: Annotated[Optional[float], typer.Option("--rate-scale", help="More (or less) load with the same burstiness: X times every client's rate, each client's inter-arrival shape kept. Use it to ask 'what if traffic grew X-fold?'.")] = None,
+    time_scale: Annotated[Optional[float], typer.Option("--time-scale", help="The same requests stretched (X > 1) or compressed (X < 1) in time: seconds x X, as vLLM's, SGLang's and Vidur's replay factors do (2 = twice as slow). Bursts get X times shorter or longer, so burstiness at a given time scale changes; use it to replay the trace faster, not to model growth.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Scale to this mean aggregate rate (req/s).")] = None,
     rate_fn: Annotated[Optional[Path], typer.Option("--rate-fn", help="CSV window_start_s,rate_rps: target aggregate rate per window.")] = None,
     clients: Annotated[Optional[str], typer.Option("--clients", help="top:N, or comma-separated client ids.")] = None,
@@ -149,9 +150,9 @@ def generate(
     from servetrace.generate.run import generate_file, summary_text
     from servetrace.generate.write import read_rate_fn
 
-    options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, rate_rps=rate,
-                              rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients, seed=seed,
-                              sessions=sessions, block_size=block_size)
+    options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, time_scale=time_scale,
+                              rate_rps=rate, rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients,
+                              seed=seed, sessions=sessions, block_size=block_size)
     summary = generate_file(bundle, out, options, out_format)
     _emit(summary, as_json, summary_text(summary))
 

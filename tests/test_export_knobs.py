@@ -34,9 +34,13 @@ def test_knob_numbers_match_the_bundle(fitted, tmp_path):
     expected_cv = np.average(cv[ok], weights=rate[ok])
     tools = card["tools"]
     vllm = tools["vllm"]["flags"]
-    assert vllm["--request-rate"] == pytest.approx(rate.mean(), rel=1e-4)
+    # counts and rate over the source's covered span: the partial first and last windows count
+    # their covered seconds only, so the card asks for exactly the source's requests
+    t = frame["arrival_s"].to_numpy()
+    assert vllm["--num-prompts"] == frame.height == card["requests"]
+    assert vllm["--request-rate"] == pytest.approx(frame.height / (t.max() - t.min()), rel=1e-4)
+    assert card["covered"] == {"start_s": t.min(), "end_s": t.max(), "seconds": pytest.approx(t.max() - t.min())}
     assert vllm["--burstiness"] == pytest.approx(1 / expected_cv**2, rel=1e-3)
-    assert vllm["--num-prompts"] == round(rate.mean() * bundle["span_s"])
     assert tools["aiperf"]["flags"]["--arrival-smoothness"] == vllm["--burstiness"]  # alias --vllm-burstiness
     vidur = tools["vidur"]["flags"]
     assert vidur["--gamma_request_interval_generator_config_cv"] == pytest.approx(expected_cv, rel=1e-3)
@@ -45,7 +49,8 @@ def test_knob_numbers_match_the_bundle(fitted, tmp_path):
     assert card["lengths"]["input_tokens"]["mean"] == pytest.approx(ok_rows["input_tokens"].mean(), rel=0.003)
     assert vllm["--random-input-len"] == round(card["lengths"]["input_tokens"]["mean"])
     stages = tools["inference-perf"]["config"]["load"]["stages"]
-    assert sum(s["duration"] for s in stages) + card["inference_perf_idle_s_dropped"] == len(rate) * bundle["window_s"]
+    assert sum(s["duration"] for s in stages) + card["inference_perf_idle_s_dropped"] == pytest.approx(t.max() - t.min(), abs=len(rate))
+    assert sum(s["rate"] * s["duration"] for s in stages) == pytest.approx(frame.height, rel=0.01)  # rates rounded to 2 digits
     assert "2 = twice as fast" in tools["aiperf"]["speed_knob"]["direction"]
     assert "--fixed-schedule-speedup" not in tools["aiperf"]["flags"] and "--synthesis-speedup-ratio" in tools["aiperf"]["speed_knob"]["flag"]
     for tool in ("sglang", "guidellm", "vidur"):
@@ -112,7 +117,8 @@ def test_lengths_and_arrivals_as_each_tool_samples_them(fitted):
 
 
 def test_length_mixture_and_stages():
-    bundle = {"window_s": 600, "aggregate": {"rate_rps": [1.0, 1.0, 2.0, 0.0]}, "clients": [
+    bundle = {"window_s": 600, "aggregate": {"window_start_s": [0, 600, 1200, 1800], "rate_rps": [1.0, 1.0, 2.0, 0.0]},
+              "span_s": 2400, "clients": [
         {"share": 0.75, "windows": {"start_s": [0], "rate_rps": [1.0]},
          "lengths": {"window_start_s": [0], "fields": {"input_tokens": [{"values": [10], "probs": [1.0]}]}}},
         {"share": 0.25, "windows": {"start_s": [0], "rate_rps": [1.0]},
@@ -121,6 +127,13 @@ def test_length_mixture_and_stages():
     assert values.tolist() == [10, 20] and probs.tolist() == pytest.approx([0.75, 0.25])
     # inference-perf refuses a rate-0 stage: the idle window is left out and counted
     assert rate_stages(bundle) == ([{"rate": 1.0, "duration": 1200}, {"rate": 2.0, "duration": 600}], 600)
+    # a source covering [450, 1500): the first window lasts 150 s, the third 300 s, the last none;
+    # 150 + 600 + 2 x 300 = 1350 requests, and the first client's requests weigh its first window's 150 s
+    part = {**bundle, "covered": {"start_s": 450.0, "end_s": 1500.0}}
+    assert rate_stages(part) == ([{"rate": 1.0, "duration": 750}, {"rate": 2.0, "duration": 300}], 1)
+    from servetrace.bundle.coverage import covered_seconds, expected_requests
+    assert covered_seconds(part).tolist() == [150.0, 600.0, 300.0, 1.0]  # at least MIN_COVER_S, as the fit
+    assert expected_requests(part) == 1350.0
 
 
 def test_knob_card_without_burstiness_leaves_the_flag_out(fitted):
@@ -135,15 +148,22 @@ def test_knob_card_without_burstiness_leaves_the_flag_out(fitted):
 
 
 def test_servegen_export_of_a_fitted_bundle(fitted, tmp_path):
-    _, bundle = fitted
+    frame, bundle = fitted
     summary = export_servegen(bundle, tmp_path, model="synthetic")
     assert summary["category"] == "language" and summary["clients"] == 2
     clients = load_pool(tmp_path, "language", "synthetic")
     assert set(clients) == {0, 1}  # ids that are not integers are numbered, the mapping kept
     sidecar = json.loads((tmp_path / "data" / "language" / "synthetic" / "servetrace-export.json").read_text())
     assert {v["id"] for v in sidecar["clients"].values()} == {"a", "b/../c d"}
-    rates = [sum(d["rate"] for d in c["trace"].values() if d) for c in clients.values()]
-    assert sorted(rates) == pytest.approx(sorted(sum(c["windows"]["rate_rps"]) for c in bundle["clients"]))
+    # ServeGen fills every window with rate x 600 s arrivals: the exported rates give each client's
+    # own request count (the cut first and last windows diluted over the whole window, not counted full)
+    exported = {sidecar["clients"][str(cid)]["id"]: sum(d["rate"] * 600 for d in c["trace"].values() if d)
+                for cid, c in clients.items()}
+    rows = dict(frame.group_by("client_id").len().iter_rows())
+    assert exported == {k: pytest.approx(v, rel=1e-9) for k, v in rows.items()}
+    t = frame["arrival_s"].to_numpy()
+    shift = sidecar["shift_s"]
+    assert sidecar["covered"]["start_s"] == t.min() - shift and sidecar["covered"]["end_s"] == t.max() - shift
 
 
 def test_servegen_export_refusals(fitted, tmp_path):

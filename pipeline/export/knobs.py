@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from servetrace.bundle.coverage import covered_seconds, covered_seconds_at, covered_span, expected_requests
 from servetrace.bundle.pmf import pooled_pmf
 from servetrace.export.inference_perf import inference_perf_config, shared_prefix
 from servetrace.export.synthetic_lengths import match, shortfall
@@ -22,12 +23,13 @@ PROGRAMS = {"vllm": "vllm bench serve", "sglang": "python -m sglang.bench_servin
             "vidur": "python -m vidur.main"}
 
 
-def _dataset_weights(client: dict, window_s: float) -> np.ndarray:
-    """Requests per dataset window: each rate window counts toward the latest dataset window at or before it."""
+def _dataset_weights(client: dict, bundle: dict) -> np.ndarray:
+    """Requests per dataset window: each rate window (its covered seconds) counts toward the latest
+    dataset window at or before it."""
     starts = np.asarray(client["lengths"]["window_start_s"], dtype=float)
     w = client["windows"]
     owner = np.searchsorted(starts, np.asarray(w["start_s"], dtype=float), side="right") - 1
-    req = np.asarray(w["rate_rps"], dtype=float) * window_s
+    req = np.asarray(w["rate_rps"], dtype=float) * covered_seconds_at(bundle, w["start_s"])
     ok = owner >= 0
     return np.bincount(owner[ok], weights=req[ok], minlength=starts.size)
 
@@ -39,7 +41,7 @@ def length_mixture(bundle: dict, field: str) -> tuple[np.ndarray, np.ndarray]:
         per = c["lengths"]["fields"].get(field) or []
         if not per:
             continue
-        w = _dataset_weights(c, bundle["window_s"])
+        w = _dataset_weights(c, bundle)
         w = w if w.sum() > 0 else np.ones(len(per))
         pmfs += per
         weights.append(w / w.sum() * c["share"])
@@ -84,7 +86,9 @@ def arrival_summary(bundle: dict) -> dict:
                     ws.append(r)
         mean_cv = float(np.average(cvs, weights=ws)) if cvs else 1.0
         basis = "client windows' CVs, request-weighted (the aggregate CV is not in the bundle)"
-    return {"mean_rps": float(rate.mean()) if rate.size else 0.0, "peak_rps": float(rate.max()) if rate.size else 0.0,
+    seconds = covered_seconds(bundle)
+    mean_rps = float((rate * seconds).sum() / seconds.sum()) if rate.size and seconds.sum() > 0 else 0.0
+    return {"mean_rps": mean_rps, "peak_rps": float(rate.max()) if rate.size else 0.0,
             "iat_cv": mean_cv, "burstiness": 1.0 / mean_cv**2 if mean_cv > 0 else None, "cv_basis": basis}
 
 
@@ -97,10 +101,10 @@ def rate_stages(bundle: dict, digits: int = 2) -> tuple[list[dict], int]:
         return [], 0
     rounded = np.array([float(f"{r:.{digits}g}") for r in rate])
     cut = np.flatnonzero(np.r_[True, rounded[1:] != rounded[:-1]])
-    runs = np.diff(np.r_[cut, rate.size])
-    window = bundle["window_s"]
-    stages = [{"rate": float(rounded[i]), "duration": int(n * window)} for i, n in zip(cut, runs) if rounded[i] > 0]
-    return stages, int(round(float((rounded <= 0).sum()) * window))
+    seconds = np.add.reduceat(covered_seconds(bundle), cut)  # edge windows last their covered seconds
+    stages = [{"rate": float(rounded[i]), "duration": max(1, int(round(d)))}
+              for i, d in zip(cut, seconds) if rounded[i] > 0]
+    return stages, int(round(float(seconds[rounded[cut] <= 0].sum())))
 
 
 def _vllm_range_ratio(summary: dict | None) -> float:
@@ -140,8 +144,8 @@ def knob_card(bundle: dict) -> dict:
     i, o = lens["input_tokens"] or {}, lens["output_tokens"] or {}
     rate, k = round(arr["mean_rps"], 4), (round(arr["burstiness"], 4) if arr["burstiness"] else None)
     cv = round(arr["iat_cv"], 4)
-    span = int(round(bundle["span_s"]))
-    n = max(1, round(arr["mean_rps"] * bundle["span_s"]))
+    span = int(round(covered_span(bundle)["seconds"]))
+    n = max(1, round(expected_requests(bundle)))  # partial edge windows count their covered seconds
     mean_in, mean_out = max(1, round(i.get("mean", 1))), max(1, round(o.get("mean", 1)))
     sg_in, sg_out, sg_r = _sglang_lengths(i, o)
     stages, idle_s = rate_stages(bundle)
@@ -252,7 +256,7 @@ def knob_card(bundle: dict) -> dict:
         t["release"] = RELEASES[name]
         t["checked_against"] = CHECKED_AGAINST[name]
     return {"bundle_source": bundle["source"], "window_s": bundle["window_s"], "span_s": bundle["span_s"],
-            "clients": len(bundle["clients"]), "requests": n, "arrivals": arr, "lengths": lens,
+            "covered": covered_span(bundle), "clients": len(bundle["clients"]), "requests": n, "arrivals": arr, "lengths": lens,
             "inference_perf_stages": len(stages), "inference_perf_idle_s_dropped": idle_s, "tools": tools}
 
 

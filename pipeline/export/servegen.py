@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from servetrace.bundle.coverage import covered_seconds_at, covered_span, window_lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.bundle.pmf import REASON_BINS
 from servetrace.errors import ServetraceError
@@ -49,8 +50,25 @@ def _chunk_ids(clients: list[dict]) -> list[int]:
     return list(range(len(clients)))
 
 
-def _window_fields(w: dict, k: int) -> tuple[str, str, str, str, str]:
+def full_window_rate(rate: float, covered_s: float, length_s: float) -> float:
+    """The rate over the whole window that gives the window's requests (rate x covered seconds):
+    ServeGen fills every window it generates and draws ceil(rate x window) arrivals, so a window the
+    source covered in part keeps its count only at this diluted rate. Nudged down where float
+    rounding would lift rate x window just past a whole count (ceil would add a request)."""
+    n = rate * covered_s
+    out = n / length_s if length_s > 0 else rate
+    whole = round(n)
+    if abs(n - whole) < 1e-9 * max(1.0, n) and out * length_s > whole:
+        out = float(np.nextafter(out, 0.0))
+    return out
+
+
+def _window_fields(w: dict, k: int, covered_s: float, length_s: float) -> tuple[str, str, str, str, str]:
     rate, cv, fam, shape, scale = (w[key][k] for key in ("rate_rps", "cv", "family", "shape", "scale"))
+    if rate > 0 and covered_s != length_s:
+        full = full_window_rate(rate, covered_s, length_s)
+        scale = None if scale is None else scale * rate / full  # the same shape, the mean gap 1 / rate
+        rate = full
     if fam is None:
         if rate <= 0:
             return "0", "0", "", "0", "0"
@@ -61,13 +79,14 @@ def _window_fields(w: dict, k: int) -> tuple[str, str, str, str, str]:
     return _num(rate), _num(cv), fam, _num(shape), _num(scale)
 
 
-def trace_csv(client: dict, grid: np.ndarray, shift: int) -> str:
+def trace_csv(client: dict, grid: np.ndarray, shift: int, covered: np.ndarray, length: np.ndarray) -> str:
+    """One line per grid window; `covered` / `length`: each grid window's covered and whole seconds."""
     w = client["windows"]
     index = {int(s): k for k, s in enumerate(w["start_s"])}
     lines = []
-    for ts in grid.tolist():
+    for j, ts in enumerate(grid.tolist()):
         k = index.get(int(ts))
-        fields = _window_fields(w, k) if k is not None else ("0", "0", "", "0", "0")
+        fields = _window_fields(w, k, covered[j], length[j]) if k is not None else ("0", "0", "", "0", "0")
         lines.append(f"{int(ts) - shift}," + ",".join(fields))
     return "\n".join(lines) + "\n"
 
@@ -104,10 +123,11 @@ def export_servegen(bundle: dict, out: str | Path, category: str | None = None, 
     if not clients:
         raise ServetraceError("no client has length distributions: nothing ServeGen could load")
     ids = _chunk_ids(clients)
+    covered, length = covered_seconds_at(bundle, grid), window_lengths(bundle)
     pool = Path(out) / "data" / category / model
     with atomic_dir(pool) as tmp:
         for cid, client in zip(ids, clients):
-            (tmp / f"chunk-{cid}-trace.csv").write_text(trace_csv(client, grid, shift), encoding="utf-8")
+            (tmp / f"chunk-{cid}-trace.csv").write_text(trace_csv(client, grid, shift, covered, length), encoding="utf-8")
             (tmp / f"chunk-{cid}-dataset.json").write_text(dataset_json(client, fields, shift), encoding="utf-8")
         sidecar = {
             "format": "servegen client pool",
@@ -117,6 +137,10 @@ def export_servegen(bundle: dict, out: str | Path, category: str | None = None, 
             "time_unit": "s",
             "shift_s": shift,
             "window_s": bundle["window_s"],
+            "covered": {k: v - shift if k != "seconds" else v for k, v in covered_span(bundle).items()},
+            "covered_note": "the source covered only [start_s, end_s] (shifted times) of its first and last "
+                            "windows; their rates here are diluted over the whole window so that ServeGen, "
+                            "which fills every window, generates the source's request count",
             "clients": {str(cid): {"id": c["id"], "safe_id": c["safe_id"], "share": c["share"]}
                         for cid, c in zip(ids, clients)},
             "skipped_without_lengths": skipped,

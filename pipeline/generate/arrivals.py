@@ -1,5 +1,5 @@
 """Arrival times: per client a renewal process with per-window rate and inter-arrival family,
-carried across window edges, drawn with no loop per request.
+carried across window edges, drawn with no loop per request, one block of segments at a time.
 
 A client's process runs in operational time u (the integral of its rate): there the
 inter-arrival times have mean 1 and the window's family shape (Gamma or Weibull). Window by
@@ -7,6 +7,8 @@ window, each client's next arrival is where the previous window's last gap lands
 window vary as the process says (no rescaling to fill a window) and a window of rate 0 pauses
 the process. Each (client, segment) cell draws a pool of gaps ahead of time, generously sized
 (mean + 6 sd + slack), so that the only loop is over segments, vectorized across clients.
+Blocks (generate/plan.py) bound the memory: a client's draws come from its own stream per
+block, and where each client's process stands is carried from one block to the next.
 """
 
 from __future__ import annotations
@@ -87,59 +89,97 @@ class Arrivals:
     pool_exhausted: int
 
 
-def client_seed(seed: int, client_index: int, stream: int) -> np.random.Generator:
-    """An independent stream per (seed, client position in the bundle, purpose)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, client_index, stream]))
+ARRIVAL_STREAM = 0  # client_seed purpose: 0 arrivals, 1 lengths, 2 failures
+
+
+def client_seed(seed: int, client_index: int, stream: int, block: int = 0) -> np.random.Generator:
+    """An independent stream per (seed, client position in the bundle, purpose, block)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, client_index, stream, block]))
+
+
+class ArrivalProcess:
+    """Each selected client's renewal process, advanced block by block (segments in time order).
+
+    `carry` is, per client, the operational time from the start of its next active segment to its
+    next arrival; a client's first active block draws it from the stationary start."""
+
+    def __init__(self, p: WindowParams, tl: Timeline, chosen: list[int], seed: int):
+        self.p, self.tl, self.chosen, self.seed = p, tl, chosen, seed
+        self.carry = np.zeros(len(chosen))
+        self.started = np.zeros(len(chosen), dtype=bool)
+
+    def block(self, lo: int, hi: int, block: int) -> Arrivals:
+        """Arrivals in the timeline's segments [lo, hi), client-major, ascending per client."""
+        p, tl, chosen = self.p, self.tl, self.chosen
+        win, fac = tl.window[lo:hi], tl.factor[lo:hi]
+        begin, end = tl.begin_s[lo:hi], tl.end_s[lo:hi]
+        seg_rate = p.rate[:, win] * fac[None, :]  # clients x segments of the block
+        cl, sg = np.nonzero(seg_rate > 0)  # cells, client-major, segments ascending
+        if len(cl) == 0:
+            e = np.empty(0)
+            return Arrivals(e.astype(np.int64), e, e.astype(np.int64), 0)
+        rate = seg_rate[cl, sg]
+        length = rate * (end[sg] - begin[sg])  # expected arrivals = operational length
+        fam, shape = p.family[cl, win[sg]], p.shape[cl, win[sg]]
+        cv = unit_cv(fam, shape)
+        size = pool_sizes(length, cv)
+        start = np.r_[0, np.cumsum(size)[:-1]]
+        gaps, carry = np.empty(int(size.sum())), self.carry
+        pos = np.empty_like(gaps)
+        first_cell = np.r_[0, np.flatnonzero(np.diff(cl)) + 1]
+        pool_end = np.empty(len(first_cell))
+        for k, row in enumerate(np.unique(cl)):  # one draw per client keeps a client's stream its own
+            rng = client_seed(self.seed, chosen[row], ARRIVAL_STREAM, block)
+            lo_c = first_cell[k]
+            hi_c = first_cell[k + 1] if k + 1 < len(first_cell) else len(cl)
+            a, b = start[lo_c], start[hi_c - 1] + size[hi_c - 1]
+            gaps[a:b] = unit_gaps(rng, np.repeat(fam[lo_c:hi_c], size[lo_c:hi_c]),
+                                  np.repeat(shape[lo_c:hi_c], size[lo_c:hi_c]))
+            # the client's own running sum: its times do not depend on the clients drawn before it
+            np.cumsum(gaps[a:b], out=pos[a:b])
+            pool_end[k] = pos[b - 1]
+            pos[a:b] -= gaps[a:b]
+            if not self.started[row]:
+                # stationary start: a uniform point inside a length-biased gap (Gamma with shape + 1, same CV)
+                s0 = 1 / cv[lo_c] ** 2
+                carry[row] = rng.uniform() * rng.gamma(s0 + 1, 1 / s0)
+                self.started[row] = True
+        # The clients' sums laid end to end: increasing, so one searchsorted finds the cut in any cell.
+        pool_rows = np.diff(np.r_[start[first_cell], len(gaps)])
+        key = pos + np.repeat(np.cumsum(pool_end) - pool_end, pool_rows)
+        base = pos[start]  # operational position of each cell's origin in its client's running sum
+        key_base = key[start]
+        offset, kept = np.zeros(len(cl)), np.zeros(len(cl), dtype=np.int64)
+        exhausted = 0
+        by_segment = np.argsort(sg, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(sg, minlength=hi - lo))]
+        for j in range(hi - lo):  # a loop over segments, vectorized across clients
+            q = by_segment[bounds[j]:bounds[j + 1]]
+            if len(q) == 0:
+                continue
+            c = carry[cl[q]]
+            room = length[q] - c
+            n = np.clip(np.searchsorted(key, key_base[q] + room, side="left") - start[q], 0, size[q])
+            last = start[q] + np.maximum(n - 1, 0)
+            crossing = pos[last] + gaps[last] - base[q]  # where the gap after the last kept point lands
+            nxt = np.where(n > 0, c + crossing - length[q], c - length[q])
+            full = nxt < 0  # the pool ran out before the segment's end: leave its tail empty, restart
+            exhausted += int(full.sum())
+            carry[cl[q]] = np.where(full, 0.0, nxt)
+            offset[q], kept[q] = c, n
+        total = int(kept.sum())
+        pc = np.repeat(np.arange(len(cl)), kept)  # cell of each kept point
+        first_kept = np.cumsum(kept) - kept
+        idx = np.arange(total) + np.repeat(start - first_kept, kept)
+        t = begin[sg[pc]] + (offset[pc] + pos[idx] - base[pc]) / rate[pc]
+        return Arrivals(cl[pc].astype(np.int64), t, win[sg[pc]].astype(np.int64), exhausted)
+
+
+def pool_sizes(length: np.ndarray, cv: np.ndarray) -> np.ndarray:
+    """Gaps drawn ahead for a cell of `length` expected arrivals: mean + 6 sd + slack."""
+    return np.ceil(length + 6 * cv * np.sqrt(length) + 6 * cv**2 + 8).astype(np.int64)
 
 
 def arrivals(p: WindowParams, tl: Timeline, chosen: list[int], seed: int) -> Arrivals:
-    seg_rate = p.rate[:, tl.window] * tl.factor[None, :]  # clients x segments
-    cl, sg = np.nonzero(seg_rate > 0)  # cells, client-major, segments ascending
-    if len(cl) == 0:
-        e = np.empty(0)
-        return Arrivals(e.astype(np.int64), e, e.astype(np.int64), 0)
-    rate = seg_rate[cl, sg]
-    length = rate * (tl.end_s[sg] - tl.begin_s[sg])  # expected arrivals = operational length
-    fam, shape = p.family[cl, tl.window[sg]], p.shape[cl, tl.window[sg]]
-    cv = unit_cv(fam, shape)
-    size = np.ceil(length + 6 * cv * np.sqrt(length) + 6 * cv**2 + 8).astype(np.int64)
-    start = np.r_[0, np.cumsum(size)[:-1]]
-    gaps, carry = np.empty(int(size.sum())), np.empty(len(chosen))
-    first_cell = np.r_[0, np.flatnonzero(np.diff(cl)) + 1]
-    for k, row in enumerate(np.unique(cl)):  # one draw per client keeps a client's stream its own
-        rng = client_seed(seed, chosen[row], 0)
-        lo = first_cell[k]
-        hi = first_cell[k + 1] if k + 1 < len(first_cell) else len(cl)
-        a, b = start[lo], start[hi - 1] + size[hi - 1]
-        gaps[a:b] = unit_gaps(rng, np.repeat(fam[lo:hi], size[lo:hi]), np.repeat(shape[lo:hi], size[lo:hi]))
-        # stationary start: a uniform point inside a length-biased gap (Gamma with shape + 1, same CV)
-        s0 = 1 / cv[lo] ** 2
-        carry[row] = rng.uniform() * rng.gamma(s0 + 1, 1 / s0)
-    # Global running sum of all pools: increasing, so one searchsorted finds the cut in any cell.
-    pos = np.cumsum(gaps)
-    pos -= gaps
-    base = pos[start]  # operational position of each cell's origin in the running sum
-    offset, kept = np.zeros(len(cl)), np.zeros(len(cl), dtype=np.int64)
-    exhausted = 0
-    by_segment = np.argsort(sg, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(sg, minlength=len(tl.window)))]
-    for j in range(len(tl.window)):  # a loop over windows, vectorized across clients
-        q = by_segment[bounds[j]:bounds[j + 1]]
-        if len(q) == 0:
-            continue
-        c = carry[cl[q]]
-        room = length[q] - c
-        n = np.clip(np.searchsorted(pos, base[q] + room, side="left") - start[q], 0, size[q])
-        last = start[q] + np.maximum(n - 1, 0)
-        crossing = pos[last] + gaps[last] - base[q]  # where the gap after the last kept point lands
-        nxt = np.where(n > 0, c + crossing - length[q], c - length[q])
-        full = nxt < 0  # the pool ran out before the segment's end: leave its tail empty, restart
-        exhausted += int(full.sum())
-        carry[cl[q]] = np.where(full, 0.0, nxt)
-        offset[q], kept[q] = c, n
-    total = int(kept.sum())
-    pc = np.repeat(np.arange(len(cl)), kept)  # cell of each kept point
-    first_kept = np.cumsum(kept) - kept
-    idx = np.arange(total) + np.repeat(start - first_kept, kept)
-    t = tl.begin_s[sg[pc]] + (offset[pc] + pos[idx] - base[pc]) / rate[pc]
-    return Arrivals(cl[pc].astype(np.int64), t, tl.window[sg[pc]].astype(np.int64), exhausted)
+    """Every arrival of a timeline as one block, in memory (the session layer's path)."""
+    return ArrivalProcess(p, tl, chosen, seed).block(0, len(tl.window), 0)

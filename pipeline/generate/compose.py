@@ -1,14 +1,23 @@
-"""A synthetic canonical request table from a bundle: per-client arrivals, then lengths."""
+"""A synthetic canonical request table from a bundle, block by block: per-client arrival times,
+then lengths and failures, then one sorted table per block for the writer (generate/write.py).
+Each step takes the requests of a block as (client row, window) arrays. A bundle with a session
+model runs generate/sessions.py over all the clients' arrivals at once (its turns cross block
+edges): that path is in memory, one block."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from servetrace.generate.arrivals import arrivals, window_params
-from servetrace.generate.failures import draw_failures
-from servetrace.generate.lengths import sample_lengths
-from servetrace.generate.options import GenerateOptions, select_clients, timeline
+from servetrace.bundle.coverage import covered_span
+from servetrace.generate.arrivals import ArrivalProcess, WindowParams, window_params
+from servetrace.generate.failures import draw_failures, failure_probabilities
+from servetrace.generate.lengths import LengthSampler
+from servetrace.generate.options import GenerateOptions, select_clients, span_of, timeline
+from servetrace.generate.plan import BLOCK_ROWS, Plan, check_segments, plan
 from servetrace.generate.sessions import session_columns, session_layer
 from servetrace.generate.table import canonical_table
 
@@ -59,45 +68,118 @@ def group_columns(bundle: dict, chosen: list[int]) -> dict[str, list[str | None]
     return {"client_id": ids}
 
 
-def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -> tuple[pa.Table, dict]:
-    """(canonical table sorted by arrival, summary). Deterministic in (bundle, options)."""
-    chosen = select_clients(bundle, options.clients)
-    params = window_params(bundle, chosen)
-    tl = timeline(bundle, options, params.rate)
-    turns = None
-    if bundle.get("sessions") and options.sessions:
-        arr, lengths, turns = session_layer(bundle, options, chosen, params, tl)
-    else:
-        arr = arrivals(params, tl, chosen, options.seed)
-        lengths = canonical_lengths(sample_lengths(bundle, chosen, arr.client, arr.window, options.seed))
-    failed = draw_failures(bundle, chosen, arr.client, arr.window, options.seed)
+@dataclass
+class Generation:
+    """A planned generation: `summary` up front (expected requests, span), `blocks()` the tables."""
+
+    bundle: dict
+    options: GenerateOptions
+    chosen: list[int]
+    params: WindowParams
+    plan: Plan
+    summary: dict
+
+    @property
+    def sessions(self) -> bool:
+        return bool(self.bundle.get("sessions")) and self.options.sessions
+
+    def blocks(self) -> Iterator[pa.Table]:
+        """Canonical tables, one per block, each sorted by arrival and after the one before."""
+        if self.sessions:
+            yield self._session_table()
+            return
+        bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
+        process = ArrivalProcess(self.params, tl, chosen, seed)
+        reachable = np.zeros_like(self.params.rate, dtype=bool)
+        reachable[:, np.unique(tl.window)] = True
+        reachable &= self.params.rate > 0
+        lengths = LengthSampler(bundle, chosen, reachable)
+        fail_p = failure_probabilities(bundle, chosen)
+        groups = group_columns(bundle, chosen)
+        made = exhausted = 0
+        for lo, hi, block in self.plan.bounds:
+            arr = process.block(lo, hi, block)
+            exhausted += arr.pool_exhausted
+            made += len(arr.client)
+            self.summary.update(requests=made, pool_exhausted_cells=exhausted)
+            if len(arr.client) == 0:
+                continue
+            ln = canonical_lengths(lengths.sample(arr.client, arr.window, seed, block))
+            failed = draw_failures(fail_p, chosen, arr.client, arr.window, seed, block)
+            yield block_table(self._stretch(arr.arrival_s), arr.client, ln, failed, groups, bundle)
+        self._finish(made)
+
+    def _stretch(self, t: np.ndarray) -> np.ndarray:
+        s = self.options.time_scale
+        return t if s is None else self.summary["start_s"] + (t - self.summary["start_s"]) * s
+
+    def _finish(self, made: int) -> None:
+        span = self.summary["duration_s"]
+        self.summary["mean_rps"] = made / span if span else None
+
+    def _session_table(self) -> pa.Table:
+        bundle, chosen, options = self.bundle, self.chosen, self.options
+        arr, lengths, turns = session_layer(bundle, options, chosen, self.params, self.plan.timeline)
+        failed = draw_failures(failure_probabilities(bundle, chosen), chosen, arr.client, arr.window, options.seed)
+        order = np.argsort(arr.arrival_s, kind="stable")
+        extra = session_columns(turns, order)
+        table = block_table(self._stretch(arr.arrival_s), arr.client, lengths, failed, group_columns(bundle, chosen),
+                            bundle, extra.pop("session_id", None))
+        for name, column in extra.items():  # hash_ids: the optional trailing column
+            table = table.append_column(name, column)
+        self.summary.update(requests=len(order), pool_exhausted_cells=arr.pool_exhausted,
+                            sessions=int(len(np.unique(turns.session))))
+        self._finish(len(order))
+        return table
+
+
+def block_table(t: np.ndarray, client: np.ndarray, lengths: dict, failed: np.ndarray | None,
+                groups: dict[str, list[str | None]], bundle: dict, session_id: pa.Array | None = None) -> pa.Table:
+    """The canonical table of a block's requests, sorted by arrival (`session_id` already in that order)."""
     if failed is not None and bundle["failures"]["zero_output"]:
         for name in ("output_tokens", "reason_tokens"):  # the source's way of writing a failure
             if lengths[name] is not None:
                 lengths[name] = np.where(failed, 0.0, lengths[name])
-    order = np.argsort(arr.arrival_s, kind="stable")
-    codes = pa.array(arr.client[order].astype(np.int32))
-    cols = {"arrival_s": arr.arrival_s[order]}
-    for column, values in group_columns(bundle, chosen).items():
+    order = np.argsort(t, kind="stable")
+    codes = pa.array(client[order].astype(np.int32))
+    cols = {"arrival_s": t[order]}
+    for column, values in groups.items():
         cols[column] = pa.DictionaryArray.from_arrays(codes, pa.array(values, type=pa.string())).cast(pa.string())
     for name, x in lengths.items():
         if x is not None:
             cols[name] = _tokens(x[order])
     if failed is not None:
         cols["failed"] = failed[order]
-    extra = session_columns(turns, order) if turns is not None else {}
-    if "session_id" in extra:
-        cols["session_id"] = extra.pop("session_id")
+    if session_id is not None:
+        cols["session_id"] = session_id
     if "input_tokens" not in cols or "output_tokens" not in cols:
         cols.setdefault("input_tokens", pa.nulls(len(order), pa.int32()))
         cols.setdefault("output_tokens", pa.nulls(len(order), pa.int32()))
+    return canonical_table(cols)
+
+
+def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_rows: int = BLOCK_ROWS) -> Generation:
+    """Plan a generation without drawing anything: what it will cost is known before any work."""
+    chosen = select_clients(bundle, options.clients)
+    start, end = span_of(bundle, options)
+    check_segments(end - start, float(bundle["window_s"]))
+    every = window_params(bundle, list(range(len(bundle["clients"]))))
+    params = WindowParams(every.rate[chosen], every.family[chosen], every.shape[chosen])
+    tl = timeline(bundle, options, params.rate)
+    pl_ = plan(tl, every, params.rate, block_rows)
+    tl = pl_.timeline
     span = float(tl.end_s[-1] - tl.begin_s[0]) if len(tl.begin_s) else 0.0
-    summary = {"requests": int(len(order)), "clients": len(chosen), "start_s": float(tl.begin_s[0]),
-               "duration_s": span, "mean_rps": len(order) / span if span else None,
-               "pool_exhausted_cells": arr.pool_exhausted, "options": options.to_dict()}
-    table = canonical_table(cols)
-    for name, column in extra.items():  # hash_ids: the optional trailing column
-        table = table.append_column(name, column)
-    if turns is not None:
-        summary["sessions"] = int(len(np.unique(turns.session)))
-    return table, summary
+    span *= options.time_scale or 1.0
+    summary = {"requests": 0, "expected_requests": pl_.expected_requests, "clients": len(chosen),
+               "start_s": float(tl.begin_s[0]) if len(tl.begin_s) else start, "duration_s": span,
+               "mean_rps": None, "source_span": covered_span(bundle), "blocks": len(pl_.bounds),
+               "pool_exhausted_cells": 0, "options": options.to_dict()}
+    return Generation(bundle, options, chosen, params, pl_, summary)
+
+
+def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -> tuple[pa.Table, dict]:
+    """(canonical table sorted by arrival, summary), all in memory. Deterministic in (bundle, options)."""
+    gen = prepare(bundle, options)
+    tables = list(gen.blocks())
+    table = pa.concat_tables(tables) if tables else canonical_table({"arrival_s": np.empty(0)})
+    return table, gen.summary

@@ -27,15 +27,15 @@ def failure_probabilities(bundle: dict, chosen: list[int]) -> np.ndarray | None:
     return p
 
 
-def draw_failures(bundle: dict, chosen: list[int], client: np.ndarray, window: np.ndarray, seed: int) -> np.ndarray | None:
-    """`failed` of each request (`client`: row in `chosen`, each client's requests contiguous;
-    `window`: bundle window index), or None when the bundle records no failures."""
-    p = failure_probabilities(bundle, chosen)
+def draw_failures(p: np.ndarray | None, chosen: list[int], client: np.ndarray, window: np.ndarray, seed: int,
+                  block: int = 0) -> np.ndarray | None:
+    """`failed` of each request of a block (`p`: failure_probabilities; `client`: row in `chosen`,
+    each client's requests contiguous; `window`: bundle window index), or None when `p` is None."""
     if p is None:
         return None
     n = len(client)
     u = np.empty(n)
     bounds = np.r_[0, np.flatnonzero(np.diff(client)) + 1, n] if n else np.zeros(1, dtype=np.int64)
     for a, b in zip(bounds[:-1], bounds[1:]):  # one block of uniforms per client
-        u[a:b] = client_seed(seed, chosen[int(client[a])], FAILURE_STREAM).random(b - a)
+        u[a:b] = client_seed(seed, chosen[int(client[a])], FAILURE_STREAM, block).random(b - a)
     return u < p[client, window]

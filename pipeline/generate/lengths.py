@@ -14,6 +14,7 @@ from servetrace.generate.arrivals import client_seed
 
 Z_MAX = 12.0  # |z| beyond this has probability < 1e-32: the clip costs nothing
 LIFT = 4 * Z_MAX
+LENGTH_STREAM = 1  # client_seed purpose
 
 
 def copula_corr(joint: dict, fields: list[str]) -> np.ndarray:
@@ -126,48 +127,68 @@ def dataset_window(client: dict, grid: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(starts, grid, side="right") - 1, 0, None)
 
 
+class LengthSampler:
+    """Length fields of requests, block by block: the PMFs the timeline can reach are indexed once
+    (a short span touches few dataset windows), each block draws its own normals per client."""
+
+    def __init__(self, bundle: dict, chosen: list[int], reachable: np.ndarray):
+        """`reachable`: (clients x bundle windows) bool, the windows where a client may arrive."""
+        grid = np.asarray(bundle["aggregate"]["window_start_s"], dtype=float)
+        self.chosen = chosen
+        self.clients = clients = [bundle["clients"][ci] for ci in chosen]
+        self.names = sorted({f for c in clients for f in c["lengths"]["fields"]})
+        n_data = max((len(c["lengths"]["window_start_s"]) for c in clients), default=0)
+        self.dmap = np.zeros((len(chosen), len(grid)), dtype=np.int64)
+        for row, c in enumerate(clients):
+            if c["lengths"]["window_start_s"]:
+                self.dmap[row] = dataset_window(c, grid)
+        self.width = width = max(n_data, 1)
+        rows, cols = np.nonzero(reachable)
+        used = np.zeros(len(chosen) * width, dtype=bool)
+        used[rows * width + self.dmap[rows, cols]] = True
+        binning = bundle.get("pmf_binning")
+        self.tables = {f: FieldTable(None if f == "reason_ratio" else binning) for f in self.names}
+        self.pid = {f: np.full(len(chosen) * width, -1, dtype=np.int64) for f in self.names}
+        for key in np.flatnonzero(used).tolist():
+            row, d = divmod(key, width)
+            for f, pmfs in clients[row]["lengths"]["fields"].items():
+                if d < len(pmfs):
+                    self.pid[f][key] = self.tables[f].add(pmfs[d])
+        for t in self.tables.values():
+            t.freeze()
+        self.factors = {}
+        for row, c in enumerate(clients):
+            fields = sorted(c["lengths"]["fields"])
+            if fields:
+                self.factors[row] = ([self.names.index(f) for f in fields], copula_factor(c["joint"], fields).T)
+
+    def sample(self, client: np.ndarray, window: np.ndarray, seed: int, block: int = 0) -> dict[str, np.ndarray]:
+        """Length fields of each request (float, NaN where the client has no such field).
+        `client` (row in `chosen`) must be grouped: each client's requests contiguous."""
+        flat = client * self.width + self.dmap[client, window]  # (client row, dataset window) of each request
+        n = len(client)
+        z = np.zeros((len(self.names), n))  # one contiguous row of normal scores per field
+        bounds = np.r_[0, np.flatnonzero(np.diff(client)) + 1, n] if n else np.zeros(1, dtype=np.int64)
+        for a, b in zip(bounds[:-1], bounds[1:]):  # one block of normals per client
+            row = int(client[a])
+            if row not in self.factors:
+                continue
+            cols, factor = self.factors[row]
+            e = client_seed(seed, self.chosen[row], LENGTH_STREAM, block).standard_normal((b - a, len(cols)))
+            for j, col in enumerate(cols):
+                z[col, a:b] = e @ factor[:, j]
+        out = {}
+        for k, f in enumerate(self.names):
+            ids = self.pid[f][flat]
+            has = ids >= 0
+            vals = self.tables[f].sample(np.where(has, ids, 0), z[k]) if self.tables[f].values else np.zeros(n)
+            out[f] = vals if has.all() else np.where(has, vals, np.nan)
+        return out
+
+
 def sample_lengths(bundle: dict, chosen: list[int], client: np.ndarray, window: np.ndarray,
                    seed: int) -> dict[str, np.ndarray]:
-    """Length fields of each request (float, NaN where the client has no such field).
-    `client` (row in `chosen`) must be grouped: each client's requests contiguous."""
-    grid = np.asarray(bundle["aggregate"]["window_start_s"], dtype=float)
-    clients = [bundle["clients"][ci] for ci in chosen]
-    names = sorted({f for c in clients for f in c["lengths"]["fields"]})
-    n_data = max((len(c["lengths"]["window_start_s"]) for c in clients), default=0)
-    dmap = np.zeros((len(chosen), len(grid)), dtype=np.int64)
-    for row, c in enumerate(clients):
-        if c["lengths"]["window_start_s"]:
-            dmap[row] = dataset_window(c, grid)
-    width = max(n_data, 1)
-    flat = client * width + dmap[client, window]  # (client row, dataset window) of each request
-    # Only the PMFs some request draws from are indexed: a short span touches few dataset windows.
-    used = np.zeros(len(chosen) * width, dtype=bool)
-    used[flat] = True
-    binning = bundle.get("pmf_binning")
-    tables = {f: FieldTable(None if f == "reason_ratio" else binning) for f in names}
-    pid = {f: np.full(len(chosen) * width, -1, dtype=np.int64) for f in names}
-    for key in np.flatnonzero(used).tolist():
-        row, d = divmod(key, width)
-        for f, pmfs in clients[row]["lengths"]["fields"].items():
-            if d < len(pmfs):
-                pid[f][key] = tables[f].add(pmfs[d])
-    for t in tables.values():
-        t.freeze()
-    n = len(client)
-    z = np.zeros((n, len(names)))
-    bounds = np.r_[0, np.flatnonzero(np.diff(client)) + 1, n] if n else np.zeros(1, dtype=np.int64)
-    for a, b in zip(bounds[:-1], bounds[1:]):  # one block of normals per client
-        row = int(client[a])
-        c = clients[row]
-        fields = sorted(c["lengths"]["fields"])
-        if not fields:
-            continue
-        e = client_seed(seed, chosen[row], 1).standard_normal((b - a, len(fields)))
-        z[a:b, [names.index(f) for f in fields]] = e @ copula_factor(c["joint"], fields).T
-    out = {}
-    for k, f in enumerate(names):
-        ids = pid[f][flat]
-        has = ids >= 0
-        vals = tables[f].sample(np.where(has, ids, 0), z[:, k]) if tables[f].values else np.zeros(n)
-        out[f] = vals if has.all() else np.where(has, vals, np.nan)
-    return out
+    """Length fields of requests given at once (the session layer's path); `client` grouped."""
+    reachable = np.zeros((len(chosen), len(bundle["aggregate"]["window_start_s"])), dtype=bool)
+    reachable[client, window] = True
+    return LengthSampler(bundle, chosen, reachable).sample(client, window, seed)

@@ -16,6 +16,7 @@ class GenerateOptions:
     rate_scale: float | None = None  # multiply every client's rate
     rate_rps: float | None = None  # or: scale so the mean aggregate rate is this
     rate_fn: tuple[tuple[float, float], ...] | None = None  # or: (window start s, aggregate rps), ascending
+    time_scale: float | None = None  # then: seconds after the start x this (2 = twice as slow)
     clients: str | None = None  # "top:N" or comma-separated client ids
     seed: int = 0
     sessions: bool = True  # run the bundle's session model (v2) when it has one
@@ -32,6 +33,8 @@ class GenerateOptions:
         for name, v in (("--rate-scale", self.rate_scale), ("--rate", self.rate_rps)):
             if v is not None and not (v >= 0 and np.isfinite(v)):
                 raise ServetraceError(f"{name} {v}: must be a finite number >= 0")
+        if self.time_scale is not None and not (self.time_scale > 0 and np.isfinite(self.time_scale)):
+            raise ServetraceError(f"--time-scale {self.time_scale}: must be a finite number > 0")
         if self.rate_fn is not None:
             starts = np.array([s for s, _ in self.rate_fn], dtype=float)
             rates = np.array([r for _, r in self.rate_fn], dtype=float)
@@ -40,7 +43,8 @@ class GenerateOptions:
 
     def to_dict(self) -> dict:
         return {"start_s": self.start_s, "duration_s": self.duration_s, "rate_scale": self.rate_scale,
-                "rate_rps": self.rate_rps, "rate_fn_windows": len(self.rate_fn) if self.rate_fn else None,
+                "time_scale": self.time_scale, "rate_rps": self.rate_rps,
+                "rate_fn_windows": len(self.rate_fn) if self.rate_fn else None,
                 "clients": self.clients, "seed": self.seed, "sessions": self.sessions, "block_size": self.block_size}
 
 
@@ -77,10 +81,10 @@ class Timeline:
     factor: np.ndarray  # rate multiplier of each segment
 
 
-def timeline(bundle: dict, options: GenerateOptions, client_rates: np.ndarray) -> Timeline:
-    """`client_rates`: (clients x windows) rates of the selected clients."""
-    grid = np.asarray(bundle["aggregate"]["window_start_s"], dtype=float)
-    g0, span = grid[0], float(bundle["span_s"]) or float(bundle["window_s"]) * len(grid)
+def span_of(bundle: dict, options: GenerateOptions) -> tuple[float, float]:
+    """(start, end) seconds to generate: the options', else the source's covered span, else the grid's."""
+    grid = bundle["aggregate"]["window_start_s"]
+    g0, span = float(grid[0]), float(bundle["span_s"]) or float(bundle["window_s"]) * len(grid)
     covered = bundle.get("covered")
     if options.start_s is not None:
         start = float(options.start_s)
@@ -92,6 +96,14 @@ def timeline(bundle: dict, options: GenerateOptions, client_rates: np.ndarray) -
         end = max(float(covered["end_s"]), start + 1e-9)
     else:
         end = start + span
+    return start, end
+
+
+def timeline(bundle: dict, options: GenerateOptions, client_rates: np.ndarray) -> Timeline:
+    """`client_rates`: (clients x windows) rates of the selected clients."""
+    grid = np.asarray(bundle["aggregate"]["window_start_s"], dtype=float)
+    g0, span = grid[0], float(bundle["span_s"]) or float(bundle["window_s"]) * len(grid)
+    start, end = span_of(bundle, options)
     reps = np.arange(np.floor((start - g0) / span), np.ceil((end - g0) / span) + 1)
     edges = (grid[None, :] + reps[:, None] * span).ravel()
     if options.rate_fn:

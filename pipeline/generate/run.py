@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from servetrace.bundle import load_bundle
-from servetrace.generate.compose import generate_table
+from servetrace.generate.compose import prepare
+from servetrace.generate.plan import check_size
 from servetrace.generate.options import GenerateOptions
 from servetrace.generate.write import output_format, write_generated
 
@@ -17,18 +18,19 @@ def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOpt
     fmt = output_format(out, fmt)
     bundle = load_bundle(bundle_path)
     t0 = time.perf_counter()
-    table, summary = generate_table(bundle, options)
-    t1 = time.perf_counter()
+    gen = prepare(bundle, options)
+    check_size(gen.summary["expected_requests"], fmt, out)
+    summary = gen.summary
     # No timestamps or timings in the file: the same inputs give the same bytes.
     # The bundle's file name, not its location: the bytes must not depend on where files live.
     source = Path(bundle_path) / "bundle.json" if Path(bundle_path).is_dir() else Path(bundle_path)
     meta = {"servetrace.format": "synthetic", "servetrace.source": source.name,
             "servetrace.bundle_sha256": bundle["source"].get("sha256") or "",
             "servetrace.generate": summary["options"]}
-    write_generated(table, out, fmt, meta)
-    t2 = time.perf_counter()
-    summary.update({"out": str(out), "format": fmt, "generate_s": t1 - t0, "write_s": t2 - t1,
-                    "requests_per_s": summary["requests"] / (t2 - t0) if t2 > t0 else None})
+    write_generated(gen.blocks(), out, fmt, meta)
+    t1 = time.perf_counter()
+    summary.update({"out": str(out), "format": fmt, "generate_s": t1 - t0,
+                    "requests_per_s": summary["requests"] / (t1 - t0) if t1 > t0 else None})
     return summary
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +14,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from servetrace.errors import ServetraceError
-from servetrace.io import atomic_path, write_parquet
+from servetrace.io import atomic_path
+from servetrace.schema import CANONICAL
 
 FORMATS = ("parquet", "csv", "burstgpt", "mooncake", "vidur")
 _BY_SUFFIX = {".parquet": "parquet", ".csv": "csv", ".jsonl": "mooncake"}
@@ -48,14 +51,44 @@ def read_rate_fn(path: str | Path) -> tuple[tuple[float, float], ...]:
     return tuple(zip(df["window_start_s"].to_list(), df["rate_rps"].to_list()))
 
 
-def write_generated(table: pa.Table, path: str | Path, fmt: str, metadata: dict) -> Path:
+ROW_GROUP = 1 << 20  # rows per Parquet row group, whatever the blocks they arrive in
+
+
+def row_groups(tables: Iterable[pa.Table], size: int = ROW_GROUP) -> Iterator[pa.Table]:
+    """The rows of `tables`, in order, re-cut into contiguous tables of exactly `size` rows (the
+    last shorter): the file's layout does not depend on how generation batched its blocks."""
+    pending: list[pa.Table] = []
+    held = 0
+    for t in tables:
+        pending.append(t)
+        held += t.num_rows
+        while held >= size:
+            joined = pa.concat_tables(pending)
+            yield joined.slice(0, size).combine_chunks()
+            rest = joined.slice(size)
+            pending, held = [rest], rest.num_rows
+    if held:
+        yield pa.concat_tables(pending).combine_chunks()
+
+
+def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, metadata: dict) -> Path:
+    """Write the tables (canonical, in arrival order) one row group at a time: memory holds one."""
     path = Path(path)
+    tables = iter(tables)
+    first = next(tables, None)
+    base = first.schema if first is not None else CANONICAL  # canonical, plus hash_ids when sessions make them
+    tables = itertools.chain([first] if first is not None else [], tables)
     if fmt == "parquet":
-        return write_parquet(path, table, {k: json.dumps(v) if not isinstance(v, str) else v
-                                           for k, v in metadata.items()})
+        meta = {k.encode(): (json.dumps(v) if not isinstance(v, str) else v).encode() for k, v in metadata.items()}
+        schema = base.with_metadata(meta)
+        with atomic_path(path, ".parquet") as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+            for group in row_groups(tables):
+                w.write_table(group.replace_schema_metadata(meta), row_group_size=ROW_GROUP)
+        return path
     if fmt == "csv":
-        with atomic_path(path, ".csv") as tmp:
-            pacsv.write_csv(table, tmp)
+        with atomic_path(path, ".csv") as tmp, pacsv.CSVWriter(tmp, base) as w:
+            for group in row_groups(tables):
+                w.write_table(group)
         return path
     # A tool's format goes through the row exporters, which read a canonical Parquet trace.
     try:
@@ -65,6 +98,6 @@ def write_generated(table: pa.Table, path: str | Path, fmt: str, metadata: dict)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
         rows = Path(tmp) / "requests.parquet"
-        pq.write_table(table, rows)
+        write_generated(tables, rows, "parquet", {})
         export(rows, fmt, path)
     return path
