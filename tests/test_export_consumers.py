@@ -194,7 +194,8 @@ def test_aiperf_and_guidellm_parse_every_printed_command(made, ran):
                 rate = m["card"]["tools"]["vllm"]["flags"]["--request-rate"]
                 assert r["profile"]["kind"] == "poisson" and r["profile"]["rate"] == [pytest.approx(rate)]
                 assert r["constraints"][0]["kind"] == "max_duration"
-                assert r["constraints"][0]["seconds"] == round(m["card"]["span_s"])
+                # the source's covered seconds: rate x seconds is the source's request count
+                assert r["constraints"][0]["seconds"] == round(m["card"]["covered"]["seconds"])
             if c["tool"] == "aiperf" and c["source"] != "knob card":
                 assert r["phase_type"] == "fixed_schedule" and r["dataset_type"] == "file"
             if c["tool"] == "aiperf" and c["source"] == "knob card":
