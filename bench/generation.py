@@ -112,3 +112,25 @@ def generate_throughput(bundle: Path | None, durations: list[float], work: Path,
         results.append(m)
     return results
 
+
+
+def lru_curve(blocks: int, data_dir: Path, repeat: int) -> Measurement:
+    """`bench.reuse_bench`: the LRU curve's own time (read the blocks, stack distances or SHARDS,
+    the curve), timed inside a fresh process each run; the trace is made once, untimed."""
+    name = "lru curve"
+    cmd = lambda i: [sys.executable, "-m", "bench.reuse_bench", "--blocks", str(blocks), "--out", str(data_dir)]
+    first = measure(name, cmd, 1)  # makes (or finds) the cached trace
+    if first.status != "ok":
+        return first
+    m = Measurement(name, rows=blocks)
+    for _ in range(repeat):
+        one = measure(name, cmd, 1)
+        if one.status != "ok":
+            return one
+        inner = json.loads(one.stdout.strip().splitlines()[-1])
+        m.wall_s.append(inner["lru_curve_s"])
+        m.peak_rss += one.peak_rss
+    m.extra.update({"blocks": inner["blocks"], "method": inner["method"], "sample_rate": inner["sample_rate"],
+                    "infinite_hit_rate": inner["infinite_hit_rate"],
+                    "note": "wall_s is the curve alone (read_refs + hit_curve), timed inside a fresh process"})
+    return m

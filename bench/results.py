@@ -183,7 +183,16 @@ def targets(rows: list[dict], scale: list[dict], sizes: list[int], anchor: dict)
     schemas = sorted({r.get("schema") for r in rows if r.get("schema")})
     found = [t for schema in schemas for t in _ratio_targets(rows, schema, ref)]
     return (found + _small_targets(rows) + _memory_targets(rows, sizes) + _growth_targets(scale)
-            + _generation_targets(rows, anchor))
+            + _generation_targets(rows, anchor) + _reuse_targets(rows))
+
+
+def _reuse_targets(rows: list[dict]) -> list[dict]:
+    lru = next((r for r in rows if r["name"] == "lru curve" and r["median_s"]), None)
+    blocks = lru.get("blocks") if lru else None
+    met = None if lru is None or blocks < 10_000_000 else lru["median_s"] <= 10.0
+    return [_target("lru_curve_10m", "LRU prefix-cache curve of 10 M blocks <= 10 s", lru["median_s"] if lru else None,
+                    met, f"{blocks:,} blocks, {lru.get('method')}" if lru else "not measured",
+                    "n/a below 10 M blocks" if lru and blocks < 10_000_000 else None)]
 
 
 def document(measurements: list[dict], traces: list[dict], sizes: list[int], anchor: dict, run: dict) -> dict:

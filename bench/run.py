@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-generate", action="store_true", help="skip the pool import, bundle load and generate")
     ap.add_argument("--no-small", action="store_true",
                     help="skip the small real trace (characterize vs a bare duckdb + polars one-liner)")
+    ap.add_argument("--reuse-blocks", type=int, default=10_000_000,
+                    help="KV blocks of the LRU prefix-cache curve figure (0 skips it; default 10 M)")
     ap.add_argument("--data-dir", type=Path, default=traces.REPO / "data" / "bench", help="trace cache and scratch")
     ap.add_argument("--results-dir", type=Path, default=traces.REPO / "bench", help="where results.json and RESULTS.md go")
     ap.add_argument("--render-only", action="store_true",
@@ -105,6 +107,13 @@ def bench_generation(args: argparse.Namespace, work: Path) -> list[Measurement]:
             *generation.generate_throughput(bundle, [h * 3600 for h in args.generate_hours], work, args.repeat)]
 
 
+def bench_reuse(args: argparse.Namespace) -> list[Measurement]:
+    if args.reuse_blocks <= 0:
+        return [skipped("lru curve", "--reuse-blocks 0 given")]
+    _say(f"LRU prefix-cache curve over {args.reuse_blocks:,} blocks")
+    return [generation.lru_curve(args.reuse_blocks, args.data_dir, args.repeat)]
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.render_only:
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         _say("small real trace: characterize vs a bare duckdb + polars one-liner, side by side")
         measured += small_trace.measure_small(work, args.repeat)
     measured += bench_generation(args, work)
+    measured += bench_reuse(args)
     shutil.rmtree(work, ignore_errors=True)
     run = {"command": "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "repeat": args.repeat, "sizes": args.sizes, "parts": list(args.only), "trace_source": source,

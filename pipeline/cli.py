@@ -246,12 +246,13 @@ def export(
     category: Annotated[Optional[str], typer.Option("--category", help="servegen: language|reason|multimodal (default: from the data).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="servegen: model directory name.")] = None,
     block_size: Annotated[int, typer.Option("--block-size", help="mooncake: tokens per hash_ids block.")] = 512,
+    sessions: Annotated[bool, typer.Option("--sessions", help="mooncake: write session_id (AIPerf replays each session as a multi-turn conversation).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a bundle or request rows in a format another tool loads unmodified."""
     from servetrace.export import export as run
 
-    summary = run(source, to, out, category=category, model=model, block_size=block_size)
+    summary = run(source, to, out, category=category, model=model, block_size=block_size, sessions=sessions)
     _emit(summary, as_json, f"{summary['format']}: wrote {summary['path']}" + "".join(
         f"\n{c['release']}: {c['command']}" for c in summary.get("commands", {}).values()))
 

@@ -29,7 +29,7 @@ def _row(name, trace, rows, median_s, schema="burstgpt", peak=100.0, **extra):
 
 def test_smoke_100k_writes_well_formed_results(tmp_path):
     cmd = [sys.executable, "-m", "bench.run", "--rows", "100000", "--repeat", "1", "--trace-source", "own",
-           "--schemas", "burstgpt", "--only", "proxy,ingest,characterize,pandas", "--no-generate",
+           "--schemas", "burstgpt", "--only", "proxy,ingest,characterize,pandas", "--no-generate", "--reuse-blocks", "100000",
            "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "out")]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -48,6 +48,11 @@ def test_smoke_100k_writes_well_formed_results(tmp_path):
     assert proxy["status"] == "ok" and proxy["x_proxy"] == 1.0 and proxy["peak_rss_mb"] > 10
     assert proxy["rows_per_s"] == pytest.approx(100_000 / proxy["median_s"], rel=1e-3)
     assert by_name["pandas baseline"]["statistics"]["rows"] == 100_000
+    lru = by_name["lru curve"]
+    assert lru["status"] == "ok" and lru["method"] == "exact" and lru["blocks"] >= 100_000
+    assert 0 < lru["infinite_hit_rate"] < 1
+    target = next(t for t in doc["targets"] if t["id"] == "lru_curve_10m")
+    assert target["met"] is None and target["value"] == lru["median_s"]  # 10 M blocks not measured here
     for t in doc["targets"]:
         assert set(t) >= {"id", "target", "value", "met", "where"} and t["met"] in (True, False, None)
     md = (tmp_path / "out" / "RESULTS.md").read_text()

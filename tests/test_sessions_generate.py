@@ -3,6 +3,7 @@ v2), regenerated with turns, growing contexts and content-keyed hash_ids, and re
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
@@ -118,3 +119,34 @@ def test_cli_generate_with_block_size_and_without_sessions(fitted, tmp_path):
     a, b = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
     assert all(len(h) == -(-n // 64) for h, n in zip(a["hash_ids"].to_pylist(), a["input_tokens"].to_numpy()))
     assert "hash_ids" not in b.column_names
+
+
+def test_mooncake_export_keeps_sharing_and_sessions(fitted, tmp_path):
+    import json
+
+    from servetrace.export import export
+
+    d, _, _, b = fitted
+    syn, _ = generate_table(b, GenerateOptions(seed=4, duration_s=4000))
+    io.write_parquet(tmp_path / "syn.parquet", syn, {})
+    from conftest import run_cli
+
+    run_cli("export", tmp_path / "syn.parquet", "--to", "mooncake", "--out", tmp_path / "t.jsonl", "--block-size", "16",
+            "--sessions", check=True)
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [r["session_id"] for r in rows] == syn["session_id"].to_pylist()
+    # dense renumbering keeps the sharing: the same infinite-cache hit rate
+    src = analyze(tmp_path / "syn.parquet", block_size=16).values["infinite_hit_rate"]
+    flat = [h for r in rows for h in r["hash_ids"]]
+    assert min(flat) == 0 and max(flat) == len(set(flat)) - 1
+    back = syn.drop_columns(["hash_ids"]).append_column(
+        "hash_ids", pa.array([r["hash_ids"] for r in rows], pa.list_(pa.int64())))
+    io.write_parquet(tmp_path / "back.parquet", back, {})
+    assert analyze(tmp_path / "back.parquet", block_size=16).values["infinite_hit_rate"] == pytest.approx(src, abs=1e-12)
+    side = json.loads((tmp_path / "t.jsonl.meta.json").read_text())
+    assert side["source_hash_ids_replaced"] == 0  # generated ids have ceil(input / 16) blocks each
+    assert "--isl-block-size 16" in side["replay"]["aiperf"] and "16" in side["replay"]["vllm"]
+    plain = export(tmp_path / "syn.parquet", "mooncake", tmp_path / "p.jsonl", block_size=16)
+    assert "session_id" not in json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
+    assert plain["hash_ids_replaced"] == 0
+

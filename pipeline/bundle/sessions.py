@@ -10,7 +10,8 @@ turns PMFs by decile of it, `edges` the deciles), `new_prompt_tokens`
 previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
 popular first, at most MAX_GROUPS; `owners`: per group, runs [first token, owner group]: a
-block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share` (sessions whose first turn starts with a
+block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share`
+and `grouped_sessions` (sessions whose first turn starts with a
 shared prefix), `zipf` (exponent of popularity against rank, least squares on logs, with the KS
 of the fitted popularity against the observed).
 """
@@ -135,6 +136,7 @@ def fit_reuse_models(path, seed: int = 0) -> dict:
         sessions_n = len(np.unique(reuse.session))
         pop = g["first_turns"].to_numpy().astype(float)
         model = {"block_size": reuse.block_size, "grouped_share": float(pop.sum() / max(sessions_n, 1)),
+                 "grouped_sessions": int(pop.sum()),
                  "groups": {"tokens": (g["depth_blocks"].to_numpy() * reuse.block_size).tolist(),
                             "popularity": (pop / pop.sum()).tolist() if pop.sum() else [],
                             "owners": [[[b * reuse.block_size, o] for b, o in runs] for runs in owners]},

@@ -30,7 +30,7 @@ def _rows_of(source: Path) -> Path:
 
 
 def export(source: str | Path, to: str, out: str | Path, category: str | None = None,
-           model: str | None = None, block_size: int = 512) -> dict:
+           model: str | None = None, block_size: int = 512, sessions: bool = False) -> dict:
     """Write `source` as format `to` at `out` (atomically); returns a summary dict."""
     source, out = Path(source), Path(out)
     if not source.exists():
@@ -51,7 +51,7 @@ def export(source: str | Path, to: str, out: str | Path, category: str | None = 
     if to == "mooncake":
         from servetrace.export.mooncake import export_mooncake
 
-        return export_mooncake(_rows_of(source), out, block_size=block_size)
+        return export_mooncake(_rows_of(source), out, block_size=block_size, sessions=sessions)
     if to == "burstgpt":
         from servetrace.export.burstgpt import export_burstgpt
 

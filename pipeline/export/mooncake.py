@@ -11,8 +11,8 @@ Rules from the loaders (see pipeline/export/tools.py for the copies read):
   appearance (equal ids stay equal, so prefix sharing is unchanged).
 - vLLM's TimedTrace expands each id to `--timed-trace-chunk-hash-size` tokens (default 16) and
   stops when the ids run out; AIPerf's `--isl-block-size` defaults to 512; both must be told B.
-- `session_id` is not written: AIPerf (src/aiperf/dataset/loader/mooncake_trace.py) groups rows
-  sharing one into a multi-turn conversation."""
+- `session_id` is written only when asked (`sessions`): AIPerf (src/aiperf/dataset/loader/mooncake_trace.py)
+  groups rows sharing one into a multi-turn conversation; the other loaders ignore the key."""
 
 from __future__ import annotations
 
@@ -78,10 +78,26 @@ def mooncake_rows(rows: pl.DataFrame, block_size: int) -> tuple[pl.DataFrame, in
     return out, replaced
 
 
-def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512) -> dict:
+def replay_options(block_size: int, turns: bool) -> dict:
+    """Per tool, the block size and session options that replay this JSONL's prefix sharing
+    (`turns`: the rows carry session ids)."""
+    return {
+        "vllm": f"--timed-trace-chunk-hash-size {block_size}; prefix caching on (--enable-prefix-caching, vLLM's default)",
+        "sglang": "RadixAttention caches prefixes by default; mooncake prompts are built from hash_ids",
+        "aiperf": f"--isl-block-size {block_size}" + ("; rows sharing a session_id replay as one multi-turn "
+                                                        "conversation" if turns else "; export with --sessions to "
+                                                        "replay sessions as multi-turn conversations"),
+        "guidellm": f"hash_id_block_size={block_size}",
+    }
+
+
+def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512, sessions: bool = False) -> dict:
     out = Path(out)
     rows = read_rows(rows_path)
     frame, replaced = mooncake_rows(rows, block_size)
+    with_sessions = sessions and "session_id" in rows.columns and rows["session_id"].null_count() < rows.height
+    if with_sessions:
+        frame = frame.with_columns(rows["session_id"].alias("session_id"))
     with atomic_path(out, ".jsonl") as tmp:
         frame.write_ndjson(tmp)
     has_known = HASH_IDS in rows.columns and rows[HASH_IDS].null_count() < rows.height
@@ -94,7 +110,9 @@ def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512) -> 
                      "from 0 in order of first appearance (equal ids stay equal); other rows get unique ids"
                      if has_known else "unique ids numbered from 0 (prefix sharing unknown)"),
         "source_hash_ids_replaced": replaced,
-        "session_id": MOONCAKE_CAVEATS["session_id"],
+        "session_id": ("written (AIPerf replays the rows of one session as a multi-turn conversation)"
+                       if with_sessions else MOONCAKE_CAVEATS["session_id"]),
+        "replay": replay_options(block_size, with_sessions),
         "source": source_of(rows_path),
         "scaling": {"time_scale": 1.0, "shift_s": float(rows["arrival_s"].min())},
         "requests": frame.height,

@@ -50,12 +50,13 @@ AREAS: list[tuple[str, str, tuple[str, ...], list[Callable], str]] = [
     ("failures", "Failures", ("failures",), [counts.failures_over_time, counts.failures_by_group, counts.failures_by_load],
      "Requests that failed, over time and by model and service."),
     ("sessions", "Sessions", ("sessions",), [counts.session_turns, counts.session_gaps],
-     "Conversations: turns per session and the gaps between turns."),
+     "Conversations (from session ids, or inferred from prefix chains): turns per session and the gaps between turns."),
     ("reasoning", "Reasoning", ("reasoning",), [reasoning.reasoning_mixture, reasoning.reason_ratio],
      "Reasoning tokens: how long the reasoning is (one mode or two) and how much of each output it takes."),
     ("multimodal", "Multimodal requests", ("multimodal",), [counts.images_per_request, counts.tokens_per_image],
      "Images attached to requests and the tokens they cost."),
-    ("prefix", "Prefix reuse", ("prefix",), [counts.prefix_over_time], "How often requests share a prompt prefix (KV-cache blocks)."),
+    ("prefix", "Prefix reuse", ("prefix",), [counts.prefix_lru_curve, counts.reuse_distances, counts.prefix_over_time],
+     "How often requests share a prompt prefix (KV-cache blocks), and how large a cache keeps the reuse."),
 ]
 # Shown only for traces that have the area (agent traces): other reports stay as they were.
 OPTIONAL_AREAS = [

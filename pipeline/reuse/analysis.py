@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 
 from servetrace.reuse.blocks import EXACT_MAX, block_counts, infer_block_size, read_refs
 from servetrace.reuse.chains import infer_parents, session_roots
-from servetrace.reuse.curve import INF, capacity_ladder, distances, hit_curve, reuse_histogram
+from servetrace.reuse.curve import INF, capacity_ladder, distances, hit_curve, leading_seen, reuse_histogram
 from servetrace.reuse.tree import shared_prefixes, top_shares, tree_shape
 
 COARSER = (64, 512, 2048)  # re-blocked sizes, where the source's block size divides them
-TREE_MAX = 20_000_000  # references: the tree, the groups and inferred sessions need every one
+TREE_MAX = 10_000_000  # references: the tree, the groups and inferred sessions need every one
 
 
 @dataclass
@@ -54,12 +54,12 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
         block_size, basis = infer_block_size(inp, n_blocks)
     factors = (1, *(s // block_size for s in COARSER if s > block_size and s % block_size == 0))
     refs = read_refs(path, block_size, factors, exact_max=exact_max)
-    curves, hist, sample, running = [], None, np.zeros(0), None
+    curves, hist, sample = [], None, np.zeros(0)
     for m, r in refs.items():
         distinct = len(np.unique(r.pid)) / r.rate
-        curves.append(hit_curve(r, capacity_ladder(int(distinct))))
+        sd, running = distances(r)
+        curves.append(hit_curve(r, capacity_ladder(int(distinct)), running))
         if m == 1:
-            sd, running = distances(r)
             hist = reuse_histogram(sd)
             finite = sd[sd < INF]
             rng = np.random.default_rng(seed)
@@ -78,8 +78,7 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
     full = src
     if src.rate < 1:  # the LRU curve was sampled; the per-request numbers need every reference
         full = read_refs(path, block_size, (1,), exact_max=TREE_MAX)[1]
-        running = distances(full)[1]
-    hit_blocks = np.bincount(full.req[running < INF], minlength=rows)
+    hit_blocks = np.bincount(full.req[leading_seen(full)], minlength=rows)
     reused_tok = np.minimum(hit_blocks * block_size, inp)
     new_tok = inp - reused_tok
     values["reused_tokens"] = _q(reused_tok)

@@ -70,9 +70,11 @@ def coarsen(req: np.ndarray, pos: np.ndarray, pid: np.ndarray, m: int) -> tuple[
 
 
 def block_counts(path) -> np.ndarray:
-    """Blocks per request (0 for a null list), in file order."""
-    lengths = pc.list_value_length(pq.read_table(path, columns=[HASH_IDS])[HASH_IDS]).to_numpy(zero_copy_only=False)
-    return np.nan_to_num(lengths.astype(np.float64)).astype(np.int64)
+    """Blocks per request (0 for a null list), in file order, read batch by batch (the lengths only
+    are kept, never the ids)."""
+    parts = [pc.list_value_length(b.column(0)).fill_null(0).to_numpy(zero_copy_only=False)
+             for b in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=[HASH_IDS])]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def read_refs(path, block_size: int, factors: tuple[int, ...] = (1,), exact_max: int = EXACT_MAX,

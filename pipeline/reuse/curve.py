@@ -46,9 +46,11 @@ def distances(refs: Refs) -> tuple[np.ndarray, np.ndarray]:
     return scaled, running
 
 
-def hit_curve(refs: Refs, capacities: np.ndarray) -> pl.DataFrame:
-    """LRU prefix-cache hit rate per capacity (blocks and tokens), plus the infinite cache (capacity null)."""
-    _, running = distances(refs)
+def hit_curve(refs: Refs, capacities: np.ndarray, running: np.ndarray | None = None) -> pl.DataFrame:
+    """LRU prefix-cache hit rate per capacity (blocks and tokens), plus the infinite cache
+    (capacity null); `running`: the references' running maxima when already computed."""
+    if running is None:
+        _, running = distances(refs)
     n = max(len(running), 1)
     srt = np.sort(running)
     hits = np.searchsorted(srt, capacities, side="left")  # running < C
@@ -71,3 +73,16 @@ def reuse_histogram(sd: np.ndarray) -> pl.DataFrame:
     lo = np.array([0] + [1 << (i - 1) for i in range(1, len(counts))], dtype=np.int64)
     return pl.DataFrame({"distance_lo": lo, "distance_hi": np.maximum(lo * 2, 1), "references": counts,
                          "share": counts / max(len(sd), 1)})
+
+
+def leading_seen(refs: Refs) -> np.ndarray:
+    """Per reference: it and every earlier block of its request were seen before (an infinite
+    prefix cache hits it). First uses come from one sort of the prefix ids; no stack distances."""
+    cold = np.ones(len(refs.pid), dtype=np.int64)
+    cold[np.unique(refs.pid, return_index=True)[1]] = 0
+    cold = 1 - cold  # 1 at a block's first use
+    run = np.cumsum(cold)
+    first = np.ones(len(refs.req), dtype=bool)
+    first[1:] = refs.req[1:] != refs.req[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(run)), 0)) if len(run) else run
+    return (run - (run - cold)[start]) == 0

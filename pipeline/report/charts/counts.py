@@ -129,6 +129,33 @@ def prefix_over_time(inp) -> Figure:
                       "seen before, per window.", color="#1f4e79")
 
 
+def prefix_lru_curve(inp) -> Figure:
+    title = "Prefix-cache hit rate against capacity"
+    df, cols = first_table(inp, ("prefix_lru_curve",), (("capacity_tokens",), ("hit_rate",)))
+    if df is None:
+        return Figure.absent("prefix-lru", title, cols)
+    shown = df.filter(pl.col("capacity_tokens").is_not_null()).select(
+        pl.col("capacity_tokens").cast(pl.Float64), pl.col("hit_rate").cast(pl.Float64),
+        pl.format("{} tokens", pl.col("block_size")).alias("block size"))
+    line = alt.Chart(shown).mark_line(point=True).encode(
+        x=alt.X("capacity_tokens:Q", title="LRU cache capacity (tokens)", scale=alt.Scale(type="log")),
+        y=alt.Y("hit_rate:Q", title="blocks hit", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("block size:N"), tooltip=["block size", "capacity_tokens", "hit_rate"])
+    inf = lookup(inp.findings, "prefix.infinite_hit_rate")
+    method = lookup(inp.findings, "prefix.lru_method")
+    caption = "Share of KV-cache blocks an LRU prefix cache of each capacity hits, per block size"
+    caption += f" ({method} stack distances)." if method else "."
+    if is_number(inf):
+        caption += f" An infinite cache hits {fmt_percent(inf)}."
+    return Figure.of("prefix-lru", title, frame(line), caption)
+
+
+def reuse_distances(inp) -> Figure:
+    return _bars(inp, "reuse-distance", "Reuse distances", ("prefix_reuse_distance",), ("distance_lo",),
+                 "distinct blocks since the previous use (log2 bins)", "How many other blocks were used between two "
+                 "uses of a block: an LRU cache of C blocks hits the reuses left of C.", log_x=True)
+
+
 def timestamp_grid(inp) -> Figure:
     return _bars(inp, "timestamp-grid", "Timestamp rounding", ("timestamp_grid",), ("grid_s",), "candidate grid (s)",
                  "Share of arrivals on a multiple of each grid step; near 100 % means timestamps were rounded to "
