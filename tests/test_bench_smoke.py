@@ -49,7 +49,7 @@ def test_smoke_100k_writes_well_formed_results(tmp_path):
     assert proxy["rows_per_s"] == pytest.approx(100_000 / proxy["median_s"], rel=1e-3)
     assert by_name["pandas baseline"]["statistics"]["rows"] == 100_000
     lru = by_name["lru curve"]
-    assert lru["status"] == "ok" and lru["method"] == "exact" and lru["blocks"] >= 100_000
+    assert lru["status"] == "ok" and lru["method"] == "exact" and 90_000 <= lru["blocks"] <= 100_000
     assert 0 < lru["infinite_hit_rate"] < 1
     target = next(t for t in doc["targets"] if t["id"] == "lru_curve_10m")
     assert target["met"] is None and target["value"] == lru["median_s"]  # 10 M blocks not measured here
