@@ -18,6 +18,12 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
 - `covered` (optional; a fitted trace has it, an import has not): `start_s`, `end_s`, the source's
   first and last arrival. Rates of windows the trace covers only in part are per covered second,
   and a generator reproduces the source by generating over this span (its default).
+- `arrival_model` (optional; absent in older bundles and imports, which generate `renewal`):
+  `chosen` ("renewal" | "cox" | "cox-renewal", see bundle/arrival_model.py), `modulation` (the
+  fitted multi-scale log-Gaussian rate modulation: `theta_s`, `sigma2`, `bin_s`, `fit` with the
+  observed and modelled within-window dispersion; null when not fitted), `candidates` (per model:
+  IDC relative error per scale, its seed-to-seed floor, inter-arrival KS and CV, score),
+  `scales_s`, `scored_scales_s`, `note`. The session layer (v2) does not use the modulation yet.
 - `group_by`: what a "client" is: "client_id", or the fallback grouping ("model,service", ...).
 - `category`: "language" | "reason" | "multimodal" (decides which length fields exist).
 - `pmf_binning`: how token-count PMFs were compressed: counts below `exact_below` are exact;
@@ -124,13 +130,12 @@ def _fast_validator():
 
 def _schema_errors(doc: Any, name: str) -> None:
     import fastjsonschema
+    import jsonschema
 
     try:
         _fast_validator()(doc)
         return
     except fastjsonschema.JsonSchemaException as fast_err:
-        import jsonschema  # only for the readable message of an invalid bundle
-
         err = jsonschema.exceptions.best_match(_reference_validator().iter_errors(doc))
         if err is None:  # the two disagree: report what the fast one saw
             raise ServetraceError(f"{name}: {fast_err.message[:200]}") from None

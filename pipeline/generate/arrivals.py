@@ -103,16 +103,16 @@ class ArrivalProcess:
     `carry` is, per client, the operational time from the start of its next active segment to its
     next arrival; a client's first active block draws it from the stationary start."""
 
-    def __init__(self, p: WindowParams, tl: Timeline, chosen: list[int], seed: int):
-        self.p, self.tl, self.chosen, self.seed = p, tl, chosen, seed
+    def __init__(self, p: WindowParams, chosen: list[int], seed: int):
+        self.p, self.chosen, self.seed = p, chosen, seed
         self.carry = np.zeros(len(chosen))
         self.started = np.zeros(len(chosen), dtype=bool)
 
-    def block(self, lo: int, hi: int, block: int) -> Arrivals:
-        """Arrivals in the timeline's segments [lo, hi), client-major, ascending per client."""
-        p, tl, chosen = self.p, self.tl, self.chosen
-        win, fac = tl.window[lo:hi], tl.factor[lo:hi]
-        begin, end = tl.begin_s[lo:hi], tl.end_s[lo:hi]
+    def block(self, tl: Timeline, block: int) -> Arrivals:
+        """Arrivals in a block's segments `tl` (the next ones in time), client-major, ascending per client."""
+        p, chosen = self.p, self.chosen
+        win, fac, begin, end = tl.window, tl.factor, tl.begin_s, tl.end_s
+        lo, hi = 0, len(win)
         seg_rate = p.rate[:, win] * fac[None, :]  # clients x segments of the block
         cl, sg = np.nonzero(seg_rate > 0)  # cells, client-major, segments ascending
         if len(cl) == 0:
@@ -182,4 +182,4 @@ def pool_sizes(length: np.ndarray, cv: np.ndarray) -> np.ndarray:
 
 def arrivals(p: WindowParams, tl: Timeline, chosen: list[int], seed: int) -> Arrivals:
     """Every arrival of a timeline as one block, in memory (the session layer's path)."""
-    return ArrivalProcess(p, tl, chosen, seed).block(0, len(tl.window), 0)
+    return ArrivalProcess(p, chosen, seed).block(tl, 0)

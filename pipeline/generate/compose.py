@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 
 from servetrace.bundle.coverage import covered_span
-from servetrace.generate.arrivals import ArrivalProcess, WindowParams, window_params
+from servetrace.generate.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
 from servetrace.generate.failures import draw_failures, failure_probabilities
 from servetrace.generate.lengths import LengthSampler
-from servetrace.generate.options import GenerateOptions, select_clients, span_of, timeline
+from servetrace.generate.modulation import Modulation, modulation_spec, poisson_base
+from servetrace.generate.options import GenerateOptions, Timeline, select_clients, span_of, timeline
 from servetrace.generate.plan import BLOCK_ROWS, Plan, check_segments, plan
 from servetrace.generate.sessions import session_columns, session_layer
 from servetrace.generate.table import canonical_table
@@ -89,7 +90,10 @@ class Generation:
             yield self._session_table()
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
-        process = ArrivalProcess(self.params, tl, chosen, seed)
+        process = ArrivalProcess(self.params, chosen, seed)
+        spec = modulation_spec(bundle)
+        origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
+        mod = Modulation(spec, seed, origin, window_s) if spec else None
         reachable = np.zeros_like(self.params.rate, dtype=bool)
         reachable[:, np.unique(tl.window)] = True
         reachable &= self.params.rate > 0
@@ -98,7 +102,15 @@ class Generation:
         groups = group_columns(bundle, chosen)
         made = exhausted = 0
         for lo, hi, block in self.plan.bounds:
-            arr = process.block(lo, hi, block)
+            part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
+            if mod is None:
+                arr = process.block(part, block)
+            else:  # the clients' processes run in modulated time, their arrivals mapped back
+                knot_t, knot_u = mod.knots(part.begin_s[0], part.end_s[-1], block)
+                warped = Timeline(np.interp(part.begin_s, knot_t, knot_u), np.interp(part.end_s, knot_t, knot_u),
+                                  part.window, part.factor)
+                arr = process.block(warped, block)
+                arr = Arrivals(arr.client, np.interp(arr.arrival_s, knot_u, knot_t), arr.window, arr.pool_exhausted)
             exhausted += arr.pool_exhausted
             made += len(arr.client)
             self.summary.update(requests=made, pool_exhausted_cells=exhausted)
@@ -164,6 +176,8 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     start, end = span_of(bundle, options)
     check_segments(end - start, float(bundle["window_s"]))
     every = window_params(bundle, list(range(len(bundle["clients"]))))
+    if poisson_base(bundle):  # the Cox model: Poisson within the modulated time
+        every = WindowParams(every.rate, np.zeros_like(every.family), np.ones_like(every.shape))
     params = WindowParams(every.rate[chosen], every.family[chosen], every.shape[chosen])
     tl = timeline(bundle, options, params.rate)
     pl_ = plan(tl, every, params.rate, block_rows)

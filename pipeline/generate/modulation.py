@@ -1,0 +1,82 @@
+"""The bundle's rate modulation (bundle/modulation.py) as a time change, block by block.
+
+M(t) is held constant over steps of `bin_s` seconds on the absolute grid, its log-Gaussian
+Ornstein-Uhlenbeck components drawn exactly (AR(1) with coefficient exp(-step / theta), run by
+scipy.signal.lfilter) and carried from one block to the next. A block's segments are mapped to
+modulated time U(t) = int M, where each client's process runs at its own rates; its arrivals
+are mapped back through the inverse of U (piecewise linear, one np.interp)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import lfilter
+
+MODULATION_STREAM = 3  # seed purpose, beside arrivals 0, lengths 1, failures 2
+
+
+class Modulation:
+    """M over whole rate windows (absolute window `origin` + j `window_s`), each window's M scaled to
+    mean 1: the modulation moves requests inside a window, the window's rate keeps its count
+    (the fit reads only the scatter inside windows, so it adds nothing above the window scale)."""
+
+    def __init__(self, spec: dict, seed: int, origin: float, window_s: float):
+        keep = np.asarray(spec["sigma2"], dtype=float) > 0
+        self.theta = np.asarray(spec["theta_s"], dtype=float)[keep]
+        self.sigma2 = np.asarray(spec["sigma2"], dtype=float)[keep]
+        self.per = max(1, int(round(window_s / float(spec["bin_s"]))))
+        self.step = window_s / self.per
+        self.origin, self.window_s, self.seed = origin, window_s, seed
+        self.last_j: int | None = None  # the last window made, its M, and the components' state after it
+        self.last_m = np.ones(self.per)
+        self.last_x = np.zeros(len(self.sigma2))
+
+    def _windows(self, j0: int, j1: int, block: int) -> np.ndarray:
+        """M over windows j0 .. j1 - 1, (windows x steps); j0 is the last window made or after it."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, MODULATION_STREAM, block]))
+        reuse = self.last_j is not None and j0 == self.last_j
+        first = j0 + 1 if reuse else j0
+        n = max(j1 - first, 0) * self.per
+        a = np.exp(-self.step / self.theta)
+        if self.last_j is None or first > self.last_j + 1:  # a fresh start: the stationary law
+            x_prev = rng.standard_normal(len(self.theta)) * np.sqrt(self.sigma2)
+        else:
+            x_prev = self.last_x
+        eps = rng.standard_normal((n, len(self.theta)))
+        x = np.empty((n, len(self.theta)))
+        for j in range(len(self.theta)):  # one filter per component, not per step
+            s = np.sqrt(self.sigma2[j] * (1 - a[j] ** 2))
+            x[:, j], _ = lfilter([s], [1.0, -a[j]], eps[:, j], zi=[a[j] * x_prev[j]])
+        m = np.exp(x.sum(axis=1)).reshape(-1, self.per)
+        m /= m.mean(axis=1, keepdims=True)
+        if reuse:
+            m = np.r_[self.last_m[None, :], m]
+        if n:
+            self.last_j, self.last_m, self.last_x = j1 - 1, m[-1], x[-1]
+        return m
+
+    def knots(self, begin: float, end: float, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(t, U(t) - U(begin)) at `begin`, each step edge inside, and `end`."""
+        j0 = int(np.floor((begin - self.origin) / self.window_s))
+        j1 = max(int(np.ceil((end - self.origin) / self.window_s)), j0 + 1)
+        m = self._windows(j0, j1, block).ravel()
+        edges = self.origin + j0 * self.window_s + np.arange(len(m) + 1) * self.step
+        lo = max(int(np.searchsorted(edges, begin, side="right")) - 1, 0)
+        hi = max(int(np.searchsorted(edges, end, side="left")), lo + 1)
+        t = np.clip(edges[lo:hi + 1], begin, end)
+        u = np.r_[0.0, np.cumsum(m[lo:hi] * np.diff(t))]
+        return t, u
+
+
+def modulation_spec(bundle: dict) -> dict | None:
+    """The modulation to generate with: the bundle's, when its chosen arrival model has one."""
+    model = bundle.get("arrival_model") or {}
+    if model.get("chosen") in ("cox", "cox-renewal") and model.get("modulation"):
+        spec = model["modulation"]
+        return spec if any(v > 0 for v in spec["sigma2"]) else None
+    return None
+
+
+def poisson_base(bundle: dict) -> bool:
+    """The Cox model draws Poisson arrivals in modulated time (the windows' gap shapes set aside:
+    their CV came from the same bursts the modulation now makes)."""
+    return (bundle.get("arrival_model") or {}).get("chosen") == "cox" and modulation_spec(bundle) is not None
