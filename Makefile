@@ -8,14 +8,14 @@ NAME := $(firstword $(subst ., ,$(notdir $(TRACE))))
 OUT ?= data/$(NAME)
 ARGS ?=
 
-.PHONY: setup consumers characterize ingest test bench bench-large sample clean
+.PHONY: setup consumers characterize ingest test bench bench-large bench-spark sample clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,spark]'
 	touch $(STAMP)
 
 characterize: $(STAMP)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 bench-large: $(STAMP)
 	$(BIN)/python -m bench.run --large $(ARGS)
+
+# The stages on local Spark against DuckDB (10 M and 100 M rows by default; ARGS="--rows 1000000").
+bench-spark: $(STAMP)
+	$(BIN)/python -m bench.spark $(ARGS)
 
 # Rebuild the committed default trace from its fitted parameters (seeded, byte-identical).
 sample: $(STAMP)

@@ -21,8 +21,9 @@ from servetrace.schema import HASH_IDS
 from servetrace.settings import IngestSettings, Settings
 from servetrace.rows import read
 from servetrace.rows import stream as row_stream
-from servetrace.stages import gaps, sql
+from servetrace.stages import gaps, gaps_sql, sql
 from servetrace.stages.agents import agents
+from servetrace.stages.engine import Engine
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
 from servetrace.stages.context import PER_WINDOW_N, Context, sql_variables
@@ -57,23 +58,27 @@ def check_settings(settings: Settings) -> None:
 
 def characterize_requests(requests: str | Path, settings: Settings, trace_info: dict | None = None,
                           progress: Callable[[str], None] | None = None,
-                          scratch_dir: str | Path | None = None) -> tuple[dict, dict[str, pl.DataFrame]]:
+                          scratch_dir: str | Path | None = None,
+                          engine: Engine | None = None) -> tuple[dict, dict[str, pl.DataFrame]]:
     """All stages over a canonical requests.parquet: (findings document, {table name: frame})."""
-    findings, tables, _ = _characterize(requests, settings, trace_info, progress, scratch_dir, with_bundle=False)
+    findings, tables, _ = _characterize(requests, settings, trace_info, progress, scratch_dir, with_bundle=False,
+                                        engine=engine)
     return findings, tables
 
 
 def _characterize(requests: str | Path, settings: Settings, trace_info: dict | None,
                   progress: Callable[[str], None] | None, scratch_dir: str | Path | None,
-                  with_bundle: bool) -> tuple[dict, dict[str, pl.DataFrame], dict | None]:
-    """The stages and, `with_bundle`, the bundle: its first pass rides on the stages' row stream."""
+                  with_bundle: bool, engine: Engine | None = None) -> tuple[dict, dict[str, pl.DataFrame], dict | None]:
+    """The stages and, `with_bundle`, the bundle: its first pass rides on the stages' row stream
+    (DuckDB; on Spark the gap statistics are set-based SQL and the bundle is left to the caller)."""
     check_settings(settings)
+    engine = engine or Engine()
     step = progress or (lambda name: None)
     meta = io.parquet_metadata(requests)
     has_hash = HASH_IDS in pq.read_schema(requests).names
     tables: dict[str, pl.DataFrame] = {}
     found: list = []
-    with sql.connect(requests, settings.memory_limit, settings.threads, scratch_dir) as con:
+    with engine.connect(requests, settings.memory_limit, settings.threads, scratch_dir) as con:
         step("profile")
         profile = trace_profile(con)
         ctx = Context(settings, profile, grouping.from_profile(profile, settings.group_by), meta, has_hash)
@@ -93,10 +98,14 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         gap_con = con.cursor()
         sql.set_variables(gap_con, variables)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
-        fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
-        gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
-                                 settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N, fit)
+        if engine.name == "spark":  # window functions over the rows where they lie, no stream
+            fit = None
+            gap_future = pool.submit(gaps_sql.compute, gap_con, ctx.rows, ctx.t0_s, ctx.t1_s, settings.window_s)
+        else:
+            codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
+            fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
+            gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
+                                     settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N, fit)
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)
@@ -219,7 +228,8 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | None = None,
-                 ingest_settings: IngestSettings | None = None, quiet: bool = False) -> dict:
+                 ingest_settings: IngestSettings | None = None, quiet: bool = False,
+                 engine: Engine | None = None) -> dict:
     """Ingest `trace` into `out_dir` (reused when unchanged), run every stage, write the outputs.
 
     Returns a summary: the ingest summary's row counts, paths, tables written and the statements.
@@ -249,9 +259,14 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         if not requests.exists():
             raise ServetraceError(f"{trace}: ingest produced no request table to characterize")
         with _progress(quiet) as step:
-            findings, tables, bundle = _characterize(requests, settings, summary, step, out_dir, with_bundle=True)
+            findings, tables, bundle = _characterize(requests, settings, summary, step, out_dir, with_bundle=True,
+                                                     engine=engine)
             lap("stages")
             write_outputs(out_dir, findings, tables)
+            if bundle is None and engine is not None and engine.name == "spark":
+                from servetrace.bundle.fit import fit_bundle
+
+                bundle = fit_bundle(out_dir, settings)  # the one-process streamed fit (not distributed yet)
             if bundle is None:
                 from servetrace.bundle.fit import source_of
 

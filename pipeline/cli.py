@@ -118,13 +118,20 @@ def characterize(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     memory_limit: MemoryOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="Where the stages run: duckdb (this machine) or spark "
+                                                          "(needs pyspark: pip install 'servetrace[spark]', and Java 17+).")] = "duckdb",
+    spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="Spark master URL (default local[2]).")] = None,
+    spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Ingest TRACE (reused when unchanged) and run every stage: DIR/tables/*.parquet and DIR/findings.json."""
     from servetrace.characterize import characterize as run, summary_text
     from servetrace.settings import Settings
+    from servetrace.spark.session import parse_conf
+    from servetrace.stages.engine import Engine
 
     settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit)
-    summary = run(trace, out, settings, _ingest_settings(fmt, maps, time_unit), quiet=quiet)
+    engine_ = Engine(engine, spark_master, parse_conf(spark_conf))
+    summary = run(trace, out, settings, _ingest_settings(fmt, maps, time_unit), quiet=quiet, engine=engine_)
     _emit(summary, as_json, summary_text(summary))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import numpy as np
 import pytest
@@ -219,7 +218,4 @@ def test_every_shipped_pool_imports(tmp_path, category, model, clients, missing,
     assert np.mean(bundle["aggregate"]["rate_rps"]) == pytest.approx(mean_rps, rel=0.01)
     path = save_bundle(tmp_path / "bundle.json", bundle)
     assert path.stat().st_size < 20e6
-    start = time.perf_counter()
-    load_bundle(path)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"loading {model} took {elapsed:.2f} s"  # ~0.3 s measured; slack for a busy machine
+    assert len(load_bundle(path)["clients"]) == clients  # its load time is a `make bench` figure, not a test

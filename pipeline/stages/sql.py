@@ -21,12 +21,15 @@ from servetrace.resources import SQL_DIR
 
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
 VIEWS = frozenset({"stg_requests"})
+# Where a table's SQL file lives: staging and marts, and the set-based form of the gap statistics
+# (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream).
+LAYERS = ("staging", "marts", "gaps")
 UINT64 = 18446744073709551616.0
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's buffer pool for the stages when --memory-limit is not given
 
 
 def sql_text(name: str) -> str:
-    for layer in ("staging", "marts"):
+    for layer in LAYERS:
         path = SQL_DIR / layer / f"{name}.sql"
         if path.exists():
             return path.read_text(encoding="utf-8")
@@ -35,6 +38,8 @@ def sql_text(name: str) -> str:
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
     kind = "view" if name in VIEWS else "table"
+    if getattr(con, "engine", "duckdb") == "spark":  # servetrace.spark.connection: transpiled there
+        return con.run_sql(name, kind)
     con.execute(f"create or replace {kind} {name} as\n{sql_text(name)}")
 
 
@@ -46,6 +51,8 @@ def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, variables: dict) -> None:
+    if getattr(con, "engine", "duckdb") == "spark":
+        return con.set_variables(variables)
     for key, value in variables.items():
         con.execute(f"set variable {key} = ?", [value])
 
@@ -82,4 +89,4 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
 
 
 def sql_variables_value(con: duckdb.DuckDBPyConnection, name: str):
-    return con.execute(f"select getvariable('{name}')").fetchall()[0][0]
+    return con.sql(f"select getvariable('{name}') as value").fetchall()[0][0]

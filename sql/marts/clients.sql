@@ -36,12 +36,12 @@ key_counts as (
     )
     group by grouping sets ((key_model, key_service, key_part, input_tokens),
                             (key_model, key_service, key_part, output_tokens))
-    having coalesce(input_tokens, output_tokens) is not null
 ),
 
 value_counts as (
     select group_key_of(key_model, key_service, key_part) as group_key, field, tokens, n
     from key_counts
+    where tokens is not null  -- (not a HAVING on the grouped columns: Spark cannot resolve that)
 ),
 
 cumulative as (

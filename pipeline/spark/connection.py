@@ -1,0 +1,104 @@
+"""The calls the stages make on their database, answered by Spark.
+
+The stages talk to DuckDB through a handful of calls: build a table from its SQL file
+(`stages.sql.run_sql` / `table`), read a small query result as Polars or numpy, set the run's
+variables, register a small Arrow table. `SparkConnection` answers the same calls, so every stage's
+Python runs unchanged; everything it reads back is aggregated (a table of windows, groups, bins,
+value counts or a seeded sample), never the rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from servetrace.spark.transpile import sql_file, to_spark, to_spark_steps
+
+ENGINE = "spark"
+
+
+class Result:
+    """A query's result, fetched as the DuckDB relation calls the stages use would fetch it."""
+
+    def __init__(self, frame) -> None:
+        self.frame = frame
+
+    def arrow(self) -> pa.Table:
+        return self.frame.toArrow()
+
+    def pl(self) -> pl.DataFrame:
+        return pl.from_arrow(self.arrow())
+
+    def fetchnumpy(self) -> dict[str, np.ndarray]:
+        return {name: col.to_numpy() for name, col in self.pl().to_dict().items()}
+
+    def fetchall(self) -> list[tuple]:
+        return [tuple(row) for row in self.frame.collect()]
+
+
+class SparkConnection:
+    """`requests` (the canonical table, with each row's number in file order as `file_row_number`)
+    and the stage tables, on a SparkSession."""
+
+    engine = ENGINE
+
+    def __init__(self, spark, requests_path: str | Path) -> None:
+        self.spark = spark
+        self.variables: dict = {}
+        self._cached: list = []
+        requests_view(spark, str(requests_path)).createOrReplaceTempView("requests")
+
+    # the DuckDB connection calls the stages make
+    def set_variables(self, variables: dict) -> None:
+        self.variables.update(variables)
+
+    def run_sql(self, name: str, kind: str) -> None:
+        *steps, (_, final) = to_spark_steps(name, sql_file(name), self.variables)
+        for view, query in steps:
+            self.spark.sql(query).createOrReplaceTempView(view)
+        frame = self.spark.sql(final)
+        if kind == "table":  # read by several stages: computed once
+            frame = frame.cache()
+            self._cached.append(frame)
+        frame.createOrReplaceTempView(name)
+
+    def sql(self, query: str) -> Result:
+        return Result(self.spark.sql(to_spark(query, self.variables)))
+
+    def register(self, name: str, table: pa.Table) -> None:
+        frame = self.spark.createDataFrame(table.to_pandas()) if table.num_rows else \
+            self.spark.createDataFrame([], _spark_schema(table.schema))
+        frame.createOrReplaceTempView(name)
+
+    def cursor(self) -> "SparkConnection":
+        return self  # a SparkSession takes jobs from several threads
+
+    def close(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+
+
+def requests_view(spark, path: str):
+    """The canonical table with `file_row_number`: a row's number in file order (files by name,
+    rows by their index in the file), as DuckDB's `read_parquet(..., file_row_number = true)` counts
+    it for one file, and exactly so for a directory of Parquet parts."""
+    from pyspark.sql import Window, functions as F
+
+    frame = spark.read.parquet(path).select("*", F.col("_metadata.file_path").alias("_file"),
+                                            F.col("_metadata.row_index").alias("_row_index"))
+    files = frame.groupBy("_file").agg(F.count(F.lit(1)).alias("_rows"))
+    offsets = files.select("_file", (F.sum("_rows").over(Window.orderBy("_file").rowsBetween(
+        Window.unboundedPreceding, -1))).alias("_offset")).fillna(0, ["_offset"])
+    return (frame.join(F.broadcast(offsets), "_file")
+            .withColumn("file_row_number", F.col("_offset") + F.col("_row_index"))
+            .drop("_file", "_row_index", "_offset"))
+
+
+def _spark_schema(schema: pa.Schema):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)

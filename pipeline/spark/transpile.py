@@ -1,0 +1,176 @@
+"""DuckDB SQL (the files in sql/) to Spark SQL, with sqlglot.
+
+What does not carry over by dialect alone is rewritten on the parsed tree, once per file:
+- `getvariable('x')` becomes the run's value of x, as a literal (Spark has no session variables
+  that a view could read);
+- the macros of sql/macros.sql are expanded in place, their parameters replaced by the call's
+  arguments;
+- `hash(...)` (DuckDB's unsigned 64-bit hash, divided by 2^64 for a seeded uniform) becomes
+  Spark's `xxhash64(...)` shifted to unsigned: the uniforms are as uniform and as repeatable, but
+  other numbers, so sampled fits agree with DuckDB's in distribution, not digit for digit.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import sqlglot
+import sqlglot.expressions as exp
+
+from servetrace.resources import SQL_DIR
+
+_MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s+(.*?);", re.I | re.S)
+_SIGNED_OFFSET = 9223372036854775808.0  # 2^63: xxhash64 is signed
+
+
+def _literal(value) -> exp.Expression:
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[_literal(v) for v in value])
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if value is None:
+        return exp.Null()
+    if isinstance(value, float):
+        return _double(exp.Literal.number(repr(value)))  # repr keeps every digit
+    return exp.Literal.number(value)
+
+
+def _double(node: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=node, to=exp.DataType.build("double"))
+
+
+def _is_fractional(node: exp.Expression) -> bool:
+    """A numeric literal with a point or an exponent: DuckDB reads it as a double, Spark as a
+    decimal (whose arithmetic rounds to a fixed scale), so it is cast to double."""
+    return isinstance(node, exp.Literal) and not node.is_string and any(c in node.this for c in ".eE")
+
+
+@lru_cache(maxsize=None)
+def _macros() -> dict[str, tuple[list[str], str]]:
+    text = "\n".join(line for line in (SQL_DIR / "macros.sql").read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith("--"))
+    return {m.group(1).lower(): ([p.strip() for p in m.group(2).split(",")], m.group(3))
+            for m in _MACRO.finditer(text)}
+
+
+def _function_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    return None
+
+
+def to_spark(duckdb_sql: str, variables: dict) -> str:
+    """One DuckDB SELECT as Spark SQL, variables bound."""
+    return _tree(duckdb_sql, variables).sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+def to_spark_steps(name: str, duckdb_sql: str, variables: dict) -> list[tuple[str, str]]:
+    """A stage file as Spark SQL steps: each CTE its own temporary view `<name>__<cte>`, then the
+    final query as `name`. Spark 4.1's optimizer fails on some CTE chains with grouping sets
+    ("key not found" in its CTE rules); views of the same queries are inlined as plain subqueries."""
+    tree = _tree(duckdb_sql, variables)
+    with_ = tree.args.get("with_") or tree.args.get("with")
+    ctes = list(with_.expressions) if with_ else []
+    renamed = {cte.alias: f"{name}__{cte.alias}" for cte in ctes}
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in renamed:
+            alias = node.args.get("alias")
+            return exp.Table(this=exp.to_identifier(renamed[node.name]),
+                             alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(node.name)))
+        return node
+
+    steps = []
+    for cte in ctes:
+        steps.append((renamed[cte.alias], cte.this.copy().transform(rename)))
+    body = tree.copy()
+    body.set("with_", None)
+    body.set("with", None)
+    steps.append((name, body.transform(rename)))
+    return [(view, query.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)) for view, query in steps]
+
+
+def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
+    macros = _macros()
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        name = _function_name(node)
+        if name == "getvariable":
+            key = node.expressions[0].name
+            if key not in variables:
+                raise KeyError(f"SQL reads variable {key!r}, which the run did not set")
+            return _literal(variables[key])
+        if name in macros:
+            params, body = macros[name]
+            args = dict(zip(params, node.expressions))
+            tree = sqlglot.parse_one(body, read="duckdb")
+            tree = tree.transform(lambda n: args[n.name].copy()
+                                  if isinstance(n, exp.Column) and not n.table and n.name in args else n)
+            return exp.Paren(this=tree.transform(rewrite))
+        if isinstance(node, exp.Log) and node.expression is not None and node.this.name in ("2", "10"):
+            # Spark's LOG(10, x) is ln(x) / ln(10): 2.9999999999999996 for 1000, so bins on powers
+            # of ten (or two) would move; its LOG10 and LOG2 are exact there, as DuckDB's are
+            return exp.Anonymous(this=f"LOG{node.this.name}", expressions=[node.expression.copy().transform(rewrite)])
+        if isinstance(node, exp.PercentileCont) and not isinstance(node.parent, exp.WithinGroup):
+            # quantile_cont(x, q): Spark's PERCENTILE interpolates linearly, as DuckDB does, and
+            # takes an array of fractions too
+            return exp.Anonymous(this="PERCENTILE", expressions=[node.this.copy().transform(rewrite),
+                                                                 node.expression.copy().transform(rewrite)])
+        if _is_fractional(node) and not isinstance(node.parent, exp.Cast):
+            return _double(node.copy())
+        if name == "hash":
+            hashed = exp.Anonymous(this="xxhash64", expressions=[e.copy().transform(rewrite) for e in node.expressions])
+            return exp.Paren(this=exp.Add(this=hashed, expression=exp.Literal.number(repr(_SIGNED_OFFSET))))
+        return node
+
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(rewrite)
+    for group in tree.find_all(exp.Group):
+        if group.args.get("all"):
+            _expand_group_by_all(group)
+    for select in list(tree.find_all(exp.Select)):
+        _posexplode(select)
+    return tree
+
+
+def _posexplode(select: exp.Select) -> None:
+    """`unnest(list) as v, generate_subscripts(list, 1) as p` (each element with its 1-based
+    position; Spark has no generate_subscripts and allows one generator per select) becomes
+    `posexplode(list) as (p0, v)` in a subquery, with p = p0 + 1 outside it."""
+    items = select.expressions
+    exploded = [i for i in items if isinstance(i, exp.Alias) and isinstance(i.this, exp.Explode)]
+    positions = [i for i in items if isinstance(i, exp.Alias) and _function_name(i.this) == "generate_subscripts"]
+    if not (exploded and positions):
+        return
+    value, position = exploded[0], positions[0]
+    if value.this.this != position.this.expressions[0]:
+        return
+    zero_based = f"{position.alias}__0"
+    inner = select.copy()
+    inner.set("expressions", [
+        exp.Aliases(this=exp.Posexplode(this=value.this.this.copy()),
+                    expressions=[exp.to_identifier(zero_based), exp.to_identifier(value.alias)])
+        if item.alias == value.alias else item.copy()
+        for item in items if item.alias != position.alias])
+    outer = [exp.alias_(exp.Add(this=exp.column(zero_based), expression=exp.Literal.number(1)), position.alias)
+             if item.alias == position.alias else exp.column(item.alias_or_name) for item in items]
+    replacement = exp.select(*outer).from_(inner.subquery("posexploded"))
+    select.replace(replacement)
+
+
+def _expand_group_by_all(group: exp.Group) -> None:
+    """`group by all` as the list of the select's expressions that are not aggregates (Spark's own
+    GROUP BY ALL fails to resolve beside a join's USING columns)."""
+    select = group.parent
+    keys = [item.unalias().copy() for item in select.expressions
+            if not item.unalias().find(exp.AggFunc)]
+    group.set("all", None)
+    group.set("expressions", keys)
+
+
+def sql_file(name: str) -> str:
+    from servetrace.stages.sql import sql_text
+
+    return sql_text(name)

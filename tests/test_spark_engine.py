@@ -1,0 +1,120 @@
+"""`characterize --engine spark` (local Spark from the pyspark wheel) gives DuckDB's findings and tables.
+
+Numbers that do not depend on the seeded uniforms are equal within float tolerance. The uniforms
+come from each engine's own 64-bit hash, so what they select or move (de-rounded gaps, fit samples,
+the fits drawn from them) agrees in distribution: compared with a stated tolerance below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import polars as pl
+import pytest
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'servetrace[spark]')")
+if shutil.which("java") is None:
+    pytest.skip("no Java runtime for Spark (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+
+from servetrace.characterize import characterize  # noqa: E402
+from servetrace.stages.engine import Engine  # noqa: E402
+from tests.conftest import ROOT, run_cli  # noqa: E402
+
+SAMPLE = ROOT / "data" / "samples" / "burstgpt_sample.csv"
+# Keys whose numbers come from the seeded uniforms (fit samples, de-rounded arrivals) or are
+# computed from such numbers: compared in distribution, not digit for digit.
+SAMPLED = ("best_fit", "derounded", "windows", "fits", "mixture", "families", "ks", "aic", "params", "shape",
+           "scale", "mu", "sigma", "alpha")
+SAMPLED_TABLES = {"iat_fit", "window_iat_fits", "length_fit", "length_hist", "quality_gaps", "iat_hist",
+                  "arrivals_by_group", "window_rates", "reasoning_mixture"}
+SAMPLED_COLUMNS = ("derounded", "fit", "ks", "share_fitted", "family", "shape", "scale")
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    out = tmp_path_factory.mktemp("engines")
+    characterize(SAMPLE, out / "duckdb", quiet=True)
+    characterize(SAMPLE, out / "spark", quiet=True, engine=Engine("spark"))
+    return out / "duckdb", out / "spark"
+
+
+def _numbers(doc, path=""):
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _numbers(value, f"{path}/{key}")
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _numbers(value, f"{path}/{i}")
+    elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        yield path, float(doc)
+
+
+def test_findings_equal_between_engines(both):
+    a, b = (json.loads((d / "findings.json").read_text()) for d in both)
+    for doc in (a, b):
+        doc.pop("created_at", None)
+    na, nb = dict(_numbers(a)), dict(_numbers(b))
+    assert na.keys() == nb.keys()
+    exact = [k for k in na if not any(s in k for s in SAMPLED)]
+    assert len(exact) > 100  # most of the characterization is exact
+    for key in exact:
+        assert nb[key] == pytest.approx(na[key], rel=1e-6, abs=1e-9), key
+    for key in set(na) - set(exact):  # sampled: close, not equal
+        if math.isfinite(na[key]) and abs(na[key]) > 1e-6:
+            assert nb[key] == pytest.approx(na[key], rel=0.25, abs=0.05), key
+
+
+def test_tables_equal_between_engines(both):
+    a_dir, b_dir = (d / "tables" for d in both)
+    names = sorted(p.stem for p in a_dir.glob("*.parquet"))
+    assert names == sorted(p.stem for p in b_dir.glob("*.parquet"))
+    for name in names:
+        a, b = pl.read_parquet(a_dir / f"{name}.parquet"), pl.read_parquet(b_dir / f"{name}.parquet")
+        assert a.columns == b.columns, name
+        if name in SAMPLED_TABLES:  # drawn from the sampled fits: their rows depend on the fit
+            continue
+        assert a.height == b.height, name
+        for col in a.columns:
+            if any(s in col for s in SAMPLED_COLUMNS):
+                continue
+            x, y = a[col], b[col]
+            if x.dtype.is_numeric():
+                assert y.cast(pl.Float64).to_list() == pytest.approx(x.cast(pl.Float64).to_list(), rel=1e-9,
+                                                                      abs=1e-12, nan_ok=True), (name, col)
+            else:
+                assert x.to_list() == y.to_list(), (name, col)
+
+
+def test_cli_engine_options(tmp_path):
+    bad = run_cli("characterize", SAMPLE, "--out", tmp_path / "x", "--engine", "flink")
+    assert bad.returncode == 2 and "--engine 'flink'" in bad.stderr and "Traceback" not in bad.stderr
+    conf = run_cli("characterize", SAMPLE, "--out", tmp_path / "y", "--engine", "spark", "--spark-conf", "novalue")
+    assert conf.returncode == 2 and "expected KEY=VALUE" in conf.stderr
+    mixed = run_cli("characterize", SAMPLE, "--out", tmp_path / "z", "--spark-master", "local[1]")
+    assert mixed.returncode == 2 and "go with --engine spark" in mixed.stderr
+
+
+def test_prefix_reuse_with_hash_ids_equal(tmp_path):
+    """hash_ids (a list column) through posexplode: the per-window prefix reuse table of a Mooncake trace."""
+    from servetrace.ingest import ingest_trace
+    from servetrace.settings import IngestSettings, Settings
+    from servetrace.spark.connection import SparkConnection
+    from servetrace.spark.session import spark_session
+    from servetrace.stages import sql
+    from tests.conftest import shared_file
+
+    summary = ingest_trace(shared_file("mooncake", "synthetic_trace.jsonl"), tmp_path, IngestSettings())
+    requests = summary.get("requests") or tmp_path / "requests.parquet"
+    meta = pl.read_parquet(requests, columns=["arrival_s"])["arrival_s"]
+    variables = {"t0_s": float(meta.min()), "window_s": float(Settings().window_s)}
+    with sql.connect(requests) as con:
+        sql.set_variables(con, variables)
+        a = sql.table(con, "prefix_reuse", order_by="window_idx")
+    spark = SparkConnection(spark_session(), requests)
+    spark.set_variables(variables)
+    b = sql.table(spark, "prefix_reuse", order_by="window_idx")
+    assert a.height > 1 and int(a["seen_blocks"].sum()) > 0
+    for col in a.columns:
+        assert b[col].cast(pl.Float64).to_list() == pytest.approx(a[col].cast(pl.Float64).to_list(), rel=1e-12), col

@@ -1,0 +1,59 @@
+"""sql/ as Spark SQL: every stage file transpiles (sqlglot) with the run's variables bound, and the
+rewrites that keep Spark's numbers equal to DuckDB's are in place. No Spark needed."""
+
+from __future__ import annotations
+
+import pytest
+
+sqlglot = pytest.importorskip("sqlglot", reason="the spark extra (sqlglot) is not installed")
+
+from servetrace import grouping  # noqa: E402
+from servetrace.resources import SQL_DIR  # noqa: E402
+from servetrace.spark.transpile import to_spark, to_spark_steps  # noqa: E402
+from servetrace.stages.sql import sql_text  # noqa: E402
+
+VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
+             **grouping.parse("model,service").sql_variables(), "jitter_s": 1.0, "idc_scales": [1.0, 10.0, 60.0, 600.0], "sample_p": 0.25, "grid_every": 1,
+             "per_window_n": 500, "max_groups": 1000, "max_groups_detail": 20, "rate_bin_s": 3600.0,
+             "drift_bin_s": 86400.0, "origin_weekday": 3}
+FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name != "ingest")
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_stage_file_is_spark_sql(name):
+    steps = to_spark_steps(name, sql_text(name), VARIABLES)
+    assert steps[-1][0] == name
+    for view, query in steps:
+        assert "GETVARIABLE" not in query.upper() and "GROUP_KEY_OF" not in query.upper(), view
+        sqlglot.parse_one(query, read="spark")  # Spark SQL that parses back
+
+
+def test_variables_become_literals_and_fractions_doubles():
+    out = to_spark("select getvariable('t0_s') + 0.5 as a, getvariable('group_by') as b, "
+                   "getvariable('idc_scales') as c from t", VARIABLES)
+    # Spark reads 0.5 as a decimal, whose arithmetic rounds to a fixed scale: cast to double as DuckDB reads it
+    assert "CAST(12.5 AS DOUBLE) + CAST(0.5 AS DOUBLE)" in out
+    assert "'model,service' AS b" in out and "ARRAY(CAST(1.0 AS DOUBLE)" in out
+    with pytest.raises(KeyError, match="window_s"):
+        to_spark("select getvariable('window_s')", {})
+
+
+def test_rewrites_that_keep_numbers_equal():
+    out = to_spark("select floor(log10(x) * 20) as a, log2(x) as b, quantile_cont(x, [0.5, 0.9]) as q, "
+                   "hash(row_id, 7) / 18446744073709551616.0 as u from t group by all", {})
+    assert "LOG10(x)" in out and "LOG2(x)" in out  # not LOG(10, x) = ln x / ln 10 (2.9999999999999996 at 1000)
+    assert "PERCENTILE(x, ARRAY(" in out  # linear interpolation, as quantile_cont
+    assert "XXHASH64(row_id, 7) + 9.223372036854776e+18" in out  # a uniform on [0, 1) from a 64-bit hash
+    assert "GROUP BY ALL" not in out.upper()
+
+
+def test_macros_expand_with_their_arguments():
+    out = to_spark("select group_key_of(m, s, key_part) as g from t", grouping.parse("model").sql_variables())
+    assert "GROUP_KEY_OF" not in out.upper() and "CONCAT_WS('|', key_part, CASE WHEN TRUE THEN m END" in out
+    assert "CASE WHEN FALSE THEN s END" in out  # the macro's parameters replaced by the call's arguments
+
+
+def test_ctes_become_named_steps():
+    steps = to_spark_steps("x", "with a as (select 1 as v), b as (select v from a) select * from b", {})
+    assert [view for view, _ in steps] == ["x__a", "x__b", "x"]
+    assert "FROM x__a AS a" in steps[1][1] and "FROM x__b AS b" in steps[2][1]
