@@ -13,7 +13,7 @@ from servetrace.bundle import save_bundle, validate_bundle
 from servetrace.errors import ServetraceError
 from servetrace.generate import GenerateOptions, generate_table
 from servetrace.generate.run import generate_file
-from servetrace.validate import metrics as m
+from servetrace.stats import fidelity as m
 
 W = 600
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from servetrace.bundle.model import load_bundle, save_bundle
-from servetrace.bundle.pmf import binned_pmf
+from servetrace.stats.pmf import binned_pmf
 from servetrace.bundle.servegen_import import import_servegen_pool
 from servetrace.export.servegen import export_servegen
 from test_servegen_reader import assert_generatable, load_pool

@@ -1,10 +1,11 @@
 """Arrivals: pinned definitions against numpy / scipy, and planted ground truth."""
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 
-from servetrace.stages import families
+from servetrace.stats import families
 from test_stages_support import canonical, gamma_arrivals, run_stages
 
 
@@ -31,11 +32,31 @@ def test_pinned_definitions_match_numpy(gamma_run):
     gaps = np.diff(t)
     assert a["rate_rps"] == pytest.approx(len(t) / (t[-1] - t[0]), rel=1e-9)
     assert a["iat_cv"] == pytest.approx(gaps.std() / gaps.mean(), rel=1e-9)
-    for scale in (1, 10, 60, 600):
-        counts = np.bincount(np.floor((t - t[0]) / scale).astype(int))
+    for scale in (1, 10, 60, 600):  # whole bins only: the partial last bin is left out
+        full = int(np.floor((t[-1] - t[0]) / scale))
+        counts = np.bincount(np.floor((t - t[0]) / scale).astype(int))[:full]
         assert a["idc"][str(scale)] == pytest.approx(counts.var() / counts.mean(), rel=1e-8)
-    window = np.bincount(np.floor((t - t[0]) / 600).astype(int))
+    window = np.bincount(np.floor((t - t[0]) / 600).astype(int))[: int((t[-1] - t[0]) // 600)]
     assert a["peak_to_mean"] == pytest.approx(window.max() / window.mean(), rel=1e-9)
+
+
+def test_poisson_idc_and_peak_to_mean_with_a_partial_last_bin(tmp_path):
+    """Poisson arrivals over a span that is no whole number of 60 s or 600 s bins: IDC is 1 at
+    every scale (an IDC estimate from B bins has standard error about sqrt(2 / B); 4 of them
+    allowed) and peak-to-mean stays near the Poisson spread of the window counts."""
+    rng = np.random.default_rng(11)
+    span = 6 * 3600 + 437.0  # a partial bin at 60 s and 600 s
+    t = np.sort(rng.uniform(0, span, rng.poisson(5.0 * span)))
+    findings, tables = run_stages(tmp_path, canonical(t))
+    a = findings["arrivals"]
+    for scale in (1, 10, 60, 600):
+        bins = int((t[-1] - t[0]) // scale)
+        assert a["idc"][str(scale)] == pytest.approx(1.0, abs=4 * np.sqrt(2 / bins)), scale
+    assert a["peak_to_mean"] < 1 + 4 * 3000 ** -0.5  # 3000 requests a window: Poisson sd 1.8 %
+    w = tables["window_rates"]
+    assert w.filter(~pl.col("full")).height == 1 and w["covered_s"].max() == 600
+    last = w.filter(~pl.col("full"))
+    assert last["rate_rps"][0] == pytest.approx(last["requests"][0] / last["covered_s"][0])
 
 
 def test_rounded_timestamps_are_derounded(tmp_path):

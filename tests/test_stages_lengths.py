@@ -54,7 +54,7 @@ def test_conditional_output_grows_with_input(lengths_run):
 
 
 def test_correlations_from_pair_counts_match_scipy_with_heavy_ties():
-    from servetrace.stages.correlation import correlations
+    from servetrace.stats.correlation import correlations
 
     rng = np.random.default_rng(9)
     for n, hi in ((2_000, 6), (40_000, 400)):

@@ -12,7 +12,8 @@ from scipy import stats
 from servetrace.errors import ServetraceError
 from servetrace.generate.table import canonical_table
 from servetrace.io import write_parquet
-from servetrace.validate import fidelity, metrics as m, validate_traces
+from servetrace.stats import fidelity as m
+from servetrace.validate import fidelity, validate_traces
 
 
 def trace(n=40_000, cv=3.0, rate=20.0, seed=0, clients=40) -> pl.DataFrame:
@@ -54,6 +55,31 @@ def test_iat_cv_and_idc_by_hand():
     # bins of 2 s from t=0: [0,2) -> 2, [2,4) -> 1, [4,6) -> 1 (t=6 is in the partial bin, left out)
     counts = np.array([2, 1, 1])
     assert m.idc(t, 2.0) == pytest.approx(counts.var() / counts.mean())
+
+
+def test_idc_bins_lie_over_the_stated_span():
+    t = np.array([0.5, 1.0, 3.0, 4.0, 6.0, 9.5])
+    # span (1, 7), 2 s bins from 1: [1,3) -> 1, [3,5) -> 2, [5,7) -> 1; 0.5 and 9.5 lie outside
+    counts = np.array([1, 2, 1])
+    assert m.idc(t, 2.0, (1.0, 7.0)) == pytest.approx(counts.var() / counts.mean())
+    assert m.idc(t, 2.0, (1.0, 4.9)) is None  # one whole bin
+
+
+def test_fidelity_idc_uses_the_common_span_for_both_traces():
+    """A Poisson synthetic trace that starts 250 s later than the source: both IDCs are binned from
+    the common span's start and are near 1 (standard error sqrt(2 / bins))."""
+    rng = np.random.default_rng(12)
+    src = np.sort(rng.uniform(0, 20_000, 100_000))
+    syn = np.sort(rng.uniform(250, 20_250, 100_000))
+    out, _ = fidelity(pl.DataFrame({"arrival_s": src}), pl.DataFrame({"arrival_s": syn}))
+    lo, hi = out["burstiness_span_s"]
+    for scale, pair in out["idc"].items():
+        bins = int((hi - lo) // float(scale))
+        for side, t in (("source", src), ("synthetic", syn)):
+            idx = np.floor((t[(t >= lo) & (t < hi)] - lo) / float(scale)).astype(int)
+            counts = np.bincount(idx[idx < bins], minlength=bins)
+            assert pair[side] == pytest.approx(counts.var() / counts.mean(), rel=1e-9)
+            assert pair[side] == pytest.approx(1.0, abs=4 * np.sqrt(2 / bins))
 
 
 def test_poisson_process_has_unit_cv_and_idc():

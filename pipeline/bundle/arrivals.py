@@ -12,7 +12,8 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from servetrace.bundle.pmf import weibull_shape_for_cv
+from servetrace.stats import families
+from servetrace.stats.families import weibull_shape_for_cv
 
 MIN_IATS = 3  # fewer inter-arrivals than this in a window: no family fitted
 IAT_FLOOR_S = 1e-6  # tied timestamps would give log(0): inter-arrivals are floored here
@@ -81,12 +82,10 @@ def _lgamma(s: pl.Series) -> pl.Series:
 
 
 def iat_ks(iats: np.ndarray, family: str, shape: float, scale: float) -> float | None:
-    """Kolmogorov-Smirnov distance of inter-arrival samples to the fitted family (the CDFs as
-    scipy.stats.gamma and weibull_min compute them, without building a distribution per client)."""
+    """Kolmogorov-Smirnov distance of inter-arrival samples to the fitted family."""
     iats = np.sort(iats[np.isfinite(iats)])
     if iats.size < MIN_IATS or not (shape > 0 and scale > 0):
         return None
-    x = iats / scale
-    cdf = special.gammainc(shape, x) if family != "Weibull" else -special.expm1(-np.power(x, shape))
-    n = iats.size
-    return float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))
+    x = iats[None, :]
+    cdf = families.iat_cdf(families.canonical(family), {"shape": shape, "scale": scale}, x)
+    return float(families.ks_distance(x, cdf)[0])

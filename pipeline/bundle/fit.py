@@ -25,7 +25,7 @@ from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.sessions import fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
-from servetrace.bundle.pmf import DEFAULT_BINNING, pmf_fit
+from servetrace.stats.pmf import DEFAULT_BINNING, pmf_fit
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.rows import read

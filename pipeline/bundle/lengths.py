@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.bundle.model import CATEGORY_FIELDS
-from servetrace.bundle.pmf import grouped_pmfs, reason_ratio_bins
+from servetrace.stats.pmf import grouped_pmfs, reason_ratio_bins
 
 
 # the request columns the length fields, their category and failures are computed from

@@ -15,7 +15,8 @@ import polars as pl
 from scipy.special import gammaln
 
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
-from servetrace.bundle.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf, weibull_shape_for_cv
+from servetrace.stats.families import weibull_shape_for_cv
+from servetrace.stats.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
 from servetrace.errors import ServetraceError
 
 TRACE_RE = re.compile(r"^chunk-(\d+)-trace\.csv$")

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from servetrace.export.rows import beside, read_rows, source_of, write_csv, write_sidecar
 from servetrace.export.tools import SERVER, command
+from servetrace.stats import fidelity
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 
@@ -49,9 +49,8 @@ def burstgpt_rows(rows: pl.DataFrame) -> pl.DataFrame:
 def vllm_arrivals(rows: pl.DataFrame, kept: pl.Series) -> dict:
     """`--num-prompts`, `--request-rate` and `--burstiness` (gamma shape 1/CV^2) of the rows vLLM keeps."""
     t = rows.filter(kept)["arrival_s"].to_numpy()
-    gaps = np.diff(t)
     span = float(t[-1] - t[0]) if t.size > 1 else 0.0
-    cv = float(gaps.std() / gaps.mean()) if gaps.size > 1 and gaps.mean() > 0 else None
+    cv = fidelity.iat_cv(t)
     return {"num_prompts": int(t.size), "request_rate": t.size / span if span > 0 else None,
             "burstiness": 1.0 / cv**2 if cv else None, "iat_cv": cv}
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from servetrace.bundle.coverage import covered_seconds_at, covered_span, window_lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
-from servetrace.bundle.pmf import REASON_BINS
+from servetrace.stats.pmf import REASON_BINS
 from servetrace.errors import ServetraceError
 from servetrace.io import atomic_dir, dumps_json
 

@@ -59,7 +59,7 @@ def copula_factor(joint: dict, fields: list[str]) -> np.ndarray:
 
 def bin_ranges(values: np.ndarray, binning: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """The integer range [lo, hi] a PMF value is spread over: itself below `exact_below`, else the
-    widest range centred on it inside its log-spaced bin (servetrace.bundle.pmf.bin_index:
+    widest range centred on it inside its log-spaced bin (servetrace.stats.pmf.bin_index:
     [t (1+s)^k, t (1+s)^(k+1))), so the bin's mean is kept."""
     if not binning or binning.get("log_step", 0) <= 0:
         return values, values

@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
-from servetrace.stages import families, sql
+from servetrace.stages import sql
+from servetrace.stats import families
 from servetrace.stages.context import Context, fmt
 from servetrace.stages.gaps import GapResults
 
@@ -17,8 +18,9 @@ IAT_BINS_PER_DECADE = 10
 
 
 def peak_to_mean(window_rates: pl.DataFrame) -> float | None:
-    """Largest window rate over the mean window rate (all windows of the trace, empty ones too)."""
-    rates = window_rates["rate_rps"].to_numpy()
+    """Largest window rate over the mean window rate, over the whole windows of the trace (empty
+    ones too; a partial last window is left out)."""
+    rates = window_rates.filter(pl.col("full"))["rate_rps"].to_numpy()
     return float(rates.max() / rates.mean()) if len(rates) and rates.mean() > 0 else None
 
 
@@ -68,8 +70,7 @@ def overall_fit(sample: np.ndarray) -> tuple[dict | None, dict, np.ndarray]:
     if len(sample) < MIN_FIT_GAPS:
         return None, {}, sample
     fits = families.fit_iat_rows(sample[None, :])
-    best = families.best_family(fits)[0]
-    return families.row_fit(fits, best), fits, sample
+    return families.chosen_fit(fits), fits, sample
 
 
 def arrivals_by_group(gaps: GapResults, ctx: Context, top_groups: list[str]) -> pl.DataFrame:
@@ -146,7 +147,8 @@ def _statement(v: dict, best: dict | None, derounded: bool) -> str:
     cv = v["iat_cv_derounded"] if derounded else v["iat_cv"]
     kind = "burstier than Poisson" if (cv or 0) > 1.05 else "smoother than Poisson" if (cv or 0) < 0.95 else "close to Poisson"
     which = "de-rounded " if derounded else ""
-    fit = f"; {best['family'].capitalize()} fits best (KS {fmt(best['ks'], 2)})" if best else ""
+    fit = ("" if not best else f"; {best['family'].capitalize()} fits best (KS {fmt(best['ks'], 2)})" if best["fits"]
+           else f"; no family fits the gaps (closest {best['family']}, KS {fmt(best['ks'], 2)} > {fmt(best['ks_max'], 2)})")
     idc = v["idc"]
     scales = ", ".join(f"{fmt(x)} at {k} s" for k, x in idc.items() if x is not None)
     return (f"Arrivals are {kind}: {fmt(v['rate_rps'])} req/s, {which}inter-arrival CV {fmt(cv)}{fit}; "

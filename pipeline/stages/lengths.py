@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
-from servetrace.stages import correlation, families, sql
+from servetrace.stages import sql
+from servetrace.stats import correlation, families
 from servetrace.stages.context import Context, fmt
 
 FIELDS = ("input", "output", "reason")
@@ -20,7 +21,7 @@ def correlations(x: np.ndarray, y: np.ndarray, requests: np.ndarray | None = Non
     """Pearson, Spearman and Kendall (tau-b) over all rows; absent where undefined.
 
     x, y: distinct (input, output) pairs and `requests` how many rows have each (exact over the
-    rows, see servetrace.stages.correlation); without `requests`, one row per pair."""
+    rows, see servetrace.stats.correlation); without `requests`, one row per pair."""
     w = np.ones(len(x), dtype=np.int64) if requests is None else np.asarray(requests)
     found = correlation.correlations(x, y, w)
     if found is None:
@@ -90,8 +91,8 @@ def length_fit_curves(fits_by_field: dict, hist: pl.DataFrame) -> pl.DataFrame:
 def field_summary(q: dict, fits: dict | None) -> dict:
     out = {k: q[k] for k in ("requests", "mean", "std", "cv", "min", "p10", "p25", "p50", "p75", "p90", "p95", "p99", "max")}
     if fits:
-        best = families.best_family(fits)[0]
-        out["best_fit"] = {**families.row_fit(fits, best), "sample": int(fits[best].get("n", 0)) or None}
+        best = families.chosen_fit(fits)
+        out["best_fit"] = {**best, "sample": int(fits[best["family"]].get("n", 0)) or None}
         out["fits"] = {f: families.row_fit(fits, f) for f in fits}
     else:
         out["best_fit"] = absent(f"fewer than {MIN_FIT} positive values")
@@ -137,7 +138,8 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     values["correlation"] = corr
     values["drift"] = _drift_summary(drift, period_s)
     values["fit_sample_note"] = (f"families fitted by maximum likelihood on a seeded sample of at most "
-                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen by KS")
+                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen by BIC (the simplest family within 2 of the smallest), "
+                                 f"said to fit when KS <= {families.KS_FITS:g}")
     return Finding("lengths", values, _statement(values), list(tables)), tables
 
 
@@ -160,7 +162,9 @@ def _statement(v: dict) -> str:
         if "absent" in f:
             continue
         fit = f["best_fit"]
-        fam = f", {fit['family']} fits best (KS {fmt(fit['ks'], 2)})" if "family" in fit else ""
+        fam = ("" if "family" not in fit else f", {fit['family']} fits best (KS {fmt(fit['ks'], 2)})" if fit["fits"]
+               else f", no family fits (closest {fit['family']}, KS {fmt(fit['ks'], 2)} > {fmt(fit['ks_max'], 2)}: "
+                    "the bundle samples the empirical PMF)")
         parts.append(f"{field} median {fmt(f['p50'])}, p99 {fmt(f['p99'])} tokens{fam}")
     corr = v["correlation"]
     corr_text = (f"input and output correlate weakly (Spearman {fmt(corr['spearman'], 2)})"

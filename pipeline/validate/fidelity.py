@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.settings import Settings
-from servetrace.validate import metrics as m
+from servetrace.stats import fidelity as m
 from servetrace.validate.settings import FidelitySettings
 
 SCHEMA = "servetrace.fidelity/v1"
@@ -76,7 +76,7 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
         "mean_rps": {"source": _mean_rps(source), "synthetic": _mean_rps(synthetic)},
         "burstiness_span_s": list(span) if span else None,
         "iat_cv": {"source": m.iat_cv(src_t), "synthetic": m.iat_cv(syn_t)},
-        "idc": {str(s): {"source": m.idc(src_t, s), "synthetic": m.idc(syn_t, s)} for s in settings.idc_scales_s},
+        "idc": {str(s): {"source": m.idc(src_t, s, span), "synthetic": m.idc(syn_t, s, span)} for s in settings.idc_scales_s},
     }
     for name in LENGTHS:
         a, b = _col(source, f"{name}_tokens"), _col(synthetic, f"{name}_tokens")

@@ -1,5 +1,6 @@
 -- window_rates: one row per `window_s` window from the first arrival (empty windows included).
--- Rate, inter-arrival mean and CV of the gaps inside the window (raw and de-rounded, from
+-- covered_s: the seconds of the window up to the last arrival (window_s but in the last window);
+-- rate_rps = requests / covered_s; full: the window lies wholly in the trace. Rate, inter-arrival mean and CV of the gaps inside the window (raw and de-rounded, from
 -- `window_gaps`, which the gaps stage computes on the arrival column), failures, mean lengths and
 -- active groups (from stg_group_windows). Checks: requests >= 0, iat_cv >= 0, failed <= requests.
 with windows as (
@@ -23,7 +24,9 @@ final as (
         w.window_idx,
         getvariable('t0_s') + w.window_idx * getvariable('window_s') as window_start_s,
         coalesce(p.requests, 0) as requests,
-        coalesce(p.requests, 0) / getvariable('window_s') as rate_rps,
+        least(getvariable('window_s'), getvariable('t1_s') - getvariable('t0_s') - w.window_idx * getvariable('window_s')) as covered_s,
+        (w.window_idx + 1) * getvariable('window_s') <= getvariable('t1_s') - getvariable('t0_s') as full,
+        coalesce(p.requests, 0) / nullif(least(getvariable('window_s'), getvariable('t1_s') - getvariable('t0_s') - w.window_idx * getvariable('window_s')), 0) as rate_rps,
         coalesce(g.gaps, 0) as gaps,
         g.iat_mean_s,
         g.iat_cv,

@@ -8,6 +8,9 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from servetrace.stats import families
+from servetrace.stats.families import weibull_shape_for_cv
+
 DEFAULT_BINNING = {"exact_below": 128, "log_step": 0.02}
 REASON_BINS = 500  # ServeGen maps reason_ratio bin i to i / 500
 
@@ -72,29 +75,10 @@ def grouped_pmfs(frame: pl.DataFrame, keys: list[str], value: str, binning: dict
 
 # ---------------------------------------------------------------- family fits
 
-_WEIBULL_K = np.geomspace(0.05, 50.0, 2000)
-_WEIBULL_CV = np.sqrt(np.exp(special.gammaln(1 + 2 / _WEIBULL_K) - 2 * special.gammaln(1 + 1 / _WEIBULL_K)) - 1)
-
-
-def weibull_shape_for_cv(cv: np.ndarray) -> np.ndarray:
-    """Weibull shape k whose CV is `cv` (monotone decreasing in k), by interpolation."""
-    return np.interp(np.asarray(cv, dtype=float), _WEIBULL_CV[::-1], _WEIBULL_K[::-1])
-
-
 def _cdf(family: str, params: dict, x: np.ndarray) -> np.ndarray:
-    """The family's CDF at x >= 0, by the scipy.special expressions scipy.stats evaluates (equal to
-    scipy.stats' cdf, tested), without importing scipy.stats (about a second of start-up)."""
-    x = np.asarray(x, dtype=float)
-    if family == "exponential":
-        return -special.expm1(-(x / params["mean"]))
-    if family == "lognormal":
-        with np.errstate(divide="ignore"):
-            return special.ndtr(np.log(x / math.exp(params["mu"])) / params["sigma"])
-    if family == "gamma":
-        return special.gammainc(params["shape"], x / params["scale"])
-    if family == "weibull":
-        return -special.expm1(-np.power(x / params["scale"], params["shape"]))
-    raise ValueError(family)
+    """The family's CDF at x >= 0 (scipy.special expressions, through stats.families; no scipy.stats import)."""
+    p = {"scale": params["mean"]} if family == "exponential" else params
+    return families.iat_cdf(family, p, np.asarray(x, dtype=float)[None, :])[0]
 
 
 def pmf_fit(values: np.ndarray, probs: np.ndarray, continuous: bool = False) -> dict:

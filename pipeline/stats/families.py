@@ -2,7 +2,8 @@
 
 Every fit takes a 2-D array: one sample per row, padded with NaN, so the per-window fits of a
 whole trace (thousands of windows) run as a handful of array operations instead of a loop.
-Goodness of fit: the Kolmogorov-Smirnov distance (the family chosen) and AIC.
+Goodness of fit: the Kolmogorov-Smirnov distance, AIC and BIC; the family is chosen by BIC,
+preferring the simpler among indistinguishable ones, and a family "fits" when its KS <= KS_FITS.
 """
 
 from __future__ import annotations
@@ -14,7 +15,28 @@ from scipy import optimize, special
 
 IAT_FAMILIES = ("exponential", "gamma", "weibull", "lognormal")
 LENGTH_FAMILIES = ("lognormal", "pareto_lognormal", "exponential", "zipf", "gamma")
+BIC_MARGIN = 2.0  # BIC differences up to this are "not worth more than a bare mention" (Kass & Raftery)
+KS_FITS = 0.05  # a family whose KS distance to the data exceeds this does not fit (the bundle keeps the empirical PMF)
 N_PARAMS = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "zipf": 1, "pareto_lognormal": 5}
+
+
+# Family names everywhere (stages, bundle, generate, validate) are these lowercase ones; older
+# bundles and ServeGen's ArrivalPat spell the renewal families with a capital (read through canonical).
+LEGACY_NAMES = {"Gamma": "gamma", "Weibull": "weibull", "Exponential": "exponential"}
+
+
+def canonical(name: str | None) -> str | None:
+    """A family name in this module's vocabulary (maps the capitalized names of v1 bundles)."""
+    return LEGACY_NAMES.get(name, name) if name is not None else None
+
+
+_WEIBULL_K = np.geomspace(0.05, 50.0, 2000)
+_WEIBULL_CV = np.sqrt(np.exp(special.gammaln(1 + 2 / _WEIBULL_K) - 2 * special.gammaln(1 + 1 / _WEIBULL_K)) - 1)
+
+
+def weibull_shape_for_cv(cv: np.ndarray) -> np.ndarray:
+    """Weibull shape k whose CV is `cv` (monotone decreasing in k), by interpolation."""
+    return np.interp(np.asarray(cv, dtype=float), _WEIBULL_CV[::-1], _WEIBULL_K[::-1])
 
 
 def padded(samples: list[np.ndarray]) -> np.ndarray:
@@ -153,24 +175,47 @@ def _score(fits: dict[str, dict], xs: np.ndarray, n: np.ndarray, discrete: bool 
         def at(family: str, params: dict, shift: float) -> np.ndarray:
             return iat_cdf(family, params, values + shift)[:, inverse]
     for family, fit in fits.items():
-        fit["aic"] = 2 * N_PARAMS[family] - 2 * fit["loglik"]
         if discrete and family != "zipf":
             cdf = (at(family, fit["params"], 0.5), at(family, fit["params"], -0.5))
         elif discrete:
             cdf = (at(family, fit["params"], 0.0), at(family, fit["params"], -1.0))
         else:
             cdf = iat_cdf(family, fit["params"], xs)
+        if discrete:  # the likelihood of counts >= 1: each value's probability mass, comparable across families
+            below = 0.0 if family == "zipf" else iat_cdf(family, fit["params"], np.full((1, 1), 0.5))[:, 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fit["loglik"] = (np.nansum(np.log(np.maximum(cdf[0] - cdf[1], 1e-300)), axis=1)
+                                 - n * np.log(np.maximum(1 - below, 1e-300)))
+        fit["aic"] = 2 * N_PARAMS[family] - 2 * fit["loglik"]
+        fit["bic"] = N_PARAMS[family] * np.log(np.maximum(n, 1)) - 2 * fit["loglik"]
         fit["ks"] = ks_distance(xs, cdf)
         fit["ks"] = np.where(n >= 2, fit["ks"], np.nan)
     return fits
 
 
-def best_family(fits: dict[str, dict]) -> np.ndarray:
-    """Per row, the family with the smallest KS distance (ties: the simpler family, listed first)."""
+def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN) -> np.ndarray:
+    """Per row, the family chosen by BIC, preferring the simpler: among the families whose BIC is
+    within `bic_margin` of the smallest (fits the data cannot tell apart), the one with the fewest
+    parameters (then the smaller BIC). Nested in gamma and Weibull, exponential wins unless the
+    extra shape raises the log-likelihood by more than (ln n + margin) / 2, so Poisson arrivals
+    are called exponential."""
     names = list(fits)
-    ks = np.vstack([np.where(np.isfinite(fits[f]["ks"]), fits[f]["ks"], np.inf) for f in names])
-    best = np.array(names, dtype=object)[np.argmin(ks, axis=0)]
-    return np.where(np.isfinite(ks.min(axis=0)), best, None)
+    bic = np.vstack([np.where(np.isfinite(fits[f]["bic"]), fits[f]["bic"], np.inf) for f in names])
+    k = np.array([N_PARAMS[f] for f in names], dtype=float)[:, None]
+    close = bic <= bic.min(axis=0) + bic_margin
+    simplest = np.where(close, k, np.inf)
+    pick = np.where(simplest == simplest.min(axis=0), bic, np.inf)
+    best = np.array(names, dtype=object)[np.argmin(pick, axis=0)]
+    return np.where(np.isfinite(bic.min(axis=0)), best, None)
+
+
+def chosen_fit(fits: dict[str, dict], ks_max: float = KS_FITS) -> dict:
+    """The chosen family of a one-row fit (best_family) as JSON-ready numbers, with `fits` (its KS
+    distance is at most `ks_max`) and how it was chosen."""
+    family = best_family(fits)[0]
+    out = row_fit(fits, family)
+    return {**out, "fits": bool(out["ks"] <= ks_max), "ks_max": ks_max,
+            "chosen_by": f"BIC; the simplest family within {BIC_MARGIN:g} of the smallest"}
 
 
 def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:
@@ -181,6 +226,7 @@ def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:
         "params": {k: float(v[row]) for k, v in f["params"].items()},
         "ks": float(f["ks"][row]),
         "aic": float(f["aic"][row]),
+        "bic": float(f["bic"][row]),
     }
 
 
