@@ -1,6 +1,7 @@
 """Lengths: quantiles, correlations and fits against numpy / scipy on the same rows."""
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 
@@ -89,3 +90,26 @@ def test_conditional_output_quantiles_match_numpy(lengths_run):
         assert row["output_mean"] == pytest.approx(y.mean(), rel=1e-12)
         for p in (10, 25, 50, 75, 90):
             assert row[f"output_p{p}"] == pytest.approx(np.quantile(y, p / 100), rel=1e-12)
+
+
+def test_drift_change_point_is_localized_to_its_day(tmp_path):
+    """14 days from 05:00 on day 1; input lognormal mu 6 -> 7 at midnight starting day 8, output
+    unchanged. Periods start at the origin's midnight, so day 8 alone differs from its predecessor,
+    by about the KS distance of the two lognormals (2 Phi(1/2) - 1 = 0.383; sampling and the
+    50-bin-per-decade histogram allow 0.06)."""
+    rng = np.random.default_rng(21)
+    n = 28_000
+    t = np.sort(rng.uniform(5 * 3600, 14 * 86400 - 3 * 3600, n))
+    mu = np.where(t >= 7 * 86400, 7.0, 6.0)
+    table = canonical(t, input_tokens=np.ceil(np.exp(rng.normal(mu, 1.0))).astype(int),
+                      output_tokens=np.ceil(np.exp(rng.normal(5.0, 1.0, n))).astype(int))
+    findings, tables = run_stages(tmp_path, table)
+    drift = findings["lengths"]["drift"]
+    assert drift["period_s"] == 86400 and drift["input"]["periods"] == 14
+    [change] = drift["input"]["change_points"]
+    assert change["period"] == 8 and change["period_start_s"] == 7 * 86400
+    assert change["ks_vs_previous"] == pytest.approx(2 * stats.norm.cdf(0.5) - 1, abs=0.06)
+    assert drift["output"]["change_points"] == []
+    d = tables["length_drift"].filter(pl.col("field") == "input")
+    assert d["period_start_s"].to_list() == [k * 86400.0 for k in range(14)]
+    assert "input at day 8 of 14" in findings["lengths"]["statement"]

@@ -9,6 +9,7 @@ import polars as pl
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
 from servetrace.stats import correlation, families
+from servetrace.stats.changes import DRIFT_ALPHA, DRIFT_KS, change_points
 from servetrace.stages.context import Context, fmt
 
 FIELDS = ("input", "output", "reason")
@@ -30,9 +31,10 @@ def correlations(x: np.ndarray, y: np.ndarray, requests: np.ndarray | None = Non
     return found
 
 
-def length_drift(hist: pl.DataFrame, period_s: float, t0_s: float) -> pl.DataFrame:
-    """Per period and field: KS distance and Wasserstein distance (in decades of tokens) between the
-    period's binned length distribution and the whole trace's, and KS to the previous period."""
+def length_drift(hist: pl.DataFrame, period_s: float) -> pl.DataFrame:
+    """Per period (counted from the origin) and field: KS distance and Wasserstein distance (in
+    decades of tokens) between the period's binned length distribution and the whole trace's, KS
+    to the previous period with enough rows, and whether that step is a change point."""
     out = []
     hist = hist.with_columns(pl.when(pl.col("bin_idx") == -1000).then(-1).otherwise(pl.col("bin_idx")).alias("bin_idx"))
     for field in sorted(hist["field"].unique().to_list()):  # one iteration per length field
@@ -53,11 +55,12 @@ def length_drift(hist: pl.DataFrame, period_s: float, t0_s: float) -> pl.DataFra
         out.append(pl.DataFrame({
             "field": field,
             "period_idx": periods,
-            "period_start_s": t0_s + periods * period_s,
+            "period_start_s": periods * period_s,
             "requests": n.astype(np.int64),
             "ks_vs_all": np.abs(cdf - total).max(axis=1),
             "wasserstein_log10_vs_all": np.abs(cdf - total).sum(axis=1) * DRIFT_BIN_LOG10,
             "ks_vs_previous": ks_prev,
+            "change_point": change_points(ks_prev, n),
         }))
     return pl.concat(out) if out else pl.DataFrame()
 
@@ -124,7 +127,7 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
         "conditional_output": sql.table(con, "conditional_output", order_by="bucket"),
     }
     period_s = sql.sql_variables_value(con, "drift_bin_s")
-    drift = length_drift(sql.table(con, "length_drift_hist"), period_s, ctx.t0_s)
+    drift = length_drift(sql.table(con, "length_drift_hist"), period_s)
     curves = length_fit_curves(fits_by_field, hist)
     if curves.height:
         tables["length_fit"] = curves
@@ -149,9 +152,16 @@ def _drift_summary(drift: pl.DataFrame, period_s: float) -> dict:
     out = {"period_s": period_s}
     for field in drift["field"].unique().sort().to_list():
         d = drift.filter(pl.col("field") == field)
+        changes = d.filter(pl.col("change_point"))
         out[field] = {"periods": d.height, "ks_vs_all_max": d["ks_vs_all"].max(),
                       "ks_vs_all_median": d["ks_vs_all"].median(),
-                      "wasserstein_log10_max": d["wasserstein_log10_vs_all"].max()}
+                      "wasserstein_log10_max": d["wasserstein_log10_vs_all"].max(),
+                      "ks_vs_previous_median": d["ks_vs_previous"].drop_nans().median(),
+                      "change_points": [{"period": int(r["period_idx"] - d["period_idx"][0]) + 1,
+                                         "period_start_s": r["period_start_s"], "ks_vs_previous": r["ks_vs_previous"]}
+                                        for r in changes.iter_rows(named=True)]}
+    out["change_point_rule"] = (f"KS to the previous period > {DRIFT_KS:g} and beyond its "
+                                f"p = {DRIFT_ALPHA:g} two-sample critical value")
     return out
 
 
@@ -171,4 +181,16 @@ def _statement(v: dict) -> str:
                  if "spearman" in corr and abs(corr["spearman"]) < 0.3 else
                  f"input and output correlate (Spearman {fmt(corr['spearman'], 2)})" if "spearman" in corr
                  else "input-output correlation undefined")
-    return "Lengths: " + "; ".join(parts) + f"; {corr_text}."
+    return "Lengths: " + "; ".join(parts) + f"; {corr_text}" + _drift_text(v["drift"]) + "."
+
+
+def _drift_text(d: dict) -> str:
+    """Where the length distributions change: the change points, or that none was found."""
+    if "absent" in d:
+        return ""
+    unit = {86400.0: "day", 3600.0: "hour"}.get(float(d["period_s"]), f"{fmt(d['period_s'])} s period")
+    found = [f"{field} at {unit} {', '.join(str(c['period']) for c in d[field]['change_points'])} of "
+             f"{d[field]['periods']} (KS to the previous {fmt(max(c['ks_vs_previous'] for c in d[field]['change_points']), 2)})"
+             for field in ("input", "output", "reason") if field in d and d[field]["change_points"]]
+    return (f"; the length distribution changes: {'; '.join(found)}" if found
+            else f"; no {unit} differs from the one before (change point: KS > {DRIFT_KS:g}, p < {DRIFT_ALPHA:g})")

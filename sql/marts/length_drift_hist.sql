@@ -1,11 +1,12 @@
--- length_drift_hist: one row per drift period (`drift_bin_s` seconds from the first arrival),
+-- length_drift_hist: one row per drift period (`drift_bin_s` seconds counted from the origin, so
+-- days start at the origin's midnight and hours on the hour, not at the first arrival),
 -- length field and fine logarithmic bin (50 per decade; zero in bin -1000): the per-period
 -- histograms from which the lengths stage computes KS and Wasserstein distances between periods.
 -- One scan counts (period, token count) per field (token counts take few values); the bins are
 -- computed on those counts, not per row.
 with counts as (
     select
-        cast(floor(t_s / getvariable('drift_bin_s')) as bigint) as period_idx,
+        cast(floor(arrival_s / getvariable('drift_bin_s')) as bigint) as period_idx,
         case
             when grouping(input_tokens) = 0 then 'input'
             when grouping(output_tokens) = 0 then 'output'

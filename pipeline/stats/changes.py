@@ -1,0 +1,27 @@
+"""Change points of a sequence of distributions: the periods that differ from their predecessor."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+DRIFT_KS = 0.1  # a period whose KS distance to the previous one exceeds this has changed (effect size)
+DRIFT_ALPHA = 0.001  # ... and the distance must also exceed the two-sample KS critical value at this level
+
+
+def ks_critical(n1: np.ndarray, n2: np.ndarray, alpha: float = DRIFT_ALPHA) -> np.ndarray:
+    """Asymptotic two-sample KS critical value: Kolmogorov's quantile times sqrt((n1 + n2) / (n1 n2))."""
+    return stats.kstwobign.isf(alpha) * np.sqrt((n1 + n2) / (n1 * n2))
+
+
+def change_points(ks_vs_previous: np.ndarray, n: np.ndarray, ks_min: float = DRIFT_KS,
+                  alpha: float = DRIFT_ALPHA) -> np.ndarray:
+    """Per period (in order), True where its KS distance to the previous period exceeds both `ks_min`
+    (an effect worth reporting) and the critical value at `alpha` for the two periods' sizes (not
+    sampling noise); the first period has no predecessor."""
+    ks = np.asarray(ks_vs_previous, dtype=float)
+    n = np.asarray(n, dtype=float)
+    crit = np.full(len(ks), np.inf)
+    crit[1:] = ks_critical(n[1:], n[:-1], alpha)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(ks) & (ks > ks_min) & (ks > crit)
