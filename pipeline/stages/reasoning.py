@@ -1,9 +1,8 @@
 """Reasoning (when reason tokens are present): a two-component Gaussian mixture on log reasoning
-length, its modes, weights and bimodality evidence, and the reason-ratio distribution."""
+length, its modes, weights and bimodality evidence, and the reason-ratio distribution: its peaks
+and the same bimodality evidence on the ratio."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import polars as pl
@@ -11,50 +10,10 @@ import polars as pl
 from servetrace.findings import Absent, Finding
 from servetrace.stages import sql
 from servetrace.stages.context import Context, fmt, pct
+from servetrace.stats.modes import PEAK_PROMINENCE, bimodality, gaussian_mixture_2, histogram_peaks
 
 MIN_ROWS = 50
 LOG_BINS = 40
-
-
-def gaussian_mixture_2(y: np.ndarray, iterations: int = 200, tol: float = 1e-9) -> dict:
-    """EM for a two-component 1-D Gaussian mixture, started at the quartiles; components sorted by mean."""
-    w = np.array([0.5, 0.5])
-    mu = np.quantile(y, [0.25, 0.75]).astype(float)
-    sd = np.full(2, max(float(y.std()) / 2, 1e-3))
-    prev = -np.inf
-    for _ in range(iterations):
-        dens = w * np.exp(-0.5 * ((y[:, None] - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
-        total = dens.sum(axis=1, keepdims=True)
-        loglik = float(np.log(np.maximum(total, 1e-300)).sum())
-        r = dens / np.maximum(total, 1e-300)
-        nk = r.sum(axis=0)
-        w = nk / len(y)
-        mu = (r * y[:, None]).sum(axis=0) / np.maximum(nk, 1e-12)
-        sd = np.sqrt((r * (y[:, None] - mu) ** 2).sum(axis=0) / np.maximum(nk, 1e-12))
-        sd = np.maximum(sd, 1e-3)
-        if abs(loglik - prev) < tol * abs(loglik):
-            break
-        prev = loglik
-    order = np.argsort(mu)
-    return {"weights": w[order], "means": mu[order], "sds": sd[order], "loglik": loglik}
-
-
-def bimodality(y: np.ndarray, mix: dict) -> dict:
-    """Evidence for two modes: BIC of one vs two Gaussians, Ashman's D, and the bimodality coefficient."""
-    n = len(y)
-    sd1 = float(y.std()) or 1e-3
-    loglik1 = float(-n * math.log(sd1 * math.sqrt(2 * math.pi)) - n / 2)
-    bic1 = 2 * math.log(n) - 2 * loglik1
-    bic2 = 5 * math.log(n) - 2 * mix["loglik"]
-    m, s = mix["means"], mix["sds"]
-    ashman = float(math.sqrt(2) * abs(m[1] - m[0]) / math.sqrt(s[0] ** 2 + s[1] ** 2))
-    from scipy import stats
-
-    g = float(stats.skew(y))
-    k = float(stats.kurtosis(y))  # excess
-    bc = (g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))) if n > 3 else None
-    bimodal = bool(bic1 - bic2 > 10 and ashman > 2 and min(mix["weights"]) >= 0.05)
-    return {"delta_bic": bic1 - bic2, "ashman_d": ashman, "bimodality_coefficient": bc, "bimodal": bimodal}
 
 
 def mixture_table(y: np.ndarray, mix: dict) -> pl.DataFrame:
@@ -85,18 +44,27 @@ def reasoning(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     ratios = np.minimum(sample["reason_tokens"].to_numpy()[out > 0] / out[out > 0], 1.0)
     modes = [{"weight": float(mix["weights"][i]), "median_tokens": float(np.exp(mix["means"][i])),
               "log_mean": float(mix["means"][i]), "log_sd": float(mix["sds"][i])} for i in range(2)]
-    peaks = ratio.sort(["share", "bin_idx"], descending=[True, False]).head(2)
+    peaks = histogram_peaks(ratio["share"].to_numpy(), ((ratio["ratio_lo"] + ratio["ratio_hi"]) / 2).to_numpy())
+    ratio_mix = gaussian_mixture_2(ratios) if len(ratios) >= MIN_ROWS else None
     values = {
         "rows": int(ctx.profile["reason_tokens_rows"]),
         "sample": int(sample.height),
         "modes": modes,
         **evidence,
         "reason_ratio_mean": float(ratios.mean()) if len(ratios) else None,
-        "reason_ratio_peaks": [(r["ratio_lo"] + r["ratio_hi"]) / 2 for r in peaks.iter_rows(named=True)],
+        "reason_ratio_peaks": [p["at"] for p in peaks],
+        "reason_ratio_peak_rule": (f"scipy.signal.find_peaks on the 0.02-wide ratio bins (all rows), prominence >= "
+                                   f"{PEAK_PROMINENCE:g} x the highest bin's share"),
+        "reason_ratio_bimodality": ({**bimodality(ratios, ratio_mix), "means": ratio_mix["means"].tolist(),
+                                     "weights": ratio_mix["weights"].tolist()} if ratio_mix else None),
     }
     shape = "bimodal" if evidence["bimodal"] else "not clearly bimodal"
+    rb = values["reason_ratio_bimodality"]
+    ratio_shape = "" if rb is None else "bimodal, " if rb["bimodal"] else "not clearly bimodal, "
     statement = (f"Reasoning length is {shape}: modes near {fmt(modes[0]['median_tokens'])} and "
                  f"{fmt(modes[1]['median_tokens'])} tokens (weights {pct(modes[0]['weight'])} / {pct(modes[1]['weight'])}, "
-                 f"Ashman's D {fmt(evidence['ashman_d'], 2)}); mean reason ratio {fmt(values['reason_ratio_mean'], 2)}.")
+                 f"Ashman's D {fmt(evidence['ashman_d'], 2)}); the reason ratio is {ratio_shape}"
+                 f"{'peaks near ' + ' and '.join(fmt(p, 2) for p in sorted(values['reason_ratio_peaks'])) + ', ' if peaks else ''}"
+                 f"mean {fmt(values['reason_ratio_mean'], 2)}.")
     tables = {"reasoning_mixture": mixture_table(y, mix), "reason_ratio": ratio}
     return Finding("reasoning", values, statement, list(tables)), tables
