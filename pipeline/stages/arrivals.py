@@ -8,7 +8,7 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
-from servetrace.stats import families
+from servetrace.stats import families, rounded
 from servetrace.stages.context import Context, fmt
 from servetrace.stages.gaps import GapResults
 
@@ -65,12 +65,20 @@ def iat_fit_curves(hist: pl.DataFrame, fits: dict) -> pl.DataFrame:
                                     "density": hist[f"{fam}_share"].to_numpy() / width}) for fam in fits])
 
 
-def overall_fit(sample: np.ndarray) -> tuple[dict | None, dict, np.ndarray]:
-    sample = np.sort(sample)
-    if len(sample) < MIN_FIT_GAPS:
-        return None, {}, sample
-    fits = families.fit_iat_rows(sample[None, :])
-    return families.chosen_fit(fits), fits, sample
+def overall_fit(sample: np.ndarray, grid_s: float | None) -> tuple[dict | None, dict, np.ndarray]:
+    """Families fitted to the sampled raw gaps: when timestamps are rounded (a detected grid, or
+    ties below it), by the likelihood of the gaps as the grid shows them (stats.rounded: ties are
+    gaps shorter than the resolution, not dropped), else by the closed-form MLE of the positive gaps.
+    Returns the chosen fit (with `grid_s`), all fits, and the positive gaps (for the histogram)."""
+    sample = np.sort(sample[np.isfinite(sample) & (sample >= 0)])
+    positive = sample[sample > 0]
+    if len(positive) < MIN_FIT_GAPS:
+        return None, {}, positive
+    delta = rounded.resolution_of(sample, grid_s)
+    fits = rounded.fit_rounded(sample, delta) if delta else families.fit_iat_rows(positive[None, :])
+    if not fits:
+        return None, {}, positive
+    return {**families.chosen_fit(fits), "grid_s": delta}, fits, positive
 
 
 def arrivals_by_group(gaps: GapResults, ctx: Context, top_groups: list[str]) -> pl.DataFrame:
@@ -95,14 +103,14 @@ def arrivals(con, ctx: Context, window_rates: pl.DataFrame, gaps: GapResults) ->
     idc = sql.table(con, "idc", order_by="scale_s")
     top_groups = con.sql("select group_key from stg_top_groups").pl()["group_key"].to_list()
     by_group = arrivals_by_group(gaps, ctx, top_groups)
-    best, fits, sample = overall_fit(gaps.iat_sample)
+    best, fits, sample = overall_fit(gaps.iat_sample, ctx.resolution_s)
     per_window = window_fits(gaps.window_sample)
     tables = {"window_rates": window_rates, "idc": idc, "window_iat_fits": per_window, "arrivals_by_group": by_group}
     derounded = ctx.jitter_s > 0
     if best is None:
         best_fit = absent(f"fewer than {MIN_FIT_GAPS} positive gaps between arrivals")
     else:
-        best_fit = {**best, "sample": int(len(sample)), "derounded": derounded}
+        best_fit = {**best, "sample": int(len(gaps.iat_sample))}
         tables["iat_hist"] = iat_hist(sample, fits)
         tables["iat_fit"] = iat_fit_curves(tables["iat_hist"], fits)
     cvs = window_rates.filter(pl.col("gaps") >= MIN_WINDOW_GAPS)["iat_cv_derounded" if derounded else "iat_cv"]

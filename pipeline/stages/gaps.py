@@ -12,7 +12,8 @@ batch plus the group codes (2 bytes a row, pipeline/rows/codes.py), whatever the
   the batch's last raw arrival), then are sorted and differenced;
 - duplicate rows: equal rows share an arrival, so hashes are compared within a batch, holding
   back the batch's last tie block;
-- the longest gaps and the seeded fit samples keep only their candidates.
+- the longest gaps and the seeded fit samples keep only their candidates (the whole-trace sample:
+  raw gaps, ties included, for the rounding-aware fit; per window: positive de-rounded gaps).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class GapStream:
         if self.prev_t is not None and t[0] < self.prev_t or np.any(t[1:] < t[:-1]):
             raise ServetraceError("requests.parquet is not sorted by arrival_s (re-run ingest)")
         w = self.window(t)
-        self._raw(t, w)
+        iat = self._raw(t, w)
+        self.samples.append(iat[u[len(u) - len(iat):] < self.sample_p])  # raw gaps, ties included
         for level in self.levels.values():
             level.add(t, self.start)
         self._duplicates(t, row_hash)
@@ -130,7 +132,7 @@ class GapStream:
         self.pending = (pending_td[~ready], pending_w[~ready], pending_u[~ready])
         self.start += len(t)
 
-    def _raw(self, t: np.ndarray, w: np.ndarray) -> None:
+    def _raw(self, t: np.ndarray, w: np.ndarray) -> np.ndarray:
         tt = t if self.prev_t is None else np.concatenate([[self.prev_t], t])
         ww = w if self.prev_w is None else np.concatenate([[self.prev_w], w])
         iat = np.diff(tt)
@@ -144,6 +146,7 @@ class GapStream:
         later = np.arange(len(iat)) + self.start + len(t) - len(iat)  # row of each gap's later request
         self._keep_longest(iat, tt[1:], later)
         self.prev_t, self.prev_w = float(t[-1]), int(w[-1])
+        return iat
 
     def _keep_longest(self, gap: np.ndarray, arrival: np.ndarray, row: np.ndarray) -> None:
         """Keep the TOP_GAPS longest gaps so far (ties: the earliest rows, which come first)."""
@@ -175,7 +178,6 @@ class GapStream:
         same = ww[1:] == ww[:-1]
         self.window_derounded.add(gap[same], later_w[same])
         positive = gap > 0
-        self.samples.append(gap[positive & (later_u < self.sample_p)])
         batch = _window_sample(later_w, gap, later_u, same & positive, self.per_window_n)
         kept = _window_sample_merge(self.window_sample, batch, self.per_window_n)
         # a later row is de-rounded from an arrival at or after td[-1] - jitter: earlier windows are final

@@ -1,0 +1,152 @@
+"""Inter-arrival fits when timestamps are rounded to a grid (resolution `delta`).
+
+Rounding both ends of a gap x to the grid (with a uniform phase) shows the gap as k * delta with
+probability P_k = integral f(x) tri(x / delta - k) dx, tri the unit triangle: gaps shorter than the
+resolution are not lost but seen as ties (k = 0, a censored observation), and short gaps are smeared
+over neighbouring multiples. With G(t) = integral_0^t F = t F(t) - M1(t), M1(t) = integral_0^t x f,
+the observed CDF is H(k) = (G((k+1) delta) - G(k delta)) / delta and P_k = H(k) - H(k - 1). For
+k >= EXACT_BELOW, P_k = delta f(k delta) to a relative O(1/k^2): the likelihood there is the density
+of the observed gap, summed from sufficient statistics. The parameters maximize this likelihood
+(Nelder-Mead on log parameters, from the closed-form fit of the positive gaps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, special
+
+from servetrace.stats import families
+
+EXACT_BELOW = 10  # gaps of fewer grid steps than this use the exact rounded probability
+
+
+def partial_mean(family: str, p: dict, t: np.ndarray) -> np.ndarray:
+    """M1(t) = integral_0^t x f(x) dx of a fitted family (scalar params, t >= 0)."""
+    t = np.asarray(t, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if family == "exponential":
+            return p["scale"] * special.gammainc(2.0, t / p["scale"])
+        if family == "gamma":
+            return p["shape"] * p["scale"] * special.gammainc(p["shape"] + 1, t / p["scale"])
+        if family == "weibull":
+            c, lam = p["shape"], p["scale"]
+            return lam * math.gamma(1 + 1 / c) * special.gammainc(1 + 1 / c, (t / lam) ** c)
+        if family == "lognormal":
+            mu, s = p["mu"], p["sigma"]
+            return math.exp(mu + s * s / 2) * special.ndtr((np.log(t) - mu - s * s) / s)
+    raise ValueError(f"unknown family {family}")
+
+
+def _cdf(family: str, p: dict, t: np.ndarray) -> np.ndarray:
+    return families.iat_cdf(family, p, np.asarray(t, dtype=float)[None, :])[0]
+
+
+def observed_cdf(family: str, p: dict, k: np.ndarray, delta: float) -> np.ndarray:
+    """H(k): the probability that a gap is seen as at most k grid steps (k >= -1 integers)."""
+    k = np.asarray(k, dtype=float)
+    steps = np.arange(0, EXACT_BELOW + 1) * delta  # G at 0 .. EXACT_BELOW steps, once
+    g = np.where(steps > 0, steps * _cdf(family, p, steps) - partial_mean(family, p, steps), 0.0)
+    exact = np.concatenate([[0.0], np.diff(g) / delta])  # H(-1) = 0, H(0) .. H(EXACT_BELOW - 1)
+    small = k < EXACT_BELOW
+    out = np.empty(k.shape)
+    out[small] = exact[np.clip(k[small], -1, None).astype(np.int64) + 1]
+    out[~small] = _cdf(family, p, (k[~small] + 0.5) * delta)
+    return out
+
+
+class Rounded:
+    """Sufficient statistics of gaps seen on a grid of `delta` seconds."""
+
+    def __init__(self, x: np.ndarray, delta: float):
+        x = np.sort(np.asarray(x, dtype=float))
+        self.x, self.delta = x, delta
+        self.k = np.rint(x / delta)
+        small = self.k < EXACT_BELOW
+        self.small_counts = np.bincount(self.k[small].astype(np.int64), minlength=EXACT_BELOW)
+        big = x[~small]
+        self.n_big = big.size
+        self.log_big = np.log(big)
+        self.sum_log, self.sum_log2, self.sum_x = self.log_big.sum(), (self.log_big**2).sum(), big.sum()
+
+    def loglik(self, family: str, p: dict) -> float:
+        h = observed_cdf(family, p, np.arange(-1, EXACT_BELOW), self.delta)
+        pk = np.diff(h)
+        used = self.small_counts > 0
+        small = float((self.small_counts[used] * np.log(np.maximum(pk[used], 1e-300))).sum())
+        n, sl = self.n_big, self.sum_log
+        if family == "exponential":
+            dens = -n * math.log(p["scale"]) - self.sum_x / p["scale"]
+        elif family == "gamma":
+            a, th = p["shape"], p["scale"]
+            dens = (a - 1) * sl - self.sum_x / th - n * (a * math.log(th) + special.gammaln(a))
+        elif family == "weibull":
+            c, lam = p["shape"], p["scale"]
+            dens = (n * (math.log(c) - c * math.log(lam)) + (c - 1) * sl
+                    - float(np.exp(c * (self.log_big - math.log(lam))).sum()))
+        else:
+            mu, s = p["mu"], p["sigma"]
+            dens = (-sl - n * math.log(s) - n / 2 * math.log(2 * math.pi)
+                    - (self.sum_log2 - 2 * mu * sl + n * mu * mu) / (2 * s * s))
+        return small + dens + n * math.log(self.delta)
+
+    def ks(self, family: str, p: dict) -> float:
+        """KS distance between the gaps as seen and the family seen through the same grid."""
+        hi = observed_cdf(family, p, self.k, self.delta)
+        lo = observed_cdf(family, p, self.k - 1, self.delta)
+        return float(families.ks_distance(self.x[None, :], (hi[None, :], lo[None, :]))[0])
+
+
+NAMES = {"exponential": ("scale",), "gamma": ("shape", "scale"), "weibull": ("shape", "scale"),
+         "lognormal": ("mu", "sigma")}
+
+
+def _fit_one(r: Rounded, family: str, start: dict) -> dict:
+    names = NAMES[family]
+    logged = [n != "mu" for n in names]  # positive parameters are searched on the log scale
+
+    def params(v: np.ndarray) -> dict:
+        return {n: float(math.exp(x) if lg else x) for n, x, lg in zip(names, v, logged)}
+
+    def nll(v: np.ndarray) -> float:
+        if np.any(np.abs(np.asarray(v)[logged]) > 50):
+            return math.inf
+        ll = r.loglik(family, params(v))
+        return -ll if np.isfinite(ll) else math.inf
+
+    v0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(names, logged)])
+    res = optimize.minimize(nll, v0, method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-6, "maxiter": 2000})
+    p = params(res.x)
+    return {"params": {k: np.array([v]) for k, v in p.items()}, "loglik": np.array([-res.fun]),
+            "ks": np.array([r.ks(family, p)])}
+
+
+def fit_rounded(x: np.ndarray, delta: float) -> dict[str, dict]:
+    """The four inter-arrival families fitted to gaps x (>= 0, ties included) seen on a grid of
+    `delta` seconds; the same structure as families.fit_iat_rows (one row), AIC and BIC included."""
+    r = Rounded(x, delta)
+    pos = r.x[r.x > 0]
+    start = families.fit_iat_rows(pos[None, :]) if pos.size >= 2 else None
+    fits = {}
+    for family in families.IAT_FAMILIES:
+        s = {k: float(v[0]) for k, v in start[family]["params"].items()} if start else {}
+        if not s or not all(np.isfinite(v) and (v > 0 or k == "mu") for k, v in s.items()):
+            continue  # degenerate positive gaps (all equal): no start for this family
+        fit = _fit_one(r, family, s)
+        n = len(r.x)
+        fit["aic"] = 2 * families.N_PARAMS[family] - 2 * fit["loglik"]
+        fit["bic"] = families.N_PARAMS[family] * math.log(n) - 2 * fit["loglik"]
+        fits[family] = fit
+    return fits
+
+
+def resolution_of(x: np.ndarray, grid_s: float | None) -> float | None:
+    """The grid gaps are seen on: the timestamp grid when one was detected, else (when some gaps
+    are ties) the smallest positive gap, else None (no rounding visible: fit the density)."""
+    if grid_s:
+        return float(grid_s)
+    x = np.asarray(x, dtype=float)
+    pos = x[x > 0]
+    return float(pos.min()) if pos.size and (x == 0).any() else None
