@@ -59,12 +59,12 @@ def test_planted_arrivals_are_recovered(planted):
     cvs = np.array([c for c in big["windows"]["cv"] if c is not None])
     assert np.median(cvs) == pytest.approx(2.0, rel=0.1)
     fams = big["windows"]["family"]
-    assert fams.count("Gamma") / len(fams) > 0.9  # planted Gamma, CV 2: Gamma must win the likelihood
-    g = [k for k, f in enumerate(fams) if f == "Gamma"]
+    assert fams.count("gamma") / len(fams) > 0.9  # planted Gamma, CV 2: Gamma must win the likelihood
+    g = [k for k, f in enumerate(fams) if f == "gamma"]
     shape, scale, rate = (np.array(big["windows"][key])[g] for key in ("shape", "scale", "rate_rps"))
     np.testing.assert_allclose(shape * scale, 1 / rate, rtol=1e-9)  # ServeGen's moment match
     np.testing.assert_allclose(shape, 1 / np.array(big["windows"]["cv"])[g] ** 2, rtol=1e-9)
-    assert big["iat"]["family"] == "Gamma" and big["iat"]["cv"] == pytest.approx(2.0, rel=0.05)
+    assert big["iat"]["family"] == "gamma" and big["iat"]["cv"] == pytest.approx(2.0, rel=0.05)
     assert big["iat"]["ks"] < 0.05
 
 
@@ -263,12 +263,12 @@ def test_multimodal_rows_without_images_do_not_break_the_fit(tmp_path):
     assert (tmp_path / "o" / "bundle.json").exists()
 
 
-@pytest.mark.parametrize("family,shape,scale", [("Gamma", 0.3, 2.0), ("Gamma", 4.0, 10.0), ("Weibull", 0.6, 1.5), ("Weibull", 2.0, 0.2)])
+@pytest.mark.parametrize("family,shape,scale", [("gamma", 0.3, 2.0), ("gamma", 4.0, 10.0), ("weibull", 0.6, 1.5), ("weibull", 2.0, 0.2)])
 def test_ks_distance_equals_scipys_kstest(family, shape, scale):
     from servetrace.bundle.arrivals import iat_ks
 
     rng = np.random.default_rng(19)
     x = rng.gamma(1.5, 1.0, 5000) + 1e-6
-    dist = stats.gamma(a=shape, scale=scale) if family == "Gamma" else stats.weibull_min(c=shape, scale=scale)
+    dist = stats.gamma(a=shape, scale=scale) if family == "gamma" else stats.weibull_min(c=shape, scale=scale)
     assert iat_ks(np.r_[x, np.nan], family, shape, scale) == pytest.approx(stats.kstest(x, dist.cdf).statistic, rel=1e-12)
     assert iat_ks(x[:2], family, shape, scale) is None

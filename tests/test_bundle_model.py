@@ -35,14 +35,14 @@ def bundles(draw):
     raw_shares = np.array(draw(st.lists(st.floats(0.1, 10), min_size=n_clients, max_size=n_clients)))
     for k in range(n_clients):
         starts = sorted(draw(st.sets(st.sampled_from(GRID), min_size=1, max_size=len(GRID))))
-        fams = [draw(st.sampled_from(["Gamma", "Weibull", None])) for _ in starts]
+        fams = [draw(st.sampled_from(["gamma", "weibull", None])) for _ in starts]
         num = st.floats(1e-6, 1e6, allow_nan=False)
         cid = draw(st.text(min_size=1, max_size=12))
         lstarts = sorted(draw(st.sets(st.sampled_from(GRID), min_size=1, max_size=3)))
         clients.append({
             "id": cid, "safe_id": safe_client_id(cid, taken), "share": float(raw_shares[k] / raw_shares.sum()),
             "requests": draw(st.integers(0, 10**9)),
-            "iat": {"family": draw(st.sampled_from(["Gamma", "Weibull", "Exponential"])),
+            "iat": {"family": draw(st.sampled_from(["gamma", "weibull", "exponential"])),
                     "params": {"shape": draw(num), "scale": draw(num)}, "cv": draw(st.none() | num), "ks": None},
             "windows": {"start_s": starts, "rate_rps": [draw(st.floats(0, 1e4)) for _ in starts],
                         "cv": [draw(st.none() | num) for _ in starts], "family": fams,
@@ -102,8 +102,8 @@ def _same(a, b) -> bool:
 
 def _minimal():
     c = {"id": "a", "safe_id": "a", "share": 1.0, "requests": 10,
-         "iat": {"family": "Gamma", "params": {"shape": 1.0, "scale": 1.0}, "cv": 1.0, "ks": None},
-         "windows": {"start_s": [0, 600], "rate_rps": [1.0, 2.0], "cv": [1.0, 1.5], "family": ["Gamma", "Weibull"],
+         "iat": {"family": "gamma", "params": {"shape": 1.0, "scale": 1.0}, "cv": 1.0, "ks": None},
+         "windows": {"start_s": [0, 600], "rate_rps": [1.0, 2.0], "cv": [1.0, 1.5], "family": ["gamma", "weibull"],
                      "shape": [1.0, 0.7], "scale": [1.0, 0.4]},
          "lengths": {"window_start_s": [0], "fields": {"input_tokens": [{"values": [1, 5], "probs": [0.25, 0.75]}]}, "fit": {}},
          "joint": {"fields": ["input_tokens"], "copula": "independent", "corr": [[1.0]], "spearman": {}}}
@@ -165,12 +165,12 @@ def test_bad_value_deep_in_a_long_array_is_found(tmp_path):
     w = bundle["clients"][0]["windows"]
     grid = list(range(0, 600 * 50, 600))
     bundle["aggregate"] = {"window_start_s": grid, "rate_rps": [1.0] * 50}
-    w.update(start_s=grid, rate_rps=[1.0] * 50, cv=[1.0] * 50, family=["Gamma"] * 50, shape=[1.0] * 50, scale=[1.0] * 50)
+    w.update(start_s=grid, rate_rps=[1.0] * 50, cv=[1.0] * 50, family=["gamma"] * 50, shape=[1.0] * 50, scale=[1.0] * 50)
     validate_bundle(bundle)
     w["family"][40] = "Pareto"
     with pytest.raises(ServetraceError, match="unknown family"):
         validate_bundle(bundle)
-    w["family"][40] = "Gamma"
+    w["family"][40] = "gamma"
     w["rate_rps"][45] = "7"
     with pytest.raises(ServetraceError, match="non-numeric"):
         validate_bundle(bundle)
@@ -219,3 +219,20 @@ def test_every_shipped_pool_imports(tmp_path, category, model, clients, missing,
     path = save_bundle(tmp_path / "bundle.json", bundle)
     assert path.stat().st_size < 20e6
     assert len(load_bundle(path)["clients"]) == clients  # its load time is a `make bench` figure, not a test
+
+
+
+def test_bundles_with_the_earlier_family_names_load_in_the_one_vocabulary(tmp_path):
+    """v1 bundles written before the family names were unified say "Gamma" / "Weibull" /
+    "Exponential" (ServeGen's spelling); they still load, and read as the stats vocabulary."""
+    old = _minimal()
+    c = old["clients"][0]
+    c["iat"]["family"] = "Exponential"
+    c["windows"]["family"] = ["Gamma", "Weibull"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    loaded = load_bundle(path)
+    assert loaded["clients"][0]["iat"]["family"] == "exponential"
+    assert loaded["clients"][0]["windows"]["family"] == ["gamma", "weibull"]
+    save_bundle(path, loaded)
+    assert '"Gamma"' not in path.read_text() and '"gamma"' in path.read_text()

@@ -69,7 +69,7 @@ def choose_family(stats: pl.DataFrame) -> pl.DataFrame:
     fitted = (m >= MIN_IATS) & a.is_not_nan() & a.is_not_null()
     weibull = fitted & (ll_weibull > ll_gamma)
     return stats.with_columns(
-        pl.when(fitted).then(pl.when(weibull).then(pl.lit("Weibull")).otherwise(pl.lit("Gamma"))).alias("family"),
+        pl.when(fitted).then(pl.when(weibull).then(pl.lit("weibull")).otherwise(pl.lit("gamma"))).alias("family"),
         pl.when(fitted).then(pl.when(weibull).then(k).otherwise(a)).alias("shape"),
         pl.when(fitted).then(pl.when(weibull).then(lam).otherwise(th)).alias("scale"),
         ll_gamma.alias("ll_gamma"),
@@ -87,5 +87,5 @@ def iat_ks(iats: np.ndarray, family: str, shape: float, scale: float) -> float |
     if iats.size < MIN_IATS or not (shape > 0 and scale > 0):
         return None
     x = iats[None, :]
-    cdf = families.iat_cdf(families.canonical(family), {"shape": shape, "scale": scale}, x)
+    cdf = families.iat_cdf(family, {"shape": shape, "scale": scale}, x)
     return float(families.ks_distance(x, cdf)[0])

@@ -25,13 +25,13 @@ from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.sessions import fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
-from servetrace.stats.pmf import DEFAULT_BINNING, pmf_fit
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.rows import read
 from servetrace.rows.codes import Codes, frame_group_codes, group_codes
 from servetrace.rows.moments import moments
 from servetrace.settings import Settings
+from servetrace.stats.pmf import DEFAULT_BINNING, pmf_fit
 
 DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
 MAX_CLIENTS = 256  # beyond this, the smallest clients are merged into one "(other)" group
@@ -200,7 +200,7 @@ def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s
     for row in per_client.sort(["requests", "client"], descending=[True, False]).iter_rows(named=True):
         c = row["client"]
         w = windows[c]
-        fam = row["family"] or "Gamma"
+        fam = row["family"] or "gamma"
         shape, scale = (row["shape"], row["scale"]) if row["family"] else (1.0, 1.0 / max(row["rate_rps"], 1e-12))
         lens = {"window_start_s": pmf_by[names[0]][c]["dataset_start_s"] if c in pmf_by[names[0]] else [],
                 "fields": {n: [{"values": v, "probs": p} for v, p in zip(pmf_by[n][c]["values"], pmf_by[n][c]["probs"])]

@@ -41,12 +41,12 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
   - `share`: the client's fraction of all requests (shares sum to 1); `requests`: its request count
     (for an import: sum of rate x window length).
   - `failure_rate` (optional): the client's share of failed requests.
-  - `iat`: the whole-span inter-arrival model: `family` ("Gamma" | "Weibull" | "Exponential"),
+  - `iat`: the whole-span inter-arrival model: `family` ("gamma" | "weibull" | "exponential"),
     `params` {`shape`, `scale`} in scipy's parametrization (gamma(a=shape, scale=scale),
     weibull_min(c=shape, scale=scale), exponential: shape 1), `cv` (inter-arrival CV), `ks`
     (Kolmogorov-Smirnov distance of the fit, null when not measured).
   - `windows`: the client's windows with arrivals, parallel arrays: `start_s` (subset of the grid,
-    ascending), `rate_rps` (>= 0), `cv` (>= 0 or null), `family` ("Gamma" | "Weibull" | null when too
+    ascending), `rate_rps` (>= 0), `cv` (>= 0 or null), `family` ("gamma" | "weibull" | null when too
     few arrivals to fit), `shape`, `scale` (scipy parameters, null with a null family), optional
     `failure_rate` (share of the window's requests that failed, in [0, 1]). A grid window not listed
     is inactive (rate 0).
@@ -83,11 +83,12 @@ import orjson
 
 from servetrace.errors import ServetraceError
 from servetrace.io import write_text
+from servetrace.stats.families import LEGACY_NAMES
 
 SCHEMA_ID = "servetrace.bundle/v2"
 READABLE_SCHEMAS = ("servetrace.bundle/v1", SCHEMA_ID)
-WINDOW_FAMILIES = ("Gamma", "Weibull")
-IAT_FAMILIES = ("Gamma", "Weibull", "Exponential")
+WINDOW_FAMILIES = ("gamma", "weibull")
+IAT_FAMILIES = ("gamma", "weibull", "exponential")
 LENGTH_FAMILIES = ("lognormal", "exponential", "gamma", "weibull", "constant", "empirical")
 CATEGORY_FIELDS = {
     "language": ("input_tokens", "output_tokens"),
@@ -277,12 +278,27 @@ def _check_client(c: dict, grid: np.ndarray, where: str) -> None:
         raise ServetraceError(f"{where}.joint.corr: not a symmetric matrix with unit diagonal")
 
 
+def _current_names(bundle: dict) -> None:
+    """Bundles written before the names were unified (v1, early v2) spell the inter-arrival families
+    "Gamma" / "Weibull" / "Exponential":
+    rename them in place to the one vocabulary (servetrace.stats.families)."""
+    for c in bundle.get("clients") or []:
+        if not isinstance(c, dict):
+            continue
+        iat, w = c.get("iat"), c.get("windows")
+        if isinstance(iat, dict) and iat.get("family") in LEGACY_NAMES:
+            iat["family"] = LEGACY_NAMES[iat["family"]]
+        if isinstance(w, dict) and isinstance(w.get("family"), list) and not {"Gamma", "Weibull"}.isdisjoint(w["family"]):
+            w["family"] = [LEGACY_NAMES.get(f, f) if isinstance(f, str) else f for f in w["family"]]
+
+
 def validate_bundle(bundle: Any, name: str = "bundle") -> dict:
     """Raise ServetraceError (one line, naming `name` and the problem) unless `bundle` is a valid v1 bundle."""
     if not isinstance(bundle, dict):
         raise ServetraceError(f"{name}: a bundle is a JSON object")
     if bundle.get("schema") not in READABLE_SCHEMAS:
         raise ServetraceError(f"{name}: schema is {bundle.get('schema')!r}, expected one of {', '.join(READABLE_SCHEMAS)}")
+    _current_names(bundle)
     _schema_errors(_pruned(bundle), name)
     agg = bundle["aggregate"]
     grid = _ints(agg["window_start_s"], f"{name}: aggregate.window_start_s")

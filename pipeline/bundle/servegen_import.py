@@ -15,9 +15,9 @@ import polars as pl
 from scipy.special import gammaln
 
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
-from servetrace.stats.families import weibull_shape_for_cv
-from servetrace.stats.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
 from servetrace.errors import ServetraceError
+from servetrace.stats.families import LEGACY_NAMES, weibull_shape_for_cv
+from servetrace.stats.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
 
 TRACE_RE = re.compile(r"^chunk-(\d+)-trace\.csv$")
 DATASET_RE = re.compile(r"^chunk-(\d+)-dataset\.json$")
@@ -113,14 +113,14 @@ def iat_summary(family: list, cv: np.ndarray, requests: np.ndarray, active_s: np
     the request-weighted CV, and a mean inter-arrival time of active seconds per request."""
     fam_arr = np.asarray(family, dtype=object)
     fitted = (fam_arr != None) & (requests > 0)  # noqa: E711 - elementwise
-    fam = "Gamma"
-    if fitted.any() and requests[fitted & (fam_arr == "Weibull")].sum() > requests[fitted & (fam_arr == "Gamma")].sum():
-        fam = "Weibull"
+    fam = "gamma"
+    if fitted.any() and requests[fitted & (fam_arr == "weibull")].sum() > requests[fitted & (fam_arr == "gamma")].sum():
+        fam = "weibull"
     cv_ok = fitted & np.isfinite(np.asarray(cv, dtype=float))
     mean_cv = float(np.average(np.asarray(cv, dtype=float)[cv_ok], weights=requests[cv_ok])) if cv_ok.any() else 1.0
     mean_cv = max(mean_cv, 1e-3)
     mean_iat = float(active_s.sum() / requests.sum()) if requests.sum() > 0 else 1.0
-    if fam == "Weibull":
+    if fam == "weibull":
         k = float(weibull_shape_for_cv(mean_cv))
         params = {"shape": k, "scale": mean_iat / float(np.exp(gammaln(1 + 1 / k)))}
     else:
@@ -178,7 +178,7 @@ def import_servegen_pool(pool_dir: str | Path, binning: dict | None = None) -> d
         # requests per dataset window: a trace window uses the latest dataset window at or before it
         owner = np.searchsorted(np.asarray(starts), active["start"].to_numpy(), side="right") - 1
         dw = np.bincount(owner[owner >= 0], weights=weight[owner >= 0], minlength=len(starts)) if starts else np.zeros(0)
-        families = active["pattern"].to_list()
+        families = [LEGACY_NAMES.get(p, p) for p in active["pattern"].to_list()]  # ServeGen's "Gamma" -> "gamma"
         fit = {name: pmf_fit(*pooled_pmf(pmfs, dw if dw.sum() > 0 else np.ones(len(pmfs))),
                              continuous=name == "reason_ratio")
                for name, pmfs in fields.items()}

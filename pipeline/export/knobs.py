@@ -15,6 +15,7 @@ from servetrace.export.synthetic_lengths import match, shortfall
 from servetrace.export.tools import CHECKED_AGAINST, RELEASES, SERVER
 from servetrace.stats.pmf import pooled_pmf
 from servetrace.io import atomic_dir, dumps_json
+from servetrace.stats.pmf import pooled_pmf
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens")
 PROGRAMS = {"vllm": "vllm bench serve", "sglang": "python -m sglang.bench_serving --backend sglang",

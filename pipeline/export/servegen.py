@@ -16,9 +16,10 @@ import numpy as np
 
 from servetrace.bundle.coverage import covered_seconds_at, covered_span, window_lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
-from servetrace.stats.pmf import REASON_BINS
 from servetrace.errors import ServetraceError
 from servetrace.io import atomic_dir, dumps_json
+from servetrace.stats.families import SERVEGEN_NAMES
+from servetrace.stats.pmf import REASON_BINS
 
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 ZERO_PMF = {"values": [0], "probs": [1.0]}
@@ -73,10 +74,10 @@ def _window_fields(w: dict, k: int, covered_s: float, length_s: float) -> tuple[
         if rate <= 0:
             return "0", "0", "", "0", "0"
         # too few arrivals to fit: Poisson, i.e. Gamma with shape 1 and mean 1 / rate
-        return _num(rate), "1", "Gamma", "1", _num(1.0 / rate)
+        return _num(rate), "1", SERVEGEN_NAMES["gamma"], "1", _num(1.0 / rate)
     if cv is None:
-        cv = 1.0 / np.sqrt(shape) if fam == "Gamma" else 1.0
-    return _num(rate), _num(cv), fam, _num(shape), _num(scale)
+        cv = 1.0 / np.sqrt(shape) if fam == "gamma" else 1.0
+    return _num(rate), _num(cv), SERVEGEN_NAMES[fam], _num(shape), _num(scale)
 
 
 def trace_csv(client: dict, grid: np.ndarray, shift: int, covered: np.ndarray, length: np.ndarray) -> str:

@@ -47,7 +47,7 @@ def window_params(bundle: dict, chosen: list[int]) -> WindowParams:
         sh = np.array([np.nan if s is None else s for s in w["shape"]], dtype=float)
         known = (fam != "") & (sh > 0)
         fallback_fam, fallback_shape = sparse_window_process(fam[known], sh[known])
-        family[row, col] = np.where(known, np.where(fam == "Weibull", WEIBULL, GAMMA), fallback_fam)
+        family[row, col] = np.where(known, np.where(fam == "weibull", WEIBULL, GAMMA), fallback_fam)
         shape[row, col] = np.where(known, sh, fallback_shape)
     return WindowParams(rate, family, shape)
 
@@ -59,7 +59,7 @@ def sparse_window_process(families: np.ndarray, shapes: np.ndarray) -> tuple[int
     over the span, about 1 inside windows), which would clump a sparse window's few arrivals."""
     if len(families) == 0:
         return GAMMA, 1.0
-    weibull = families == "Weibull"
+    weibull = families == "weibull"
     use_weibull = weibull.sum() > (~weibull).sum()
     return (WEIBULL if use_weibull else GAMMA), float(np.median(shapes[weibull if use_weibull else ~weibull]))
 

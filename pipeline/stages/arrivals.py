@@ -8,9 +8,9 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
-from servetrace.stats import families, rounded
 from servetrace.stages.context import Context, fmt
 from servetrace.stages.gaps import GapResults
+from servetrace.stats import families, rounded
 
 MIN_FIT_GAPS = 10  # fewer positive gaps than this: no family fit
 MIN_WINDOW_GAPS = 20  # per-window fits need at least this many positive gaps in the window

@@ -8,9 +8,9 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
+from servetrace.stages.context import Context, fmt
 from servetrace.stats import correlation, families
 from servetrace.stats.changes import DRIFT_ALPHA, DRIFT_KS, change_points
-from servetrace.stages.context import Context, fmt
 
 FIELDS = ("input", "output", "reason")
 MIN_FIT = 10

@@ -20,9 +20,10 @@ KS_FITS = 0.05  # a family whose KS distance to the data exceeds this does not f
 N_PARAMS = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "zipf": 1, "pareto_lognormal": 5}
 
 
-# Family names everywhere (stages, bundle, generate, validate) are these lowercase ones; older
-# bundles and ServeGen's ArrivalPat spell the renewal families with a capital (read through canonical).
+# Family names everywhere (stages, bundle, generate, validate) are these lowercase ones; v1 bundles
+# written before and ServeGen's ArrivalPat spell the renewal families with a capital.
 LEGACY_NAMES = {"Gamma": "gamma", "Weibull": "weibull", "Exponential": "exponential"}
+SERVEGEN_NAMES = {"gamma": "Gamma", "weibull": "Weibull"}  # ServeGen's ArrivalPat, for its trace CSVs
 
 
 def canonical(name: str | None) -> str | None:
