@@ -106,3 +106,21 @@ def test_per_window_fits_are_vectorized_rows():
     fits = families.fit_iat_rows(families.padded(rows))
     for k, got in zip((0.5, 1.0, 2.0), fits["gamma"]["params"]["shape"]):
         assert got == pytest.approx(stats.gamma.fit(rows[[0.5, 1.0, 2.0].index(k)], floc=0)[0], rel=1e-5)
+
+
+def test_family_choice_prefers_the_simpler_fit_that_fits():
+    rng = np.random.default_rng(8)
+    poisson = families.fit_iat_rows(np.sort(rng.exponential(2.0, 100_000))[None, :])
+    assert families.chosen_fit(poisson)["family"] == "exponential"  # gamma / weibull shape ~1 add nothing
+    shaped = families.fit_iat_rows(np.sort(rng.gamma(2.0, 1.0, 100_000))[None, :])
+    assert families.chosen_fit(shaped)["family"] == "gamma"
+    one = {"params": {"scale": np.array([1.0])}}
+    fits = {"exponential": {**one, "bic": np.array([100.0]), "ks": np.array([0.08]), "aic": np.array([0.0])},
+            "gamma": {**one, "bic": np.array([101.0]), "ks": np.array([0.02]), "aic": np.array([0.0])},
+            "weibull": {**one, "bic": np.array([150.0]), "ks": np.array([0.01]), "aic": np.array([0.0])}}
+    best = families.chosen_fit(fits)
+    assert best["family"] == "gamma" and best["fits"] is True  # exponential is simpler but does not fit
+    for f in fits.values():
+        f["ks"] = f["ks"] + 0.1
+    best = families.chosen_fit(fits)
+    assert best["family"] == "exponential" and best["fits"] is False  # none fits: BIC over all, said so

@@ -141,8 +141,8 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     values["correlation"] = corr
     values["drift"] = _drift_summary(drift, period_s)
     values["fit_sample_note"] = (f"families fitted by maximum likelihood on a seeded sample of at most "
-                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen by BIC (the simplest family within 2 of the smallest), "
-                                 f"said to fit when KS <= {families.KS_FITS:g}")
+                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen among those with KS <= {families.KS_FITS:g} (all when "
+                                 "none) by BIC, the simplest within 2 of the smallest")
     return Finding("lengths", values, _statement(values), list(tables)), tables
 
 

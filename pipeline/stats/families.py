@@ -194,14 +194,17 @@ def _score(fits: dict[str, dict], xs: np.ndarray, n: np.ndarray, discrete: bool 
     return fits
 
 
-def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN) -> np.ndarray:
-    """Per row, the family chosen by BIC, preferring the simpler: among the families whose BIC is
-    within `bic_margin` of the smallest (fits the data cannot tell apart), the one with the fewest
-    parameters (then the smaller BIC). Nested in gamma and Weibull, exponential wins unless the
-    extra shape raises the log-likelihood by more than (ln n + margin) / 2, so Poisson arrivals
-    are called exponential."""
+def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN, ks_max: float = KS_FITS) -> np.ndarray:
+    """Per row, the family chosen by BIC, preferring the simpler: among the families that fit (KS
+    at most `ks_max`; all of them when none does), those whose BIC is within `bic_margin` of the
+    smallest are fits the data cannot tell apart, and the one with the fewest parameters (then the
+    smaller BIC) is chosen. Nested in gamma and Weibull, exponential wins unless the extra shape
+    raises the log-likelihood by more than (ln n + margin) / 2, so Poisson arrivals are exponential."""
     names = list(fits)
     bic = np.vstack([np.where(np.isfinite(fits[f]["bic"]), fits[f]["bic"], np.inf) for f in names])
+    ks = np.vstack([np.where(np.isfinite(fits[f]["ks"]), fits[f]["ks"], np.inf) for f in names])
+    fitting = ks <= ks_max
+    bic = np.where(fitting | ~fitting.any(axis=0), bic, np.inf)
     k = np.array([N_PARAMS[f] for f in names], dtype=float)[:, None]
     close = bic <= bic.min(axis=0) + bic_margin
     simplest = np.where(close, k, np.inf)
@@ -213,10 +216,11 @@ def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN) -> np.nda
 def chosen_fit(fits: dict[str, dict], ks_max: float = KS_FITS) -> dict:
     """The chosen family of a one-row fit (best_family) as JSON-ready numbers, with `fits` (its KS
     distance is at most `ks_max`) and how it was chosen."""
-    family = best_family(fits)[0]
+    family = best_family(fits, ks_max=ks_max)[0]
     out = row_fit(fits, family)
     return {**out, "fits": bool(out["ks"] <= ks_max), "ks_max": ks_max,
-            "chosen_by": f"BIC; the simplest family within {BIC_MARGIN:g} of the smallest"}
+            "chosen_by": f"among the families with KS <= {ks_max:g} (all when none), the simplest within "
+                         f"{BIC_MARGIN:g} of the smallest BIC"}
 
 
 def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:
