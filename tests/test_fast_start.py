@@ -11,7 +11,7 @@ import pytest
 from scipy import signal, stats
 
 from conftest import shared_file
-from servetrace.bundle.pmf import _cdf
+from servetrace.stats.pmf import _cdf
 from servetrace.stages.periodicity import periodogram
 
 

@@ -47,7 +47,7 @@ class GapResults:
     group_gaps: pl.DataFrame  # per group (all groups): requests and own-gap mean and CV
     model_gaps: pl.DataFrame
     service_gaps: pl.DataFrame
-    iat_sample: np.ndarray  # positive de-rounded gaps with u < sample_p
+    iat_sample: np.ndarray  # raw gaps (ties included) with u < sample_p
     window_sample: pl.DataFrame  # per window, the per_window_n positive de-rounded gaps of smallest u
 
 
