@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 DRIFT_KS = 0.1  # a period whose KS distance to the previous one exceeds this has changed (effect size)
 DRIFT_ALPHA = 0.001  # ... and the distance must also exceed the two-sample KS critical value at this level
@@ -11,7 +11,7 @@ DRIFT_ALPHA = 0.001  # ... and the distance must also exceed the two-sample KS c
 
 def ks_critical(n1: np.ndarray, n2: np.ndarray, alpha: float = DRIFT_ALPHA) -> np.ndarray:
     """Asymptotic two-sample KS critical value: Kolmogorov's quantile times sqrt((n1 + n2) / (n1 n2))."""
-    return stats.kstwobign.isf(alpha) * np.sqrt((n1 + n2) / (n1 * n2))
+    return special.kolmogi(alpha) * np.sqrt((n1 + n2) / (n1 * n2))  # kolmogi = scipy.stats.kstwobign.isf
 
 
 def change_points(ks_vs_previous: np.ndarray, n: np.ndarray, ks_min: float = DRIFT_KS,

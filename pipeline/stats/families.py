@@ -94,13 +94,13 @@ def iat_cdf(family: str, params: dict, x: np.ndarray) -> np.ndarray:
     p = {k: np.asarray(v, dtype=float).reshape(-1, 1) for k, v in params.items()}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if family == "exponential":
-            return 1 - np.exp(-x / p["scale"])
+            return -special.expm1(-x / p["scale"])
         if family == "gamma":
             return special.gammainc(p["shape"], x / p["scale"])
         if family == "weibull":
-            return 1 - np.exp(-((x / p["scale"]) ** p["shape"]))
-        if family == "lognormal":
-            return special.ndtr((np.log(x) - p["mu"]) / p["sigma"])
+            return -special.expm1(-((x / p["scale"]) ** p["shape"]))
+        if family == "lognormal":  # as scipy.stats.lognorm evaluates it
+            return special.ndtr(np.log(x / np.exp(p["mu"])) / p["sigma"])
         if family == "zipf":
             k = np.floor(x)
             return np.where(k >= 1, 1 - special.zeta(p["s"], k + 1) / special.zeta(p["s"], 1), 0.0)

@@ -7,7 +7,6 @@ window grid, rates and dispersion are numpy over whole bins of a stated span.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def window_grid(source_arrival_s: np.ndarray, synthetic_arrival_s: np.ndarray, window_s: float,
@@ -70,6 +69,8 @@ def idc(arrival_s: np.ndarray, scale_s: float, span: tuple[float, float] | None 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
     """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b| (scipy; exact with ties)."""
+    from scipy import stats  # imported where used: scipy.stats costs about a second of start-up
+
     if len(a) == 0 or len(b) == 0:
         return None
     return float(stats.ks_2samp(a, b).statistic)
@@ -77,6 +78,8 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def wasserstein(a: np.ndarray, b: np.ndarray) -> float | None:
     """First Wasserstein distance: the area between the two empirical CDFs (scipy)."""
+    from scipy import stats
+
     if len(a) == 0 or len(b) == 0:
         return None
     return float(stats.wasserstein_distance(a, b))
@@ -84,6 +87,8 @@ def wasserstein(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation (scipy: Pearson correlation of average ranks); None when undefined."""
+    from scipy import stats
+
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
     return float(stats.spearmanr(x, y).statistic)

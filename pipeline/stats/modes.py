@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal, stats
 
 PEAK_PROMINENCE = 0.25  # a histogram peak counts when it rises this share of the highest bin above its surroundings
 BIMODAL_DELTA_BIC = 10.0  # two Gaussians beat one by this much BIC ("very strong", Kass & Raftery) ...
@@ -17,6 +16,8 @@ def histogram_peaks(share: np.ndarray, centers: np.ndarray, prominence: float = 
     """Separated local maxima of a histogram (scipy.signal.find_peaks on the shares, padded with an
     empty bin at each end so an edge bin can be a peak), each rising at least `prominence` x the
     highest share above the lower of its two surrounding valleys; highest first."""
+    from scipy import signal  # only when a trace has reasoning tokens: keeps characterize's start fast
+
     share = np.asarray(share, dtype=float)
     if share.size == 0 or share.max() <= 0:
         return []
@@ -53,6 +54,8 @@ def gaussian_mixture_2(y: np.ndarray, iterations: int = 200, tol: float = 1e-9) 
 def bimodality(y: np.ndarray, mix: dict) -> dict:
     """Evidence for two modes: BIC of one vs two Gaussians, Ashman's D, and the bimodality
     coefficient; `bimodal` when all three thresholds above hold."""
+    from scipy import stats
+
     n = len(y)
     sd1 = float(y.std()) or 1e-3
     loglik1 = float(-n * math.log(sd1 * math.sqrt(2 * math.pi)) - n / 2)
