@@ -18,7 +18,7 @@ from servetrace.generate import GenerateOptions
 from servetrace.generate.compose import generate_table, prepare
 from servetrace.generate.run import generate_file
 from servetrace.generate.write import row_groups, write_generated
-from servetrace.validate import metrics as m
+from servetrace.stats import fidelity as m
 from test_generate import W, bundle, client, two_clients, window_counts
 
 
