@@ -238,9 +238,14 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
     from servetrace.bundle.model import save_bundle
     from servetrace.report import write_report
 
+    from servetrace.bundle.cli_support import is_pool_input
+
     settings = settings or Settings()
+    ingest_settings = ingest_settings or IngestSettings()
     check_settings(settings)
     out_dir = Path(out_dir)
+    if is_pool_input(trace, ingest_settings.format):
+        return _characterize_pool(trace, out_dir)
     # One lock from ingest to report: no other run can swap the request table in between.
     timings: dict[str, float] = {}  # wall seconds of each part, for `--json` readers such as `make bench`
     clock = time.perf_counter()
@@ -252,7 +257,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         clock = now
 
     with io.output_lock(out_dir):
-        summary = ingest_trace(trace, out_dir, ingest_settings or IngestSettings(),
+        summary = ingest_trace(trace, out_dir, ingest_settings,
                                memory_limit=settings.memory_limit)
         lap("ingest")
         requests = Path(summary.get("requests") or out_dir / "requests.parquet")
@@ -291,12 +296,34 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
     }
 
 
+def _characterize_pool(pool: str | Path, out_dir: Path) -> dict:
+    """A ServeGen pool holds fitted per-client parameters, not requests: it is imported as the
+    bundle (as `ingest` does) and no request-level stage runs; the summary says so."""
+    from servetrace.bundle.cli_support import servegen_to_bundle
+
+    imported = servegen_to_bundle(pool, out_dir)
+    return {
+        "source": str(pool),
+        "format": "servegen",
+        "bundle": imported["bundle"],
+        "imported": imported,
+        "characterized": False,
+        "not_characterized": "a ServeGen pool holds fitted per-client parameters, not requests: no stage ran "
+                             "and no findings.json, tables/ or report.html were written; "
+                             f"`servetrace generate {out_dir} --out TRACE.parquet` makes requests to characterize",
+    }
+
+
 def load_findings(out_dir: str | Path) -> dict:
     return json.loads((Path(out_dir) / FINDINGS).read_text(encoding="utf-8"))
 
 
 def summary_text(s: dict) -> str:
     """The command's human output: row accounting, one statement per finding, what is absent."""
+    if s.get("characterized") is False:
+        from servetrace.bundle.cli_support import servegen_text
+
+        return f"{s['source']}: imported as a bundle\n{servegen_text(s['imported'])}\nnot characterized: {s['not_characterized']}"
     lines = [f"{s['source']}: {s['rows_kept']:,} requests kept of {s['rows_read']:,} read"
              + (" (unchanged source: ingest reused)" if s.get("cached") else ""),
              f"findings: {s['findings']} ({len(s['tables'])} tables)"]

@@ -72,8 +72,9 @@ def ingest(
     """Land a raw trace as DIR/requests.parquet (canonical, sorted) and DIR/rejects.parquet."""
     from servetrace.ingest import ingest_trace
 
-    # A pool is a directory: only then import the pool reader (it pulls in scipy, ~1 s per run).
-    if fmt == "servegen" or (fmt == "auto" and trace.is_dir() and _servegen_pool(trace)):
+    from servetrace.bundle.cli_support import is_pool_input
+
+    if is_pool_input(trace, fmt):
         from servetrace.bundle.cli_support import servegen_to_bundle, servegen_text
 
         summary = servegen_to_bundle(trace, out)
@@ -81,12 +82,6 @@ def ingest(
         return
     summary = ingest_trace(trace, out, _ingest_settings(fmt, maps, time_unit), memory_limit=memory_limit)
     _emit(summary, as_json, _ingest_text(summary))
-
-
-def _servegen_pool(path: Path) -> bool:
-    from servetrace.bundle.servegen_import import is_servegen_pool
-
-    return is_servegen_pool(path)
 
 
 def _ingest_text(s: dict) -> str:

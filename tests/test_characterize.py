@@ -91,3 +91,42 @@ def test_a_format_without_failures_does_not_claim_none_failed(tmp_path):
     doc = characterize(shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv"), tmp_path)
     assert doc["failures"]["rate"] is None and doc["failures"]["recorded"] is False
     assert "unknown" in doc["failures"]["statement"]
+
+
+def _tiny_pool(path):
+    """A two-client ServeGen language pool (one with a dataset file, one without)."""
+    path.mkdir()
+    (path / "chunk-0-trace.csv").write_text("0,1.5,1.0,Gamma,1.0,0.6666666667\n600,3.0,2.0,Weibull,0.5427,0.1533\n")
+    (path / "chunk-0-dataset.json").write_text(json.dumps(
+        {"0": {"input_tokens": "{100: 0.25, 200: 0.75}", "output_tokens": "{10: 1.0}"}}))
+    (path / "chunk-1-trace.csv").write_text("0,0.5,1.0,Gamma,1.0,2.0\n")
+    return path
+
+
+def test_characterize_servegen_pool_no_importerror(tmp_path):
+    """`characterize POOL_DIR` once ended in "internal error: ImportError: ingest_servegen_pool": a
+    pool is imported as the bundle (as `ingest POOL_DIR` does) and the summary says no stage ran."""
+    pool = _tiny_pool(tmp_path / "pool")
+    out = tmp_path / "out"
+    proc = run_cli("characterize", pool, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr
+    assert "imported as a bundle" in proc.stdout and "1 clients" in proc.stdout
+    assert "chunk-1-trace.csv" in proc.stdout  # the trace file without a dataset is named
+    assert "not characterized" in proc.stdout and "findings.json" in proc.stdout
+    bundle = json.loads((out / "bundle.json").read_text())
+    assert [c["id"] for c in bundle["clients"]] == ["0"] and bundle["category"] == "language"
+    assert not (out / "findings.json").exists() and not (out / "report.html").exists()
+    # the same bundle as `ingest POOL_DIR` and `bundle from-servegen` write
+    run_cli("ingest", pool, "--out", tmp_path / "ingested", check=True)
+    other = json.loads((tmp_path / "ingested" / "bundle.json").read_text())
+    bundle.pop("created_at", None), other.pop("created_at", None)
+    assert bundle == other
+    summary = json.loads(run_cli("characterize", pool, "--out", out, "--json", check=True).stdout)
+    assert summary["characterized"] is False and summary["imported"]["clients"] == 1
+    # the library's ingest refuses a pool with a clear line, not an ImportError
+    from servetrace.errors import ServetraceError
+    from servetrace.ingest import ingest_trace
+
+    with pytest.raises(ServetraceError, match="holds fitted parameters, not requests"):
+        ingest_trace(pool, tmp_path / "x")

@@ -30,11 +30,24 @@ def fit_text(s: dict) -> str:
             f"{s['windows']} windows, {s['bytes'] / 1e6:.2f} MB")
 
 
+def is_pool_input(path: str | Path, fmt: str) -> bool:
+    """Whether an input is a ServeGen pool directory (fitted parameters, not requests)."""
+    if fmt == "servegen":
+        return True
+    if fmt != "auto" or not Path(path).is_dir():
+        return False
+    from servetrace.bundle.servegen_import import is_servegen_pool  # pulls in scipy: only for directories
+
+    return is_servegen_pool(path)
+
+
 def servegen_to_bundle(pool: str | Path, out_dir: str | Path) -> dict:
     from servetrace.bundle.servegen_import import import_servegen_pool
+    from servetrace.io import output_lock
 
     bundle = import_servegen_pool(pool)
-    summary = _summary(bundle, save_bundle(Path(out_dir) / "bundle.json", bundle))
+    with output_lock(out_dir):
+        summary = _summary(bundle, save_bundle(Path(out_dir) / "bundle.json", bundle))
     summary["missing_datasets"] = bundle["source"]["missing_datasets"]
     summary["dropped_dataset_windows"] = bundle["source"]["dropped_dataset_windows"]
     return summary

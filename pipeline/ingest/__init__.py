@@ -204,9 +204,8 @@ def ingest_trace(
     settings = settings or IngestSettings()
     trace, out_dir = Path(trace), Path(out_dir)
     if settings.format == "servegen" or (trace.is_dir() and any(trace.glob("chunk-*-trace.csv"))):
-        from servetrace.bundle.servegen_import import ingest_servegen_pool  # the pool is parameters, not rows
-
-        return ingest_servegen_pool(trace, out_dir)
+        raise ServetraceError(f"{trace}: a ServeGen pool holds fitted parameters, not requests: "
+                              "import it with `servetrace bundle from-servegen POOL_DIR --out DIR`")
     agent_format, src = _agent_format(trace, settings)
     # Hash the source while DuckDB reads it: the digest is needed first only when an earlier
     # output could be reused.
