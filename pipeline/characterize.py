@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from servetrace import grouping, io
 from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble
+from servetrace.outputs import FINDINGS, REQUESTS, TABLES
 from servetrace.schema import HASH_IDS
 from servetrace.settings import IngestSettings, Settings
 from servetrace.rows import read
@@ -39,8 +40,6 @@ from servetrace.stages.sessions import sessions
 if TYPE_CHECKING:
     from servetrace.bundle.fit import Fit
 
-TABLES = "tables"
-FINDINGS = "findings.json"
 STAGES = ("profile", "gaps", "quality", "arrivals", "clients", "lengths", "rate over time", "failures",
           "sessions", "reasoning", "multimodal", "prefix", "agents")  # the order of the findings
 
@@ -260,7 +259,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         summary = ingest_trace(trace, out_dir, ingest_settings,
                                memory_limit=settings.memory_limit)
         lap("ingest")
-        requests = Path(summary.get("requests") or out_dir / "requests.parquet")
+        requests = Path(summary.get("requests") or out_dir / REQUESTS)
         if not requests.exists():
             raise ServetraceError(f"{trace}: ingest produced no request table to characterize")
         with _progress(quiet) as step:

@@ -8,10 +8,11 @@ cannot support is `{"absent": "<reason>"}`; so is a single key inside an area.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from servetrace.io import json_clean
 
 SCHEMA = "servetrace.findings/v1"
 AREAS = ("trace", "quality", "arrivals", "clients", "lengths", "failures", "diurnal", "periodicity",
@@ -54,21 +55,7 @@ def absent(reason: str) -> dict:
 
 def rounded(obj: Any) -> Any:
     """Floats to SIGNIFICANT digits, NaN / inf to None, numpy scalars to Python, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): rounded(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [rounded(v) for v in obj]
-    if isinstance(obj, Decimal):
-        obj = int(obj) if obj == obj.to_integral_value() else float(obj)
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            return None
-        return float(f"{obj:.{SIGNIFICANT}g}")
-    return obj
+    return json_clean(obj, SIGNIFICANT)
 
 
 def assemble(findings: list[Finding | Absent], settings: dict, created_at: str | None = None) -> dict:

@@ -15,9 +15,11 @@ import os
 import re
 import shutil
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -74,39 +76,34 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return _finite(float(value))
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return [_json_default(v) if not isinstance(v, (int, str)) else v for v in value.tolist()]
+def json_value(value: Any, digits: int | None = None) -> Any:
+    """A scalar as JSON holds it: numpy scalars and Decimals as Python numbers, NaN / inf as null,
+    floats to `digits` significant digits when given. Findings, bundles and every other JSON
+    output clean their numbers here."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.{digits}g}") if digits else value
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return value
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _clean(obj: Any) -> Any:
-    """Replace NaN / inf with null: findings and bundles hold real JSON numbers only."""
-    if isinstance(obj, float):
-        return _finite(obj)
+def json_clean(obj: Any, digits: int | None = None) -> Any:
+    """`json_value` over nested dicts (keys as strings), lists, tuples and numpy arrays."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+        return {str(k): json_clean(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [json_clean(v, digits) for v in obj]
+    return json_value(obj, digits)
 
 
 def dumps_json(obj: Any) -> str:
-    return json.dumps(_clean(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
+    return json.dumps(json_clean(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

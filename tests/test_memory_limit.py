@@ -13,7 +13,8 @@ import pytest
 from servetrace import cli
 from servetrace.characterize import characterize
 from servetrace.errors import ServetraceError
-from servetrace.ingest import connect, ingest_trace
+from servetrace.db import connect
+from servetrace.ingest import ingest_trace
 from servetrace.settings import Settings
 from servetrace.stages import sql
 
@@ -42,7 +43,7 @@ def _mib(con) -> float:
 
 
 def test_the_limit_reaches_duckdb(tmp_path, monkeypatch):
-    assert 55 <= _mib(connect("64MB")) <= 64
+    assert 55 <= _mib(connect(memory_limit="64MB")) <= 64
     small = burstgpt_like(tmp_path / "s.csv", 2_000)
     ingest_trace(small, tmp_path / "out")
     with sql.connect(tmp_path / "out" / "requests.parquet", "64MB") as con:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from servetrace.bundle.model import save_bundle
+from servetrace.outputs import BUNDLE
 from servetrace.settings import Settings
 
 
@@ -22,7 +23,7 @@ def fit_to_bundle(out_dir: str | Path, settings: Settings) -> dict:
 
     with output_lock(out_dir):  # one run at a time per output directory
         bundle = fit_bundle(out_dir, settings)
-        return _summary(bundle, save_bundle(Path(out_dir) / "bundle.json", bundle))
+        return _summary(bundle, save_bundle(Path(out_dir) / BUNDLE, bundle))
 
 
 def fit_text(s: dict) -> str:
@@ -47,7 +48,7 @@ def servegen_to_bundle(pool: str | Path, out_dir: str | Path) -> dict:
 
     bundle = import_servegen_pool(pool)
     with output_lock(out_dir):
-        summary = _summary(bundle, save_bundle(Path(out_dir) / "bundle.json", bundle))
+        summary = _summary(bundle, save_bundle(Path(out_dir) / BUNDLE, bundle))
     summary["missing_datasets"] = bundle["source"]["missing_datasets"]
     summary["dropped_dataset_windows"] = bundle["source"]["dropped_dataset_windows"]
     return summary

@@ -30,6 +30,7 @@ from servetrace.grouping import Grouping
 from servetrace.rows import read
 from servetrace.rows.codes import Codes, frame_group_codes, group_codes
 from servetrace.rows.moments import moments
+from servetrace.outputs import BUNDLE, REQUESTS
 from servetrace.settings import Settings
 from servetrace.stats.pmf import DEFAULT_BINNING, pmf_fit
 
@@ -293,14 +294,11 @@ def fit_columns(path: Path, group_by: str | None) -> list[str]:
 
 def _sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str | None) -> Path:
     """The table sorted by arrival (DuckDB, spilling to disk past its memory limit)."""
-    import duckdb
+    from servetrace import db
 
     out = into / "sorted.parquet"
-    con = duckdb.connect()
+    con = db.connect(memory_limit=memory_limit, temp_dir=into)
     try:
-        con.execute(f"SET temp_directory = '{into}'")
-        if memory_limit:
-            con.execute("SET memory_limit = ?", [memory_limit])
         cols = ", ".join(f'"{c}"' for c in columns)
         con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)", [str(path)])
     finally:
@@ -321,7 +319,7 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     """The bundle of DIR/requests.parquet (validated, not written), streamed in batches."""
-    path = Path(out_dir) / "requests.parquet"
+    path = Path(out_dir) / REQUESTS
     settings = settings or Settings()
     if settings.group_by:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
@@ -349,4 +347,4 @@ def _fit_file(path: Path, columns: list[str], settings: Settings, source: dict) 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:
     """Fit DIR/requests.parquet and write DIR/bundle.json atomically; returns its path."""
-    return save_bundle(Path(out_dir) / "bundle.json", fit_bundle(out_dir, settings))
+    return save_bundle(Path(out_dir) / BUNDLE, fit_bundle(out_dir, settings))

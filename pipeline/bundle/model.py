@@ -82,7 +82,8 @@ import numpy as np
 import orjson
 
 from servetrace.errors import ServetraceError
-from servetrace.io import write_text
+from servetrace.io import json_value, write_text
+from servetrace.outputs import bundle_path as bundle_file
 from servetrace.stats.families import LEGACY_NAMES
 
 SCHEMA_ID = "servetrace.bundle/v2"
@@ -352,15 +353,6 @@ def _check_reuse_models(bundle: dict, name: str) -> None:
 # ---------------------------------------------------------------- load / save
 
 
-def _round_sig(x: Any, digits: int) -> Any:
-    if isinstance(x, bool) or not isinstance(x, (float, np.floating)):
-        return int(x) if isinstance(x, np.integer) else x
-    x = float(x)
-    if not math.isfinite(x):
-        return None
-    return float(f"{x:.{digits}g}")
-
-
 RESIDUE_REL = 2e-6  # the most a probability moves, relative, when the rounding residue is put back
 
 
@@ -369,7 +361,7 @@ def _rounded_probs(probs: Any) -> list:
     (as few as keep each within RESIDUE_REL of its value, in proportion to their size) so the PMF
     still sums to 1 within 1e-9 and no probability moves by more than 1e-5 of itself."""
     exact = np.asarray(probs, dtype=float)
-    rounded = [_round_sig(p, PROB_DIGITS) for p in exact.tolist()]
+    rounded = [json_value(p, PROB_DIGITS) for p in exact.tolist()]
     if any(r is None for r in rounded):
         return rounded  # NaN / inf: validation reports it
     residue = exact.sum() - math.fsum(rounded)
@@ -378,7 +370,7 @@ def _rounded_probs(probs: Any) -> list:
     m = int(min(np.searchsorted(top, abs(residue) / RESIDUE_REL) + 1, len(order)))
     mass = top[m - 1]
     for i in order[:m].tolist():
-        rounded[i] = _round_sig(rounded[i] + (residue * rounded[i] / mass if mass > 0 else residue / m), NUM_DIGITS)
+        rounded[i] = json_value(rounded[i] + (residue * rounded[i] / mass if mass > 0 else residue / m), NUM_DIGITS)
     return rounded
 
 
@@ -391,9 +383,9 @@ def _compact(obj: Any, key: str = "") -> Any:
         return _rounded_probs(obj)
     if isinstance(obj, (list, tuple, np.ndarray)):
         digits = PROB_DIGITS if key == "probs" else NUM_DIGITS
-        return [_compact(v, key) if isinstance(v, (dict, list, tuple, np.ndarray)) else _round_sig(v, digits)
+        return [_compact(v, key) if isinstance(v, (dict, list, tuple, np.ndarray)) else json_value(v, digits)
                 for v in obj]
-    return _round_sig(obj, NUM_DIGITS)
+    return json_value(obj, NUM_DIGITS)
 
 
 def dumps_bundle(bundle: dict) -> str:
@@ -411,9 +403,7 @@ def save_bundle(path: str | os.PathLike, bundle: dict) -> Path:
 
 def load_bundle(path: str | os.PathLike) -> dict:
     """Read and validate a bundle; a directory means DIR/bundle.json. Bad input -> ServetraceError."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "bundle.json"
+    path = bundle_file(path)
     try:
         text = path.read_bytes()
     except FileNotFoundError:

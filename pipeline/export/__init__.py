@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.errors import ServetraceError
+from servetrace.outputs import BUNDLE, REQUESTS
 
 BUNDLE_FORMATS = ("servegen", "knobs", "inference-perf")
 ROW_FORMATS = ("mooncake", "burstgpt", "vidur", "azure")
@@ -19,13 +20,13 @@ def _bundle_of(source: Path) -> dict:
 
     if source.is_dir() or source.suffix == ".json":
         return load_bundle(source)
-    raise ServetraceError(f"{source}: give a directory with bundle.json or a bundle .json file")
+    raise ServetraceError(f"{source}: give a directory with {BUNDLE} or a bundle .json file")
 
 
 def _rows_of(source: Path) -> Path:
-    path = source / "requests.parquet" if source.is_dir() else source
+    path = source / REQUESTS if source.is_dir() else source
     if path.suffix != ".parquet" or not path.exists():
-        raise ServetraceError(f"{source}: needs request rows: a directory with requests.parquet or a .parquet trace")
+        raise ServetraceError(f"{source}: needs request rows: a directory with {REQUESTS} or a .parquet trace")
     return path
 
 

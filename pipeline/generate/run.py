@@ -10,6 +10,7 @@ from servetrace.generate.compose import prepare
 from servetrace.generate.plan import check_size
 from servetrace.generate.options import GenerateOptions
 from servetrace.generate.write import output_format, write_generated
+from servetrace.outputs import bundle_path as bundle_file
 
 
 def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),
@@ -23,7 +24,7 @@ def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOpt
     summary = gen.summary
     # No timestamps or timings in the file: the same inputs give the same bytes.
     # The bundle's file name, not its location: the bytes must not depend on where files live.
-    source = Path(bundle_path) / "bundle.json" if Path(bundle_path).is_dir() else Path(bundle_path)
+    source = bundle_file(bundle_path)
     meta = {"servetrace.format": "synthetic", "servetrace.source": source.name,
             "servetrace.bundle_sha256": bundle["source"].get("sha256") or "",
             "servetrace.generate": summary["options"]}

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from servetrace import io
+from servetrace import db, io
 from servetrace.errors import ServetraceError
 from servetrace.ingest.canonical import (
     build_reject_records,
@@ -31,29 +31,9 @@ from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
 from servetrace.ingest.source import Source, inspect_source
 from servetrace.ingest.stream import StreamResult, stream_typed
+from servetrace.outputs import REJECTS, REQUESTS, SPILL
 from servetrace.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
 from servetrace.settings import IngestSettings
-
-REQUESTS = "requests.parquet"
-REJECTS = "rejects.parquet"
-
-
-def connect(memory_limit: str | None = None, spill_dir: Path | None = None, threads: int | None = None):
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    con.execute("set preserve_insertion_order = true")
-    con.execute("set enable_progress_bar = false")
-    if memory_limit:
-        try:
-            con.execute(f"set memory_limit = {lit(memory_limit)}")
-        except duckdb.Error:
-            raise ServetraceError(f"--memory-limit {memory_limit!r}: not a size DuckDB understands (e.g. 4GB)") from None
-    if spill_dir is not None:
-        con.execute(f"set temp_directory = {lit(str(spill_dir))}")
-    if threads:
-        con.execute(f"set threads = {int(threads)}")
-    return con
-
 
 def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict | None:
     """The summary of an earlier ingest of the same bytes with the same settings, if one is there."""
@@ -217,8 +197,8 @@ def ingest_trace(
             cached = cached_summary(out_dir, sha_future.result(), settings)
             if cached:
                 return cached
-        spill = out_dir / ".spill"
-        con = connect(memory_limit, spill)
+        spill = out_dir / SPILL
+        con = db.connect(memory_limit=memory_limit, temp_dir=spill)
         try:
             shown = src.path if src is not None else trace
             compression = src.compression if src is not None else "none"
@@ -232,9 +212,7 @@ def ingest_trace(
                 spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
             return _ingest(con, src, spec, sha_future, settings, out_dir, spill, shown, compression)
         except duckdb.OutOfMemoryException as exc:
-            limit = f"under --memory-limit {memory_limit}" if memory_limit else "(no --memory-limit set)"
-            raise ServetraceError(f"{trace}: DuckDB ran out of memory {limit}: "
-                                  f"{str(exc).strip().splitlines()[0]}; raise the limit") from None
+            raise db.out_of_memory(trace, memory_limit, exc) from None
         except duckdb.Error as exc:
             raise ServetraceError(f"{trace}: {str(exc).strip().splitlines()[0]}") from None
         finally:

@@ -8,6 +8,7 @@ import altair as alt
 import polars as pl
 
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
+from servetrace.outputs import INPUTS, PROVISION, PROVISION_CURVE, PROVISION_PAGE, table_path
 from servetrace.provision import model as model_doc
 from servetrace.provision.capacity import Requests, latency_curve, min_servers, server_grid
 from servetrace.provision.model import ServingModel
@@ -16,9 +17,6 @@ from servetrace.validate.html import h2, note, page_html, table_html
 from servetrace.validate.inputs import load_requests
 
 SCHEMA = "servetrace.provision/v1"
-PROVISION = "provision.json"
-PAGE = "provision.html"
-CURVE = "provision_curve.parquet"
 
 
 def capacity_error(capacity: int | None, source: int | None) -> float | None:
@@ -65,19 +63,19 @@ def provision_traces(source: str | Path, out_dir: str | Path, synthetic: str | P
     Ours is `synthetic`, or generated from `bundle` over the source's span with `seed`."""
     out_dir = Path(out_dir)
     with output_lock(out_dir):
-        src = Requests.of(load_requests(source, out_dir / "inputs" / "source"))
+        src = Requests.of(load_requests(source, out_dir / INPUTS / "source"))
         traces = {"source": src}
         if synthetic is not None:
-            traces["ours"] = Requests.of(load_requests(synthetic, out_dir / "inputs" / "synthetic"))
+            traces["ours"] = Requests.of(load_requests(synthetic, out_dir / INPUTS / "synthetic"))
         elif bundle is not None:
             traces["ours"] = _generated(bundle, src, seed)
         traces["naive"] = naive_requests(src, seed)
         result, curve = provision_result(traces, model)
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic) if synthetic else None,
                             "bundle": str(bundle) if bundle and not synthetic else None, "seed": seed}
-        write_parquet(out_dir / "tables" / CURVE, curve.to_arrow(), {WRITTEN_BY: "provision"})
+        write_parquet(table_path(out_dir, PROVISION_CURVE), curve.to_arrow(), {WRITTEN_BY: "provision"})
         if page:
-            write_text(out_dir / PAGE, provision_page(result, curve))
+            write_text(out_dir / PROVISION_PAGE, provision_page(result, curve))
         write_json(out_dir / PROVISION, result)
     return result
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.io import output_lock, write_text
+from servetrace.outputs import REPORT
 from servetrace.report.inputs import load_inputs
-
-REPORT = "report.html"
 
 
 def write_report(out_dir: str | Path, out: str | Path | None = None) -> Path:

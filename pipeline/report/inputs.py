@@ -10,11 +10,8 @@ import polars as pl
 
 from servetrace.errors import ServetraceError
 from servetrace.io import read_json
+from servetrace.outputs import FINDINGS, RUN_FILES, TABLES
 
-FINDINGS = "findings.json"
-TABLES = "tables"
-# Outputs of the other commands; each adds a section to the report when present.
-RUN_FILES = {"bundle": "bundle.json", "fidelity": "fidelity.json", "provision": "provision.json"}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 import polars as pl
 
-from servetrace.errors import ServetraceError
+from servetrace import db
 from servetrace.resources import SQL_DIR
 
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
@@ -25,7 +25,6 @@ VIEWS = frozenset({"stg_requests"})
 # (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream).
 LAYERS = ("staging", "marts", "gaps")
 UINT64 = 18446744073709551616.0
-DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's buffer pool for the stages when --memory-limit is not given
 
 
 def sql_text(name: str) -> str:
@@ -62,28 +61,15 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
             scratch_dir: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB database in a scratch directory (so large stages spill to disk), with `requests` as a view."""
     with tempfile.TemporaryDirectory(prefix=".servetrace-duckdb-", dir=scratch_dir) as tmp:
-        con = duckdb.connect(str(Path(tmp) / "stages.duckdb"))
+        con = db.connect(Path(tmp) / "stages.duckdb", memory_limit=memory_limit or db.DEFAULT_MEMORY_LIMIT,
+                         threads=threads, temp_dir=tmp, keep_order=False)
         try:
-            con.execute(f"set temp_directory = '{tmp}'")
-            con.execute("set preserve_insertion_order = false")
-            # The stages aggregate to small tables; a bounded pool makes larger work spill to `tmp`
-            # instead of growing with the trace (DuckDB's own default is 80 % of RAM).
-            con.execute("set memory_limit = ?", [DEFAULT_MEMORY_LIMIT])
-            if memory_limit:
-                try:
-                    con.execute("set memory_limit = ?", [memory_limit])
-                except duckdb.Error:
-                    raise ServetraceError(f"--memory-limit {memory_limit!r}: not a size DuckDB understands (e.g. 4GB)") from None
-            if threads:
-                con.execute(f"set threads = {int(threads)}")
             path = str(requests_path).replace("'", "''")
             con.execute(f"create view requests as select * from read_parquet('{path}', file_row_number = true)")
             con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             yield con
         except duckdb.OutOfMemoryException as exc:  # a clear message, not a traceback
-            limit = f"under --memory-limit {memory_limit}" if memory_limit else "(no --memory-limit set)"
-            raise ServetraceError(f"{requests_path}: DuckDB ran out of memory {limit}: "
-                                  f"{str(exc).splitlines()[0]}; raise the limit") from None
+            raise db.out_of_memory(requests_path, memory_limit, exc) from None
         finally:
             con.close()
 

@@ -9,8 +9,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from servetrace.errors import ServetraceError
+from servetrace.outputs import REQUESTS
 
-REQUESTS = "requests.parquet"
 NEEDED = ("arrival_s", "input_tokens", "output_tokens")
 COLUMNS = ("arrival_s", "client_id", "input_tokens", "output_tokens", "reason_tokens", "failed")
 

@@ -6,16 +6,13 @@ from pathlib import Path
 
 
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
+from servetrace.outputs import FIDELITY, FIDELITY_PAGE, FIDELITY_WINDOWS, INPUTS, table_path
 from servetrace.settings import Settings
 from servetrace.validate.fidelity import fidelity
 from servetrace.validate.inputs import load_requests, requests_path
 from servetrace.validate.reuse import reuse_fidelity
 from servetrace.validate.page import fidelity_page
 from servetrace.validate.settings import FidelitySettings
-
-FIDELITY = "fidelity.json"
-PAGE = "fidelity.html"
-WINDOWS = "fidelity_windows.parquet"
 
 
 def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Path,
@@ -25,15 +22,15 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
     per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict."""
     out_dir = Path(out_dir)
     with output_lock(out_dir):
-        src_path = requests_path(source, out_dir / "inputs" / "source")
-        syn_path = requests_path(synthetic, out_dir / "inputs" / "synthetic")
+        src_path = requests_path(source, out_dir / INPUTS / "source")
+        syn_path = requests_path(synthetic, out_dir / INPUTS / "synthetic")
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
         result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path))
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic)}
-        write_parquet(out_dir / "tables" / WINDOWS, tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
+        write_parquet(table_path(out_dir, FIDELITY_WINDOWS), tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
         if page:
             title = f"Fidelity: {Path(synthetic).name} vs {Path(source).name}"
-            write_text(out_dir / PAGE, fidelity_page(result, tables, title))
+            write_text(out_dir / FIDELITY_PAGE, fidelity_page(result, tables, title))
         write_json(out_dir / FIDELITY, result)
     return result
 
