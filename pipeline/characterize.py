@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from servetrace import grouping, io
 from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble
-from servetrace.outputs import FINDINGS, REQUESTS, TABLES
+from servetrace.outputs import BUNDLE, FINDINGS, REPORT, REQUESTS, TABLES
 from servetrace.schema import HASH_IDS
 from servetrace.settings import IngestSettings, Settings
 from servetrace.rows import read
@@ -287,7 +287,10 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         "rows_kept": summary.get("rows_kept"),
         "rows_rejected": summary.get("rows_rejected"),
         "cached": bool(summary.get("cached")),
+        "report": str(out_dir / REPORT),
         "findings": str(out_dir / FINDINGS),
+        "bundle": str(out_dir / BUNDLE),
+        "tables_dir": str(out_dir / TABLES),
         "tables": sorted(tables),
         "absent": {k: v["absent"] for k, v in findings.items() if isinstance(v, dict) and "absent" in v},
         "statements": statements,
@@ -315,17 +318,3 @@ def _characterize_pool(pool: str | Path, out_dir: Path) -> dict:
 
 def load_findings(out_dir: str | Path) -> dict:
     return json.loads((Path(out_dir) / FINDINGS).read_text(encoding="utf-8"))
-
-
-def summary_text(s: dict) -> str:
-    """The command's human output: row accounting, one statement per finding, what is absent."""
-    if s.get("characterized") is False:
-        from servetrace.bundle.cli_support import servegen_text
-
-        return f"{s['source']}: imported as a bundle\n{servegen_text(s['imported'])}\nnot characterized: {s['not_characterized']}"
-    lines = [f"{s['source']}: {s['rows_kept']:,} requests kept of {s['rows_read']:,} read"
-             + (" (unchanged source: ingest reused)" if s.get("cached") else ""),
-             f"findings: {s['findings']} ({len(s['tables'])} tables)"]
-    lines += [f"  {area}: {text}" for area, text in s["statements"].items()]
-    lines += [f"  {area}: absent ({why})" for area, why in s["absent"].items()]
-    return "\n".join(lines)

@@ -46,11 +46,14 @@ def _root() -> None:
     """Characterize LLM-serving request traces, fit workload bundles, generate and validate."""
 
 
-def _emit(summary: dict, as_json: bool, text: str) -> None:
+def _emit(command: str, summary: dict, as_json: bool) -> None:
+    """Print a command's summary: JSON, or its text from servetrace.console."""
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
-        typer.echo(text)
+        from servetrace.console import text
+
+        typer.echo(text(command, summary))
 
 
 def _ingest_settings(fmt: str, maps: Optional[List[str]], time_unit: str):
@@ -75,27 +78,12 @@ def ingest(
     from servetrace.bundle.cli_support import is_pool_input
 
     if is_pool_input(trace, fmt):
-        from servetrace.bundle.cli_support import servegen_to_bundle, servegen_text
+        from servetrace.bundle.cli_support import servegen_to_bundle
 
-        summary = servegen_to_bundle(trace, out)
-        _emit(summary, as_json, servegen_text(summary))
+        _emit("bundle from-servegen", servegen_to_bundle(trace, out), as_json)
         return
     summary = ingest_trace(trace, out, _ingest_settings(fmt, maps, time_unit), memory_limit=memory_limit)
-    _emit(summary, as_json, _ingest_text(summary))
-
-
-def _ingest_text(s: dict) -> str:
-    line = (
-        f"{s['source']}: {s['format']} -> {s['requests']}\n"
-        f"rows read {s['rows_read']:,} = kept {s['rows_kept']:,} + rejected {s['rows_rejected']:,}"
-    )
-    if s.get("cached"):
-        line += " (unchanged source: reused)"
-    if s.get("was_sorted") is False:
-        line += "\ninput was not in arrival order: sorted"
-    if s.get("reject_reasons"):
-        line += "\nrejects: " + ", ".join(f"{r} ({n:,})" for r, n in s["reject_reasons"].items())
-    return line
+    _emit("ingest", summary, as_json)
 
 
 @app.command()
@@ -119,7 +107,7 @@ def characterize(
     spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Ingest TRACE (reused when unchanged) and run every stage: DIR/tables/*.parquet and DIR/findings.json."""
-    from servetrace.characterize import characterize as run, summary_text
+    from servetrace.characterize import characterize as run
     from servetrace.settings import Settings
     from servetrace.spark.session import parse_conf
     from servetrace.stages.engine import Engine
@@ -127,7 +115,7 @@ def characterize(
     settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit)
     engine_ = Engine(engine, spark_master, parse_conf(spark_conf))
     summary = run(trace, out, settings, _ingest_settings(fmt, maps, time_unit), quiet=quiet, engine=engine_)
-    _emit(summary, as_json, summary_text(summary))
+    _emit("characterize", summary, as_json)
 
 
 @app.command()
@@ -149,14 +137,13 @@ def generate(
 ) -> None:
     """Generate a synthetic request trace (canonical schema) from a workload bundle; deterministic per seed."""
     from servetrace.generate import GenerateOptions
-    from servetrace.generate.run import generate_file, summary_text
+    from servetrace.generate.run import generate_file
     from servetrace.generate.write import read_rate_fn
 
     options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, time_scale=time_scale,
                               rate_rps=rate, rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients,
                               seed=seed, sessions=sessions, block_size=block_size)
-    summary = generate_file(bundle, out, options, out_format)
-    _emit(summary, as_json, summary_text(summary))
+    _emit("generate", generate_file(bundle, out, options, out_format), as_json)
 
 
 @app.command()
@@ -170,10 +157,10 @@ def validate(
 ) -> None:
     """Measure how close SYNTHETIC is to SOURCE: DIR/fidelity.json (with pass/fail checks) and DIR/fidelity.html."""
     from servetrace.settings import Settings
-    from servetrace.validate.run import summary_text, validate_traces
+    from servetrace.validate.run import validate_traces
 
     result = validate_traces(source, synthetic, out, Settings(window_s=window_s), page=not no_page)
-    _emit(result, as_json, summary_text(result))
+    _emit("validate", result, as_json)
 
 
 @app.command()
@@ -197,14 +184,13 @@ def provision(
 ) -> None:
     """Servers needed to meet a latency target for SOURCE, ours and a naive workload (Poisson, independent lengths)."""
     from servetrace.provision import ServingModel, provision_traces
-    from servetrace.provision.run import summary_text
 
     model = ServingModel(prefill_s_per_token=prefill, decode_s_per_token=decode, batch=batch, overhead_s=overhead,
                          routing=routing, metric=metric, quantile=quantile, target_s=target,
                          max_servers=max_servers, seed=seed)
     result = provision_traces(source, out, synthetic=synthetic, bundle=bundle, model=model, seed=seed,
                               page=not no_page)
-    _emit(result, as_json, summary_text(result))
+    _emit("provision", result, as_json)
 
 
 @app.command()
@@ -222,7 +208,7 @@ def report(
         path = write_comparison(dirs[0], dirs[1], out)
     else:
         raise ServetraceError("report takes DIR [--out FILE], or A B --out DIR")
-    typer.echo(f"report: {path}")
+    _emit("report", {"report": str(path)}, False)
 
 
 @app.command()
@@ -233,11 +219,11 @@ def fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""
-    from servetrace.bundle.cli_support import fit_text, fit_to_bundle
+    from servetrace.bundle.cli_support import fit_to_bundle
     from servetrace.settings import Settings
 
     summary = fit_to_bundle(out_dir, Settings(window_s=window_s, group_by=group_by))
-    _emit(summary, as_json, fit_text(summary))
+    _emit("fit", summary, as_json)
 
 
 @app.command()
@@ -255,8 +241,7 @@ def export(
     from servetrace.export import export as run
 
     summary = run(source, to, out, category=category, model=model, block_size=block_size, sessions=sessions)
-    _emit(summary, as_json, f"{summary['format']}: wrote {summary['path']}" + "".join(
-        f"\n{c['release']}: {c['command']}" for c in summary.get("commands", {}).values()))
+    _emit("export", summary, as_json)
 
 
 bundle_app = typer.Typer(help="Workload bundles: imports.", no_args_is_help=True)
@@ -270,10 +255,9 @@ def bundle_from_servegen(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a ServeGen client pool as DIR/bundle.json, reporting trace files without a dataset."""
-    from servetrace.bundle.cli_support import servegen_text, servegen_to_bundle
+    from servetrace.bundle.cli_support import servegen_to_bundle
 
-    summary = servegen_to_bundle(pool, out)
-    _emit(summary, as_json, servegen_text(summary))
+    _emit("bundle from-servegen", servegen_to_bundle(pool, out), as_json)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,13 @@ def test_characterize_servegen_pool_no_importerror(tmp_path):
 
     with pytest.raises(ServetraceError, match="holds fitted parameters, not requests"):
         ingest_trace(pool, tmp_path / "x")
+
+
+def test_summary_ends_with_where_the_outputs_are(tmp_path):
+    trace = shared_file("burstgpt", "BurstGPT_1_head400.csv")
+    lines = run_cli("characterize", trace, "--out", tmp_path, "--quiet", check=True).stdout.strip().splitlines()
+    assert lines[-4] == "outputs:"
+    shown = {line.split()[0]: line.split()[1] for line in lines[-3:]}
+    assert shown == {"report": str(tmp_path / "report.html"), "findings": str(tmp_path / "findings.json"),
+                     "bundle": str(tmp_path / "bundle.json")}
+    assert all(Path(p).is_file() for p in shown.values())

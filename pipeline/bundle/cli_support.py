@@ -26,11 +26,6 @@ def fit_to_bundle(out_dir: str | Path, settings: Settings) -> dict:
         return _summary(bundle, save_bundle(Path(out_dir) / BUNDLE, bundle))
 
 
-def fit_text(s: dict) -> str:
-    return (f"{s['bundle']}: {s['clients']} clients (by {s['group_by']}), {s['category']}, "
-            f"{s['windows']} windows, {s['bytes'] / 1e6:.2f} MB")
-
-
 def is_pool_input(path: str | Path, fmt: str) -> bool:
     """Whether an input is a ServeGen pool directory (fitted parameters, not requests)."""
     if fmt == "servegen":
@@ -52,13 +47,3 @@ def servegen_to_bundle(pool: str | Path, out_dir: str | Path) -> dict:
     summary["missing_datasets"] = bundle["source"]["missing_datasets"]
     summary["dropped_dataset_windows"] = bundle["source"]["dropped_dataset_windows"]
     return summary
-
-
-def servegen_text(s: dict) -> str:
-    text = fit_text(s)
-    if s["missing_datasets"]:
-        text += (f"\n{len(s['missing_datasets'])} trace file(s) without a dataset file upstream (ServeGen skips them too): "
-                 + ", ".join(s["missing_datasets"]))
-    if s["dropped_dataset_windows"]:
-        text += f"\n{s['dropped_dataset_windows']} dataset window(s) with an empty field skipped, as ServeGen does"
-    return text

@@ -33,10 +33,3 @@ def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOpt
     summary.update({"out": str(out), "format": fmt, "generate_s": t1 - t0,
                     "requests_per_s": summary["requests"] / (t1 - t0) if t1 > t0 else None})
     return summary
-
-
-def summary_text(s: dict) -> str:
-    rate = f"{s['requests_per_s'] / 1e6:.2f} M requests/s" if s["requests_per_s"] else ""
-    return (f"{s['out']}: {s['requests']:,} requests from {s['clients']} clients over {s['duration_s']:g} s "
-            f"({s['format']}; {rate})" + (f"\nwarning: {s['pool_exhausted_cells']} window(s) cut short"
-                                          if s["pool_exhausted_cells"] else ""))

@@ -104,13 +104,3 @@ def provision_page(result: dict, curve: pl.DataFrame) -> str:
         table_html(["trace", "servers needed", "error vs source", "mean req/s", "busy servers (load)"], rows),
         h2("Latency against servers"), chart + rule, h2("Serving model"), note(result["model_statement"]),
     ])
-
-
-def summary_text(result: dict) -> str:
-    lines = [f"target: {result['latency']}"]
-    for name, cap in result["capacity"].items():
-        err = result["error"].get(name)
-        extra = "" if err is None else f"  ({err:+.1%} vs source)"
-        why = result["search"][name].get("reason")
-        lines.append(f"  {name:<8} {cap if cap is not None else '–':>7} servers{extra}" + (f"  [{why}]" if why else ""))
-    return "\n".join(lines)

@@ -35,15 +35,4 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
     return result
 
 
-def summary_text(result: dict) -> str:
-    failed = [k for k, c in result["checks"].items() if c["pass"] is False]
-    head = "fidelity: all checks pass" if result["pass"] else f"fidelity: {len(failed)} check(s) fail: {', '.join(failed)}"
-    lines = [head]
-    for k, c in result["checks"].items():
-        v = "–" if c["value"] is None else f"{c['value']:.4g}"
-        mark = {True: "pass", False: "FAIL", None: "skip"}[c["pass"]]
-        lines.append(f"  {k:<24} {v:>10}  <= {c['threshold']:<8g} {mark}")
-    return "\n".join(lines)
-
-
-__all__ = ["validate_traces", "summary_text"]
+__all__ = ["validate_traces"]
