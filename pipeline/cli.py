@@ -1,4 +1,5 @@
-"""The `servetrace` command: a thin typer layer over the library. It parses and prints, no more."""
+"""The `servetrace` command: a thin typer layer over the library (the API in servetrace/__init__.py
+and the command modules). It parses options and prints through servetrace.console, no more."""
 
 from __future__ import annotations
 
@@ -107,14 +108,11 @@ def characterize(
     spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Ingest TRACE (reused when unchanged) and run every stage: DIR/tables/*.parquet and DIR/findings.json."""
-    from servetrace.characterize import characterize as run
-    from servetrace.settings import Settings
-    from servetrace.spark.session import parse_conf
-    from servetrace.stages.engine import Engine
+    import servetrace
 
-    settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit)
-    engine_ = Engine(engine, spark_master, parse_conf(spark_conf))
-    summary = run(trace, out, settings, _ingest_settings(fmt, maps, time_unit), quiet=quiet, engine=engine_)
+    summary = servetrace.characterize(trace, out, window_s=window_s, group_by=group_by, format=fmt, mapping=maps,
+                                      time_unit=time_unit, memory_limit=memory_limit, quiet=quiet, engine=engine,
+                                      spark_master=spark_master, spark_conf=spark_conf)
     _emit("characterize", summary, as_json)
 
 
@@ -136,14 +134,12 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic request trace (canonical schema) from a workload bundle; deterministic per seed."""
-    from servetrace.generate import GenerateOptions
-    from servetrace.generate.run import generate_file
-    from servetrace.generate.write import read_rate_fn
+    import servetrace
 
-    options = GenerateOptions(start_s=start, duration_s=duration, rate_scale=rate_scale, time_scale=time_scale,
-                              rate_rps=rate, rate_fn=read_rate_fn(rate_fn) if rate_fn else None, clients=clients,
-                              seed=seed, sessions=sessions, block_size=block_size)
-    _emit("generate", generate_file(bundle, out, options, out_format), as_json)
+    summary = servetrace.generate(bundle, out, duration_s=duration, start_s=start, rate_scale=rate_scale,
+                                  time_scale=time_scale, rate_rps=rate, rate_fn=rate_fn, clients=clients, seed=seed,
+                                  sessions=sessions, block_size=block_size, format=out_format)
+    _emit("generate", summary, as_json)
 
 
 @app.command()
@@ -156,11 +152,9 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure how close SYNTHETIC is to SOURCE: DIR/fidelity.json (with pass/fail checks) and DIR/fidelity.html."""
-    from servetrace.settings import Settings
-    from servetrace.validate.run import validate_traces
+    import servetrace
 
-    result = validate_traces(source, synthetic, out, Settings(window_s=window_s), page=not no_page)
-    _emit("validate", result, as_json)
+    _emit("validate", servetrace.validate(source, synthetic, out, window_s=window_s, page=not no_page), as_json)
 
 
 @app.command()
@@ -238,10 +232,10 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a bundle or request rows in a format another tool loads unmodified."""
-    from servetrace.export import export as run
+    import servetrace
 
-    summary = run(source, to, out, category=category, model=model, block_size=block_size, sessions=sessions)
-    _emit("export", summary, as_json)
+    _emit("export", servetrace.export(source, to, out, category=category, model=model, block_size=block_size,
+                                      sessions=sessions), as_json)
 
 
 bundle_app = typer.Typer(help="Workload bundles: imports.", no_args_is_help=True)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from conftest import FIXTURES
-from servetrace.characterize import characterize
+from servetrace.characterization import characterize
 
 AG = FIXTURES / "agentic"
 
@@ -119,7 +119,7 @@ def test_session_model_fitted_from_an_agent_trace_generates_sessions_of_calls(tm
     ingested: a session is its calls, a gap the idle time from the previous call's end."""
     from servetrace import io
     from servetrace.bundle.fit import fit_bundle
-    from servetrace.generate import GenerateOptions, generate_table
+    from servetrace.generation import GenerateOptions, generate_table
 
     trace, _ = simulated_agent_trace(np.random.default_rng(11), 300)
     trace.sort("arrival_s").write_csv(tmp_path / "agents.csv")

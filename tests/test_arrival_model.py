@@ -10,9 +10,9 @@ import pytest
 from servetrace.bundle import validate_bundle
 from servetrace.bundle.arrival_model import choose, covered_counts
 from servetrace.bundle.modulation import BIN_S, THETAS, fit_modulation, model_dispersion, observed_dispersion
-from servetrace.generate import GenerateOptions, generate_table
-from servetrace.generate.modulation import Modulation
-from servetrace.validate import metrics as m
+from servetrace.generation import GenerateOptions, generate_table
+from servetrace.generation.modulation import Modulation
+from servetrace.validation import metrics as m
 from test_generate import W, bundle, client
 
 

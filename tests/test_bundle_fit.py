@@ -226,7 +226,7 @@ def test_copula_corr_reproduces_the_spearman_of_non_gaussian_lengths():
     the source's, and a trace generated from the bundle must have that Spearman."""
     from scipy import special
 
-    from servetrace.generate import GenerateOptions, generate_table
+    from servetrace.generation import GenerateOptions, generate_table
 
     rng = np.random.default_rng(9)
     n = 40_000

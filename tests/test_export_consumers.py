@@ -61,7 +61,7 @@ def made(tmp_path_factory):
     """Each real trace ingested, fitted and exported in every format (in process; the first trace's exports
     through the CLI too, whose printed lines are checked)."""
     from servetrace.bundle.cli_support import fit_to_bundle
-    from servetrace.export import export
+    from servetrace.exports import export
     from servetrace.ingest import ingest_trace
     from servetrace.settings import Settings
 
@@ -137,8 +137,8 @@ def ran(made, tmp_path_factory):
     # a bundle with a prefix model (schema v2) gets shared_prefix data: inference-perf's Config must take it
     first = next(iter(made.values()))
     from servetrace.bundle.model import load_bundle
-    from servetrace.export.inference_perf import export_inference_perf
-    from servetrace.export.knobs import knob_card
+    from servetrace.exports.inference_perf import export_inference_perf
+    from servetrace.exports.knobs import knob_card
 
     v2 = {**load_bundle(first["dir"]), "prefix": {"block_size": 16, "grouped_share": 0.4, "groups": {
         "tokens": [2048, 300], "popularity": [0.7, 0.3], "owners": []}}}

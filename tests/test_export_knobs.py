@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from servetrace.errors import ServetraceError
-from servetrace.export.knobs import export_knobs, knob_card, knob_markdown, length_mixture, rate_stages
-from servetrace.export.servegen import export_servegen, pmf_literal
+from servetrace.exports.knobs import export_knobs, knob_card, knob_markdown, length_mixture, rate_stages
+from servetrace.exports.servegen import export_servegen, pmf_literal
 from test_bundle_fit import planted_fit
 from test_servegen_reader import literal_dict, load_pool
 
@@ -187,7 +187,7 @@ def test_pmf_literals():
 def test_inference_perf_shared_prefix_from_the_prefix_model(fitted):
     """A bundle with prefix groups (schema v2 `prefix`, `sessions`) gets inference-perf `shared_prefix` data:
     the system prompt length is the groups' prefix length weighted by popularity."""
-    from servetrace.export.inference_perf import shared_prefix
+    from servetrace.exports.inference_perf import shared_prefix
 
     _, bundle = fitted
     assert shared_prefix(bundle) is None and knob_card(bundle)["tools"]["inference-perf"]["config"]["data"]["type"] == "random"

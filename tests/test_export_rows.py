@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from servetrace.errors import ServetraceError
-from servetrace.export import export
+from servetrace.exports import export
 from servetrace.io import write_parquet
 from servetrace.schema import CANONICAL, HASH_IDS
 
@@ -261,7 +261,7 @@ def test_exports_leave_nothing_half_written(rows_path, tmp_path):
 
 
 def test_dense_hash_ids_compact_and_sparse():
-    from servetrace.export.mooncake import _dense_ids
+    from servetrace.exports.mooncake import _dense_ids
 
     compact = pl.Series([[50, 90], None, [90, 70], [5], None], dtype=pl.List(pl.Int64))
     assert _dense_ids(compact).to_list() == [[0, 1], None, [1, 2], [3], None]

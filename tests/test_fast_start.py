@@ -37,7 +37,7 @@ def test_length_family_cdfs_equal_scipy_stats():
 
 def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_or_statsmodels(tmp_path):
     trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
-    code = ("import sys\nfrom servetrace.characterize import characterize\n"
+    code = ("import sys\nfrom servetrace.characterization import characterize\n"
             f"characterize({str(trace)!r}, {str(tmp_path)!r}, quiet=True)\n"
             "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -11,8 +11,8 @@ from scipy.special import ndtri
 
 from servetrace.bundle import save_bundle, validate_bundle
 from servetrace.errors import ServetraceError
-from servetrace.generate import GenerateOptions, generate_table
-from servetrace.generate.run import generate_file
+from servetrace.generation import GenerateOptions, generate_table
+from servetrace.generation.run import generate_file
 from servetrace.stats import fidelity as m
 
 W = 600
@@ -214,7 +214,7 @@ def test_same_inputs_give_byte_identical_files(tmp_path):
 
 def test_output_is_canonical_and_validates_against_itself(tmp_path):
     from servetrace.schema import CANONICAL
-    from servetrace.validate import validate_traces
+    from servetrace.validation import validate_traces
 
     save_bundle(tmp_path / "bundle.json", two_clients())
     generate_file(tmp_path / "bundle.json", tmp_path / "syn.parquet")
@@ -260,7 +260,7 @@ def test_edge_windows_of_a_partly_covered_source_keep_their_rate():
     mid-window): the bundle records the covered span, generation defaults to it, and every window,
     the two cut ones included, gets the source's rate per covered second."""
     from servetrace.bundle.fit import bundle_from_requests
-    from servetrace.generate.table import canonical_table
+    from servetrace.generation.table import canonical_table
     from servetrace.settings import Settings
 
     rng = np.random.default_rng(5)

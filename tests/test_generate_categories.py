@@ -15,11 +15,11 @@ from conftest import SHARED_DATA
 from servetrace.bundle.fit import bundle_from_requests
 from servetrace.bundle.model import validate_bundle
 from servetrace.bundle.servegen_import import import_servegen_pool
-from servetrace.export.servegen import export_servegen
-from servetrace.generate import GenerateOptions, generate_table
-from servetrace.generate.table import canonical_table
+from servetrace.exports.servegen import export_servegen
+from servetrace.generation import GenerateOptions, generate_table
+from servetrace.generation.table import canonical_table
 from servetrace.settings import Settings
-from servetrace.validate import fidelity
+from servetrace.validation import fidelity
 
 SOURCE = {"path": "planted", "sha256": None, "rows": None, "format": "generic"}
 

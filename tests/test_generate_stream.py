@@ -13,11 +13,11 @@ import pytest
 from servetrace.bundle import save_bundle, validate_bundle
 from servetrace.bundle.coverage import expected_requests
 from servetrace.errors import ServetraceError
-from servetrace.export.knobs import knob_card
-from servetrace.generate import GenerateOptions
-from servetrace.generate.compose import generate_table, prepare
-from servetrace.generate.run import generate_file
-from servetrace.generate.write import row_groups, write_generated
+from servetrace.exports.knobs import knob_card
+from servetrace.generation import GenerateOptions
+from servetrace.generation.compose import generate_table, prepare
+from servetrace.generation.run import generate_file
+from servetrace.generation.write import row_groups, write_generated
 from servetrace.stats import fidelity as m
 from test_generate import W, bundle, client, two_clients, window_counts
 
@@ -25,7 +25,7 @@ from test_generate import W, bundle, client, two_clients, window_counts
 def partial_source(seed: int = 5) -> tuple[np.ndarray, dict]:
     """Poisson arrivals covering [350, 3250) of six 600 s windows, and the bundle fitted on them."""
     from servetrace.bundle.fit import bundle_from_requests
-    from servetrace.generate.table import canonical_table
+    from servetrace.generation.table import canonical_table
     from servetrace.settings import Settings
 
     rng = np.random.default_rng(seed)

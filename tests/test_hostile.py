@@ -50,7 +50,7 @@ def test_servegen_strings_are_parsed_not_evaluated(tmp_path):
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     """A characterized trace whose model names and client ids are hostile strings."""
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
 
     tmp = tmp_path_factory.mktemp("hostile")
     rng = np.random.default_rng(0)
@@ -82,9 +82,9 @@ def test_report_escapes_trace_strings(hostile_run):
 
 
 def test_exports_never_use_client_ids_as_paths(hostile_run):
-    pytest.importorskip("servetrace.export", reason="exports have not landed")
+    pytest.importorskip("servetrace.exports", reason="exports have not landed")
     from servetrace.bundle.cli_support import fit_to_bundle
-    from servetrace.export import export
+    from servetrace.exports import export
     from servetrace.settings import Settings
 
     tmp, out = hostile_run

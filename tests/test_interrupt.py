@@ -104,7 +104,7 @@ def assert_whole(out: Path, shas: set[str]) -> None:
 
 
 def test_sigkill_at_each_point_leaves_whole_outputs(traces, tmp_path):
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
     from servetrace.io import sha256_file
 
     small, medium, big = traces

@@ -38,7 +38,7 @@ def test_second_run_fails_with_a_clear_message(held):
         ingest_trace(TRACE, out)
     with pytest.raises(ServetraceError, match=MESSAGE):
         ingest_trace(FIXTURES / "ingest" / "azure2023.csv", out)  # a different trace: no cache shortcut
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
 
     with pytest.raises(ServetraceError, match=MESSAGE):
         characterize(TRACE, out, quiet=True)
@@ -83,7 +83,7 @@ def test_characterize_again_keeps_tables_other_commands_wrote(tmp_path):
     earlier characterization does not."""
     import polars as pl
 
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
     from servetrace.io import WRITTEN_BY, parquet_metadata, write_parquet
 
     out = tmp_path / "out"

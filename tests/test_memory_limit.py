@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from servetrace import cli
-from servetrace.characterize import characterize
+from servetrace.characterization import characterize
 from servetrace.errors import ServetraceError
 from servetrace.db import connect
 from servetrace.ingest import ingest_trace

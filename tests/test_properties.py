@@ -152,7 +152,7 @@ PMF = st.dictionaries(st.integers(0, 10**6), st.floats(1e-6, 1.0), min_size=1, m
 @given(pmf=PMF)
 def test_servegen_pmf_literal_round_trip(pmf):
     """Our ServeGen writer's dict literal reads back, without eval, as the same distribution."""
-    servegen = pytest.importorskip("servetrace.export.servegen")
+    servegen = pytest.importorskip("servetrace.exports.servegen")
     from servetrace.bundle.servegen_import import parse_pmf_literal
 
     values = np.array(sorted(pmf), dtype=float)

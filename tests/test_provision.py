@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from servetrace.errors import ServetraceError
-from servetrace.generate.table import canonical_table
+from servetrace.generation.table import canonical_table
 from servetrace.io import write_parquet
 from servetrace.provision import Requests, ServingModel, min_servers, naive_requests, provision_traces
 from servetrace.provision.model import latencies, waits

@@ -23,9 +23,9 @@ COMPARED = ("findings.json", "bundle.json", "synthetic.parquet", "synthetic.csv"
 def run_all(trace: str, out: str) -> None:
     """characterize -> fit -> generate (Parquet and CSV), as the commands do."""
     from servetrace.bundle.cli_support import fit_to_bundle
-    from servetrace.characterize import characterize
-    from servetrace.generate import GenerateOptions
-    from servetrace.generate.run import generate_file
+    from servetrace.characterization import characterize
+    from servetrace.generation import GenerateOptions
+    from servetrace.generation.run import generate_file
     from servetrace.settings import Settings
 
     characterize(trace, out, quiet=True)
@@ -38,7 +38,7 @@ def run_all(trace: str, out: str) -> None:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     pytest.importorskip("servetrace.bundle.cli_support", reason="fit has not landed")
-    pytest.importorskip("servetrace.generate.run", reason="generate has not landed")
+    pytest.importorskip("servetrace.generation.run", reason="generate has not landed")
     if not SAMPLE.exists():
         pytest.skip(f"{SAMPLE} is absent")
     tmp = tmp_path_factory.mktemp("repeat")

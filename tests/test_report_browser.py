@@ -68,7 +68,7 @@ def test_comparison_in_chromium(browser, tmp_path):
 
 
 def characterized(tmp_path: Path, trace: Path) -> Path:
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
 
     out = tmp_path / trace.stem
     characterize(trace, out, quiet=True)
@@ -86,7 +86,7 @@ REAL = [("burstgpt", "BurstGPT_3_head400.csv"), ("burstgpt", "BurstGPT_1_head400
 def test_real_sample_reports_in_chromium(browser, tmp_path, folder, name):
     from conftest import shared_file
 
-    pytest.importorskip("servetrace.characterize", reason="characterization stages not available")
+    pytest.importorskip("servetrace.characterization", reason="characterization stages not available")
     out = characterized(tmp_path, shared_file(folder, name))
     report = out / "report.html"
     seen = visit(browser, report, f"report_{Path(name).stem}.png")
@@ -97,10 +97,10 @@ def test_real_sample_reports_in_chromium(browser, tmp_path, folder, name):
 def test_default_trace_report_in_chromium(browser, tmp_path):
     """The whole path on the default trace: characterize, generate from its bundle, validate and provision
     into the same DIR, rebuild the report; the fidelity and provisioning sections draw."""
-    pytest.importorskip("servetrace.characterize", reason="characterization stages not available")
-    from servetrace.generate.run import generate_file
+    pytest.importorskip("servetrace.characterization", reason="characterization stages not available")
+    from servetrace.generation.run import generate_file
     from servetrace.provision.run import provision_traces
-    from servetrace.validate.run import validate_traces
+    from servetrace.validation.run import validate_traces
 
     sample = Path(__file__).resolve().parents[1] / "data" / "samples" / "burstgpt_sample.csv"
     if not sample.exists():
@@ -129,7 +129,7 @@ def test_default_trace_report_in_chromium(browser, tmp_path):
 
 def characterized_stages(tmp_path: Path, trace: Path) -> Path:
     """Ingest and every characterization stage, then the report: what characterize does before its bundle."""
-    from servetrace.characterize import characterize_requests, write_outputs
+    from servetrace.characterization import characterize_requests, write_outputs
     from servetrace.ingest import ingest_trace
     from servetrace.settings import IngestSettings, Settings
 
@@ -148,7 +148,7 @@ def test_reasoning_trace_report_in_chromium(browser, tmp_path):
 
     from conftest import SHARED
 
-    pytest.importorskip("servetrace.characterize", reason="characterization stages not available")
+    pytest.importorskip("servetrace.characterization", reason="characterization stages not available")
     tool = SHARED / "tools" / "make_bench_trace.py"
     if not tool.exists():
         pytest.skip(f"{tool} is absent (../shared is not beside the repo)")
@@ -186,7 +186,7 @@ def multimodal_csv(path: Path, rows: int = 6000, seed: int = 0) -> Path:
 
 
 def test_multimodal_trace_report_in_chromium(browser, tmp_path):
-    pytest.importorskip("servetrace.characterize", reason="characterization stages not available")
+    pytest.importorskip("servetrace.characterization", reason="characterization stages not available")
     out = characterized_stages(tmp_path, multimodal_csv(tmp_path / "mm.csv"))
     report = out / "report.html"
     seen = visit(browser, report, "report_multimodal.png")
@@ -198,7 +198,7 @@ def test_multimodal_trace_report_in_chromium(browser, tmp_path):
 
 def test_agent_trace_report_in_chromium(browser, tmp_path):
     from conftest import FIXTURES
-    from servetrace.characterize import characterize
+    from servetrace.characterization import characterize
 
     characterize(FIXTURES / "agentic" / "cctraces", tmp_path / "cc", quiet=True)
     report = tmp_path / "cc" / "report.html"

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, shared_file
 from servetrace.bundle.fit import write_bundle
-from servetrace.characterize import characterize
+from servetrace.characterization import characterize
 from servetrace.rows import read
 from servetrace.settings import Settings
 

@@ -13,7 +13,7 @@ from conftest import SHARED_DATA
 from servetrace.bundle.model import load_bundle, save_bundle
 from servetrace.stats.pmf import binned_pmf
 from servetrace.bundle.servegen_import import import_servegen_pool
-from servetrace.export.servegen import export_servegen
+from servetrace.exports.servegen import export_servegen
 from test_servegen_reader import assert_generatable, load_pool
 
 POOLS = {"reason": "deepseek-r1", "multimodal": "mm-image", "language": "m-small"}

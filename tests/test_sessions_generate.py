@@ -12,7 +12,7 @@ from reuse_traces import session_trace
 from servetrace import io
 from servetrace.bundle import load_bundle, save_bundle
 from servetrace.bundle.fit import fit_bundle
-from servetrace.generate import GenerateOptions, generate_table
+from servetrace.generation import GenerateOptions, generate_table
 from servetrace.reuse.analysis import analyze
 
 
@@ -87,7 +87,7 @@ def test_generation_is_deterministic_and_reblocks(fitted):
 
 
 def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
-    from servetrace.validate.run import validate_traces
+    from servetrace.validation.run import validate_traces
 
     d, table, _, b = fitted
     syn, _ = generate_table(b, GenerateOptions(seed=2))
@@ -124,7 +124,7 @@ def test_cli_generate_with_block_size_and_without_sessions(fitted, tmp_path):
 def test_mooncake_export_keeps_sharing_and_sessions(fitted, tmp_path):
     import json
 
-    from servetrace.export import export
+    from servetrace.exports import export
 
     d, _, _, b = fitted
     syn, _ = generate_table(b, GenerateOptions(seed=4, duration_s=4000))

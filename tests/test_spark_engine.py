@@ -18,7 +18,7 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed (pip ins
 if shutil.which("java") is None:
     pytest.skip("no Java runtime for Spark (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
 
-from servetrace.characterize import characterize  # noqa: E402
+from servetrace.characterization import characterize  # noqa: E402
 from servetrace.stages.engine import Engine  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
 

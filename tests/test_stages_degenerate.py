@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from servetrace.characterize import write_outputs
+from servetrace.characterization import write_outputs
 from servetrace.findings import validate
 from test_stages_support import canonical, run_stages
 

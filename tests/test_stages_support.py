@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from servetrace import io
-from servetrace.characterize import characterize_requests
+from servetrace.characterization import characterize_requests
 from servetrace.schema import CANONICAL
 from servetrace.settings import Settings
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from servetrace.export.synthetic_lengths import match, shortfall
+from servetrace.exports.synthetic_lengths import match, shortfall
 
 N = 400_000
 

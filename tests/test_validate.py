@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from servetrace.errors import ServetraceError
-from servetrace.generate.table import canonical_table
+from servetrace.generation.table import canonical_table
 from servetrace.io import write_parquet
 from servetrace.stats import fidelity as m
-from servetrace.validate import fidelity, validate_traces
+from servetrace.validation import fidelity, validate_traces
 
 
 def trace(n=40_000, cv=3.0, rate=20.0, seed=0, clients=40) -> pl.DataFrame:

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.bundle.modulation import BIN_S, fit_modulation
-from servetrace.validate import metrics
+from servetrace.validation import metrics
 
 CANDIDATES = ("renewal", "cox", "cox-renewal")
 SCALES_S = (1.0, 10.0, 60.0, 600.0)
@@ -56,7 +56,7 @@ def _mean(values: list) -> float | None:
 
 def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict) -> dict:
     """The `arrival_model` entry: the fitted modulation, each candidate's evidence, the winner."""
-    from servetrace.generate import GenerateOptions, generate_table
+    from servetrace.generation import GenerateOptions, generate_table
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
     modulation = fit_modulation(counts, BIN_S, float(bundle["window_s"])) if len(counts) else None

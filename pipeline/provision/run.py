@@ -13,8 +13,8 @@ from servetrace.provision import model as model_doc
 from servetrace.provision.capacity import Requests, latency_curve, min_servers, server_grid
 from servetrace.provision.model import ServingModel
 from servetrace.provision.naive import naive_requests
-from servetrace.validate.html import h2, note, page_html, table_html
-from servetrace.validate.inputs import load_requests
+from servetrace.validation.html import h2, note, page_html, table_html
+from servetrace.validation.inputs import load_requests
 
 SCHEMA = "servetrace.provision/v1"
 
@@ -82,7 +82,7 @@ def provision_traces(source: str | Path, out_dir: str | Path, synthetic: str | P
 
 def _generated(bundle: str | Path, src: Requests, seed: int) -> Requests:
     from servetrace.bundle import load_bundle
-    from servetrace.generate import GenerateOptions, generate_table
+    from servetrace.generation import GenerateOptions, generate_table
 
     start = float(src.arrival_s[0])
     options = GenerateOptions(start_s=start, duration_s=float(src.arrival_s[-1]) - start, seed=seed)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from servetrace.generate.arrivals import Arrivals, WindowParams, arrivals
+from servetrace.generation.arrivals import Arrivals, WindowParams, arrivals
 
 GROUP_BIT = np.int64(1) << np.int64(62)
 MAX_TURNS = 4095
@@ -198,8 +198,8 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
 
 def session_layer(bundle: dict, options, chosen: list[int], params: WindowParams, tl):
     """(arrivals, canonical lengths, session requests) of a bundle with a session model."""
-    from servetrace.generate.compose import canonical_lengths
-    from servetrace.generate.lengths import sample_lengths
+    from servetrace.generation.compose import canonical_lengths
+    from servetrace.generation.lengths import sample_lengths
 
     starts = session_starts(params, tl, chosen, options.seed, bundle["sessions"])
     drawn = {}

@@ -13,14 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from servetrace.bundle.coverage import covered_span
-from servetrace.generate.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
-from servetrace.generate.failures import draw_failures, failure_probabilities
-from servetrace.generate.lengths import LengthSampler
-from servetrace.generate.modulation import Modulation, modulation_spec, poisson_base
-from servetrace.generate.options import GenerateOptions, Timeline, select_clients, span_of, timeline
-from servetrace.generate.plan import BLOCK_ROWS, Plan, check_segments, plan
-from servetrace.generate.sessions import session_columns, session_layer
-from servetrace.generate.table import canonical_table
+from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
+from servetrace.generation.failures import draw_failures, failure_probabilities
+from servetrace.generation.lengths import LengthSampler
+from servetrace.generation.modulation import Modulation, modulation_spec, poisson_base
+from servetrace.generation.options import GenerateOptions, Timeline, select_clients, span_of, timeline
+from servetrace.generation.plan import BLOCK_ROWS, Plan, check_segments, plan
+from servetrace.generation.sessions import session_columns, session_layer
+from servetrace.generation.table import canonical_table
 
 
 def _tokens(x: np.ndarray | None) -> pa.Array | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.validate.html import h2, note, page_html, table_html
+from servetrace.validation.html import h2, note, page_html, table_html
 
 W, H = 460, 220
 

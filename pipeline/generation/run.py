@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from servetrace.bundle import load_bundle
-from servetrace.generate.compose import prepare
-from servetrace.generate.plan import check_size
-from servetrace.generate.options import GenerateOptions
-from servetrace.generate.write import output_format, write_generated
+from servetrace.generation.compose import prepare
+from servetrace.generation.plan import check_size
+from servetrace.generation.options import GenerateOptions
+from servetrace.generation.write import output_format, write_generated
 from servetrace.outputs import bundle_path as bundle_file
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from servetrace.generate.arrivals import client_seed
+from servetrace.generation.arrivals import client_seed
 
 FAILURE_STREAM = 2  # client_seed purpose: 0 arrivals, 1 lengths, 2 failures
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from servetrace.outputs import FIDELITY, FIDELITY_PAGE, FIDELITY_WINDOWS, INPUTS, table_path
 from servetrace.settings import Settings
-from servetrace.validate.fidelity import fidelity
-from servetrace.validate.inputs import load_requests, requests_path
-from servetrace.validate.reuse import reuse_fidelity
-from servetrace.validate.page import fidelity_page
-from servetrace.validate.settings import FidelitySettings
+from servetrace.validation.fidelity import fidelity
+from servetrace.validation.inputs import load_requests, requests_path
+from servetrace.validation.reuse import reuse_fidelity
+from servetrace.validation.page import fidelity_page
+from servetrace.validation.settings import FidelitySettings
 
 
 def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Path,

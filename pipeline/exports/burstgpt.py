@@ -20,8 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from servetrace.export.rows import beside, read_rows, source_of, write_csv, write_sidecar
-from servetrace.export.tools import SERVER, command
+from servetrace.exports.rows import beside, read_rows, source_of, write_csv, write_sidecar
+from servetrace.exports.tools import SERVER, command
 from servetrace.stats import fidelity
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")

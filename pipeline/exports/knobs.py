@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from servetrace.bundle.coverage import covered_seconds, covered_seconds_at, covered_span, expected_requests
-from servetrace.export.inference_perf import inference_perf_config, shared_prefix
-from servetrace.export.synthetic_lengths import match, shortfall
-from servetrace.export.tools import CHECKED_AGAINST, RELEASES, SERVER
+from servetrace.exports.inference_perf import inference_perf_config, shared_prefix
+from servetrace.exports.synthetic_lengths import match, shortfall
+from servetrace.exports.tools import CHECKED_AGAINST, RELEASES, SERVER
 from servetrace.stats.pmf import pooled_pmf
 from servetrace.io import atomic_dir, dumps_json
 from servetrace.stats.pmf import pooled_pmf

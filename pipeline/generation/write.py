@@ -1,4 +1,4 @@
-"""Write a generated table: canonical Parquet or CSV, or a tool's format via servetrace.export."""
+"""Write a generated table: canonical Parquet or CSV, or a tool's format via servetrace.exports."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, meta
         return path
     # A tool's format goes through the row exporters, which read a canonical Parquet trace.
     try:
-        from servetrace.export import export
+        from servetrace.exports import export
     except ImportError:
         raise ServetraceError(f"--format {fmt}: the {fmt} exporter is not available in this build") from None
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from servetrace.generate.arrivals import client_seed
+from servetrace.generation.arrivals import client_seed
 
 Z_MAX = 12.0  # |z| beyond this has probability < 1e-32: the clip costs nothing
 LIFT = 4 * Z_MAX

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from servetrace.export.rows import read_rows, source_of, write_csv, write_sidecar
-from servetrace.export.tools import command
+from servetrace.exports.rows import read_rows, source_of, write_csv, write_sidecar
+from servetrace.exports.tools import command
 
 VIDUR_DEFAULT_MAX_TOKENS = 4096
 

@@ -37,32 +37,32 @@ def export(source: str | Path, to: str, out: str | Path, category: str | None = 
     if not source.exists():
         raise ServetraceError(f"{source}: no such file or directory")
     if to == "servegen":
-        from servetrace.export.servegen import export_servegen
+        from servetrace.exports.servegen import export_servegen
 
         return export_servegen(_bundle_of(source), out, category=category, model=model)
     if to == "knobs":
-        from servetrace.export.knobs import export_knobs
+        from servetrace.exports.knobs import export_knobs
 
         return export_knobs(_bundle_of(source), out)
     if to == "inference-perf":
-        from servetrace.export.inference_perf import export_inference_perf
-        from servetrace.export.knobs import knob_card
+        from servetrace.exports.inference_perf import export_inference_perf
+        from servetrace.exports.knobs import knob_card
 
         return export_inference_perf(knob_card(_bundle_of(source)), out)
     if to == "mooncake":
-        from servetrace.export.mooncake import export_mooncake
+        from servetrace.exports.mooncake import export_mooncake
 
         return export_mooncake(_rows_of(source), out, block_size=block_size, sessions=sessions)
     if to == "burstgpt":
-        from servetrace.export.burstgpt import export_burstgpt
+        from servetrace.exports.burstgpt import export_burstgpt
 
         return export_burstgpt(_rows_of(source), out)
     if to == "vidur":
-        from servetrace.export.vidur import export_vidur
+        from servetrace.exports.vidur import export_vidur
 
         return export_vidur(_rows_of(source), out)
     if to == "azure":
-        from servetrace.export.azure import export_azure
+        from servetrace.exports.azure import export_azure
 
         return export_azure(_rows_of(source), out)
     raise ServetraceError(f"--to {to!r}: expected one of {', '.join(FORMATS)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gamma as gamma_fn
 
-from servetrace.generate.options import Timeline
+from servetrace.generation.options import Timeline
 
 GAMMA, WEIBULL = 0, 1
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from servetrace.errors import ServetraceError
-from servetrace.generate.arrivals import WindowParams, unit_cv
-from servetrace.generate.options import Timeline
+from servetrace.generation.arrivals import WindowParams, unit_cv
+from servetrace.generation.options import Timeline
 
 BLOCK_ROWS = 1 << 20  # expected requests (plus pool slack) per block: ~300 MB of working arrays at most
 MAX_SEGMENTS = 4_000_000  # timeline segments held at once (~200 MB)

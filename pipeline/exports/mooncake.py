@@ -3,7 +3,7 @@ and guidellm `kind=mooncake`: `timestamp` int ms from the first request (non-dec
 `input_length` >= 1, `output_length` >= 1, `hash_ids` of ceil(input_length / B) ids. A sidecar
 states unit, B, source, scaling and the command line each tool needs.
 
-Rules from the loaders (see pipeline/export/tools.py for the copies read):
+Rules from the loaders (see pipeline/exports/tools.py for the copies read):
 - guidellm (src/guidellm/data/deserializers/trace_mooncake.py) refuses a row unless
   ceil(input_length / hash_id_block_size) == len(hash_ids), ids are >= 0 and fit int32, and it
   keeps a list indexed by id: a source's hash_ids are kept only where their count matches B
@@ -23,8 +23,8 @@ import polars as pl
 import pyarrow as pa
 
 from servetrace.errors import ServetraceError
-from servetrace.export.rows import read_rows, source_of, write_sidecar
-from servetrace.export.tools import MOONCAKE_CAVEATS, mooncake_consumers
+from servetrace.exports.rows import read_rows, source_of, write_sidecar
+from servetrace.exports.tools import MOONCAKE_CAVEATS, mooncake_consumers
 from servetrace.io import atomic_path
 from servetrace.schema import HASH_IDS
 

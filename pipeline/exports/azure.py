@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from servetrace.export.inference_perf import full_config
-from servetrace.export.rows import beside, read_rows, source_of, write_csv, write_sidecar
-from servetrace.export.tools import command
+from servetrace.exports.inference_perf import full_config
+from servetrace.exports.rows import beside, read_rows, source_of, write_csv, write_sidecar
+from servetrace.exports.tools import command
 from servetrace.io import dumps_json, parquet_metadata, write_text
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")

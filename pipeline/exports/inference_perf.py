@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from servetrace.export.tools import SERVER, command
+from servetrace.exports.tools import SERVER, command
 from servetrace.io import dumps_json, write_text
 
 
