@@ -10,6 +10,7 @@ import site
 import subprocess
 import sys
 import venv
+import zipfile
 
 import pytest
 
@@ -38,6 +39,10 @@ def test_pip_install_dot_runs_from_another_directory(tmp_path):
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", wheels, src)
     wheel = next(wheels.glob("servetrace-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:  # every package folder is listed in pyproject.toml
+        shipped = set(zf.namelist())
+    for init in (ROOT / "pipeline").rglob("__init__.py"):
+        assert f"servetrace/{init.relative_to(ROOT / 'pipeline').as_posix()}" in shipped, init
     # A fresh environment: the dependencies are the test environment's (a .pth adds its
     # site-packages; .pth files inside it, such as the editable install's, are not read), the
     # package itself is only the wheel.
