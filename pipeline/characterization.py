@@ -275,7 +275,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
                 from servetrace.bundle.fit import source_of
 
                 raise ServetraceError(f"{source_of(requests).get('path')}: no requests to fit")
-            save_bundle(out_dir / "bundle.json", bundle)  # DIR/bundle.json: the fitted workload parameters
+            save_bundle(out_dir / BUNDLE, bundle)  # DIR/bundle.json: the fitted workload parameters
             lap("bundle")
             write_report(out_dir)  # last: it shows the bundle
             lap("report")
