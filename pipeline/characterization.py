@@ -190,7 +190,7 @@ def _trace_finding(ctx: Context, meta: dict, info: dict) -> Finding:
 def write_outputs(out_dir: Path, findings: dict, tables: dict[str, pl.DataFrame]) -> None:
     """tables/ replaced as a whole, then findings.json: each atomically, so readers never see half.
     Tables another command wrote there (validate, provision) are carried over, as their reports are."""
-    with io.atomic_dir(out_dir / TABLES) as tmp:
+    with io.atomic_dir(out_dir / TABLES, replace_any=True) as tmp:
         for name, frame in sorted(tables.items()):
             io.write_parquet(tmp / f"{name}.parquet", frame.to_arrow(), {"servetrace.table": name})
         for old in sorted((out_dir / TABLES).glob("*.parquet")):

@@ -11,6 +11,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from servetrace import options as opt
 from servetrace.errors import ServetraceError
 from servetrace.grouping import HELP as GROUP_HELP
 
@@ -23,7 +24,7 @@ app = typer.Typer(
 )
 
 # Shared options, defined once.
-OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output directory.")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", parser=opt.out_path, help="Output directory.")]
 FormatOpt = Annotated[
     str,
     typer.Option("--format", "-f", help="Input format: auto|burstgpt|azure|mooncake|bailian|copilot|tracelab|cc-traces|baseten|generic|servegen."),
@@ -37,6 +38,10 @@ TimeUnitOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+GroupByOpt = Annotated[
+    Optional[str],
+    typer.Option("--group-by", callback=opt.group_by, help=GROUP_HELP),
+]
 MemoryOpt = Annotated[
     Optional[str], typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; larger work spills to disk.")
 ]
@@ -91,11 +96,9 @@ def ingest(
 def characterize(
     trace: Annotated[Path, typer.Argument(help="Raw trace: CSV, JSONL or Parquet, plain, .gz or .zst.")],
     out: OutDir,
-    window_s: Annotated[int, typer.Option("--window", help="Analysis window in seconds (rates, CVs, fits).")] = 600,
-    group_by: Annotated[
-        Optional[str],
-        typer.Option("--group-by", help=GROUP_HELP),
-    ] = None,
+    window_s: Annotated[int, typer.Option("--window", callback=opt.checked,
+                                          help="Analysis window in seconds (rates, CVs, fits).")] = 600,
+    group_by: GroupByOpt = None,
     fmt: FormatOpt = "auto",
     maps: MapOpt = None,
     time_unit: TimeUnitOpt = "auto",
@@ -119,17 +122,17 @@ def characterize(
 @app.command()
 def generate(
     bundle: Annotated[Path, typer.Argument(help="bundle.json, or a directory holding one.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet, .csv, .jsonl, ...).")],
-    duration: Annotated[Optional[float], typer.Option("--duration", help="Seconds to generate (default: the source's span, first to last arrival).")] = None,
-    start: Annotated[Optional[float], typer.Option("--start", help="First second (default: the source's first arrival).")] = None,
-    rate_scale: Annotated[Optional[float], typer.Option("--rate-scale", help="More (or less) load with the same burstiness: X times every client's rate, each client's inter-arrival shape kept. Use it to ask 'what if traffic grew X-fold?'.")] = None,
-    time_scale: Annotated[Optional[float], typer.Option("--time-scale", help="The same requests stretched (X > 1) or compressed (X < 1) in time: seconds x X, as vLLM's, SGLang's and Vidur's replay factors do (2 = twice as slow). Bursts get X times shorter or longer, so burstiness at a given time scale changes; use it to replay the trace faster, not to model growth.")] = None,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Scale to this mean aggregate rate (req/s).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", parser=opt.out_path, help="Output file (.parquet, .csv, .jsonl, ...).")],
+    duration: Annotated[Optional[float], typer.Option("--duration", callback=opt.checked, help="Seconds to generate (default: the source's span, first to last arrival).")] = None,
+    start: Annotated[Optional[float], typer.Option("--start", callback=opt.checked, help="First second (default: the source's first arrival).")] = None,
+    rate_scale: Annotated[Optional[float], typer.Option("--rate-scale", callback=opt.checked, help="More (or less) load with the same burstiness: X times every client's rate, each client's inter-arrival shape kept. Use it to ask 'what if traffic grew X-fold?'.")] = None,
+    time_scale: Annotated[Optional[float], typer.Option("--time-scale", callback=opt.checked, help="The same requests stretched (X > 1) or compressed (X < 1) in time: seconds x X, as vLLM's, SGLang's and Vidur's replay factors do (2 = twice as slow). Bursts get X times shorter or longer, so burstiness at a given time scale changes; use it to replay the trace faster, not to model growth.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", callback=opt.checked, help="Scale to this mean aggregate rate (req/s).")] = None,
     rate_fn: Annotated[Optional[Path], typer.Option("--rate-fn", help="CSV window_start_s,rate_rps: target aggregate rate per window.")] = None,
     clients: Annotated[Optional[str], typer.Option("--clients", help="top:N, or comma-separated client ids.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=opt.checked, help="Random seed.")] = 0,
     sessions: Annotated[bool, typer.Option("--sessions/--no-sessions", help="Run the bundle's session model (v2 bundles that have one).")] = True,
-    block_size: Annotated[Optional[int], typer.Option("--block-size", help="Tokens per hash_ids block (default: the source's).")] = None,
+    block_size: Annotated[Optional[int], typer.Option("--block-size", callback=opt.checked, help="Tokens per hash_ids block (default: the source's).")] = None,
     out_format: Annotated[Optional[str], typer.Option("--format", "-f", help="parquet|csv|burstgpt|mooncake|vidur (default: from the extension).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -147,7 +150,7 @@ def validate(
     source: Annotated[Path, typer.Argument(help="Source trace: raw trace, canonical Parquet or output directory.")],
     synthetic: Annotated[Path, typer.Argument(help="Synthetic trace: raw trace, canonical Parquet or output directory.")],
     out: OutDir,
-    window_s: Annotated[int, typer.Option("--window", help="Rate window in seconds.")] = 600,
+    window_s: Annotated[int, typer.Option("--window", callback=opt.checked, help="Rate window in seconds.")] = 600,
     no_page: Annotated[bool, typer.Option("--no-page", help="Write fidelity.json only.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -163,16 +166,16 @@ def provision(
     out: OutDir,
     synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Our synthetic trace (any input form).")] = None,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Generate ours from this bundle, as long as the source.")] = None,
-    prefill: Annotated[float, typer.Option("--prefill", help="Server-seconds per input token.")] = 2.5e-4,
-    decode: Annotated[float, typer.Option("--decode", help="Seconds per decode step (one output token).")] = 0.03,
-    batch: Annotated[int, typer.Option("--batch", help="Requests sharing a decode step.")] = 16,
-    overhead: Annotated[float, typer.Option("--overhead", help="Fixed seconds per request.")] = 0.0,
+    prefill: Annotated[float, typer.Option("--prefill", callback=opt.checked, help="Server-seconds per input token.")] = 2.5e-4,
+    decode: Annotated[float, typer.Option("--decode", callback=opt.checked, help="Seconds per decode step (one output token).")] = 0.03,
+    batch: Annotated[int, typer.Option("--batch", callback=opt.checked, help="Requests sharing a decode step.")] = 16,
+    overhead: Annotated[float, typer.Option("--overhead", callback=opt.checked, help="Fixed seconds per request.")] = 0.0,
     routing: Annotated[str, typer.Option("--routing", help="round_robin | random.")] = "round_robin",
     metric: Annotated[str, typer.Option("--metric", help="Latency target on ttft | e2e.")] = "ttft",
-    quantile: Annotated[float, typer.Option("--quantile", help="Latency quantile, e.g. 0.99.")] = 0.99,
-    target: Annotated[float, typer.Option("--target", help="Latency target in seconds.")] = 2.0,
-    max_servers: Annotated[int, typer.Option("--max-servers", help="Give up above this many servers.")] = 100_000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the naive trace, random routing and generation.")] = 0,
+    quantile: Annotated[float, typer.Option("--quantile", callback=opt.checked, help="Latency quantile, e.g. 0.99.")] = 0.99,
+    target: Annotated[float, typer.Option("--target", callback=opt.checked, help="Latency target in seconds.")] = 2.0,
+    max_servers: Annotated[int, typer.Option("--max-servers", callback=opt.checked, help="Give up above this many servers.")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", callback=opt.checked, help="Seed of the naive trace, random routing and generation.")] = 0,
     no_page: Annotated[bool, typer.Option("--no-page", help="Write provision.json only.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -190,7 +193,7 @@ def provision(
 @app.command()
 def report(
     dirs: Annotated[List[Path], typer.Argument(help="A characterized output directory; two draw them side by side.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="One DIR: the HTML file (default DIR/report.html). "
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=opt.out_path, help="One DIR: the HTML file (default DIR/report.html). "
                                                                      "Two: the output directory.")] = None,
 ) -> None:
     """Rebuild DIR/report.html from findings.json and tables/, or compare two traces: report A B --out DIR."""
@@ -208,8 +211,8 @@ def report(
 @app.command()
 def fit(
     out_dir: Annotated[Path, typer.Argument(help="Output directory holding requests.parquet.")],
-    window_s: Annotated[int, typer.Option("--window", help="Rate window in seconds.")] = 600,
-    group_by: Annotated[Optional[str], typer.Option("--group-by", help=GROUP_HELP)] = None,
+    window_s: Annotated[int, typer.Option("--window", callback=opt.checked, help="Rate window in seconds.")] = 600,
+    group_by: GroupByOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""
@@ -224,10 +227,10 @@ def fit(
 def export(
     source: Annotated[Path, typer.Argument(help="Output directory (bundle.json / requests.parquet), a bundle .json or a .parquet trace.")],
     to: Annotated[str, typer.Option("--to", help="servegen|knobs|inference-perf|mooncake|burstgpt|vidur|azure.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output path (a directory for servegen and knobs, else a file).")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=opt.out_path, help="Output path (a directory for servegen and knobs, else a file).")],
     category: Annotated[Optional[str], typer.Option("--category", help="servegen: language|reason|multimodal (default: from the data).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="servegen: model directory name.")] = None,
-    block_size: Annotated[int, typer.Option("--block-size", help="mooncake: tokens per hash_ids block.")] = 512,
+    block_size: Annotated[int, typer.Option("--block-size", callback=opt.checked, help="mooncake: tokens per hash_ids block.")] = 512,
     sessions: Annotated[bool, typer.Option("--sessions", help="mooncake: write session_id (AIPerf replays each session as a multi-turn conversation).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -257,7 +260,11 @@ def bundle_from_servegen(
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer turns Ctrl-C into Exit(130), returned, not raised
+            if code == 130:
+                typer.echo("servetrace: interrupted", err=True)
+            sys.exit(code)
     except ServetraceError as exc:
         typer.echo(f"servetrace: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -275,6 +282,14 @@ def main() -> None:
             sys.exit(getattr(exc, "exit_code", 2))
         if os.environ.get("SERVETRACE_DEBUG"):
             raise
+        from servetrace.io import no_space
+
+        if no_space(exc):
+            typer.echo(f"servetrace: error: no space left on device: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(2)
+        if isinstance(exc, OSError) and exc.filename:
+            typer.echo(f"servetrace: error: {exc.filename}: {exc.strerror}", err=True)
+            sys.exit(2)
         msg = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(f"servetrace: internal error: {type(exc).__name__}: {msg} (SERVETRACE_DEBUG=1 shows more)", err=True)
         sys.exit(1)

@@ -7,6 +7,7 @@ moment leaves the previous file or none, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -16,6 +17,7 @@ import re
 import shutil
 import tempfile
 from decimal import Decimal
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,42 +39,151 @@ _HELD_LOCKS: dict[str, int] = {}  # directories this process holds, so nested co
 _LEFTOVER = re.compile(r"^\.(?:[^.].*\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?|[^.].*\.old\.\d+|servetrace-duckdb-.+|spill)$")
 
 
+# Temporaries alive in this process (temporary -> the output it becomes): an interrupted run
+# removes them before it exits. Renames onto outputs happen under _COMMIT, which the interrupt
+# takes and never gives back, so an output is never half-replaced when the process ends.
+_LIVE: dict[Path, Path] = {}
+_COMMIT = threading.Lock()
+SPECIAL_ROOTS = ("/proc", "/sys", "/dev")
+MARKER = ".servetrace-made"  # in a directory atomic_dir made: the names it wrote there
+
+
+def check_output(path: str | os.PathLike, kind: str) -> Path:
+    """Refuse an output path that cannot work, before any work: `kind` is "file" or "dir"."""
+    path = Path(path)
+    resolved = Path(os.path.abspath(path))
+    if str(resolved) == "/" or any(str(resolved) == r or str(resolved).startswith(r + "/") for r in SPECIAL_ROOTS):
+        raise ServetraceError(f"{path}: not a place for outputs; give a new or own directory")
+    for parent in reversed(resolved.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ServetraceError(f"{path}: {parent} is not a directory")
+    if kind == "file" and path.is_dir():
+        raise ServetraceError(f"{path}: is a directory; give a file path")
+    if kind == "file" and path.exists() and not path.is_file():
+        raise ServetraceError(f"{path}: not a regular file; give a file path")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise ServetraceError(f"{path}: exists and is not a directory")
+    existing = next((p for p in [resolved, *resolved.parents] if p.exists()), Path("/"))
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise ServetraceError(f"{path}: {existing} is not writable")
+    return path
+
+
+def _mkdir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ServetraceError(f"{directory}: a part of this path is a file, not a directory") from None
+
+
+def _lock_temp(tmp: Path) -> int:
+    """Hold an flock on a temporary while it lives: a sweep removes only unlocked ones (a dead run's)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _sweep_siblings(path: Path) -> None:
+    """Remove temporaries of `path` that a killed run left beside it (none that a live run holds)."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(?:\.[A-Za-z0-9]+)?$")
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            if not pattern.match(entry.name) or entry in _LIVE:
+                continue
+            try:
+                fd = _lock_temp(entry)
+            except OSError:
+                continue  # locked: a live run's
+            try:
+                _remove(entry)
+            finally:
+                os.close(fd)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+
+
+def discard_temporaries() -> None:
+    """On interrupt: take the commit lock for good, remove this process's temporaries and the
+    debris in the output directories it holds. Never returns the lock: the process is ending."""
+    _COMMIT.acquire(timeout=10)
+    for tmp in list(_LIVE):
+        _remove(tmp)
+    for key in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            _sweep_leftovers(Path(key))
+
+
+@contextlib.contextmanager
+def _temporary(tmp: Path, target: Path) -> Iterator[int]:
+    fd = _lock_temp(tmp)
+    _LIVE[tmp] = target
+    try:
+        yield fd
+    finally:
+        _LIVE.pop(tmp, None)
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output(path, "file")
+    _mkdir(path.parent)
+    _sweep_siblings(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
+        with _temporary(tmp_path, path):
+            yield tmp_path
+            with _COMMIT:
+                os.replace(tmp_path, path)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        _raise_if_no_space(exc, path)
         raise
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_dir(path: str | os.PathLike, replace_any: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds.
+
+    A directory is replaced only if it is empty or holds nothing but what an earlier atomic_dir
+    wrote there (listed in its MARKER): an output never removes files it did not make.
+    `replace_any` is for a directory that is wholly the caller's (tables/ of a locked DIR)."""
+    path = check_output(path, "dir")
+    _mkdir(path.parent)
+    _sweep_siblings(path)
+    if not replace_any:
+        _refuse_foreign(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        with _temporary(tmp, path):
+            yield tmp
+            if not replace_any:
+                made = sorted(p.name for p in tmp.iterdir())
+                (tmp / MARKER).write_text(json.dumps(made) + "\n", encoding="utf-8")
+                _refuse_foreign(path)
+            old = None
+            with _COMMIT:
+                if path.exists():
+                    old = path.with_name(f".{path.name}.old.{os.getpid()}")
+                    os.replace(path, old)
+                os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _raise_if_no_space(exc, path)
         raise
 
 
@@ -88,6 +199,59 @@ def json_value(value: Any, digits: int | None = None) -> Any:
         if not math.isfinite(value):
             return None
         return float(f"{value:.{digits}g}") if digits else value
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether `exc` says the disk is full (an OSError, or DuckDB / Arrow saying so in words)."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+
+
+def _raise_if_no_space(exc: BaseException, path: Path) -> None:
+    if not isinstance(exc, ServetraceError) and no_space(exc):
+        mount = Path(os.path.abspath(path)).parent
+        while not os.path.ismount(mount):
+            mount = mount.parent
+        raise ServetraceError(f"no space left on {mount} while writing {path}") from None
+
+
+@contextlib.contextmanager
+def scratch_dir(beside: str | os.PathLike) -> Iterator[Path]:
+    """A temporary directory beside the output `beside`, removed afterwards (and by an interrupt,
+    or by the next run's sweep if this one is killed)."""
+    beside = Path(beside)
+    _mkdir(beside.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent))
+    try:
+        with _temporary(tmp, beside):
+            yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _refuse_foreign(path: Path) -> None:
+    if not path.is_dir():
+        return
+    try:
+        made = set(json.loads((path / MARKER).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        made = set()
+    foreign = sorted(p.name for p in path.iterdir() if p.name != MARKER and p.name not in made)
+    if foreign:
+        raise ServetraceError(f"{path}: holds files servetrace did not write ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}); give a new or empty directory")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return _finite(float(value))
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return [_json_default(v) if not isinstance(v, (int, str)) else v for v in value.tolist()]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -159,19 +323,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 def _sweep_leftovers(out_dir: Path) -> None:
     """Remove the temporaries of a run that was killed here (only called with the lock held)."""
     for entry in out_dir.iterdir():
-        if _LEFTOVER.match(entry.name):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
+        if _LEFTOVER.match(entry.name) and entry not in _LIVE:
+            _remove(entry)
 
 
 @contextlib.contextmanager
 def output_lock(out_dir: str | os.PathLike) -> Iterator[None]:
     """One run at a time per output directory; a second one fails at once with a clear message."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output(out_dir, "dir")
+    _mkdir(out_dir)
     key = str(out_dir.resolve())
     if key in _HELD_LOCKS:
         yield

@@ -11,13 +11,16 @@ from servetrace.generation.plan import check_size
 from servetrace.generation.options import GenerateOptions
 from servetrace.generation.write import output_format, write_generated
 from servetrace.outputs import bundle_path as bundle_file
+from servetrace.io import check_output
+from servetrace.options import check_generate_size
 
 
 def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),
                   fmt: str | None = None) -> dict:
-    out = Path(out)
+    out = check_output(out, "file")
     fmt = output_format(out, fmt)
     bundle = load_bundle(bundle_path)
+    check_generate_size(bundle, options.duration_s, options.rate_scale, options.rate_rps, options.rate_fn)
     t0 = time.perf_counter()
     gen = prepare(bundle, options)
     check_size(gen.summary["expected_requests"], fmt, out)

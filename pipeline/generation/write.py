@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from servetrace.errors import ServetraceError
-from servetrace.io import atomic_path
+from servetrace.io import atomic_path, scratch_dir
 from servetrace.schema import CANONICAL
 
 FORMATS = ("parquet", "csv", "burstgpt", "mooncake", "vidur")
@@ -95,8 +94,7 @@ def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, meta
         from servetrace.exports import export
     except ImportError:
         raise ServetraceError(f"--format {fmt}: the {fmt} exporter is not available in this build") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+    with scratch_dir(path) as tmp:
         rows = Path(tmp) / "requests.parquet"
         write_generated(tables, rows, "parquet", {})
         export(rows, fmt, path)

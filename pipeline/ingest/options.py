@@ -24,5 +24,10 @@ def ingest_settings(fmt: str, maps: list[str], time_unit: str) -> IngestSettings
             raise ServetraceError(f"--map {item!r}: expected SRC=canonical")
         if dst not in COLUMNS:
             raise ServetraceError(f"--map {item!r}: {dst!r} is not a canonical column ({', '.join(COLUMNS)})")
+        if src in mapping:
+            raise ServetraceError(f"--map {item!r}: column {src!r} is already mapped to {mapping[src]!r}")
+        if dst in mapping.values():
+            other = next(k for k, v in mapping.items() if v == dst)
+            raise ServetraceError(f"--map {item!r}: {dst!r} is already the target of {other!r}; map one column to it")
         mapping[src] = dst
     return IngestSettings(format=fmt, mapping=mapping, time_unit=time_unit)

@@ -83,10 +83,14 @@ def provision_traces(source: str | Path, out_dir: str | Path, synthetic: str | P
 def _generated(bundle: str | Path, src: Requests, seed: int) -> Requests:
     from servetrace.bundle import load_bundle
     from servetrace.generation import GenerateOptions, generate_table
+    from servetrace.options import check_generate_size
 
     start = float(src.arrival_s[0])
     options = GenerateOptions(start_s=start, duration_s=float(src.arrival_s[-1]) - start, seed=seed)
-    return Requests.of(pl.from_arrow(generate_table(load_bundle(bundle), options)))
+    loaded = load_bundle(bundle)
+    check_generate_size(loaded, options.duration_s, None, None, None)
+    table, _ = generate_table(loaded, options)
+    return Requests.of(pl.from_arrow(table))
 
 
 def provision_page(result: dict, curve: pl.DataFrame) -> str:

@@ -1,0 +1,273 @@
+"""What an adversarial user broke through options, output paths, signals and a full disk: each
+class refused with one clear line and a non-zero exit, nothing removed that servetrace did not make."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_cli
+from servetrace.io import LOCK_NAME
+
+SAMPLE = ROOT / "data" / "samples" / "burstgpt_sample.csv"
+
+
+def _one_line_error(proc, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    text = proc.stderr.lower()
+    for w in words:
+        assert w.lower() in text, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    """A characterized 3,000-row cut of the sample (requests.parquet, bundle.json, findings...)."""
+    tmp = tmp_path_factory.mktemp("fitted")
+    with open(SAMPLE, "rb") as f:
+        (tmp / "small.csv").write_bytes(b"".join(f.readline() for _ in range(3001)))
+    run_cli("characterize", tmp / "small.csv", "--out", tmp / "out", "--quiet", check=True)
+    return tmp / "out"
+
+
+# --- Data loss 1: an export never removes what it did not make --------------------------------
+
+def test_export_into_a_directory_of_other_files_is_refused_and_removes_nothing(fitted, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for to in ("knobs", "servegen"):
+        target = mine if to == "knobs" else tmp_path
+        (tmp_path / "data" / "language" / "m").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "language" / "m" / "own.csv").write_text("keep")
+        proc = run_cli("export", fitted, "--to", to, "--out", target, "--model", "m")
+        _one_line_error(proc, "did not write")
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "data" / "language" / "m" / "own.csv").read_text() == "keep"
+
+
+def test_export_onto_an_existing_file_keeps_the_file(fitted, tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("keep me")
+    _one_line_error(run_cli("export", fitted, "--to", "knobs", "--out", f), "not a directory")
+    assert f.read_text() == "keep me"
+
+
+def test_export_replaces_only_its_own_earlier_export(fitted, tmp_path):
+    out = tmp_path / "knobs"
+    run_cli("export", fitted, "--to", "knobs", "--out", out, check=True)
+    run_cli("export", fitted, "--to", "knobs", "--out", out, check=True)  # its own files: replaced
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["knobs.json", "knobs.md"]
+    (out / "extra.txt").write_text("user's")
+    _one_line_error(run_cli("export", fitted, "--to", "knobs", "--out", out), "extra.txt")
+    assert (out / "extra.txt").exists() and (out / "knobs.json").exists()
+
+
+# --- Crash 3: a bad --out --------------------------------------------------------------------
+
+def test_bad_out_paths_are_one_line_errors(fitted, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    bundle = fitted / "bundle.json"
+    cases = [
+        (("characterize", SAMPLE, "--out", ""), "empty"),
+        (("ingest", SAMPLE, "--out", "/"), "root"),
+        (("ingest", SAMPLE, "--out", a_file), "not a directory"),
+        (("ingest", SAMPLE, "--out", a_file / "sub"), "not a directory"),
+        (("generate", bundle, "--out", a_file / "g.parquet"), "not a directory"),
+        (("generate", bundle, "--out", "/dev/null", "--format", "csv"), "not a place for outputs"),
+        (("generate", bundle, "--out", "/proc/self/x.parquet"), "not a place for outputs"),
+        (("generate", bundle, "--out", tmp_path), "is a directory"),
+        (("export", fitted, "--to", "mooncake", "--out", tmp_path), "is a directory"),
+        (("report", fitted, "--out", tmp_path), "is a directory"),
+        (("fit", a_file), "not a directory"),
+    ]
+    for args, words in cases:
+        _one_line_error(run_cli(*args), words)
+    assert a_file.read_text() == "x"
+
+
+def _unshare() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-r", "-m", "true"], capture_output=True).returncode == 0
+
+
+def _in_mount(options: str, script: str, mnt: Path) -> subprocess.CompletedProcess:
+    """Run `script` (shell, $ST is the CLI) with a fresh tmpfs mounted at `mnt` (user namespace)."""
+    mnt.mkdir(exist_ok=True)
+    st = f"{sys.executable} -m servetrace"
+    return subprocess.run(["unshare", "-r", "-m", "sh", "-c",
+                           f"mount -t tmpfs -o {options} tmpfs {mnt} && ST='{st}' && {script}"],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.skipif(not _unshare(), reason="needs unshare (user and mount namespaces) to mount a tmpfs")
+def test_read_only_out_directory_is_one_line_error(fitted, tmp_path):
+    proc = _in_mount("ro,size=1m", f"$ST export {fitted} --to knobs --out {tmp_path}/ro/k", tmp_path / "ro")
+    _one_line_error(proc, "not writable")
+
+
+# --- Crash 4: disk full ----------------------------------------------------------------------
+
+@pytest.mark.skipif(not _unshare(), reason="needs unshare (user and mount namespaces) to mount a tmpfs")
+@pytest.mark.parametrize("command", [
+    "ingest {sample} --out {mnt}/o",
+    "generate {bundle} --out {mnt}/g.parquet --rate-scale 20",
+    "export {dir} --to mooncake --out {mnt}/m.jsonl",
+    "report {dir} --out {mnt}/r.html",
+])
+def test_disk_full_names_the_device_and_file(fitted, tmp_path, command):
+    mnt = tmp_path / "full"
+    cmd = command.format(sample=SAMPLE, bundle=fitted / "bundle.json", dir=fitted, mnt=mnt)
+    proc = _in_mount("size=48k", f"$ST {cmd}", mnt)
+    _one_line_error(proc, f"no space left on {mnt} while writing {mnt}/")
+
+
+# --- Crash 6 (up-front part): impossible generation sizes, non-finite options; its temp file --
+
+def test_generate_refuses_impossible_sizes_with_the_expected_count(fitted, tmp_path):
+    bundle = fitted / "bundle.json"
+    out = tmp_path / "g.parquet"
+    for args, words in [
+        (("--duration", "inf"), "finite"),
+        (("--duration", "nan"), "finite"),
+        (("--start", "1e300"), "--start"),
+        (("--rate-scale", "1e6"), "would generate about"),
+        (("--duration", "1e10", "--rate", "1000"), "would generate about 1e+13 requests"),
+    ]:
+        _one_line_error(run_cli("generate", bundle, "--out", out, *args), *words)
+    huge = json.loads(bundle.read_text())
+    huge["clients"][0]["windows"]["rate_rps"][0] = 1e300
+    (tmp_path / "huge.json").write_text(json.dumps(huge))
+    _one_line_error(run_cli("generate", tmp_path / "huge.json", "--out", out), "would generate about")
+    assert not out.exists()
+
+
+def test_killed_generate_temp_file_is_swept_by_the_next_run(fitted, tmp_path):
+    out = tmp_path / "g.parquet"
+    dead = tmp_path / ".g.parquet.k1ll3d00.parquet"  # what a SIGKILLed run leaves
+    dead.write_bytes(b"x" * 1000)
+    live = tmp_path / ".g.parquet.l1ve0000.parquet"  # a running one's: held under its flock
+    live.write_bytes(b"y")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY);"
+                               " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", live],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run_cli("generate", fitted / "bundle.json", "--out", out, "--duration", "600", check=True)
+        assert not dead.exists() and live.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert pq.read_table(out).num_rows > 0
+
+
+# --- Crash 8 / Valid input 5: every option checked once, before any work ---------------------
+
+@pytest.mark.parametrize("args", [
+    ("characterize", "{sample}", "--out", "{out}", "--window", "100000000000000000000"),
+    ("characterize", "{sample}", "--out", "{out}", "--window", "0"),
+    ("fit", "{dir}", "--window", "0"),
+    ("validate", "{sample}", "{sample}", "--out", "{out}", "--window", "-1"),
+    ("provision", "{dir}", "--out", "{out}", "--decode", "nan"),
+    ("provision", "{dir}", "--out", "{out}", "--quantile", "1.5"),
+    ("provision", "{dir}", "--out", "{out}", "--batch", "0"),
+    ("provision", "{dir}", "--out", "{out}", "--target", "inf"),
+    ("export", "{dir}", "--to", "mooncake", "--out", "{out}.jsonl", "--block-size", str(2**64)),
+    ("generate", "{bundle}", "--out", "{out}.parquet", "--seed", "-1"),
+    ("characterize", "{sample}", "--out", "{out}", "--group-by", "typo"),
+    ("fit", "{dir}", "--group-by", "model,typo"),
+])
+def test_numeric_and_vocabulary_options_are_checked_before_any_work(fitted, tmp_path, args):
+    out = tmp_path / "never"
+    fill = {"sample": SAMPLE, "out": out, "dir": fitted, "bundle": fitted / "bundle.json"}
+    flag = next(a for a in args if a.startswith("--") and a != "--out" and a != "--to")
+    proc = run_cli(*[a.format(**fill) for a in args])
+    _one_line_error(proc, f"Invalid value for '{flag}'")
+    assert not any(tmp_path.iterdir()), "an option error did work first"
+
+
+def test_model_service_grouping_is_one_vocabulary(fitted, tmp_path):
+    for command in (("characterize", SAMPLE, "--out", tmp_path / "c", "--quiet"), ("fit", fitted)):
+        run_cli(*command, "--group-by", "model,service", check=True)
+    assert json.loads((tmp_path / "c" / "findings.json").read_text())["settings"]["group_by"] == "model,service"
+
+
+# --- Crash 7: provision --bundle -------------------------------------------------------------
+
+def test_provision_with_a_bundle_generates_ours(fitted, tmp_path):
+    proc = run_cli("provision", fitted, "--out", tmp_path / "p", "--bundle", fitted / "bundle.json", "--json",
+                   check=True)
+    result = json.loads(proc.stdout)
+    assert set(result["capacity"]) == {"source", "ours", "naive"}
+    source, ours = result["traces"]["source"]["requests"], result["traces"]["ours"]["requests"]
+    assert source == 3000 and abs(ours - source) < 6 * source ** 0.5 + 0.3 * source
+
+
+# --- Data loss 4: Ctrl-C -------------------------------------------------------------------
+
+def _interrupt_at(args: list, out: Path, delay: float) -> tuple[int, str, float]:
+    proc = subprocess.Popen([sys.executable, "-m", "servetrace", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err, time.monotonic() - sent
+
+
+def _no_leftovers_and_unlocked(out: Path) -> None:
+    if not out.exists():
+        return
+    debris = [p.name for p in out.rglob("*") if p.name.startswith(".") and p.name != LOCK_NAME]
+    assert not debris, debris
+    fd = os.open(out / LOCK_NAME, os.O_RDONLY) if (out / LOCK_NAME).exists() else None
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if a dead run still held it
+        os.close(fd)
+    for p in out.rglob("*.parquet"):
+        pq.read_table(p)  # whole, never half-written
+    for p in out.glob("*.json"):
+        json.loads(p.read_text())
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.5, 5.0, 7.0])
+def test_ctrl_c_during_characterize_exits_130_at_once_and_leaves_nothing(tmp_path, delay):
+    out = tmp_path / "out"
+    code, err, took = _interrupt_at(["characterize", SAMPLE, "--out", out, "--quiet"], out, delay)
+    if code == 0:
+        pytest.skip("the run finished before the signal")
+    assert code == 130 and err.strip().splitlines()[-1] == "servetrace: interrupted", err
+    assert "Traceback" not in err
+    assert took < 5
+    _no_leftovers_and_unlocked(out)
+    run_cli("characterize", SAMPLE, "--out", out, "--quiet", check=True)  # the next run works
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.0, 1.6, 2.2])
+def test_ctrl_c_during_the_bundle_fit_threads(fitted, tmp_path, delay):
+    out = tmp_path / "fit"
+    shutil.copytree(fitted, out)
+    code, err, took = _interrupt_at(["fit", out], out, delay)
+    if code == 0:
+        pytest.skip("the fit finished before the signal")
+    assert code == 130 and err.strip() == "servetrace: interrupted", err
+    assert took < 5
+    _no_leftovers_and_unlocked(out)
+
+
+def test_ctrl_c_during_generate_removes_its_temp_file(fitted, tmp_path):
+    out = tmp_path / "g.parquet"
+    code, err, _ = _interrupt_at(["generate", fitted / "bundle.json", "--out", out, "--rate-scale", "400"], out, 1.5)
+    assert code == 130 and "servetrace: interrupted" in err
+    assert [p.name for p in tmp_path.iterdir()] == []
