@@ -199,6 +199,7 @@ def json_value(value: Any, digits: int | None = None) -> Any:
         if not math.isfinite(value):
             return None
         return float(f"{value:.{digits}g}") if digits else value
+    return value
 
 
 def no_space(exc: BaseException) -> bool:
