@@ -12,7 +12,7 @@ from servetrace.bundle.arrival_model import choose, covered_counts
 from servetrace.bundle.modulation import BIN_S, THETAS, fit_modulation, model_dispersion, observed_dispersion
 from servetrace.generation import GenerateOptions, generate_table
 from servetrace.generation.modulation import Modulation
-from servetrace.validation import metrics as m
+from servetrace.stats import fidelity as m
 from test_generate import W, bundle, client
 
 

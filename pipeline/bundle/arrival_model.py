@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.bundle.modulation import BIN_S, fit_modulation
-from servetrace.validation import metrics
+from servetrace.stats import fidelity as metrics
 
 CANDIDATES = ("renewal", "cox", "cox-renewal")
 SCALES_S = (1.0, 10.0, 60.0, 600.0)
