@@ -32,7 +32,7 @@ def partial_mean(family: str, p: dict, t: np.ndarray) -> np.ndarray:
             return p["shape"] * p["scale"] * special.gammainc(p["shape"] + 1, t / p["scale"])
         if family == "weibull":
             c, lam = p["shape"], p["scale"]
-            return lam * math.gamma(1 + 1 / c) * special.gammainc(1 + 1 / c, (t / lam) ** c)
+            return lam * np.exp(special.gammaln(1 + 1 / c)) * special.gammainc(1 + 1 / c, (t / lam) ** c)
         if family == "lognormal":
             mu, s = p["mu"], p["sigma"]
             return math.exp(mu + s * s / 2) * special.ndtr((np.log(t) - mu - s * s) / s)
@@ -112,7 +112,10 @@ def _fit_one(r: Rounded, family: str, start: dict) -> dict:
     def nll(v: np.ndarray) -> float:
         if np.any(np.abs(np.asarray(v)[logged]) > 50):
             return math.inf
-        ll = r.loglik(family, params(v))
+        try:
+            ll = r.loglik(family, params(v))
+        except (OverflowError, ZeroDivisionError, ValueError):  # the search strayed where a moment overflows
+            return math.inf
         return -ll if np.isfinite(ll) else math.inf
 
     v0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(names, logged)])
