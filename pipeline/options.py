@@ -63,7 +63,7 @@ def group_by(value: str | None) -> str | None:
     try:
         parse(value)
     except ServetraceError as exc:
-        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="'--group-by'") from None
+        raise typer.BadParameter(f"{value!r}: {str(exc).split(': ', 1)[-1]}", param_hint="'--group-by'") from None
     return value
 
 

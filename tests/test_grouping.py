@@ -69,5 +69,5 @@ def test_bad_group_by_fails_before_any_work(tmp_path):
     trace = shared_file("burstgpt", "BurstGPT_1_head400.csv")
     for cmd in (("characterize", trace, "--out", tmp_path / "c"), ("fit", tmp_path / "f")):
         proc = run_cli(*cmd, "--group-by", "model_service", "--quiet" if cmd[0] == "characterize" else "--json")
-        assert proc.returncode == 2 and "--group-by 'model_service'" in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.returncode == 2 and "'--group-by': 'model_service'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "c" / "requests.parquet").exists()

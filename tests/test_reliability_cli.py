@@ -120,17 +120,18 @@ def test_read_only_out_directory_is_one_line_error(fitted, tmp_path):
 # --- Crash 4: disk full ----------------------------------------------------------------------
 
 @pytest.mark.skipif(not _unshare(), reason="needs unshare (user and mount namespaces) to mount a tmpfs")
-@pytest.mark.parametrize("command", [
-    "ingest {sample} --out {mnt}/o",
-    "generate {bundle} --out {mnt}/g.parquet --rate-scale 20",
-    "export {dir} --to mooncake --out {mnt}/m.jsonl",
-    "report {dir} --out {mnt}/r.html",
+@pytest.mark.parametrize("command,expected", [
+    ("ingest {sample} --out {mnt}/o", "no space left on {mnt} while writing {mnt}/"),
+    # generate knows its size before writing: refused up front, naming the free space and the place
+    ("generate {bundle} --out {mnt}/g.parquet --rate-scale 20", "gib free in {mnt}"),
+    ("export {dir} --to mooncake --out {mnt}/m.jsonl", "no space left on {mnt} while writing {mnt}/"),
+    ("report {dir} --out {mnt}/r.html", "no space left on {mnt} while writing {mnt}/"),
 ])
-def test_disk_full_names_the_device_and_file(fitted, tmp_path, command):
+def test_disk_full_names_the_device_and_file(fitted, tmp_path, command, expected):
     mnt = tmp_path / "full"
     cmd = command.format(sample=SAMPLE, bundle=fitted / "bundle.json", dir=fitted, mnt=mnt)
     proc = _in_mount("size=48k", f"$ST {cmd}", mnt)
-    _one_line_error(proc, f"no space left on {mnt} while writing {mnt}/")
+    _one_line_error(proc, expected.format(mnt=mnt))
 
 
 # --- Crash 6 (up-front part): impossible generation sizes, non-finite options; its temp file --
