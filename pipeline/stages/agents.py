@@ -17,11 +17,11 @@ TABLES = ("agent_counts", "agent_gaps", "agent_context", "agent_outputs", "agent
 
 def agent_columns(con) -> list[str]:
     """The agent columns of `requests` with at least one value."""
-    names = {r[0] for r in con.execute("select column_name from (describe requests)").fetchall()}
+    names = set(con.sql("select * from requests limit 0").pl().columns)  # either engine's connection
     present = [c for c in AGENT_COLUMNS if c in names]
     if not present:
         return []
-    counts = con.execute(f"select {', '.join(f'count({c})' for c in present)} from requests").fetchall()[0]
+    counts = con.sql(f"select {', '.join(f'count({c}) as n_{c}' for c in present)} from requests").fetchall()[0]
     return [c for c, n in zip(present, counts) if n]
 
 
