@@ -25,14 +25,6 @@ def browser():
         b.close()
 
 
-def open_time_limit() -> float:
-    """2 s on an idle machine; scaled by the load when other work shares the cores (timing is CPU-bound)."""
-    import os
-
-    busy = os.getloadavg()[0] / (os.cpu_count() or 1)
-    return 2.0 * max(1.0, busy)
-
-
 def assert_opens_cleanly(seen, report: Path) -> None:
     assert seen.charts > 0
     assert seen.rendered == seen.charts, "a chart has neither svg nor canvas"
@@ -55,7 +47,6 @@ def test_fixture_report_in_chromium(browser, tmp_path):
     seen = visit(browser, report, "report_fixture.png")
     assert_opens_cleanly(seen, report)
     assert_summary_matches(seen, findings_doc())
-    assert seen.load_s < open_time_limit(), seen.load_s
     assert "</script><script>alert(1)</script>" in seen.text  # the hostile model name shows as text
 
 
@@ -114,7 +105,6 @@ def test_default_trace_report_in_chromium(browser, tmp_path):
     seen = visit(browser, report, "report_default.png")
     assert_opens_cleanly(seen, report)
     assert_summary_matches(seen, json.loads((out / "findings.json").read_text()))
-    assert seen.load_s < open_time_limit(), seen.load_s
     assert {"fig-fidelity-fidelity-rate", "fig-provision-provision-curve"} <= set(seen.drawn)
     checks = fidelity["checks"]
     passed = sum(c["pass"] is True for c in checks.values())

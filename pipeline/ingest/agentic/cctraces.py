@@ -82,7 +82,7 @@ def select_sql(path: Path, compression: str) -> str:
         from placed
     ),
     final as (
-        select _line,
+        select _line, k as _k, m as _m,
                left(case when _problem is null then call_text else coalesce(entry_text, _record) end,
                     {MAX_RECORD_CHARS}) as _record,
                _problem,
@@ -104,4 +104,5 @@ def select_sql(path: Path, compression: str) -> str:
         -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
         from (select *, cast(to_json(c) as varchar) as call_text from calls)
     )
-    select * from final"""
+    -- in the source's order (unnest runs in parallel): ties in arrival keep it
+    select * exclude (_k, _m) from final order by _line, _k, _m"""

@@ -39,14 +39,15 @@ def select_sql(lines: Path, compression: str) -> str:
         from ({typed(jsonl_records(lit(str(lines))), SESSION, 'turns')})
     ),
     calls as (
-        select _line, _record, session_id, turn, _problem, unnest(coalesce(t.llm_calls, [null])) as c
+        select _line, _record, session_id, turn, _problem, unnest(coalesce(t.llm_calls, [null])) as c,
+               unnest(range(1, coalesce(len(t.llm_calls), 0) + 1)) as _call
         from (select * replace (coalesce(_problem, case when t.llm_calls is null
                                     then 'turns[' || (turn - 1) || '].llm_calls missing or not a list' end) as _problem,
                                 coalesce(_record, case when t.llm_calls is null then turn_text end) as _record)
               from (select *, cast(to_json(t) as varchar) as turn_text from turns))
     ),
     final as (
-        select _line,
+        select _line, turn as _turn, _call,
                case when _problem is null then left(call_text, {MAX_RECORD_CHARS}) else _record end as _record,
                _problem,
                c.timestamp as arrival_s,
@@ -62,4 +63,5 @@ def select_sql(lines: Path, compression: str) -> str:
         -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
         from (select *, cast(to_json(c) as varchar) as call_text from calls)
     )
-    select * from final"""
+    -- in the source's order (unnest runs in parallel): ties in arrival keep it
+    select * exclude (_turn, _call) from final order by _line, _turn, _call"""

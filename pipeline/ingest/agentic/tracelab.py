@@ -71,4 +71,4 @@ def select_sql(lines: Path, compression: str) -> str:
                    rows between unbounded preceding and current row)) as varchar) as turn
         from fields
     )
-    select * from final"""
+    select * from final order by _line"""
