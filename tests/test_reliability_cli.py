@@ -250,7 +250,7 @@ def test_ctrl_c_during_characterize_exits_130_at_once_and_leaves_nothing(tmp_pat
         pytest.skip("the run finished before the signal")
     assert code == 130 and err.strip().splitlines()[-1] == "servetrace: interrupted", err
     assert "Traceback" not in err
-    assert took < 5
+    assert took < 10
     _no_leftovers_and_unlocked(out)
     run_cli("characterize", SAMPLE, "--out", out, "--quiet", check=True)  # the next run works
 
@@ -263,7 +263,7 @@ def test_ctrl_c_during_the_bundle_fit_threads(fitted, tmp_path, delay):
     if code == 0:
         pytest.skip("the fit finished before the signal")
     assert code == 130 and err.strip() == "servetrace: interrupted", err
-    assert took < 5
+    assert took < 10
     _no_leftovers_and_unlocked(out)
 
 
