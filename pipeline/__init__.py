@@ -28,11 +28,14 @@ __all__ = ["ServetraceError", "characterize", "export", "generate", "validate"]
 def characterize(trace: str | Path, out_dir: str | Path, *, window_s: int = 600, group_by: str | None = None,
                  format: str = "auto", mapping: dict[str, str] | Iterable[str] | None = None,
                  time_unit: str = "auto", memory_limit: str | None = None, quiet: bool = True,
-                 engine: str = "duckdb", spark_master: str | None = None, spark_conf: Iterable[str] | None = None) -> dict:
+                 engine: str = "duckdb", spark_master: str | None = None, spark_conf: Iterable[str] | None = None,
+                 stages=None, fit=None) -> dict:
     """Ingest `trace` into `out_dir` (reused when unchanged), run every stage and write
     findings.json, tables/, bundle.json and report.html; a ServeGen pool directory is imported as
     the bundle. `mapping` maps source columns to canonical ones ({"ts": "arrival_s"} or
-    ["ts=arrival_s"]); `group_by`: client_id|session_id|model|service|model_service|all."""
+    ["ts=arrival_s"]); `group_by`: client_id|session_id|model|service|columns joined by ","|all;
+    `stages` / `fit`: a servetrace.settings.StageSettings / FitSettings (thresholds; default: the
+    documented defaults), recorded in findings.json and bundle.json."""
     from servetrace.characterization import characterize as run
     from servetrace.ingest.options import ingest_settings
     from servetrace.settings import Settings
@@ -40,7 +43,8 @@ def characterize(trace: str | Path, out_dir: str | Path, *, window_s: int = 600,
     from servetrace.stages.engine import Engine
 
     pairs = [f"{k}={v}" for k, v in mapping.items()] if isinstance(mapping, dict) else list(mapping or [])
-    settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit)
+    settings = Settings(window_s=window_s, group_by=group_by, memory_limit=memory_limit,
+                        **({"stages": stages} if stages is not None else {}), **({"fit": fit} if fit is not None else {}))
     return run(trace, out_dir, settings, ingest_settings(format, pairs, time_unit), quiet=quiet,
                engine=Engine(engine, spark_master, parse_conf(list(spark_conf) if spark_conf else None)))
 

@@ -19,7 +19,7 @@ from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble
 from servetrace.outputs import BUNDLE, FINDINGS, REPORT, REQUESTS, TABLES
 from servetrace.schema import HASH_IDS
-from servetrace.settings import IngestSettings, Settings
+from servetrace.settings import IngestSettings, Settings, ingest_of, record
 from servetrace.rows import read
 from servetrace.rows import stream as row_stream
 from servetrace.stages import gaps, gaps_sql, sql
@@ -27,13 +27,13 @@ from servetrace.stages.agents import agents
 from servetrace.stages.engine import Engine
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
-from servetrace.stages.context import PER_WINDOW_N, Context, sql_variables
+from servetrace.stages.context import Context, sql_variables
 from servetrace.stages.failures import failures
 from servetrace.stages.lengths import lengths
 from servetrace.stages.multimodal import multimodal
 from servetrace.stages.periodicity import periodicity
 from servetrace.stages.prefix import prefix, reuse_of
-from servetrace.stages.quality import DEROUND_FROM_S, quality, timestamp_resolution, trace_profile
+from servetrace.stages.quality import quality, timestamp_resolution, trace_profile
 from servetrace.stages.reasoning import reasoning
 from servetrace.stages.sessions import sessions
 
@@ -86,8 +86,8 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         sql.run_sql(con, "stg_requests")
         grid = sql.table(con, "timestamp_grid", order_by="grid_s") if ctx.rows else pl.DataFrame(
             {"grid_s": [], "share_on_grid": []}, schema={"grid_s": pl.Float64, "share_on_grid": pl.Float64})
-        resolution, _ = timestamp_resolution(grid) if ctx.rows else (None, 0.0)
-        jitter = resolution if resolution is not None and resolution >= DEROUND_FROM_S and ctx.rows > 1 else 0.0
+        resolution, _ = timestamp_resolution(grid, settings.stages.grid_share) if ctx.rows else (None, 0.0)
+        jitter = resolution if resolution is not None and resolution >= settings.stages.deround_from_s and ctx.rows > 1 else 0.0
         ctx = ctx.with_resolution(resolution, jitter)
         variables["jitter_s"] = float(jitter)
         sql.set_variables(con, {"jitter_s": float(jitter)})
@@ -104,7 +104,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
             fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
             gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
-                                     settings.window_s, jitter, ctx.sample_p, PER_WINDOW_N, fit)
+                                     settings.window_s, jitter, ctx.sample_p, settings.stages.per_window_n, fit)
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)
@@ -135,9 +135,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             found.extend(result if isinstance(result, list) else [result])
             tables.update(produced)
     tables.setdefault("window_rates", window_rates)
-    run_settings = {**settings.to_dict(), "group_by": ctx.group_by}
-    for key in ("memory_limit", "threads"):  # how the run was resourced does not change its numbers
-        run_settings.pop(key, None)
+    run_settings = record(settings, ctx.group_by, ingest_of(ctx.meta))
     bundle = None
     if fit is not None:
         from servetrace.bundle.fit import with_reuse_models
@@ -152,7 +150,7 @@ def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
 
     columns = fit.fit_columns(Path(requests), settings.group_by)
     return fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
-                   fit.category_of(read.file_batches(Path(requests)), columns))
+                   fit.category_of(read.file_batches(Path(requests)), columns), ingest_of(ctx.meta))
 
 
 def _run_stage(requests, name: str, stage: Callable, step: Callable[[str], None]):

@@ -8,7 +8,7 @@ import polars as pl
 
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.rows import read
-from servetrace.bundle.fit import DATASET_WINDOW_S, KS_SAMPLE, MAX_CLIENTS, OTHER, Aggregates, assemble, choose_grouping
+from servetrace.bundle.fit import OTHER, Aggregates, assemble, choose_grouping
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.settings import Settings
 
@@ -23,7 +23,7 @@ def key_expr(cols: list[str]) -> pl.Expr:
 
 def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     window_s = int(settings.window_s)
-    dataset_window_s = max(window_s, int(round(DATASET_WINDOW_S / window_s)) * window_s)
+    dataset_window_s = max(window_s, int(round(settings.fit.dataset_window_s / window_s)) * window_s)
     chosen = choose_grouping(read.frame_batches(requests), requests.columns, settings.group_by)
     group_name, cols = chosen.name, list(chosen.columns)
     requests = requests.sort("arrival_s", maintain_order=True)
@@ -35,7 +35,7 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
     key = key_expr(cols)
     counts = requests.group_by(key.alias("client")).len().sort(["len", "client"], descending=[True, False])
     top = counts["client"].to_list()
-    merged = {c: (c if i < MAX_CLIENTS - 1 or len(top) <= MAX_CLIENTS else OTHER) for i, c in enumerate(top)}
+    merged = {c: (c if i < settings.fit.max_clients - 1 or len(top) <= settings.fit.max_clients else OTHER) for i, c in enumerate(top)}
     names = sorted(set(merged.values()))
     frame = requests.with_columns(
         key.replace_strict(merged).replace_strict({c: i for i, c in enumerate(names)}, return_dtype=pl.Int32).alias("client"),
@@ -62,8 +62,8 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
     per_window = fits(["client", "window_start_s"], "x_window", covered)
     per_client = fits(["client"], "x", max(t1 - t0, arrivals.MIN_COVER_S))
     overall = fits(["window_start_s"], "x_all", covered)
-    head = frame.group_by("client", maintain_order=True).head(KS_SAMPLE + 1).drop_nulls("x")
-    ks = {c: g["x"].to_numpy()[:KS_SAMPLE] for (c,), g in head.partition_by("client", as_dict=True).items()}
+    head = frame.group_by("client", maintain_order=True).head(settings.fit.ks_sample + 1).drop_nulls("x")
+    ks = {c: g["x"].to_numpy()[:settings.fit.ks_sample] for (c,), g in head.partition_by("client", as_dict=True).items()}
     nonzero = frame.select((pl.col("failed").fill_null(False) & (pl.col("output_tokens").fill_null(0) != 0)).any()).item()
     category = ("reason" if (frame["reason_tokens"].fill_null(0) > 0).any()
                 else "multimodal" if (frame["image_count"].fill_null(0) > 0).any() else "language")

@@ -14,10 +14,10 @@ from scipy import stats
 from bundle_reference import reference_bundle
 from servetrace.bundle import ranks as fit_ranks, sums
 from servetrace.rows import moments, read
-from servetrace.bundle.fit import MAX_CLIENTS, OTHER, bundle_from_requests, fit_bundle
+from servetrace.bundle.fit import OTHER, bundle_from_requests, fit_bundle
 from servetrace.io import write_parquet
 from servetrace.schema import CANONICAL
-from servetrace.settings import Settings
+from servetrace.settings import DEFAULTS, Settings
 from test_bundle_fit import SOURCE, canonical, planted_client
 
 
@@ -27,15 +27,15 @@ def _without_time(bundle: dict) -> dict:
 
 def test_clients_beyond_the_cap_merge_into_other():
     rng = np.random.default_rng(11)
-    n = MAX_CLIENTS + 44
+    n = DEFAULTS.fit.max_clients + 44
     sizes = 5 + np.arange(n)  # distinct sizes: the smallest 45 clients are merged
     frame = canonical(pl.concat([planted_client(rng, f"c{i:03d}", 1.0, 1.0, int(s), 0.0) for i, s in enumerate(sizes)]))
     clients = bundle_from_requests(frame, Settings(), SOURCE)["clients"]
-    assert len(clients) == MAX_CLIENTS
+    assert len(clients) == DEFAULTS.fit.max_clients
     other = next(c for c in clients if c["id"] == OTHER)
-    assert other["requests"] == int(sizes[:n - MAX_CLIENTS + 1].sum())
+    assert other["requests"] == int(sizes[:n - DEFAULTS.fit.max_clients + 1].sum())
     kept = {c["id"]: c["requests"] for c in clients if c["id"] != OTHER}
-    assert kept == {f"c{i:03d}": int(s) for i, s in enumerate(sizes) if i >= n - MAX_CLIENTS + 1}
+    assert kept == {f"c{i:03d}": int(s) for i, s in enumerate(sizes) if i >= n - DEFAULTS.fit.max_clients + 1}
     assert sum(c["share"] for c in clients) == pytest.approx(1.0)
 
 
@@ -98,7 +98,7 @@ def _tables() -> dict[str, pl.DataFrame]:
     images = pl.Series(np.where(rng.random(n) < 0.4, rng.integers(1, 4, n), 0).astype(np.int32))
     multimodal = mixed.with_columns(images.alias("image_count"),
                                     (images * 256 + pl.Series(rng.integers(0, 3, n))).cast(pl.Int32).alias("image_tokens"))
-    many = pl.concat([planted_client(rng, f"c{i:03d}", 1.0, 1.0, 5 + i, 0.0) for i in range(MAX_CLIENTS + 9)])
+    many = pl.concat([planted_client(rng, f"c{i:03d}", 1.0, 1.0, 5 + i, 0.0) for i in range(DEFAULTS.fit.max_clients + 9)])
     by_model = mixed.with_columns(pl.col("client_id").alias("model"), pl.lit("api").alias("service"),
                                   pl.lit(None, dtype=pl.String).alias("client_id"))
     constant = mixed.with_columns(pl.lit(100, dtype=pl.Int32).alias("input_tokens"))  # Spearman undefined: NaN
@@ -219,5 +219,5 @@ def test_many_grouping_combinations_equal_the_in_memory_fit(monkeypatch):
                                          pl.Series("session_id", rng.integers(0, 400, n).astype(str))))
     settings = Settings(group_by="client_id,session_id")
     got = bundle_from_requests(frame, settings, SOURCE)
-    assert got["group_by"] == "client_id,session_id" and len(got["clients"]) == MAX_CLIENTS
+    assert got["group_by"] == "client_id,session_id" and len(got["clients"]) == DEFAULTS.fit.max_clients
     assert_same(got, reference_bundle(frame, settings, SOURCE))

@@ -17,7 +17,7 @@ from servetrace.rows import stream as row_stream
 from servetrace.schema import CANONICAL
 from servetrace.settings import Settings
 from servetrace.stages import gaps, gaps_sql, sql
-from servetrace.stages.context import PER_WINDOW_N, Context, sql_variables
+from servetrace.stages.context import Context, sql_variables
 from servetrace.stages.quality import trace_profile
 
 
@@ -46,7 +46,7 @@ def _both(path, jitter_s: float):
         sql.run_sql(con, "stg_requests")
         codings = gaps.stage_codes(path, ctx.rows, ctx.grouping)
         stream = row_stream.one_pass(con, ctx.rows, codings, ctx.t0_s, ctx.t1_s, settings.window_s, jitter_s,
-                                     ctx.sample_p, PER_WINDOW_N)
+                                     ctx.sample_p, settings.stages.per_window_n)
         sets = gaps_sql.compute(con, ctx.rows, ctx.t0_s, ctx.t1_s, settings.window_s)
     return stream, sets
 

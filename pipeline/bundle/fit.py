@@ -31,13 +31,10 @@ from servetrace.rows import read
 from servetrace.rows.codes import Codes, frame_group_codes, group_codes
 from servetrace.rows.moments import moments
 from servetrace.outputs import BUNDLE, REQUESTS
-from servetrace.settings import Settings
-from servetrace.stats.pmf import DEFAULT_BINNING, pmf_fit
+from servetrace.settings import Settings, ingest_of, record
+from servetrace.stats.pmf import pmf_fit
 
-DATASET_WINDOW_S = 21_600  # 6 h, ServeGen's length-distribution window
-MAX_CLIENTS = 256  # beyond this, the smallest clients are merged into one "(other)" group
-OTHER = "(other)"
-KS_SAMPLE = 20_000  # a client's first inter-arrivals, for the KS distance
+OTHER = "(other)"  # the clients past settings.fit.max_clients, merged
 
 
 def choose_grouping(batches: read.Batches, columns: list[str], group_by: str | None) -> Grouping:
@@ -62,7 +59,7 @@ class Aggregates:
     per_window: pl.DataFrame  # client, window_start_s, requests, rate_rps, cv, family, shape, scale, failed
     per_client: pl.DataFrame  # client, requests, rate_rps, cv, family, shape, scale, failed
     overall: pl.DataFrame  # window_start_s, rate_rps, cv (every row as one client)
-    ks: dict  # client -> its first KS_SAMPLE inter-arrivals
+    ks: dict  # client -> its first settings.fit.ks_sample inter-arrivals
     nonzero: bool  # some failed request has an output
     counts: dict  # field -> (client, dataset_start_s, field, n) over requests that did not fail
     joint: pl.DataFrame  # client, rho:a:b, corr:a:b
@@ -74,14 +71,15 @@ class Fit:
     second pass and the bundle."""
 
     def __init__(self, columns: list[str], settings: Settings, source: dict, by: Grouping, groups: Codes, t0: float,
-                 category: str, dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None):
+                 category: str, ingest: dict | None = None):
         window_s = int(settings.window_s)
-        self.settings, self.source, self.by, self.t0, self.category, self.binning = settings, source, by, t0, category, binning
-        self.dataset_window_s = max(window_s, int(round(dataset_window_s / window_s)) * window_s)
+        self.settings, self.source, self.by, self.t0, self.category = settings, source, by, t0, category
+        self.binning, self.ingest = settings.fit.binning(), ingest
+        self.dataset_window_s = max(window_s, int(round(settings.fit.dataset_window_s / window_s)) * window_s)
         self.grid = sums.Grid(int(np.floor(t0 / window_s) * window_s), window_s, self.dataset_window_s)
-        self.clients = sums.Clients(groups, MAX_CLIENTS, OTHER)
+        self.clients = sums.Clients(groups, settings.fit.max_clients, OTHER)
         self.inputs = [c for c in lengths.LENGTH_INPUTS if c in columns]
-        self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, KS_SAMPLE)
+        self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, settings.fit.ks_sample)
         self.counts = sums.LengthCounts(self.grid, category)
 
     @property
@@ -116,7 +114,7 @@ class Fit:
                       for n, f in counts.items()}
         agg = Aggregates(self.clients.names, self.by.name, self.category, self.rows, t0, t1, per_window, per_client,
                          overall, first["ks"], first["nonzero"], pmf_counts, spearman(ranks, cross, jnames))
-        return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning)
+        return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning, self.ingest)
 
 
 def category_of(batches: read.Batches, columns: list[str]) -> str:
@@ -128,16 +126,14 @@ def category_of(batches: read.Batches, columns: list[str]) -> str:
 
 
 def fit_batches(batches: read.Batches, columns: list[str], settings: Settings, source: dict,
-                groups_of: Callable[[Grouping], Codes], dataset_window_s: int = DATASET_WINDOW_S,
-                binning: dict | None = None) -> dict:
+                groups_of: Callable[[Grouping], Codes], ingest: dict | None = None) -> dict:
     """The bundle of a table given as batches of rows in arrival order (read.Unsorted if not);
     `groups_of(grouping)`: the group codes of its rows."""
     chosen = choose_grouping(batches, columns, settings.group_by)
     t0 = read.first_arrival(batches)
     if t0 is None:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
-    fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns),
-              dataset_window_s, binning)
+    fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns), ingest)
     fit.first_pass(batches(fit.read))
     return fit.finish(batches)
 
@@ -168,8 +164,9 @@ def _lists_by_client(frame: pl.DataFrame, key: str, cols: list[str]) -> dict:
     return {r["client"]: r for r in grouped.iter_rows(named=True)}
 
 
-def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s: int, binning: dict | None) -> dict:
-    binning = dict(binning or DEFAULT_BINNING)
+def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s: int, binning: dict | None,
+             ingest: dict | None = None) -> dict:
+    binning = dict(binning or settings.fit.binning())
     window_s = int(settings.window_s)
     t0, t1 = agg.t0, agg.t1
     g0 = int(np.floor(t0 / window_s) * window_s)
@@ -231,8 +228,7 @@ def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s
         "schema": SCHEMA_ID,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source,
-        "settings": {**settings.to_dict(), "dataset_window_s": dataset_window_s, "pmf_binning": binning,
-                     "max_clients": MAX_CLIENTS},
+        "settings": record(settings, agg.group_name, ingest),
         "window_s": window_s,
         "dataset_window_s": dataset_window_s,
         "span_s": float(grid.size * window_s),
@@ -306,15 +302,14 @@ def _sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str |
     return out
 
 
-def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dict,
-                         dataset_window_s: int = DATASET_WINDOW_S, binning: dict | None = None) -> dict:
+def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     """The bundle of a request frame (any row order)."""
     if requests.height == 0:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
     if not requests["arrival_s"].is_sorted():
         requests = requests.sort("arrival_s", maintain_order=True)
     return fit_batches(read.frame_batches(requests), requests.columns, settings, source,
-                       lambda by: frame_group_codes(requests, by), dataset_window_s, binning)
+                       lambda by: frame_group_codes(requests, by))
 
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
@@ -325,11 +320,11 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
     columns = fit_columns(path, settings.group_by)
     try:
-        bundle = _fit_file(path, columns, settings, source_of(path))
+        bundle = _fit_file(path, columns, settings, path)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
             copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
-            bundle = _fit_file(copy, columns, settings, source_of(path))
+            bundle = _fit_file(copy, columns, settings, path)
     return with_reuse_models(bundle, path, settings)
 
 
@@ -338,11 +333,15 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings) -> dict:
     return {**bundle, **fit_reuse_models(path, settings.seed)}
 
 
-def _fit_file(path: Path, columns: list[str], settings: Settings, source: dict) -> dict:
+def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:
+    """The bundle of the table at `path` (sorted), recording `original`'s source and ingest settings."""
     import pyarrow.parquet as pq
 
+    from servetrace.io import parquet_metadata
+
     rows = pq.ParquetFile(path).metadata.num_rows
-    return fit_batches(read.file_batches(path), columns, settings, source, lambda by: group_codes(path, rows, by))
+    return fit_batches(read.file_batches(path), columns, settings, source_of(original),
+                       lambda by: group_codes(path, rows, by), ingest_of(parquet_metadata(original)))
 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:

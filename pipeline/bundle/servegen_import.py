@@ -17,7 +17,8 @@ from scipy.special import gammaln
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
 from servetrace.errors import ServetraceError
 from servetrace.stats.families import LEGACY_NAMES, weibull_shape_for_cv
-from servetrace.stats.pmf import DEFAULT_BINNING, REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
+from servetrace.settings import DEFAULTS
+from servetrace.stats.pmf import REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
 
 TRACE_RE = re.compile(r"^chunk-(\d+)-trace\.csv$")
 DATASET_RE = re.compile(r"^chunk-(\d+)-dataset\.json$")
@@ -132,7 +133,7 @@ def iat_summary(family: list, cv: np.ndarray, requests: np.ndarray, active_s: np
 def import_servegen_pool(pool_dir: str | Path, binning: dict | None = None) -> dict:
     """A bundle (dict, not yet saved) from a ServeGen pool directory."""
     pool = Path(pool_dir)
-    binning = dict(binning or DEFAULT_BINNING)
+    binning = dict(binning or DEFAULTS.fit.binning())
     if not pool.is_dir():
         raise ServetraceError(f"{pool}: not a directory")
     traces = {int(m.group(1)): p for p in pool.iterdir() if (m := TRACE_RE.match(p.name))}

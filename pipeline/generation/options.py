@@ -1,4 +1,4 @@
-"""What `servetrace generate` is asked for, checked once; the timeline it implies."""
+"""The clients and the timeline `servetrace generate` is asked for (GenerateOptions: settings.py)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servetrace.errors import ServetraceError
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    start_s: float | None = None  # default: the source's first arrival (`covered`), else the first window start
-    duration_s: float | None = None  # default: to the source's last arrival, else the bundle's span
-    rate_scale: float | None = None  # multiply every client's rate
-    rate_rps: float | None = None  # or: scale so the mean aggregate rate is this
-    rate_fn: tuple[tuple[float, float], ...] | None = None  # or: (window start s, aggregate rps), ascending
-    time_scale: float | None = None  # then: seconds after the start x this (2 = twice as slow)
-    clients: str | None = None  # "top:N" or comma-separated client ids
-    seed: int = 0
-    sessions: bool = True  # run the bundle's session model (v2) when it has one
-    block_size: int | None = None  # hash_ids block size (default: the source's)
-
-    def __post_init__(self) -> None:
-        given = [x is not None for x in (self.rate_scale, self.rate_rps, self.rate_fn)]
-        if sum(given) > 1:
-            raise ServetraceError("give at most one of --rate-scale, --rate, --rate-fn")
-        if self.block_size is not None and not self.block_size >= 1:
-            raise ServetraceError(f"--block-size {self.block_size}: must be >= 1 token")
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise ServetraceError(f"--duration {self.duration_s}: must be > 0")
-        for name, v in (("--rate-scale", self.rate_scale), ("--rate", self.rate_rps)):
-            if v is not None and not (v >= 0 and np.isfinite(v)):
-                raise ServetraceError(f"{name} {v}: must be a finite number >= 0")
-        if self.time_scale is not None and not (self.time_scale > 0 and np.isfinite(self.time_scale)):
-            raise ServetraceError(f"--time-scale {self.time_scale}: must be a finite number > 0")
-        if self.rate_fn is not None:
-            starts = np.array([s for s, _ in self.rate_fn], dtype=float)
-            rates = np.array([r for _, r in self.rate_fn], dtype=float)
-            if len(starts) == 0 or (np.diff(starts) <= 0).any() or (rates < 0).any() or not np.isfinite(rates).all():
-                raise ServetraceError("--rate-fn: needs ascending window starts and finite rates >= 0")
-
-    def to_dict(self) -> dict:
-        return {"start_s": self.start_s, "duration_s": self.duration_s, "rate_scale": self.rate_scale,
-                "time_scale": self.time_scale, "rate_rps": self.rate_rps,
-                "rate_fn_windows": len(self.rate_fn) if self.rate_fn else None,
-                "clients": self.clients, "seed": self.seed, "sessions": self.sessions, "block_size": self.block_size}
+from servetrace.settings import GenerateOptions
 
 
 def select_clients(bundle: dict, spec: str | None) -> list[int]:

@@ -1,7 +1,8 @@
 """The under-provisioning experiment: servers needed for a latency target, per trace."""
 
 from servetrace.provision.capacity import Requests, min_servers
-from servetrace.provision.model import ServingModel, latencies
+from servetrace.provision.model import latencies
+from servetrace.settings import ServingModel
 from servetrace.provision.naive import naive_requests
 from servetrace.provision.run import provision_result, provision_traces
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from servetrace.provision.model import ServingModel, latencies
+from servetrace.provision.model import latencies, unqueued_s, work_s
+from servetrace.settings import ServingModel
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,12 @@ def latency_quantile(r: Requests, servers: int, model: ServingModel) -> float:
 def min_servers(r: Requests, model: ServingModel) -> dict:
     """Smallest N with latency quantile <= target: doubling from the load bound, then bisection
     (latency falls as servers are added). `servers` is None when the target is out of reach."""
-    floor = float(np.quantile(model.unqueued_s(r.input_tokens, r.output_tokens), model.quantile))
+    floor = float(np.quantile(unqueued_s(model, r.input_tokens, r.output_tokens), model.quantile))
     if floor > model.target_s:
         return {"servers": None, "latency_s": None, "evaluations": 0,
                 "reason": f"latency without any queueing is already {floor:.3g} s > target {model.target_s:g} s"}
     span = float(r.arrival_s[-1] - r.arrival_s[0]) if len(r.arrival_s) > 1 else 0.0
-    work = float(model.work_s(r.input_tokens, r.output_tokens).sum())
+    work = float(work_s(model, r.input_tokens, r.output_tokens).sum())
     lo = max(1, math.ceil(work / span) if span > 0 else 1)  # fewer servers than this cannot keep up
     seen: dict[int, float] = {}
 

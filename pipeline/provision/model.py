@@ -20,52 +20,21 @@ experiment is a comparison between traces under one model, so every parameter is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
-from servetrace.errors import ServetraceError
-
-ROUTINGS = ("round_robin", "random")
-METRICS = ("ttft", "e2e")
+from servetrace.settings import ServingModel
 
 
-@dataclass(frozen=True)
-class ServingModel:
-    prefill_s_per_token: float = 2.5e-4  # 4,000 prompt tokens/s per server
-    decode_s_per_token: float = 0.03  # one decode step: 33 tokens/s per request
-    batch: int = 16  # requests sharing a decode step
-    overhead_s: float = 0.0  # fixed cost per request (scheduling, tokenization)
-    routing: str = "round_robin"
-    metric: str = "ttft"  # ttft | e2e
-    quantile: float = 0.99
-    target_s: float = 2.0
-    max_servers: int = 100_000
-    seed: int = 0  # random routing
+def work_s(model: ServingModel, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+    """Server-seconds each request brings."""
+    return (model.overhead_s + model.prefill_s_per_token * input_tokens
+            + model.decode_s_per_token * output_tokens / model.batch)
 
-    def __post_init__(self) -> None:
-        if self.routing not in ROUTINGS:
-            raise ServetraceError(f"routing {self.routing!r}: expected one of {', '.join(ROUTINGS)}")
-        if self.metric not in METRICS:
-            raise ServetraceError(f"latency metric {self.metric!r}: expected one of {', '.join(METRICS)}")
-        if not 0 < self.quantile <= 1:
-            raise ServetraceError(f"quantile {self.quantile}: expected 0 < q <= 1")
-        if min(self.prefill_s_per_token, self.decode_s_per_token, self.overhead_s) < 0 or self.batch < 1:
-            raise ServetraceError("serving model: costs must be >= 0 and batch >= 1")
-        if self.target_s <= 0 or self.max_servers < 1:
-            raise ServetraceError("serving model: target_s must be > 0 and max_servers >= 1")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def work_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        return (self.overhead_s + self.prefill_s_per_token * input_tokens
-                + self.decode_s_per_token * output_tokens / self.batch)
-
-    def unqueued_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """Latency with no wait: the floor no number of servers goes below."""
-        ttft = self.overhead_s + self.prefill_s_per_token * input_tokens
-        return ttft if self.metric == "ttft" else ttft + self.decode_s_per_token * output_tokens
+def unqueued_s(model: ServingModel, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
+    """Latency with no wait: the floor no number of servers goes below."""
+    ttft = model.overhead_s + model.prefill_s_per_token * input_tokens
+    return ttft if model.metric == "ttft" else ttft + model.decode_s_per_token * output_tokens
 
 
 def routes(n: int, servers: int, model: ServingModel) -> np.ndarray:
@@ -104,6 +73,6 @@ def waits(arrival_s: np.ndarray, work_s: np.ndarray, server: np.ndarray) -> np.n
 def latencies(arrival_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray, servers: int,
               model: ServingModel) -> np.ndarray:
     """Per-request latency (the model's metric) with `servers` servers."""
-    work = model.work_s(input_tokens, output_tokens)
+    work = work_s(model, input_tokens, output_tokens)
     wait = waits(arrival_s, work, routes(len(arrival_s), servers, model))
-    return wait + model.unqueued_s(input_tokens, output_tokens)
+    return wait + unqueued_s(model, input_tokens, output_tokens)

@@ -11,7 +11,8 @@ from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, wr
 from servetrace.outputs import INPUTS, PROVISION, PROVISION_CURVE, PROVISION_PAGE, table_path
 from servetrace.provision import model as model_doc
 from servetrace.provision.capacity import Requests, latency_curve, min_servers, server_grid
-from servetrace.provision.model import ServingModel
+from servetrace.provision.model import work_s
+from servetrace.settings import ServingModel
 from servetrace.provision.naive import naive_requests
 from servetrace.validation.html import h2, note, page_html, table_html
 from servetrace.validation.inputs import load_requests
@@ -49,7 +50,7 @@ def provision_result(traces: dict[str, Requests], model: ServingModel) -> tuple[
 
 def _trace_summary(r: Requests, model: ServingModel) -> dict:
     span = float(r.arrival_s[-1] - r.arrival_s[0]) if len(r.arrival_s) > 1 else 0.0
-    work = model.work_s(r.input_tokens, r.output_tokens)
+    work = work_s(model, r.input_tokens, r.output_tokens)
     return {"requests": len(r.arrival_s), "span_s": span,
             "mean_rps": len(r.arrival_s) / span if span else None,
             "mean_work_s": float(work.mean()) if len(work) else None,

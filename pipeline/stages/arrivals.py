@@ -8,13 +8,11 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
+from servetrace.settings import DEFAULTS, StageSettings
 from servetrace.stages.context import Context, fmt
 from servetrace.stages.gaps import GapResults
 from servetrace.stats import families, rounded
 
-MIN_FIT_GAPS = 10  # fewer positive gaps than this: no family fit
-MIN_WINDOW_GAPS = 20  # per-window fits need at least this many positive gaps in the window
-IAT_BINS_PER_DECADE = 10
 
 
 def peak_to_mean(window_rates: pl.DataFrame) -> float | None:
@@ -24,9 +22,9 @@ def peak_to_mean(window_rates: pl.DataFrame) -> float | None:
     return float(rates.max() / rates.mean()) if len(rates) and rates.mean() > 0 else None
 
 
-def window_fits(samples: pl.DataFrame) -> pl.DataFrame:
+def window_fits(samples: pl.DataFrame, t: StageSettings = DEFAULTS.stages) -> pl.DataFrame:
     """Per window: the four families fitted by MLE on its (sampled) gaps, KS of each, the best."""
-    counts = samples.group_by("window_idx").len().filter(pl.col("len") >= MIN_WINDOW_GAPS)
+    counts = samples.group_by("window_idx").len().filter(pl.col("len") >= t.min_window_gaps)
     samples = samples.join(counts.select("window_idx"), on="window_idx").sort("window_idx", "iat_s")
     if samples.height == 0:
         return pl.DataFrame(schema={"window_idx": pl.Int64, "gaps_fitted": pl.Int64, "best_family": pl.String})
@@ -34,7 +32,7 @@ def window_fits(samples: pl.DataFrame) -> pl.DataFrame:
     x = families.padded([np.asarray(v) for v in grouped["iat_s"].to_list()])
     fits = families.fit_iat_rows(x)
     cols = {"window_idx": grouped["window_idx"], "gaps_fitted": np.isfinite(x).sum(axis=1),
-            "best_family": families.best_family(fits).tolist()}
+            "best_family": families.best_family(fits, t.bic_margin, t.ks_fits).tolist()}
     for fam, fit in fits.items():
         for name, value in fit["params"].items():
             cols[f"{fam}_{name}"] = value
@@ -43,11 +41,11 @@ def window_fits(samples: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
-def iat_hist(sample: np.ndarray, fits: dict) -> pl.DataFrame:
+def iat_hist(sample: np.ndarray, fits: dict, per_decade: int = DEFAULTS.stages.iat_bins_per_decade) -> pl.DataFrame:
     """Log-binned histogram of the sampled gaps with each fitted family's expected share per bin."""
-    lo_exp = np.floor(np.log10(sample.min()) * IAT_BINS_PER_DECADE)
-    hi_exp = np.ceil(np.log10(sample.max()) * IAT_BINS_PER_DECADE) + 1
-    edges = 10 ** (np.arange(lo_exp, hi_exp + 1) / IAT_BINS_PER_DECADE)
+    lo_exp = np.floor(np.log10(sample.min()) * per_decade)
+    hi_exp = np.ceil(np.log10(sample.max()) * per_decade) + 1
+    edges = 10 ** (np.arange(lo_exp, hi_exp + 1) / per_decade)
     counts, _ = np.histogram(sample, edges)
     width = np.diff(edges)
     cols = {"iat_s": np.sqrt(edges[:-1] * edges[1:]), "bin_lo_s": edges[:-1], "bin_hi_s": edges[1:],
@@ -65,20 +63,21 @@ def iat_fit_curves(hist: pl.DataFrame, fits: dict) -> pl.DataFrame:
                                     "density": hist[f"{fam}_share"].to_numpy() / width}) for fam in fits])
 
 
-def overall_fit(sample: np.ndarray, grid_s: float | None) -> tuple[dict | None, dict, np.ndarray]:
+def overall_fit(sample: np.ndarray, grid_s: float | None,
+                t: StageSettings = DEFAULTS.stages) -> tuple[dict | None, dict, np.ndarray]:
     """Families fitted to the sampled raw gaps: when timestamps are rounded (a detected grid, or
     ties below it), by the likelihood of the gaps as the grid shows them (stats.rounded: ties are
     gaps shorter than the resolution, not dropped), else by the closed-form MLE of the positive gaps.
     Returns the chosen fit (with `grid_s`), all fits, and the positive gaps (for the histogram)."""
     sample = np.sort(sample[np.isfinite(sample) & (sample >= 0)])
     positive = sample[sample > 0]
-    if len(positive) < MIN_FIT_GAPS:
+    if len(positive) < t.min_fit_gaps:
         return None, {}, positive
     delta = rounded.resolution_of(sample, grid_s)
     fits = rounded.fit_rounded(sample, delta) if delta else families.fit_iat_rows(positive[None, :])
     if not fits:
         return None, {}, positive
-    return {**families.chosen_fit(fits), "grid_s": delta}, fits, positive
+    return {**families.chosen_fit(fits, t.ks_fits, t.bic_margin), "grid_s": delta}, fits, positive
 
 
 def arrivals_by_group(gaps: GapResults, ctx: Context, top_groups: list[str]) -> pl.DataFrame:
@@ -103,17 +102,17 @@ def arrivals(con, ctx: Context, window_rates: pl.DataFrame, gaps: GapResults) ->
     idc = sql.table(con, "idc", order_by="scale_s")
     top_groups = con.sql("select group_key from stg_top_groups").pl()["group_key"].to_list()
     by_group = arrivals_by_group(gaps, ctx, top_groups)
-    best, fits, sample = overall_fit(gaps.iat_sample, ctx.resolution_s)
-    per_window = window_fits(gaps.window_sample)
+    best, fits, sample = overall_fit(gaps.iat_sample, ctx.resolution_s, ctx.settings.stages)
+    per_window = window_fits(gaps.window_sample, ctx.settings.stages)
     tables = {"window_rates": window_rates, "idc": idc, "window_iat_fits": per_window, "arrivals_by_group": by_group}
     derounded = ctx.jitter_s > 0
     if best is None:
-        best_fit = absent(f"fewer than {MIN_FIT_GAPS} positive gaps between arrivals")
+        best_fit = absent(f"fewer than {ctx.settings.stages.min_fit_gaps} positive gaps between arrivals")
     else:
         best_fit = {**best, "sample": int(len(gaps.iat_sample))}
-        tables["iat_hist"] = iat_hist(sample, fits)
+        tables["iat_hist"] = iat_hist(sample, fits, ctx.settings.stages.iat_bins_per_decade)
         tables["iat_fit"] = iat_fit_curves(tables["iat_hist"], fits)
-    cvs = window_rates.filter(pl.col("gaps") >= MIN_WINDOW_GAPS)["iat_cv_derounded" if derounded else "iat_cv"]
+    cvs = window_rates.filter(pl.col("gaps") >= ctx.settings.stages.min_window_gaps)["iat_cv_derounded" if derounded else "iat_cv"]
     family_share = ({k: v / per_window.height for k, v in
                      per_window["best_family"].value_counts().rows()} if per_window.height else {})
     rate = ctx.rows / ctx.span_s

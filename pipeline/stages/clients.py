@@ -7,9 +7,9 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
+from servetrace.settings import DEFAULTS
 from servetrace.stages.context import Context, fmt, pct
 
-LORENZ_POINTS = 1000
 
 
 def top_share(counts: np.ndarray, k: int) -> float:
@@ -28,7 +28,7 @@ def gini(counts: np.ndarray) -> float:
     return float(((2 * i - n - 1) * c).sum() / (n * c.sum()))
 
 
-def lorenz(counts: np.ndarray, points: int = LORENZ_POINTS) -> pl.DataFrame:
+def lorenz(counts: np.ndarray, points: int = DEFAULTS.stages.lorenz_points) -> pl.DataFrame:
     """Lorenz curve: cumulative share of groups (smallest first) vs cumulative share of requests,
     from (0, 0) to (1, 1), thinned to at most `points` evenly spaced groups."""
     c = np.sort(np.asarray(counts, dtype=float))
@@ -61,7 +61,7 @@ def clients(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     top = ", ".join(f"top {k} {pct(v)}" for k, v in shares.items())
     gini_text = f"Gini {fmt(g, 2)}" if isinstance(g, float) else "Gini undefined for one group"
     statement = f"{len(counts):,} {noun} ({ctx.group_by_reason}); {top} of requests; {gini_text}."
-    tables = {"clients": table, "lorenz": lorenz(counts), "active_clients": active}
+    tables = {"clients": table, "lorenz": lorenz(counts, ctx.settings.stages.lorenz_points), "active_clients": active}
     return Finding("clients", values, statement, list(tables)), tables
 
 

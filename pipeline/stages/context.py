@@ -8,8 +8,6 @@ from dataclasses import dataclass, field, replace
 from servetrace.grouping import Grouping
 from servetrace.settings import Settings
 
-PER_WINDOW_N = 500  # per-window family fits: at most this many gaps per window (seeded sample)
-
 
 @dataclass(frozen=True)
 class Context:
@@ -77,9 +75,6 @@ def drift_bin_s(span_s: float, window_s: float) -> float:
     return float(window_s)
 
 
-GRID_ROWS = 1_000_000  # rows the timestamp grid is judged on, at most (every k-th row)
-
-
 def sql_variables(ctx: Context) -> dict:
     s = ctx.settings
     return {
@@ -91,8 +86,8 @@ def sql_variables(ctx: Context) -> dict:
         "jitter_s": float(ctx.jitter_s),
         "idc_scales": [float(x) for x in s.idc_scales_s],
         "sample_p": ctx.sample_p,
-        "grid_every": max(1, -(-ctx.rows // GRID_ROWS)),
-        "per_window_n": PER_WINDOW_N,
+        "grid_every": max(1, -(-ctx.rows // s.stages.grid_rows)),
+        "per_window_n": s.stages.per_window_n,
         "max_groups": 1000,
         "max_groups_detail": 20,
         "rate_bin_s": rate_bin_s(ctx.span_s),

@@ -8,13 +8,12 @@ import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
+from servetrace.settings import DEFAULTS, StageSettings
 from servetrace.stages.context import Context, fmt
 from servetrace.stats import correlation, families
-from servetrace.stats.changes import DRIFT_ALPHA, DRIFT_KS, change_points
+from servetrace.stats.changes import change_points
 
 FIELDS = ("input", "output", "reason")
-MIN_FIT = 10
-MIN_DRIFT_ROWS = 30
 DRIFT_BIN_LOG10 = 1 / 50  # width of the drift histogram bins, in decades
 
 
@@ -31,7 +30,7 @@ def correlations(x: np.ndarray, y: np.ndarray, requests: np.ndarray | None = Non
     return found
 
 
-def length_drift(hist: pl.DataFrame, period_s: float) -> pl.DataFrame:
+def length_drift(hist: pl.DataFrame, period_s: float, t: StageSettings = DEFAULTS.stages) -> pl.DataFrame:
     """Per period (counted from the origin) and field: KS distance and Wasserstein distance (in
     decades of tokens) between the period's binned length distribution and the whole trace's, KS
     to the previous period with enough rows, and whether that step is a change point."""
@@ -45,7 +44,7 @@ def length_drift(hist: pl.DataFrame, period_s: float) -> pl.DataFrame:
         dense = np.zeros((m.shape[0], bins[-1] - bins[0] + 1))
         dense[:, np.array(bins) - bins[0]] = m
         n = dense.sum(axis=1)
-        keep = n >= MIN_DRIFT_ROWS
+        keep = n >= t.min_drift_rows
         if keep.sum() < 2:
             continue
         dense, n, periods = dense[keep], n[keep], wide["period_idx"].to_numpy()[keep]
@@ -60,7 +59,7 @@ def length_drift(hist: pl.DataFrame, period_s: float) -> pl.DataFrame:
             "ks_vs_all": np.abs(cdf - total).max(axis=1),
             "wasserstein_log10_vs_all": np.abs(cdf - total).sum(axis=1) * DRIFT_BIN_LOG10,
             "ks_vs_previous": ks_prev,
-            "change_point": change_points(ks_prev, n),
+            "change_point": change_points(ks_prev, n, t.drift_ks, t.drift_alpha),
         }))
     return pl.concat(out) if out else pl.DataFrame()
 
@@ -91,14 +90,14 @@ def length_fit_curves(fits_by_field: dict, hist: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts) if parts else pl.DataFrame()
 
 
-def field_summary(q: dict, fits: dict | None) -> dict:
+def field_summary(q: dict, fits: dict | None, t: StageSettings = DEFAULTS.stages) -> dict:
     out = {k: q[k] for k in ("requests", "mean", "std", "cv", "min", "p10", "p25", "p50", "p75", "p90", "p95", "p99", "max")}
     if fits:
-        best = families.chosen_fit(fits)
+        best = families.chosen_fit(fits, t.ks_fits, t.bic_margin)
         out["best_fit"] = {**best, "sample": int(fits[best["family"]].get("n", 0)) or None}
         out["fits"] = {f: families.row_fit(fits, f) for f in fits}
     else:
-        out["best_fit"] = absent(f"fewer than {MIN_FIT} positive values")
+        out["best_fit"] = absent(f"fewer than {t.min_length_fit} positive values")
     return out
 
 
@@ -109,10 +108,11 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
         sql.run_sql(con, staging)
     quantiles = sql.table(con, "length_quantiles", order_by="field, dimension, level")
     sample = sql.table(con, "stg_length_sample")
+    t = ctx.settings.stages
     fits_by_field = {}
     for field in FIELDS:  # one fit per length field
         x = sample.filter((pl.col("field") == field) & (pl.col("tokens") > 0))["tokens"].to_numpy()
-        if len(x) >= MIN_FIT:
+        if len(x) >= t.min_length_fit:
             fits_by_field[field] = families.fit_length_families(x)
             for fit in fits_by_field[field].values():
                 fit["n"] = len(x)
@@ -127,7 +127,7 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
         "conditional_output": sql.table(con, "conditional_output", order_by="bucket"),
     }
     period_s = sql.sql_variables_value(con, "drift_bin_s")
-    drift = length_drift(sql.table(con, "length_drift_hist"), period_s)
+    drift = length_drift(sql.table(con, "length_drift_hist"), period_s, t)
     curves = length_fit_curves(fits_by_field, hist)
     if curves.height:
         tables["length_fit"] = curves
@@ -136,17 +136,17 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     overall = {r["field"]: r for r in quantiles.filter(pl.col("dimension") == "all").iter_rows(named=True)}
     values = {}
     for field in FIELDS:
-        values[field] = (field_summary(overall[field], fits_by_field.get(field)) if field in overall
+        values[field] = (field_summary(overall[field], fits_by_field.get(field), t) if field in overall
                          else absent(f"{field}_tokens entirely null"))
     values["correlation"] = corr
-    values["drift"] = _drift_summary(drift, period_s)
+    values["drift"] = _drift_summary(drift, period_s, t)
     values["fit_sample_note"] = (f"families fitted by maximum likelihood on a seeded sample of at most "
-                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen among those with KS <= {families.KS_FITS:g} (all when "
-                                 "none) by BIC, the simplest within 2 of the smallest")
-    return Finding("lengths", values, _statement(values), list(tables)), tables
+                                 f"{ctx.settings.fit_sample:,} rows per field, positive values only; chosen among those with KS <= {t.ks_fits:g} (all when "
+                                 f"none) by BIC, the simplest within {t.bic_margin:g} of the smallest")
+    return Finding("lengths", values, _statement(values, t), list(tables)), tables
 
 
-def _drift_summary(drift: pl.DataFrame, period_s: float) -> dict:
+def _drift_summary(drift: pl.DataFrame, period_s: float, t: StageSettings) -> dict:
     if drift.height == 0:
         return absent("fewer than two periods with enough rows")
     out = {"period_s": period_s}
@@ -160,12 +160,12 @@ def _drift_summary(drift: pl.DataFrame, period_s: float) -> dict:
                       "change_points": [{"period": int(r["period_idx"] - d["period_idx"][0]) + 1,
                                          "period_start_s": r["period_start_s"], "ks_vs_previous": r["ks_vs_previous"]}
                                         for r in changes.iter_rows(named=True)]}
-    out["change_point_rule"] = (f"KS to the previous period > {DRIFT_KS:g} and beyond its "
-                                f"p = {DRIFT_ALPHA:g} two-sample critical value")
+    out["change_point_rule"] = (f"KS to the previous period > {t.drift_ks:g} and beyond its "
+                                f"p = {t.drift_alpha:g} two-sample critical value")
     return out
 
 
-def _statement(v: dict) -> str:
+def _statement(v: dict, t: StageSettings) -> str:
     parts = []
     for field in ("input", "output"):
         f = v[field]
@@ -181,10 +181,10 @@ def _statement(v: dict) -> str:
                  if "spearman" in corr and abs(corr["spearman"]) < 0.3 else
                  f"input and output correlate (Spearman {fmt(corr['spearman'], 2)})" if "spearman" in corr
                  else "input-output correlation undefined")
-    return "Lengths: " + "; ".join(parts) + f"; {corr_text}" + _drift_text(v["drift"]) + "."
+    return "Lengths: " + "; ".join(parts) + f"; {corr_text}" + _drift_text(v["drift"], t) + "."
 
 
-def _drift_text(d: dict) -> str:
+def _drift_text(d: dict, t: StageSettings) -> str:
     """Where the length distributions change: the change points, or that none was found."""
     if "absent" in d:
         return ""
@@ -193,4 +193,4 @@ def _drift_text(d: dict) -> str:
              f"{d[field]['periods']} (KS to the previous {fmt(max(c['ks_vs_previous'] for c in d[field]['change_points']), 2)})"
              for field in ("input", "output", "reason") if field in d and d[field]["change_points"]]
     return (f"; the length distribution changes: {'; '.join(found)}" if found
-            else f"; no {unit} differs from the one before (change point: KS > {DRIFT_KS:g}, p < {DRIFT_ALPHA:g})")
+            else f"; no {unit} differs from the one before (change point: KS > {t.drift_ks:g}, p < {t.drift_alpha:g})")

@@ -12,7 +12,6 @@ from servetrace.stages.context import Context, fmt
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
-MIN_SERIES = 8
 
 
 def periodogram(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +108,7 @@ def periodicity(con, ctx: Context) -> tuple[list, dict]:
     tables = {"rate_series": series, "hourly_profile": hourly, "weekday_profile": weekday}
     found = [diurnal(hourly, weekday, ctx)]
     rate = series["rate_rps"].to_numpy().astype(float)
-    if len(rate) < MIN_SERIES:
+    if len(rate) < ctx.settings.stages.min_series:
         found.append(Absent("periodicity", f"rate series of {len(rate)} bins is too short"))
         return found, tables
     periods = dominant_periods(rate, bin_s)

@@ -15,7 +15,6 @@ from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.stages import sql
 from servetrace.stages.context import Context, fmt, pct
 
-TOP_GROUPS = 50
 
 
 def session_codes(requests: str | Path) -> np.ndarray | None:
@@ -44,7 +43,7 @@ def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, di
         return Absent("prefix", "hash_ids present but empty"), {"prefix_reuse": over_time}
     tables = {"prefix_reuse": over_time, "prefix_lru_curve": reuse.curve, "prefix_reuse_distance": reuse.distance_hist}
     if reuse.groups is not None:
-        tables["prefix_groups"] = reuse.groups.head(TOP_GROUPS).with_columns(
+        tables["prefix_groups"] = reuse.groups.head(ctx.settings.stages.top_prefix_groups).with_columns(
             pl.col("pid").cast(pl.String), (pl.col("depth_blocks") * reuse.block_size).alias("depth_tokens"))
     v = reuse.values
     curve = reuse.curve.filter(pl.col("block_size") == reuse.block_size)

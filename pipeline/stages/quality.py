@@ -7,34 +7,32 @@ import polars as pl
 
 from servetrace.findings import Finding
 from servetrace.stages import sql
+from servetrace.settings import DEFAULTS
 from servetrace.stages.context import Context, fmt, pct
 from servetrace.stages.gaps import GapResults
 
-GRID_SHARE = 0.9  # share of arrivals on a grid above which timestamps count as rounded to it
-DEROUND_FROM_S = 0.01  # grids this coarse or coarser bias inter-arrival statistics: de-round
-RAMP_FRACTION = 0.25  # a head of windows below this share of the median window rate is a ramp-up
 
 
 def trace_profile(con) -> dict:
     return sql.table(con, "trace_profile").row(0, named=True)
 
 
-def timestamp_resolution(grid: pl.DataFrame) -> tuple[float | None, float]:
-    """The coarsest candidate grid most arrivals sit on, and that share (None: finer than 1 ms)."""
-    on = grid.filter(pl.col("share_on_grid") >= GRID_SHARE).sort("grid_s")
+def timestamp_resolution(grid: pl.DataFrame, grid_share: float = DEFAULTS.stages.grid_share) -> tuple[float | None, float]:
+    """The coarsest candidate grid at least `grid_share` of the arrivals sit on, and that share (None: finer than 1 ms)."""
+    on = grid.filter(pl.col("share_on_grid") >= grid_share).sort("grid_s")
     if on.height == 0:
         return None, float(grid["share_on_grid"].max() or 0.0)
     last = on.row(-1, named=True)
     return float(last["grid_s"]), float(last["share_on_grid"])
 
 
-def ramp_up(window_rates: pl.DataFrame) -> tuple[int, float]:
-    """Windows at the head of the trace whose rate stays below RAMP_FRACTION of the median."""
+def ramp_up(window_rates: pl.DataFrame, fraction: float = DEFAULTS.stages.ramp_fraction) -> tuple[int, float]:
+    """Windows at the head of the trace whose rate stays below `fraction` of the median."""
     rates = window_rates.sort("window_idx")["rate_rps"].to_numpy()
     busy = rates[rates > 0]
     if len(rates) < 4 or len(busy) == 0:
         return 0, 0.0
-    low = rates < RAMP_FRACTION * np.median(busy)
+    low = rates < fraction * np.median(busy)
     head = int(np.argmin(low)) if not low.all() else 0
     return head, float(window_rates.sort("window_idx")["requests"].head(head).sum())
 
@@ -43,8 +41,8 @@ def quality(con, ctx: Context, grid: pl.DataFrame, window_rates: pl.DataFrame, g
     summary = dict(gaps.summary)
     # file order is arrival order: distinct arrival times are the first one and every positive gap after it
     summary["distinct_arrivals"] = gaps.summary["positive_gaps"] + 1 if ctx.rows else 0
-    resolution, share = timestamp_resolution(grid)
-    head, head_requests = ramp_up(window_rates)
+    resolution, share = timestamp_resolution(grid, ctx.settings.stages.grid_share)
+    head, head_requests = ramp_up(window_rates, ctx.settings.stages.ramp_fraction)
     rows = ctx.rows
     failed = int(ctx.profile.get("failed_rows") or 0)
     null_columns = sorted(c for c in ("client_id", "session_id", "model", "service", "input_tokens", "output_tokens",

@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-DRIFT_KS = 0.1  # a period whose KS distance to the previous one exceeds this has changed (effect size)
-DRIFT_ALPHA = 0.001  # ... and the distance must also exceed the two-sample KS critical value at this level
+from servetrace.settings import DEFAULTS
 
 
-def ks_critical(n1: np.ndarray, n2: np.ndarray, alpha: float = DRIFT_ALPHA) -> np.ndarray:
+def ks_critical(n1: np.ndarray, n2: np.ndarray, alpha: float = DEFAULTS.stages.drift_alpha) -> np.ndarray:
     """Asymptotic two-sample KS critical value: Kolmogorov's quantile times sqrt((n1 + n2) / (n1 n2))."""
     return special.kolmogi(alpha) * np.sqrt((n1 + n2) / (n1 * n2))  # kolmogi = scipy.stats.kstwobign.isf
 
 
-def change_points(ks_vs_previous: np.ndarray, n: np.ndarray, ks_min: float = DRIFT_KS,
-                  alpha: float = DRIFT_ALPHA) -> np.ndarray:
+def change_points(ks_vs_previous: np.ndarray, n: np.ndarray, ks_min: float = DEFAULTS.stages.drift_ks,
+                  alpha: float = DEFAULTS.stages.drift_alpha) -> np.ndarray:
     """Per period (in order), True where its KS distance to the previous period exceeds both `ks_min`
     (an effect worth reporting) and the critical value at `alpha` for the two periods' sizes (not
     sampling noise); the first period has no predecessor."""

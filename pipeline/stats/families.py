@@ -3,7 +3,8 @@
 Every fit takes a 2-D array: one sample per row, padded with NaN, so the per-window fits of a
 whole trace (thousands of windows) run as a handful of array operations instead of a loop.
 Goodness of fit: the Kolmogorov-Smirnov distance, AIC and BIC; the family is chosen by BIC,
-preferring the simpler among indistinguishable ones, and a family "fits" when its KS <= KS_FITS.
+preferring the simpler among indistinguishable ones, and a family "fits" when its KS <= `ks_fits`
+(the thresholds are settings.StageSettings'; the defaults apply when a caller passes none).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import math
 import numpy as np
 from scipy import optimize, special
 
+from servetrace.settings import DEFAULTS
+
 IAT_FAMILIES = ("exponential", "gamma", "weibull", "lognormal")
 LENGTH_FAMILIES = ("lognormal", "pareto_lognormal", "exponential", "zipf", "gamma")
-BIC_MARGIN = 2.0  # BIC differences up to this are "not worth more than a bare mention" (Kass & Raftery)
-KS_FITS = 0.05  # a family whose KS distance to the data exceeds this does not fit (the bundle keeps the empirical PMF)
 N_PARAMS = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "zipf": 1, "pareto_lognormal": 5}
 
 
@@ -194,7 +195,8 @@ def _score(fits: dict[str, dict], xs: np.ndarray, n: np.ndarray, discrete: bool 
     return fits
 
 
-def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN, ks_max: float = KS_FITS) -> np.ndarray:
+def best_family(fits: dict[str, dict], bic_margin: float = DEFAULTS.stages.bic_margin,
+                ks_max: float = DEFAULTS.stages.ks_fits) -> np.ndarray:
     """Per row, the family chosen by BIC, preferring the simpler: among the families that fit (KS
     at most `ks_max`; all of them when none does), those whose BIC is within `bic_margin` of the
     smallest are fits the data cannot tell apart, and the one with the fewest parameters (then the
@@ -213,14 +215,15 @@ def best_family(fits: dict[str, dict], bic_margin: float = BIC_MARGIN, ks_max: f
     return np.where(np.isfinite(bic.min(axis=0)), best, None)
 
 
-def chosen_fit(fits: dict[str, dict], ks_max: float = KS_FITS) -> dict:
+def chosen_fit(fits: dict[str, dict], ks_max: float = DEFAULTS.stages.ks_fits,
+               bic_margin: float = DEFAULTS.stages.bic_margin) -> dict:
     """The chosen family of a one-row fit (best_family) as JSON-ready numbers, with `fits` (its KS
     distance is at most `ks_max`) and how it was chosen."""
-    family = best_family(fits, ks_max=ks_max)[0]
+    family = best_family(fits, bic_margin, ks_max)[0]
     out = row_fit(fits, family)
     return {**out, "fits": bool(out["ks"] <= ks_max), "ks_max": ks_max,
             "chosen_by": f"among the families with KS <= {ks_max:g} (all when none), the simplest within "
-                         f"{BIC_MARGIN:g} of the smallest BIC"}
+                         f"{bic_margin:g} of the smallest BIC"}
 
 
 def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:

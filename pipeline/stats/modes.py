@@ -6,13 +6,10 @@ import math
 
 import numpy as np
 
-PEAK_PROMINENCE = 0.25  # a histogram peak counts when it rises this share of the highest bin above its surroundings
-BIMODAL_DELTA_BIC = 10.0  # two Gaussians beat one by this much BIC ("very strong", Kass & Raftery) ...
-BIMODAL_ASHMAN_D = 2.0  # ... their means are separated (Ashman's D > 2: a clean split) ...
-BIMODAL_MIN_WEIGHT = 0.05  # ... and the smaller one holds at least this share
+from servetrace.settings import DEFAULTS, StageSettings
 
 
-def histogram_peaks(share: np.ndarray, centers: np.ndarray, prominence: float = PEAK_PROMINENCE) -> list[dict]:
+def histogram_peaks(share: np.ndarray, centers: np.ndarray, prominence: float = DEFAULTS.stages.peak_prominence) -> list[dict]:
     """Separated local maxima of a histogram (scipy.signal.find_peaks on the shares, padded with an
     empty bin at each end so an edge bin can be a peak), each rising at least `prominence` x the
     highest share above the lower of its two surrounding valleys; highest first."""
@@ -51,9 +48,10 @@ def gaussian_mixture_2(y: np.ndarray, iterations: int = 200, tol: float = 1e-9) 
     return {"weights": w[order], "means": mu[order], "sds": sd[order], "loglik": loglik}
 
 
-def bimodality(y: np.ndarray, mix: dict) -> dict:
+def bimodality(y: np.ndarray, mix: dict, t: StageSettings = DEFAULTS.stages) -> dict:
     """Evidence for two modes: BIC of one vs two Gaussians, Ashman's D, and the bimodality
-    coefficient; `bimodal` when all three thresholds above hold."""
+    coefficient; `bimodal` when all three thresholds of `t` hold (bimodal_*: two Gaussians beat one by
+    this much BIC, their means are this far apart, the smaller holds this share)."""
     from scipy import stats
 
     n = len(y)
@@ -66,6 +64,6 @@ def bimodality(y: np.ndarray, mix: dict) -> dict:
     g = float(stats.skew(y))
     k = float(stats.kurtosis(y))  # excess
     bc = (g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))) if n > 3 else None
-    bimodal = bool(bic1 - bic2 > BIMODAL_DELTA_BIC and ashman > BIMODAL_ASHMAN_D
-                   and min(mix["weights"]) >= BIMODAL_MIN_WEIGHT)
+    bimodal = bool(bic1 - bic2 > t.bimodal_delta_bic and ashman > t.bimodal_ashman_d
+                   and min(mix["weights"]) >= t.bimodal_min_weight)
     return {"delta_bic": bic1 - bic2, "ashman_d": ashman, "bimodality_coefficient": bc, "bimodal": bimodal}

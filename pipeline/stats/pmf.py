@@ -11,7 +11,6 @@ from scipy import special
 from servetrace.stats import families
 from servetrace.stats.families import weibull_shape_for_cv
 
-DEFAULT_BINNING = {"exact_below": 128, "log_step": 0.02}
 REASON_BINS = 500  # ServeGen maps reason_ratio bin i to i / 500
 
 

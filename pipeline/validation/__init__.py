@@ -2,6 +2,6 @@
 
 from servetrace.validation.fidelity import SCHEMA, fidelity
 from servetrace.validation.run import validate_traces
-from servetrace.validation.settings import FidelitySettings
+from servetrace.settings import FidelitySettings
 
 __all__ = ["SCHEMA", "FidelitySettings", "fidelity", "validate_traces"]

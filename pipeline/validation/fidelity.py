@@ -7,7 +7,7 @@ import polars as pl
 
 from servetrace.settings import Settings
 from servetrace.stats import fidelity as m
-from servetrace.validation.settings import FidelitySettings
+from servetrace.settings import FidelitySettings
 
 SCHEMA = "servetrace.fidelity/v1"
 LENGTHS = ("input", "output", "reason")

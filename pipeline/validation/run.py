@@ -12,7 +12,7 @@ from servetrace.validation.fidelity import fidelity
 from servetrace.validation.inputs import load_requests, requests_path
 from servetrace.validation.reuse import reuse_fidelity
 from servetrace.validation.page import fidelity_page
-from servetrace.validation.settings import FidelitySettings
+from servetrace.settings import FidelitySettings
 
 
 def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Path,
