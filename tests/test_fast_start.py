@@ -25,6 +25,19 @@ def test_periodogram_equals_scipy_signal(n):
     np.testing.assert_allclose(p2, p1, rtol=1e-12, atol=1e-12 * p1.max())
 
 
+def test_zipf_exponent_equals_scipy_bounded_minimizer():
+    from scipy import optimize, special
+
+    from servetrace.stats.families import _zipf_exponent
+
+    rng = np.random.default_rng(7)
+    for a in (1.2, 1.7, 2.5):
+        x = rng.zipf(a, 20_000).astype(float)
+        want = optimize.minimize_scalar(lambda s: s * np.log(x).sum() + x.size * np.log(special.zeta(s, 1)),
+                                        bounds=(1.0001, 20.0), method="bounded", options={"xatol": 1e-9}).x
+        assert abs(_zipf_exponent(x) - want) < 1e-6, a
+
+
 def test_length_family_cdfs_equal_scipy_stats():
     x = np.r_[0.0, 0.5, np.geomspace(1e-3, 1e6, 400)]
     cases = [("exponential", {"mean": 321.0}, stats.expon(scale=321.0)),
@@ -35,11 +48,11 @@ def test_length_family_cdfs_equal_scipy_stats():
         np.testing.assert_allclose(_cdf(family, params, x), dist.cdf(x), rtol=1e-14, atol=1e-300, err_msg=family)
 
 
-def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_or_statsmodels(tmp_path):
+def test_a_small_trace_without_failures_never_imports_scipy_stats_optimize_signal_or_statsmodels(tmp_path):
     trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
     code = ("import sys\nfrom servetrace.characterization import characterize\n"
             f"characterize({str(trace)!r}, {str(tmp_path)!r}, quiet=True)\n"
-            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels') if m in sys.modules))")
+            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'scipy.optimize', 'statsmodels') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"

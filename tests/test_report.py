@@ -47,6 +47,20 @@ def test_each_drawn_figure_has_one_spec_and_one_container(page):
             "fig-rate-diurnal", "fig-failures-failures-time", "fig-sessions-turns"} <= set(drawn)
 
 
+def test_every_figure_spec_is_valid_vega_lite(page):
+    """The page builds specs without altair's validation; this is where they are checked."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema.core import load_schema
+
+    schema = load_schema()
+    drawn = specs(page)
+    assert len(drawn) > 10
+    for key, spec in drawn.items():
+        assert validate_jsonschema(spec, schema, raise_error=False) is None, key
+    broken = dict(next(iter(drawn.values())), mark={"type": "no-such-mark"})
+    assert validate_jsonschema(broken, schema, raise_error=False) is not None
+
+
 def test_missing_table_or_area_is_a_note_not_a_crash(page):
     assert "not in this trace: no iat_hist table" in page  # table the fixture does not write
     assert "Not in this trace: no reason_tokens column" in page  # area absent in findings.json

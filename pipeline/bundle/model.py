@@ -132,12 +132,13 @@ def _fast_validator():
 
 def _schema_errors(doc: Any, name: str) -> None:
     import fastjsonschema
-    import jsonschema
 
     try:
         _fast_validator()(doc)
         return
     except fastjsonschema.JsonSchemaException as fast_err:
+        import jsonschema  # only to word the error: the fast validator decides
+
         err = jsonschema.exceptions.best_match(_reference_validator().iter_errors(doc))
         if err is None:  # the two disagree: report what the fast one saw
             raise ServetraceError(f"{name}: {fast_err.message[:200]}") from None

@@ -31,7 +31,8 @@ class Figure:
 
     @classmethod
     def of(cls, key: str, title: str, chart: alt.TopLevelMixin, caption: str = "") -> "Figure":
-        return cls(key, title, caption, spec=chart.to_dict(), chart=chart)
+        # not validated here (a third of the report's time): tests/test_report.py checks every spec
+        return cls(key, title, caption, spec=chart.to_dict(validate=False), chart=chart)
 
     @classmethod
     def absent(cls, key: str, title: str, reason: str) -> "Figure":

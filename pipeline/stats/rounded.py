@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from servetrace.stats import families
 
@@ -117,6 +117,8 @@ def _fit_one(r: Rounded, family: str, start: dict) -> dict:
         except (OverflowError, ZeroDivisionError, ValueError):  # the search strayed where a moment overflows
             return math.inf
         return -ll if np.isfinite(ll) else math.inf
+
+    from scipy import optimize  # ~1 s to import; only traces on a coarse clock come here
 
     v0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(names, logged)])
     res = optimize.minimize(nll, v0, method="Nelder-Mead",
