@@ -57,7 +57,7 @@ def test_pip_install_dot_runs_from_another_directory(tmp_path):
     where.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SERVETRACE_DEBUG")}
     probe = _run(python, "-c", "import servetrace, servetrace.resources as r; print(servetrace.__file__); "
-                 "print(r.SQL_DIR)", cwd=where, env=env).stdout.split()
+                 "print(r.SQL_DIR); print(r.resource_dir('reports'))", cwd=where, env=env).stdout.split()
     assert all(str(lib) in p for p in probe), probe  # the installed copy, not the repository's
     trace = ROOT / "data" / "samples" / "burstgpt_sample.csv"
     done = _run(fresh / "bin" / "servetrace", "characterize", trace, "--out", "out", "--quiet", "--json",
@@ -66,5 +66,6 @@ def test_pip_install_dot_runs_from_another_directory(tmp_path):
     assert summary["rows_kept"] == summary["rows_read"] > 0
     for name in ("report.html", "findings.json", "bundle.json"):
         assert (where / "out" / name).is_file(), name
+    assert "<h1>Workload characterization of" in (where / "out" / "report.html").read_text()  # the shipped templates
     findings = json.loads((where / "out" / "findings.json").read_text())
     assert findings["arrivals"]["rate_rps"] > 0 and findings["trace"]["rows_kept"] == summary["rows_kept"]

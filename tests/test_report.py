@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_summary_numbers_come_from_findings(trace_dir, page):
     assert {"arrivals.rate_rps", "arrivals.iat_cv", "clients.gini", "lengths.input.mean", "failures.rate",
             "trace.rows_read", "trace.rows_rejected"} <= keys
     for key, value, _ in numbers:
-        assert json.loads(value.replace("&quot;", '"')) == lookup(findings, key), key
+        assert json.loads(html.unescape(value)) == lookup(findings, key), key
     shown = {k: t for k, _, t in numbers}
     assert shown["arrivals.iat_cv"] == "2.35" and shown["failures.rate"] == "1.83 %"
     assert shown["trace.rows_read"] == "10,250"
@@ -214,7 +215,7 @@ def test_reasoning_section_draws_the_mixture_and_the_ratio(tmp_path):
     # The legend names each component with its weight and median from findings.json.
     assert "component 1: weight 40.0 %, median 300 tokens" in mixture
     assert "component 2: weight 60.0 %, median 3,000 tokens" in mixture and '"mixture"' in mixture
-    assert "Two separate modes: bimodal (Ashman&#x27;s D 4.60" in html
+    assert "Two separate modes: bimodal (Ashman&#39;s D 4.60" in html
     ratio = specs(html)["fig-reasoning-reason-ratio"]
     assert ratio["encoding"]["x"]["scale"]["domain"] == [0, 1] and ratio["encoding"]["x2"]["field"] == "ratio_hi"
     assert "Mean 71.0 %. Tallest bins at 95.0 % and 35.0 %." in html

@@ -14,7 +14,7 @@ from servetrace.provision.capacity import Requests, latency_curve, min_servers, 
 from servetrace.provision.model import work_s
 from servetrace.settings import ServingModel
 from servetrace.provision.naive import naive_requests
-from servetrace.validation.html import h2, note, page_html, table_html
+from servetrace.report.blocks import h2, note, page_html, table_html
 from servetrace.validation.inputs import load_requests
 
 SCHEMA = "servetrace.provision/v1"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.validation.html import h2, note, page_html, table_html
+from servetrace.report.blocks import h2, note, page_html, table_html
 
 W, H = 460, 220
 
 
-def _checks_table(f: dict) -> str:
+def _checks_table(f: dict) -> dict:
     rows, classes = [], []
     for name, c in f["checks"].items():
         verdict = "skipped" if c["pass"] is None else ("pass" if c["pass"] else "fail")
@@ -19,7 +19,7 @@ def _checks_table(f: dict) -> str:
     return table_html(["check", "value", "threshold", "result"], rows, classes)
 
 
-def _side_by_side(f: dict) -> str:
+def _side_by_side(f: dict) -> dict:
     rows = [["rows", f["rows"]["source"], f["rows"]["synthetic"]],
             ["mean rate (req/s)", f["mean_rps"]["source"], f["mean_rps"]["synthetic"]],
             ["inter-arrival CV", f["iat_cv"]["source"], f["iat_cv"]["synthetic"]]]
