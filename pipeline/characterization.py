@@ -140,7 +140,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
     if fit is not None:
         from servetrace.bundle.fit import with_reuse_models
 
-        bundle = with_reuse_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings)
+        bundle = with_reuse_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse)
     return assemble(found, run_settings), tables, bundle
 
 

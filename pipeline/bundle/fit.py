@@ -23,7 +23,7 @@ import polars as pl
 from servetrace import grouping
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
-from servetrace.bundle.sessions import fit_reuse_models
+from servetrace.bundle.sessions import ANALYZE, fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
@@ -328,9 +328,10 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     return with_reuse_models(bundle, path, settings)
 
 
-def with_reuse_models(bundle: dict, path: Path, settings: Settings) -> dict:
-    """The bundle with v2's session and prefix models of DIR/requests.parquet."""
-    return {**bundle, **fit_reuse_models(path, settings.seed)}
+def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
+    """The bundle with v2's session and prefix models of DIR/requests.parquet; `reuse` is the block
+    reuse analysis when the caller already made it (characterize's prefix stage), else it is made here."""
+    return {**bundle, **fit_reuse_models(path, settings.seed, reuse)}
 
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:

@@ -104,11 +104,16 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.Dat
                           - pl.col("output_tokens").shift(1).over("session")))
 
 
-def fit_reuse_models(path, seed: int = 0) -> dict:
-    """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither)."""
+ANALYZE = object()  # fit_reuse_models's default: make the block reuse analysis
+
+
+def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE) -> dict:
+    """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither). `reuse`: the
+    block reuse analysis of `path` with this seed when the caller made it already (None: no blocks)."""
     names = pq.read_schema(path).names
     codes = session_codes(path) if "session_id" in names else None
-    reuse = analyze(path, sessions=codes, seed=seed) if HASH_IDS in names else None
+    if reuse is ANALYZE:
+        reuse = analyze(path, sessions=codes, seed=seed) if HASH_IDS in names else None
     out = {}
     frame = session_frame(path, codes, reuse)
     if frame is not None and frame.height:
