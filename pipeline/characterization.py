@@ -138,9 +138,9 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
     run_settings = record(settings, ctx.group_by, ingest_of(ctx.meta))
     bundle = None
     if fit is not None:
-        from servetrace.bundle.fit import with_reuse_models
+        from servetrace.bundle.fit import with_models
 
-        bundle = with_reuse_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse)
+        bundle = with_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse)
     return assemble(found, run_settings), tables, bundle
 
 

@@ -56,7 +56,7 @@ def servegen_import(s: dict) -> str:
 def generate(s: dict) -> str:
     rate = f"{s['requests_per_s'] / 1e6:.2f} M requests/s" if s["requests_per_s"] else ""
     return (f"{s['out']}: {s['requests']:,} requests from {s['clients']} clients over {s['duration_s']:g} s "
-            f"({s['format']}; {rate})" + (f"\nwarning: {s['pool_exhausted_cells']} window(s) cut short"
+            f"({s['format']}; {rate}; {s.get('arrival_model', 'renewal')} arrivals)" + (f"\nwarning: {s['pool_exhausted_cells']} window(s) cut short"
                                           if s["pool_exhausted_cells"] else ""))
 
 

@@ -8,6 +8,7 @@ import polars as pl
 
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.rows import read
+from servetrace.bundle.arrival_model import with_arrival_model
 from servetrace.bundle.fit import OTHER, Aggregates, assemble, choose_grouping
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.settings import Settings
@@ -78,4 +79,5 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
                                 for a, b in pairs])
     agg = Aggregates(names, group_name, category, frame.height, t0, t1, per_window, per_client, overall, ks,
                      nonzero, value_counts, joint)
-    return assemble(agg, settings, source, dataset_window_s, None)
+    # the arrival model is chosen from generated traces (tests/test_arrival_model.py tests it): the same call
+    return with_arrival_model(assemble(agg, settings, source, dataset_window_s, None), requests.lazy())

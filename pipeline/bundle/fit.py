@@ -22,6 +22,7 @@ import polars as pl
 
 from servetrace import grouping
 from servetrace.bundle import arrivals, lengths, sums
+from servetrace.bundle.arrival_model import with_arrival_model
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.sessions import ANALYZE, fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
@@ -308,8 +309,9 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
     if not requests["arrival_s"].is_sorted():
         requests = requests.sort("arrival_s", maintain_order=True)
-    return fit_batches(read.frame_batches(requests), requests.columns, settings, source,
-                       lambda by: frame_group_codes(requests, by))
+    bundle = fit_batches(read.frame_batches(requests), requests.columns, settings, source,
+                         lambda by: frame_group_codes(requests, by))
+    return with_arrival_model(bundle, requests.lazy())
 
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
@@ -320,12 +322,18 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
     columns = fit_columns(path, settings.group_by)
     try:
-        bundle = _fit_file(path, columns, settings, path)
+        bundle = with_arrival_model(_fit_file(path, columns, settings, path), path)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
             copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
-            bundle = _fit_file(copy, columns, settings, path)
+            bundle = with_arrival_model(_fit_file(copy, columns, settings, path), copy)
     return with_reuse_models(bundle, path, settings)
+
+
+def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
+    """The bundle of DIR/requests.parquet (sorted by arrival, as ingest writes it) with its arrival
+    model (bundle/arrival_model.py) and v2's session and prefix models."""
+    return with_reuse_models(with_arrival_model(bundle, path), path, settings, reuse)
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:

@@ -91,7 +91,7 @@ class Generation:
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
         process = ArrivalProcess(self.params, chosen, seed)
-        spec = modulation_spec(bundle)
+        spec = modulation_spec(bundle) if self.summary["arrival_model"] != "renewal" else None
         origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
         mod = Modulation(spec, seed, origin, window_s) if spec else None
         reachable = np.zeros_like(self.params.rate, dtype=bool)
@@ -176,7 +176,10 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     start, end = span_of(bundle, options)
     check_segments(end - start, float(bundle["window_s"]))
     every = window_params(bundle, list(range(len(bundle["clients"]))))
-    if poisson_base(bundle):  # the Cox model: Poisson within the modulated time
+    # the session layer runs the windows' renewal processes (the model was chosen without sessions)
+    sessions = bool(bundle.get("sessions")) and options.sessions
+    model = "renewal" if sessions or modulation_spec(bundle) is None else bundle["arrival_model"]["chosen"]
+    if model == "cox" and poisson_base(bundle):  # the Cox model: Poisson within the modulated time
         every = WindowParams(every.rate, np.zeros_like(every.family), np.ones_like(every.shape))
     params = WindowParams(every.rate[chosen], every.family[chosen], every.shape[chosen])
     tl = timeline(bundle, options, params.rate)
@@ -187,7 +190,7 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     summary = {"requests": 0, "expected_requests": pl_.expected_requests, "clients": len(chosen),
                "start_s": float(tl.begin_s[0]) if len(tl.begin_s) else start, "duration_s": span,
                "mean_rps": None, "source_span": covered_span(bundle), "blocks": len(pl_.bounds),
-               "pool_exhausted_cells": 0, "options": options.to_dict()}
+               "pool_exhausted_cells": 0, "arrival_model": model, "options": options.to_dict()}
     return Generation(bundle, options, chosen, params, pl_, summary)
 
 
