@@ -21,7 +21,9 @@ from servetrace.errors import ServetraceError
 from servetrace.ingest.canonical import (
     build_reject_records,
     build_typed,
+    cause,
     guess_time_unit,
+    jsonl_keys,
     line_numbers_sql,
     lit,
     load_raw,
@@ -57,16 +59,33 @@ def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict
     return summary
 
 
-def _origin(spec: FormatSpec, unit: str, lo: float | None) -> tuple[float, str]:
+def _origin(spec: FormatSpec, unit: str, lo: float | None, path: Path | None = None) -> tuple[float, str]:
     """Seconds to subtract so that arrival_s counts from the trace origin, and its description."""
     if lo is None or spec.origin == "none":
         return 0.0, "first request (absolute time unknown)" if spec.name == "mooncake" else "source clock"
+    if lo > LAST_DATE_S:
+        raise ServetraceError(f"{path}: {_past_year_9999(lo, unit)}")
     day0 = _day0(lo)
     if unit == "datetime" or lo > 1e8:
         stamp = datetime.fromtimestamp(day0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         zone = "as written in the trace" if unit == "datetime" else "UTC"
         return day0, f"{stamp} ({zone}), local midnight of day 0"
     return day0, f"source clock day {int(day0 // 86400)}, local midnight of day 0"
+
+
+LAST_DATE_S = 253402300799.0  # 9999-12-31T23:59:59: past it a timestamp is in another unit
+EPOCH_NOW_S = (1e8, 1e10)  # 1973 .. 2286
+
+
+def _past_year_9999(lo: float, unit: str) -> str:
+    """The unit a too-large first timestamp was most likely written in, said plainly."""
+    read_as = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}.get(unit, unit)
+    raw = lo / {"ms": 1e-3, "us": 1e-6, "ns": 1e-9}.get(unit, 1.0)
+    likely = next((name for name, scale in (("ms", 1e3), ("us", 1e6), ("ns", 1e9))
+                   if EPOCH_NOW_S[0] <= raw / scale <= EPOCH_NOW_S[1]), None)
+    hint = (f"they look like {likely} epochs: give --format generic --time-unit {likely}" if likely
+            else "give the unit with --format generic --time-unit s|ms|us|ns")
+    return f"the first timestamp, {raw:.6g} read as {read_as}, is past the year 9999: a unit mismatch; {hint}"
 
 
 def _day0(t: float) -> float:
@@ -83,6 +102,8 @@ def _resolution(head: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     v = head - head.min()
     ties = 1.0 - len(np.unique(v)) / len(v)
+    if not v.any():  # one row, or all at one instant: no spacing to measure a grid from
+        return 0.0, float(ties)
     for g in GRIDS_S:
         q = v / g
         if np.mean(np.abs(q - np.round(q)) < 0.01) >= 0.99:
@@ -198,29 +219,34 @@ def ingest_trace(
             if cached:
                 return cached
         spill = out_dir / SPILL
-        con = db.connect(memory_limit=memory_limit, temp_dir=spill)
-        try:
-            shown = src.path if src is not None else trace
-            compression = src.compression if src is not None else "none"
-            if agent_format:
-                # The format's reader flattens the source to one row per call; the checks read that.
-                spill.mkdir(parents=True, exist_ok=True)
-                flat = spill / "flat.parquet"
-                agentic.flatten(con, agent_format, trace, src.compression if src else "none", flat)
-                src, spec = inspect_source(flat), agentic.spec(agent_format)
-            else:
-                spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
-            return _ingest(con, src, spec, sha_future, settings, out_dir, spill, shown, compression)
-        except duckdb.OutOfMemoryException as exc:
-            raise db.out_of_memory(trace, memory_limit, exc) from None
-        except duckdb.Error as exc:
-            raise ServetraceError(f"{trace}: {str(exc).strip().splitlines()[0]}") from None
-        finally:
-            con.close()
-            if spill.exists():
-                import shutil
+        for serial in (False, True):
+            con = db.connect(memory_limit=memory_limit, temp_dir=spill)
+            try:
+                shown = src.path if src is not None else trace
+                compression = src.compression if src is not None else "none"
+                if agent_format:
+                    # The format's reader flattens the source to one row per call; the checks read that.
+                    spill.mkdir(parents=True, exist_ok=True)
+                    flat = spill / "flat.parquet"
+                    agentic.flatten(con, agent_format, trace, src.compression if src else "none", flat)
+                    read, spec = inspect_source(flat), agentic.spec(agent_format)
+                else:
+                    read = jsonl_keys(con, src) if src.container == "jsonl" else src
+                    spec = format_spec(read, settings.format, settings.mapping, settings.time_unit)
+                return _ingest(con, read, spec, sha_future, settings, out_dir, spill, shown, compression, serial)
+            except duckdb.OutOfMemoryException as exc:
+                raise db.out_of_memory(trace, memory_limit, exc) from None
+            except duckdb.Error as exc:
+                if not serial and "parallel=false" in str(exc):
+                    continue  # a quoted newline in a file with short rows: read it again, serially
+                raise ServetraceError(f"{trace}: {cause(exc)}") from None
+            finally:
+                con.close()
+                if spill.exists():
+                    import shutil
 
-                shutil.rmtree(spill, ignore_errors=True)
+                    shutil.rmtree(spill, ignore_errors=True)
+        raise AssertionError("unreachable")
 
 
 def _agent_format(trace: Path, settings: IngestSettings) -> tuple[str | None, Source | None]:
@@ -258,9 +284,10 @@ def failure_rule(spec: FormatSpec) -> str:
 
 
 def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSettings, out_dir: Path,
-            spill: Path, shown: Path, compression: str) -> dict:
-    """`shown`: the path the user gave (an agentic format's rows come from its flattened copy)."""
-    layout = load_raw(con, src, spec)
+            spill: Path, shown: Path, compression: str, serial: bool = False) -> dict:
+    """`shown`: the path the user gave (an agentic format's rows come from its flattened copy);
+    `serial`: read a CSV without DuckDB's parallel reader (quoted newlines with short rows)."""
+    layout = load_raw(con, src, spec, serial)
     unit, epoch = guess_time_unit(con, layout, spec)
     build_typed(con, layout, spec, unit, src, epoch)
     numbered = src.container == "jsonl"
@@ -284,7 +311,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         reasons = dict(con.execute("select reason, count(*) from refused group by reason order by 2 desc, 1").fetchall())
         if structural:
             reasons["unreadable record"] = structural
-        shift, origin = _origin(spec, unit, res.lo)
+        shift, origin = _origin(spec, unit, res.lo, src.path)
         grid, ties = _resolution(res.head_values())
         sha = sha_future.result()
         summary = {
@@ -323,7 +350,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         }
 
     def shift_for(lo: float) -> float:  # the origin of the first kept rows; checked at the end
-        return _origin(spec, unit, lo)[0]
+        return _origin(spec, unit, lo, src.path)[0]
 
     # Both files are written to temporaries first and renamed together, rejects first:
     # requests.parquet is the marker of a complete ingest for the cache.

@@ -12,7 +12,7 @@ Three steps, all set-based:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 
@@ -33,6 +33,7 @@ FLAG_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "BOOLEAN"]
 # the source text it came from, and why the record was unusable before any column was read.
 LINE, RECORD, PROBLEM = "_line", "_record", "_problem"
 MAX_TEXT_BYTES = 4096  # an id or model name longer than this is refused, not carried into every output
+HASH_LIST_RE = r"\s*\[\s*(-?\d+(\.0*)?\s*(,\s*-?\d+(\.0*)?\s*)*)?\]\s*"
 MAX_RECORD_CHARS = 1 << 16  # rejects.parquet keeps the first 64 Ki characters of a refused record
 
 
@@ -55,7 +56,35 @@ class RawLayout:
     flattened: bool = False  # an agentic format's intermediate: lines and records in its own columns
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> RawLayout:
+def _jsonl_lines(src: Source) -> str:
+    comp = lit({"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression])
+    return (f"""read_csv({lit(str(src.path))}, header=false, columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='',
+               escape='', auto_detect=false, store_rejects=true, ignore_errors=true, compression={comp},
+               max_line_size={MAX_LINE_BYTES})""")
+
+
+def jsonl_keys(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
+    """`src` with the keys of every JSON object in the file, in order of first appearance: an
+    optional field present only in later records is read, and the first record decides nothing."""
+    keys = con.execute(
+        f"""select k from (select unnest(json_keys(j)) as k, row_number() over () as n from {_jsonl_lines(src)}
+            where json_valid(j) and json_type(j) = 'OBJECT') group by k order by min(n)"""
+    ).fetchall()
+    return replace(src, header=[k for (k,) in keys])
+
+
+def cause(exc: Exception) -> str:
+    """DuckDB's message up to its dump of reader options: the error and its explanation."""
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if line.strip().startswith("file =") or (lines and not line.strip()):
+            break
+        lines.append(line.strip())
+    return " ".join(lines) or type(exc).__name__
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec, serial: bool = False) -> RawLayout:
+    """`serial`: DuckDB's parallel CSV reader cannot pad short rows across a quoted newline."""
     path = lit(str(src.path))
     comp = lit({"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression])
     try:
@@ -66,7 +95,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> R
                 f"""create temp view raw as select * from read_csv({path},
                     header=true, auto_detect=false, delim={lit(src.delimiter)}, quote='"', escape='"',
                     columns={{{cols}}}, null_padding=true, store_rejects=true, ignore_errors=true,
-                    compression={comp}, max_line_size={MAX_LINE_BYTES})"""
+                    compression={comp}, max_line_size={MAX_LINE_BYTES}{', parallel=false' if serial else ''})"""
             )
             column_of = {}
             for i, name in enumerate(src.header):
@@ -86,9 +115,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> R
             con.execute(
                 f"""create temp view raw as
                 with lines as (
-                    select row_number() over () as rec, j from read_csv({path}, header=false,
-                        columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='', escape='', auto_detect=false,
-                        store_rejects=true, ignore_errors=true, compression={comp}, max_line_size={MAX_LINE_BYTES})
+                    select row_number() over () as rec, j from {_jsonl_lines(src)}
                 ), parsed as (
                     select rec, j, json_valid(j) as valid,
                            case when json_valid(j) then json_type(j) = 'OBJECT' else false end as ok from lines
@@ -100,12 +127,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec) -> R
         con.execute(f"create temp view raw as select * from read_parquet({path})")
         return RawLayout(0, False, {name: name for name in src.header}, spec.flattened)
     except duckdb.Error as exc:
-        raise ServetraceError(f"{src.path}: cannot read as {src.container}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise ServetraceError(f"{src.path}: cannot read as {src.container}: {cause(exc)}") from None
 
 
 def _value(layout: RawLayout, spec: FormatSpec, canonical: str) -> str | None:
@@ -203,7 +225,8 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         values[name] = "null" if v is None else f"nullif(trim({v}), '')"
         if v is not None:
             checks.append((f"strlen({v}) > {MAX_TEXT_BYTES}", f"{name} longer than {MAX_TEXT_BYTES} bytes"))
-            fine_optional.append(f"coalesce(strlen({v}) <= {MAX_TEXT_BYTES}, true)")
+            checks.append((f"contains({v}, chr(0))", f"NUL byte in {name}"))
+            fine_optional.append(f"coalesce(strlen({v}) <= {MAX_TEXT_BYTES} and not contains({v}, chr(0)), true)")
     if spec.service_map == "logtype" and "service" in spec.columns:
         # BurstGPT Log Type: 'Conversation log' -> 'conversation', 'API log' -> 'api'.
         # Equality on the two known values first: far cheaper per row than string functions.
@@ -238,10 +261,15 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         fine_optional.append(f"({b} is not null or {flag} is null)")
     if spec.hash_ids:
         h = ident(layout.column_of[spec.hash_ids])
-        parsed["h"] = f"try_cast({h} as bigint[])"
-        checks.append((f"h is null and {h} is not null", "hash_ids not a list of integers"))
+        # As written, a list of integers (no fraction, no string, no nesting), each one fitting
+        # int64: a list DuckDB would coerce (round 1.5, null a string or 2^64) is refused.
+        parsed["h"] = (f"case when regexp_full_match(cast({h} as varchar), '{HASH_LIST_RE}') "
+                       f"then try_cast({h} as bigint[]) end")
+        h_ok = f"(h is not null and list_count(h) = len(h))"
+        checks.append((f"not coalesce({h_ok}, false) and {h} is not null and cast({h} as varchar) <> 'null'",
+                       "hash_ids not a list of 64-bit integers"))
         values[HASH_IDS] = "h"
-        fine_optional.append(f"(h is not null or {h} is null)")
+        fine_optional.append(f"({h_ok} or {h} is null)")
     if spec.parent_link:
         chat, parent = spec.parent_link
         values["chat_id"] = f"trim(cast({ident(layout.column_of[chat])} as varchar))"

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,21 @@ def _head(path: Path, compression: str) -> bytes:
         raise ServetraceError(f"{path}: cannot decompress ({compression}): {exc}") from None
 
 
+_WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32-LE", b"\x00\x00\xfe\xff": "UTF-32-BE",
+              b"\xff\xfe": "UTF-16-LE", b"\xfe\xff": "UTF-16-BE"}
+# A head with more NUL bytes than this share (and more than a few) is binary; otherwise the
+# records holding a NUL are refused one by one, wherever they are in the file.
+BINARY_NUL_SHARE = 0.01
+
+
 def _first_line(head: bytes, path: Path) -> str:
+    for bom, encoding in _WIDE_BOMS.items():
+        if head.startswith(bom):
+            raise ServetraceError(f"{path}: {encoding} text (byte-order mark); servetrace reads UTF-8: convert it "
+                                  f"first, e.g. iconv -f {encoding} -t UTF-8")
     text = head.lstrip(b"\xef\xbb\xbf")
-    if b"\x00" in text[:4096]:
+    nuls = text[:4096].count(b"\x00")
+    if nuls > max(8, BINARY_NUL_SHARE * len(text[:4096])):
         raise ServetraceError(f"{path}: binary content, not a CSV, JSONL or Parquet trace")
     for raw in text.splitlines():
         if raw.strip():
@@ -63,10 +76,17 @@ def _first_line(head: bytes, path: Path) -> str:
 def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
     """Sniff `path`; with `max_ratio`, first refuse a compressed file over the decompression ceiling."""
     path = Path(path)
-    if not path.exists():
-        raise ServetraceError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ServetraceError(f"{path}: no such file") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, no permission
+        raise ServetraceError(f"{path}: cannot open: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise ServetraceError(f"{path}: is a directory (a ServeGen pool needs --format servegen)")
+    if not stat.S_ISREG(mode):
+        raise ServetraceError(f"{path}: not a regular file (a pipe, socket or device is read only once, "
+                              f"and a trace is read several times); save it to a file first")
     with open(path, "rb") as f:
         magic = f.read(4)
     if not magic:
@@ -89,13 +109,14 @@ def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
     if line.startswith("[") and (line == "[" or _is_json(line)):
         raise ServetraceError(f"{path}: a JSON array, not JSON lines (one object per line) or CSV")
     if line.startswith("{"):
+        # JSON lines. The keys are those of every record (canonical.jsonl_keys), not the first
+        # one's: the first record is a record like any other, refused alone if it is broken.
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            raise ServetraceError(f"{path}: first line is not valid JSON") from None
-        if not isinstance(record, dict):
-            raise ServetraceError(f"{path}: first JSONL record is not an object")
-        return Source(path, compression, "jsonl", list(record), first_record=record)
+        except (json.JSONDecodeError, RecursionError):
+            record = None
+        record = record if isinstance(record, dict) else None
+        return Source(path, compression, "jsonl", list(record or {}), first_record=record)
     delimiter = ","
     if "," not in line:
         for cand in ("\t", ";", "|"):

@@ -1,0 +1,168 @@
+"""What an adversarial user broke in ingest: each class, with cases built here (not the user's
+files). Rows read = rows kept + rows rejected in every ingested case, checked by the CLI summary."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli
+
+
+def _ingest(path: Path, out: Path, *args: str) -> dict:
+    proc = run_cli("ingest", path, "--out", out, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["rows_read"] == s["rows_kept"] + s["rows_rejected"]
+    return s
+
+
+def _refused(path: Path, out: Path, *words: str) -> str:
+    proc = run_cli("ingest", path, "--out", out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def _jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def _rec(t, **extra) -> dict:
+    return {"timestamp": t, "input_length": 10 + t, "output_length": 3, **extra}
+
+
+# --- Data loss 2: optional JSONL fields read wherever they first appear -------------------------
+
+@pytest.mark.parametrize("field,value", [("hash_ids", [7, 8]), ("session_id", "s1")])
+def test_jsonl_optional_field_absent_from_the_first_record_is_kept(tmp_path, field, value):
+    records = [_rec(t) for t in range(50)] + [_rec(50, **{field: value})]
+    _ingest(_jsonl(tmp_path / "t.jsonl", records), tmp_path / "o")
+    got = pq.read_table(tmp_path / "o" / "requests.parquet").column(field).to_pylist()
+    assert got[:50] == [None] * 50 and got[50] == value
+
+
+def test_bailian_parent_link_absent_from_the_first_record_makes_sessions(tmp_path):
+    rows = [{"chat_id": "1", "timestamp": 1.0, "input_length": 5, "output_length": 2},
+            {"chat_id": "2", "parent_chat_id": "1", "timestamp": 2.0, "input_length": 9, "output_length": 2},
+            {"chat_id": "3", "parent_chat_id": "-1", "timestamp": 3.0, "input_length": 5, "output_length": 2}]
+    _ingest(_jsonl(tmp_path / "b.jsonl", rows), tmp_path / "o")
+    sessions = pq.read_table(tmp_path / "o" / "requests.parquet").column("session_id").to_pylist()
+    assert sessions[0] == sessions[1] != sessions[2]
+
+
+# --- Valid input 2 / Crash 8: the first JSONL record is a record like any other ----------------
+
+@pytest.mark.parametrize("first,reason", [
+    ({"timestamp": 0, "output_length": 3}, "missing input_tokens"),
+    ("{timestamp: 0, input_length: 10}", "not valid JSON"),
+    ('{"a":' * 5000 + "1" + "}" * 5000, "missing timestamp"),  # nested deeper than Python's parser goes
+])
+def test_jsonl_first_record_broken_costs_one_reject(tmp_path, first, reason):
+    s = _ingest(_jsonl(tmp_path / "t.jsonl", [first] + [_rec(t) for t in range(1, 6)]), tmp_path / "o")
+    assert (s["rows_read"], s["rows_kept"]) == (6, 5) and s["reject_reasons"] == {reason: 1}, s
+    assert pq.read_table(tmp_path / "o" / "rejects.parquet").column("line").to_pylist() == [1]
+
+
+# --- Data loss 3: a malformed hash_ids refuses its row --------------------------------------
+
+def test_malformed_hash_ids_reject_the_row_not_coerce_it(tmp_path):
+    bad = [[1.5, 2.7], ["a"], [[1]], [2**64 - 1], "12", {"x": 1}]
+    records = [_rec(t, hash_ids=h) for t, h in enumerate(bad)] + [_rec(10, hash_ids=[1, 2**63 - 1]), _rec(11)]
+    s = _ingest(_jsonl(tmp_path / "t.jsonl", records), tmp_path / "o")
+    assert s["rows_kept"] == 2 and s["reject_reasons"] == {"hash_ids not a list of 64-bit integers": len(bad)}
+    assert pq.read_table(tmp_path / "o" / "requests.parquet").column("hash_ids").to_pylist() == [[1, 2**63 - 1], None]
+
+
+def test_parquet_float_hash_ids_are_not_rounded(tmp_path):
+    table = pa.table({"timestamp": [1.0, 2.0, 3.0], "input_tokens": [5, 6, 7], "output_tokens": [1, 1, 1],
+                      "hash_ids": pa.array([[1.5, 2.7], [3.0, 4.0], None], pa.list_(pa.float64()))})
+    pq.write_table(table, tmp_path / "t.parquet")
+    s = _ingest(tmp_path / "t.parquet", tmp_path / "o")
+    assert s["reject_reasons"] == {"hash_ids not a list of 64-bit integers": 1}
+    assert pq.read_table(tmp_path / "o" / "requests.parquet").column("hash_ids").to_pylist() == [[3, 4], None]
+
+
+# --- Crash 1: timestamps past the year 9999 ----------------------------------------------------
+
+@pytest.mark.parametrize("header,row,unit", [
+    ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type", "1700000000000,m,1,2,3,API log", "ms"),
+    ("timestamp,input_tokens,output_tokens", "1700000000000000", "us"),
+])
+def test_timestamps_past_year_9999_name_the_unit(tmp_path, header, row, unit):
+    line = row if "," in row else f"{row},5,6"
+    (tmp_path / "t.csv").write_text(f"{header}\n{line}\n{line}\n")
+    args = ("--format", "generic", "--time-unit", "s") if unit == "us" else ()
+    proc = run_cli("ingest", tmp_path / "t.csv", "--out", tmp_path / "o", *args)
+    assert proc.returncode == 2 and "year 9999" in proc.stderr and f"--time-unit {unit}" in proc.stderr, proc.stderr
+
+
+# --- Crash 5 / Valid input 7: inputs that are not regular files ------------------------------
+
+def test_fifo_is_refused_at_once_not_hung(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    _refused(tmp_path / "pipe", tmp_path / "o", "not a regular file")
+
+
+def test_symlink_loop_is_named_as_such(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    _refused(tmp_path / "a", tmp_path / "o", "symbolic links")
+
+
+# --- Valid input 1: a quoted newline in a CSV with short rows --------------------------------
+
+def test_csv_with_a_quoted_newline_is_read(tmp_path):
+    (tmp_path / "t.csv").write_text('timestamp,input_tokens,output_tokens,model\n1,10,5,a\n2,11,6,"b\nc"\n'
+                                    '3,12,7\n4,13,8,d\n')
+    s = _ingest(tmp_path / "t.csv", tmp_path / "o")
+    assert s["rows_kept"] == 4
+    assert pq.read_table(tmp_path / "o" / "requests.parquet").column("model").to_pylist() == ["a", "b\nc", None, "d"]
+
+
+# --- Valid input 4: UTF-16 is named ----------------------------------------------------------
+
+@pytest.mark.parametrize("encoding,name", [("utf-16", "UTF-16-LE"), ("utf-16-be", "UTF-16-BE")])
+def test_utf16_csv_names_its_encoding(tmp_path, encoding, name):
+    text = "\ufefftimestamp,input_tokens,output_tokens\n1,10,5\n" if encoding.endswith("be") else \
+        "timestamp,input_tokens,output_tokens\n1,10,5\n"
+    (tmp_path / "t.csv").write_bytes(text.encode(encoding))
+    _refused(tmp_path / "t.csv", tmp_path / "o", name, "iconv")
+
+
+# --- Valid input 6: one NUL rule for the head and the rest ------------------------------------
+
+@pytest.mark.parametrize("at_row", [0, 3000])
+def test_nul_byte_refuses_its_record_wherever_it_is(tmp_path, at_row):
+    rows = [f"{t},10,5,m" for t in range(4000)]
+    rows[at_row] = f"{at_row},10,5,a\x00b"
+    (tmp_path / "t.csv").write_text("timestamp,input_tokens,output_tokens,model\n" + "\n".join(rows) + "\n")
+    s = _ingest(tmp_path / "t.csv", tmp_path / "o")
+    assert s["rows_rejected"] == 1 and s["reject_reasons"] == {"NUL byte in model": 1}
+    assert pq.read_table(tmp_path / "o" / "rejects.parquet").column("line").to_pylist() == [at_row + 2]
+
+
+# --- Data loss 8 (resolution): one row or all-equal timestamps have no grid --------------------
+
+@pytest.mark.parametrize("times", [[5], [1, 1], [7, 7, 7, 7]])
+def test_resolution_of_one_instant_is_unknown_not_a_minute(tmp_path, times):
+    (tmp_path / "t.csv").write_text("timestamp,input_tokens,output_tokens\n" + "".join(f"{t},3,4\n" for t in times))
+    assert _ingest(tmp_path / "t.csv", tmp_path / "o")["resolution_s"] == 0.0
+
+
+# --- Data loss 5: two --map entries naming one target ------------------------------------------
+
+def test_two_maps_to_one_target_are_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,c,d\n1,2,3,4\n")
+    proc = run_cli("ingest", tmp_path / "t.csv", "--out", tmp_path / "o", "--map", "a=arrival_s",
+                   "--map", "b=input_tokens", "--map", "c=input_tokens", "--map", "d=output_tokens")
+    assert proc.returncode == 2 and "already the target" in proc.stderr
+    assert not (tmp_path / "o").exists()
