@@ -267,7 +267,7 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
                        f"then try_cast({h} as bigint[]) end")
         h_ok = f"(h is not null and list_count(h) = len(h))"
         checks.append((f"not coalesce({h_ok}, false) and {h} is not null and cast({h} as varchar) <> 'null'",
-                       "hash_ids not a list of 64-bit integers"))
+                       "hash_ids not a list of integers"))
         values[HASH_IDS] = "h"
         fine_optional.append(f"({h_ok} or {h} is null)")
     if spec.parent_link:

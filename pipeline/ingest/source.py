@@ -50,9 +50,10 @@ def _head(path: Path, compression: str) -> bytes:
 
 _WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32-LE", b"\x00\x00\xfe\xff": "UTF-32-BE",
               b"\xff\xfe": "UTF-16-LE", b"\xfe\xff": "UTF-16-BE"}
-# A head with more NUL bytes than this share (and more than a few) is binary; otherwise the
-# records holding a NUL are refused one by one, wherever they are in the file.
-BINARY_NUL_SHARE = 0.01
+# A head with more control bytes (NUL included; not tab, newline, CR) than this share, and more
+# than a few, is binary; otherwise a record holding a NUL is refused on its own, wherever it is.
+BINARY_SHARE = 0.01
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 
 
 def _first_line(head: bytes, path: Path) -> str:
@@ -61,8 +62,9 @@ def _first_line(head: bytes, path: Path) -> str:
             raise ServetraceError(f"{path}: {encoding} text (byte-order mark); servetrace reads UTF-8: convert it "
                                   f"first, e.g. iconv -f {encoding} -t UTF-8")
     text = head.lstrip(b"\xef\xbb\xbf")
-    nuls = text[:4096].count(b"\x00")
-    if nuls > max(8, BINARY_NUL_SHARE * len(text[:4096])):
+    sample = text[:4096]
+    control = len(sample) - len(sample.translate(None, _CONTROL))
+    if control > max(8, BINARY_SHARE * len(sample)):
         raise ServetraceError(f"{path}: binary content, not a CSV, JSONL or Parquet trace")
     for raw in text.splitlines():
         if raw.strip():
