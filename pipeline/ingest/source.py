@@ -51,7 +51,8 @@ def _head(path: Path, compression: str) -> bytes:
 _WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32-LE", b"\x00\x00\xfe\xff": "UTF-32-BE",
               b"\xff\xfe": "UTF-16-LE", b"\xfe\xff": "UTF-16-BE"}
 # A head with more control bytes (NUL included; not tab, newline, CR) than this share, and more
-# than a few, is binary; otherwise a record holding a NUL is refused on its own, wherever it is.
+# than a few (a quarter of a head shorter than 32 bytes), is binary; otherwise a record holding a
+# NUL is refused on its own, wherever it is.
 BINARY_SHARE = 0.01
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 
@@ -64,7 +65,7 @@ def _first_line(head: bytes, path: Path) -> str:
     text = head.lstrip(b"\xef\xbb\xbf")
     sample = text[:4096]
     control = len(sample) - len(sample.translate(None, _CONTROL))
-    if control > max(8, BINARY_SHARE * len(sample)):
+    if control > BINARY_SHARE * len(sample) and control >= min(8, max(1, len(sample) // 4)):
         raise ServetraceError(f"{path}: binary content, not a CSV, JSONL or Parquet trace")
     for raw in text.splitlines():
         if raw.strip():
