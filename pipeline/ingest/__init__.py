@@ -269,6 +269,8 @@ def _agent_format(trace: Path, settings: IngestSettings) -> tuple[str | None, So
         if settings.format == "auto" and agentic.cctraces.one_trace_file(trace):
             return "cc-traces", None  # one pretty-printed trace object
         raise
+    if settings.format == "auto" and src.first_record is None and agentic.cctraces.one_trace_file(trace):
+        return "cc-traces", None  # one pretty-printed trace object: its first line alone is not JSON
     if forced:
         return forced, src
     if settings.format == "auto":
