@@ -47,3 +47,37 @@ def session_trace(n_sessions: int = 400, block: int = 16, groups: int = 5, seed:
     truth = pl.DataFrame({"session": [rows[i][1] for i in order], "turn": [rows[i][2] for i in order],
                           "group": group[[rows[i][1] for i in order]]})
     return table, truth
+
+
+def document_trace(n_sessions: int = 2000, block: int = 16, seed: int = 0):
+    """Sessions that return to a document (Mooncake's follow-ups: the same long context, a new
+    question, no previous output carried). A document is whole blocks, a question (< one block)
+    the request's own last block. A session's turns depend on its first prompt: a short document
+    (< 600 tokens) is asked about once, a long one geometric(0.25) times; a quarter of the sessions
+    start under one of 3 shared 64-block prefixes with a 1-4 block document and geometric(0.5)
+    turns. Returns (table, truth) like `session_trace`, truth with each session's group (-1: none)."""
+    rng = np.random.default_rng(seed)
+    grouped = rng.random(n_sessions) < 0.25
+    doc = np.where(grouped, rng.integers(1, 5, n_sessions),
+                   np.ceil(rng.lognormal(7.0, 1.2, n_sessions) / block).astype(int))
+    turns = np.where(grouped, rng.geometric(0.5, n_sessions),
+                     np.where(doc * block < 600, 1, rng.geometric(0.25, n_sessions)))
+    group = np.where(grouped, rng.integers(0, 3, n_sessions), -1)
+    start = np.cumsum(rng.exponential(2.0, n_sessions))
+    rows = []
+    for s in range(n_sessions):  # a test fixture: clarity over speed
+        t = start[s]
+        pre = 64 if grouped[s] else 0
+        for k in range(turns[s]):
+            ids = [("g", int(group[s]), j) for j in range(pre)] + [("s", s, j) for j in range(doc[s])] + [("q", s, k)]
+            rows.append((t, s, k + 1, (pre + doc[s]) * block + int(rng.integers(1, block)), int(rng.integers(1, 200)), ids))
+            t += rng.exponential(20.0)
+    keys = {}
+    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[5]] for r in rows]
+    arrival = np.array([r[0] for r in rows])
+    order = np.argsort(arrival, kind="stable")
+    table = canonical(arrival, input_tokens=np.array([r[3] for r in rows]), output_tokens=np.array([r[4] for r in rows]))
+    table = table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64())))
+    truth = pl.DataFrame({"session": [rows[i][1] for i in order], "turn": [rows[i][2] for i in order],
+                          "input_tokens": [rows[i][3] for i in order], "group": group[[rows[i][1] for i in order]]})
+    return table, truth

@@ -150,3 +150,34 @@ def test_mooncake_export_keeps_sharing_and_sessions(fitted, tmp_path):
     assert "session_id" not in json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
     assert plain["hash_ids_replaced"] == 0
 
+
+
+def test_long_prompts_get_the_follow_ups(tmp_path):
+    """Turns depend on the first prompt (documents asked about again, short prompts once): the
+    fitted first_by_turns gives the follow-ups the source's context lengths and cache hit; drawn
+    independently of the turns (the bundle without it) the follow-ups are far too short."""
+    from reuse_traces import document_trace
+
+    table, truth = document_trace(seed=3)
+    io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(tmp_path)
+    by = b["sessions"]["first_by_turns"]
+    per = truth.group_by("session").agg(turns=pl.len(), grouped=pl.col("group").max() >= 0)
+    assert by["turns_from"][:2] == [1, 2]  # sessions inferred exactly: the planted class shares
+    assert by["grouped_share"][0] == pytest.approx(per.filter(pl.col("turns") == 1)["grouped"].mean(), abs=1e-9)
+    follow = truth.filter(pl.col("turn") > 1)["input_tokens"].to_numpy()
+    src_hit = analyze(tmp_path / "requests.parquet").values["infinite_hit_rate"]
+
+    def follow_ups(bundle, seed):
+        syn, _ = generate_table(bundle, GenerateOptions(seed=seed))
+        io.write_parquet(tmp_path / "syn.parquet", syn, {})
+        f = pl.from_arrow(syn.select(["arrival_s", "session_id", "input_tokens"])).with_columns(
+            turn=pl.int_range(pl.len()).over("session_id"))  # wrapped turns stay in their session's count
+        return f.filter(pl.col("turn") > 0)["input_tokens"].to_numpy(), analyze(tmp_path / "syn.parquet", block_size=16)
+
+    for seed in (0, 1):
+        syn_follow, syn = follow_ups(b, seed)
+        assert stats.ks_2samp(follow, syn_follow).statistic < 0.05
+        assert syn.values["infinite_hit_rate"] == pytest.approx(src_hit, abs=0.03)
+    independent = {**b, "sessions": {**b["sessions"], "first_by_turns": None}}
+    assert stats.ks_2samp(follow, follow_ups(independent, 0)[0]).statistic > 0.2

@@ -4,8 +4,10 @@
 `turns` (PMF of turns per session, `fit`: geometric p with its KS); `gap_s` (arrival to
 arrival) and `think_s` (from the previous turn's end, only where latency is known; null
 otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit` and KS;
-`first_new_tokens` (a first turn's input beyond its shared prefix, >= 1; `turns_by_first_new`:
-turns PMFs by decile of it, `edges` the deciles), `new_prompt_tokens`
+`first_new_tokens` (a first turn's input beyond its shared prefix, >= 1; `first_by_turns`: its
+quantile functions by class of turns per session (`turns_from`: each class's least turns) for
+sessions without and with a shared prefix (`first_new`: [without, with] per class), with each
+class's share of sessions under a shared prefix (`grouped_share`)), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -29,6 +31,8 @@ from servetrace.stages.prefix import session_codes
 
 PROBS = np.linspace(0, 1, 101)
 MAX_GROUPS = 200
+CLASS_MIN = 25  # sessions per class of turns (first_by_turns)
+CELL_MIN = 10  # sessions per class and grouped / not, else the class's pooled prompts
 SESSION_ROWS = 2_000_000
 
 
@@ -61,20 +65,34 @@ def _turns(turns: np.ndarray) -> dict:
             "fit": {"family": "geometric", "params": {"p": float(p)}, "ks": ks}}
 
 
-def _turns_by_first(first_new: np.ndarray, turns: np.ndarray) -> dict | None:
-    """Turns per session by decile of the first turn's new prompt (long first prompts, long
-    sessions: Mooncake's multi-turn sessions carry its long contexts)."""
-    if len(first_new) < 200:
+def _first_by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray) -> dict | None:
+    """The first turn's new prompt by class of turns per session (1, 2-3, 4-7, ...; a class of
+    fewer than CLASS_MIN sessions merges into the one below), apart for sessions that start under
+    a shared prefix and the others, with each class's share of such sessions. Long sessions start
+    with long prompts (Mooncake's follow-ups return to long documents) and a grouped session's new
+    prompt is short (its prefix carries the length): drawn independently, short-prompt sessions
+    got many turns. A cell of fewer than CELL_MIN sessions takes its class's pooled prompts."""
+    if len(first_new) < 100:
         return None
-    edges = np.unique(np.quantile(first_new, np.linspace(0.1, 0.9, 9)))
-    bucket = np.searchsorted(edges, first_new, side="right")
-    pmfs = []
-    for b in range(len(edges) + 1):
-        values, counts = np.unique(turns[bucket == b], return_counts=True)
-        if not len(values):
-            return None
-        pmfs.append({"values": values.tolist(), "probs": (counts / counts.sum()).tolist()})
-    return {"edges": edges.tolist(), "pmfs": pmfs}
+    cls = np.floor(np.log2(turns)).astype(np.int64)
+    counts = np.bincount(cls)
+    lows, acc = [], 0
+    for c in range(len(counts) - 1, -1, -1):  # a loop over classes (log2 of the longest session)
+        acc += counts[c]
+        if acc >= CLASS_MIN or c == 0:
+            lows.append(1 << c)
+            acc = 0
+    edges = np.array(sorted(lows))
+    bucket = np.searchsorted(edges, turns, side="right") - 1
+    shares, cells = [], []
+    for b in range(len(edges)):  # a loop over classes
+        at = bucket == b
+        pooled = _quantiles(first_new[at])
+        cell = [_quantiles(first_new[at & (grouped == g)]) if (at & (grouped == g)).sum() >= CELL_MIN else pooled
+                for g in (False, True)]
+        shares.append(float(grouped[at].mean()))
+        cells.append(cell)
+    return {"turns_from": edges.tolist(), "grouped_share": shares, "first_new": cells}
 
 
 def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.DataFrame | None:
@@ -128,7 +146,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             "source": "session ids" if codes is not None else "inferred from prefix chains",
             "follow_up_share": float(follow.height / frame.height),
             "turns": _turns(turns),
-            "turns_by_first_new": _turns_by_first(first_new, turns),
+            "first_by_turns": _first_by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0),
             "gap_s": {**(_quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
             "think_s": {**_quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
             "first_new_tokens": _quantiles(first_new),

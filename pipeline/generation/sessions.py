@@ -2,7 +2,8 @@
 
 Session starts are each client's own arrival process (its fitted windows, rates scaled by the
 share of requests that start a session, so shapes and burstiness are kept); each session draws
-its number of turns, and a shared prefix group by popularity (or none). Turn k + 1 arrives a
+its number of turns, whether it starts under a shared prefix and its first new prompt (jointly,
+by class of turns), and a shared prefix group by popularity. Turn k + 1 arrives a
 fitted gap (arrival to arrival; a synthetic trace has no service times to add a think time to)
 after turn k. A first turn's input is its group's prefix plus a new prompt (>= 1 token, so no
 prefix covers a whole input); a follow-up keeps the previous turn's input as its prefix and adds
@@ -83,17 +84,40 @@ def owner_of(pre: dict, group: np.ndarray, token: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_turns(rng, sess: dict, first_new: np.ndarray) -> np.ndarray:
-    """Turns per session: from the PMF of the first prompt's decile where the bundle has them."""
-    by = sess.get("turns_by_first_new")
+def _strata(rng, n: int) -> np.ndarray:
+    """n uniforms, one in each of n equal strata, in random order: a quantile draw that keeps the
+    distribution with far less spread in a sample's tail (one 24-turn session more or less moves a
+    small trace's cache hit by a point)."""
+    return (rng.permutation(n) + rng.random(n)) / max(n, 1)
+
+
+def _cell_draw(rng, q: dict, n: int) -> np.ndarray:
+    tokens = np.interp(_strata(rng, n), np.asarray(q["probs"]), np.asarray(q["quantiles"], dtype=float))
+    return np.maximum(np.rint(tokens), 1).astype(np.int64)
+
+
+def first_turns(rng, sess: dict, grouped_share: float, s_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(turns, first turn's new prompt, starts under a shared prefix) per session. Turns come in
+    the PMF's proportions (largest remainders, shuffled); with the bundle's `first_by_turns`, each
+    class of turns gets its share of grouped sessions and its own new-prompt lengths."""
+    t = sess["turns"]
+    turns = np.asarray(t["values"], dtype=np.int64)[group_labels(rng, np.asarray(t["probs"]), s_n)]
+    by = sess.get("first_by_turns")
     if not by:
-        return rng.choice(np.asarray(sess["turns"]["values"]), len(first_new), p=np.asarray(sess["turns"]["probs"]))
-    bucket = np.searchsorted(np.asarray(by["edges"]), first_new, side="right")
-    out = np.empty(len(first_new), dtype=np.int64)
-    for b, pmf in enumerate(by["pmfs"]):  # a loop over deciles
+        return turns, _cell_draw(rng, sess["first_new_tokens"], s_n), rng.random(s_n) < grouped_share
+    bucket = np.searchsorted(np.asarray(by["turns_from"]), turns, side="right") - 1
+    first_new = np.empty(s_n, dtype=np.int64)
+    grouped = np.zeros(s_n, dtype=bool)
+    for b, share in enumerate(by["grouped_share"]):  # a loop over classes of turns
         at = np.flatnonzero(bucket == b)
-        out[at] = rng.choice(np.asarray(pmf["values"]), len(at), p=np.asarray(pmf["probs"]))
-    return out
+        if grouped_share > 0:
+            raw = share * len(at)
+            k = int(raw) + int(rng.random() < raw - int(raw))
+            grouped[at] = rng.permutation(len(at)) < k
+        for g in (False, True):
+            cell = at[grouped[at] == g]
+            first_new[cell] = _cell_draw(rng, by["first_new"][b][int(g)], len(cell))
+    return turns, first_new, grouped
 
 
 def session_starts(p: WindowParams, tl, chosen: list[int], seed: int, sess: dict) -> Arrivals:
@@ -108,12 +132,12 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     sess, pre = bundle["sessions"], bundle.get("prefix")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55]))
     s_n = len(starts.arrival_s)
-    first_new = np.maximum(np.rint(_quantile_draw(rng, sess["first_new_tokens"], s_n)), 1).astype(np.int64)
-    turns = np.minimum(draw_turns(rng, sess, first_new), MAX_TURNS)
+    has_groups = bool(pre and pre["groups"]["tokens"])
+    turns, first_new, grouped = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n)
+    turns = np.minimum(turns, MAX_TURNS)
     group = np.full(s_n, -1)
     gtok = np.zeros(s_n, dtype=np.int64)
-    if pre and pre["groups"]["tokens"]:
-        grouped = rng.random(s_n) < pre["grouped_share"]
+    if has_groups:
         group[grouped] = group_labels(rng, np.asarray(pre["groups"]["popularity"]), int(grouped.sum()))
         gtok[grouped] = np.asarray(pre["groups"]["tokens"], dtype=np.int64)[group[grouped]]
     # every request's output first (client and window of its session's start), one draw
@@ -122,6 +146,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     slot0 = np.cumsum(turns) - turns
     model = context_model(sess)
     B = block_size
+    unit = (pre or {}).get("block_size") or B  # the source's block: the same lengths at any --block-size
     rows = []  # per turn: (session idx, turn, t, input, output, offsets, ids)
     active = np.arange(s_n)
     t = starts.arrival_s.copy()
@@ -148,6 +173,8 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
             growth = np.rint(_quantile_draw(rng, sess["growth_tokens"], len(a))).astype(np.int64)
             inp = np.maximum(prev_in[a] + growth, gtok[a] + 1)
             kept = np.minimum(prev_in[a], inp - 1)
+        if unit:  # never a whole number of blocks: a last block of its own, so no input is all
+            inp = inp + (inp % unit == 0)  # cached (wrapped turns come before their session's first)
         offsets = ids = writer = None
         if B:
             nb = -(-inp // B)
