@@ -62,6 +62,7 @@ class StageSettings:
     reason_log_bins: int = 40  # bins of the reasoning mixture table
     min_series: int = 8  # fewer rate bins than this: no periodicity finding
     lorenz_points: int = 1000  # points of the clients' Lorenz curve
+    failure_runs: int = 120  # the failure share over time: windows pooled into at most this many runs
     top_prefix_groups: int = 50  # prefix groups kept in the table
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import polars as pl
 
 from servetrace.io import write_json, write_parquet
+from servetrace.stages.clients import lorenz
+from servetrace.stages.failures import failure_runs
 
 EVIL = "</script><script>alert(1)</script>"
 
@@ -60,16 +62,20 @@ def tables(model: str = EVIL, seed: int = 0) -> dict[str, pl.DataFrame]:
     out_cdf = 1 - np.exp(-lo / 250)
     groups = [f"model-{i}" for i in range(39)] + [model]
     counts = np.sort(rng.pareto(1.2, 40) * 100 + 1)[::-1].round().astype(np.int64)
+    windows_frame = pl.DataFrame({
+        "window_idx": np.arange(windows), "window_start_s": starts, "requests": requests, "rate_rps": rate,
+        "iat_cv": rng.gamma(9, 0.25, windows), "iat_cv_derounded": rng.gamma(8, 0.25, windows),
+        "failed": failed, "failure_rate": failed / np.maximum(requests, 1)}).with_columns(
+        pl.when(pl.col("requests") > 0).then(pl.col("failure_rate")).alias("failure_rate"))
     return {
-        "window_rates": pl.DataFrame({
-            "window_idx": np.arange(windows), "window_start_s": starts, "requests": requests, "rate_rps": rate,
-            "iat_cv": rng.gamma(9, 0.25, windows), "iat_cv_derounded": rng.gamma(8, 0.25, windows),
-            "failed": failed, "failure_rate": failed / np.maximum(requests, 1)}).with_columns(
-            pl.when(pl.col("requests") > 0).then(pl.col("failure_rate")).alias("failure_rate")),
+        "rate_series": windows_frame.select(pl.col("window_start_s").alias("bin_start_s"), "rate_rps"),
+        "failure_runs": failure_runs(windows_frame, 600.0, 120),
+        "window_rates": windows_frame,
         "hourly_profile": pl.DataFrame({"hour": hours, "rate_rps": 0.05 * (1 + 0.6 * np.sin((hours - 8) / 24 * 2 * np.pi)),
                                         "relative_rate": 1 + 0.6 * np.sin((hours - 8) / 24 * 2 * np.pi)}),
         "idc": pl.DataFrame({"scale_s": [1.0, 10.0, 60.0, 600.0], "idc": [1.4, 3.9, 12.5, 48.0]}),
         "group_counts": pl.DataFrame({"group_key": groups, "requests": counts}),
+        "lorenz": lorenz(counts),
         "clients": pl.DataFrame({"rank": np.arange(1, 41), "group_key": groups, "requests": counts,
                                  "share": counts / counts.sum(), "rate_rps": counts / 172_800.0,
                                  "iat_cv": rng.gamma(6, 0.3, 40)}),
@@ -78,7 +84,9 @@ def tables(model: str = EVIL, seed: int = 0) -> dict[str, pl.DataFrame]:
                           "requests": np.diff(np.r_[0, c]) * 10_000, "cdf": c})
             for f, c in (("input", in_cdf), ("output", out_cdf))]),
         "length_joint": pl.DataFrame({"input_lo": np.repeat(10 ** (np.arange(10, 35) / 10), 20),
+                                      "input_hi": np.repeat(10 ** (np.arange(11, 36) / 10), 20),
                                       "output_lo": np.tile(10 ** (np.arange(5, 25) / 10), 25),
+                                      "output_hi": np.tile(10 ** (np.arange(6, 26) / 10), 25),
                                       "requests": rng.poisson(20, 500)}),
         "conditional_output": pl.DataFrame({"bucket": np.arange(2, 12), "input_lo": 2.0 ** np.arange(2, 12),
                                             "output_p10": 20 + 5.0 * np.arange(10), "output_p50": 120 + 20.0 * np.arange(10),

@@ -275,17 +275,29 @@ def test_provision_curve_falls_back_to_provision_json_and_fidelity_says_what_fai
     assert "not checked (no client ids)" in html
 
 
-def test_failure_rate_over_time_pools_windows_by_their_counts(page):
+def test_failure_runs_pool_windows_by_their_counts():
     import numpy as np
 
+    from servetrace.stages.failures import failure_runs
+
     windows = tables()["window_rates"]  # 288 windows: pooled 3 at a time into 96 runs
-    spec = specs(page)["fig-failures-failures-time"]
-    rows = next(data for data in spec["datasets"].values() if data and "failed" in data[0])
+    runs = failure_runs(windows, 600.0, 120)
     failed = windows["failed"].to_numpy().reshape(96, 3).sum(axis=1)
     requests = windows["requests"].to_numpy().reshape(96, 3).sum(axis=1)
     keep = requests > 0
-    assert len(rows) == keep.sum()
-    assert np.allclose([r["value"] for r in rows], failed[keep] / requests[keep])
+    assert runs.height == keep.sum() and runs["run_s"].unique().to_list() == [1800.0]
+    assert np.allclose(runs["failure_rate"].to_numpy(), failed[keep] / requests[keep])
+    assert runs["run_start_s"].to_list() == (np.arange(96) * 1800.0)[keep].tolist()
+
+
+def test_failure_rate_over_time_draws_the_stage_runs(page):
+    import numpy as np
+
+    runs = tables()["failure_runs"]
+    spec = specs(page)["fig-failures-failures-time"]
+    rows = next(data for data in spec["datasets"].values() if data and "requests" in data[0] and "value" in data[0])
+    assert len(rows) == runs.height
+    assert np.allclose([r["value"] for r in rows], runs["failure_rate"].to_numpy())
     assert "Share of failed requests per 30 min; 1.83 % overall (dashed)." in page
 
 

@@ -44,23 +44,15 @@ def anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def column(df: pl.DataFrame, *names: str) -> str | None:
-    """The first of `names` that `df` has: tables may name a column in one of a few accepted ways."""
-    return next((n for n in names if n in df.columns), None)
-
-
-def first_table(inp, names: tuple[str, ...], needs: tuple[tuple[str, ...], ...]):
-    """(frame, [column per need]) from the first table in `names` that has every need, else (None, reason)."""
-    for name in names:
-        df = inp.table(name)
-        if df is None:
-            continue
-        cols = [column(df, *aliases) for aliases in needs]
-        if all(cols) and df.height:
-            return df, cols
-    if not any(inp.table(n) is not None for n in names):
-        return None, f"no {names[0]} table"
-    return None, f"{names[0]} has no rows with {', '.join(a[0] for a in needs)}"
+def table_with(inp, name: str, columns: tuple[str, ...]):
+    """(frame, columns) of the stage table `name` when it has rows and every one of `columns` (the
+    names the stages write: nothing is guessed), else (None, why it is not drawn)."""
+    df = inp.table(name)
+    if df is None:
+        return None, f"no {name} table"
+    if not df.height or any(c not in df.columns for c in columns):
+        return None, f"{name} has no rows with {', '.join(columns)}"
+    return df, list(columns)
 
 
 def thin(df: pl.DataFrame, n: int = MAX_POINTS) -> pl.DataFrame:
@@ -81,11 +73,9 @@ def series(df: pl.DataFrame, n: int = MAX_POINTS) -> pl.DataFrame:
             .agg(pl.col(c).mean() for c in df.columns).drop("_row"))
 
 
-def group_label(df: pl.DataFrame, group_by: str | None = None) -> pl.Expr:
-    """'model: GPT-4', 'client_id 35': a level named with its dimension (the grouping for 'group')."""
-    level = pl.col(next(c for c in ("level", "group", "model") if c in df.columns)).cast(pl.String).fill_null("(none)")
-    if "dimension" not in df.columns:
-        return level
+def group_label(group_by: str | None = None) -> pl.Expr:
+    """'model: GPT-4', 'client_id 35': a table's `level` named with its `dimension` (the grouping for 'group')."""
+    level = pl.col("level").cast(pl.String).fill_null("(none)")
     dim = pl.col("dimension").cast(pl.String)
     return pl.when(dim == "group").then(pl.lit(f"{group_by or 'group'} ") + level).otherwise(dim + ": " + level)
 

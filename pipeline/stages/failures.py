@@ -10,6 +10,19 @@ from servetrace.stages import sql
 from servetrace.stages.context import Context, pct
 
 
+def failure_runs(over_time: pl.DataFrame, window_s: float, runs: int) -> pl.DataFrame:
+    """The failure share over time with consecutive windows pooled into at most `runs` runs (one
+    window's share is noisy: a quiet window with one failure reads as a spike): each run's start,
+    length, failed requests over its requests."""
+    step = max(1, -(-over_time.height // runs))
+    return (over_time.with_row_index("run").group_by(pl.col("run") // step, maintain_order=True)
+            .agg(pl.col("window_start_s").first().cast(pl.Float64).alias("run_start_s"), pl.col("failed").sum(),
+                 pl.col("requests").sum())
+            .filter(pl.col("requests") > 0)
+            .with_columns(pl.lit(float(step * window_s)).alias("run_s"),
+                          (pl.col("failed") / pl.col("requests")).alias("failure_rate")))
+
+
 def failures(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     if ctx.rows == 0:
         return Absent("failures", "no requests"), {}
@@ -47,5 +60,7 @@ def failures(con, ctx: Context) -> tuple[Finding | Absent, dict]:
              if failed and worst.height > 1 else "")
     load = (f"; Spearman with window load {vs_load['spearman']:.2f}" if "spearman" in vs_load else "")
     statement = f"{pct(values['rate'])} of requests failed ({failed:,}){extra}{load}."
-    tables = {"failures_over_time": over_time, "failures_by_group": by_group, "failures_by_load": by_load}
+    tables = {"failures_over_time": over_time, "failure_runs": failure_runs(over_time, ctx.settings.window_s,
+                                                                              ctx.settings.stages.failure_runs),
+              "failures_by_group": by_group, "failures_by_load": by_load}
     return Finding("failures", values, statement, list(tables)), tables

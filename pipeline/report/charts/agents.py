@@ -6,7 +6,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import Figure, first_table, frame
+from servetrace.report.figures import Figure, table_with, frame
 from servetrace.report.values import fmt_percent, is_number, lookup
 
 BLUE, RED = "#1f4e79", "#c0504d"
@@ -14,7 +14,7 @@ BLUE, RED = "#1f4e79", "#c0504d"
 
 def calls_per_unit(inp) -> Figure:
     key, title = "agent-calls", "Calls per turn and per session"
-    df, cols = first_table(inp, ("agent_counts",), (("unit",), ("calls",), ("count",)))
+    df, cols = table_with(inp, "agent_counts", ("unit", "calls", "count"))
     if df is None:
         return Figure.absent(key, title, cols)
     bars = alt.Chart(df.select("unit", "calls", "count")).mark_bar(color=BLUE).encode(
@@ -27,7 +27,7 @@ def calls_per_unit(inp) -> Figure:
 
 def gaps_between_calls(inp) -> Figure:
     key, title = "agent-gaps", "Idle gaps between calls"
-    df, cols = first_table(inp, ("agent_gaps",), (("kind",), ("gap_lo_s",), ("gaps",)))
+    df, cols = table_with(inp, "agent_gaps", ("kind", "gap_lo_s", "gaps"))
     if df is None:
         return Figure.absent(key, title, cols)
     measure = df["measure"][0] if "measure" in df.columns else "from previous end"
@@ -42,7 +42,7 @@ def gaps_between_calls(inp) -> Figure:
 
 def context_per_step(inp) -> Figure:
     key, title = "agent-context", "Context per step"
-    df, cols = first_table(inp, ("agent_context",), (("step",), ("input_p50",)))
+    df, cols = table_with(inp, "agent_context", ("step", "input_p50"))
     if df is None:
         return Figure.absent(key, title, cols)
     line = alt.Chart(df.select("step", "input_p50", "input_mean")).transform_fold(
@@ -58,7 +58,7 @@ def context_per_step(inp) -> Figure:
 
 def outputs_by_kind(inp) -> Figure:
     key, title = "agent-outputs", "Output tokens per call kind"
-    df, cols = first_table(inp, ("agent_outputs",), (("call_kind",), ("p50",)))
+    df, cols = table_with(inp, "agent_outputs", ("call_kind", "p50"))
     if df is None:
         return Figure.absent(key, title, cols)
     shown = df.with_columns((pl.col("call_kind") + " / " + pl.col("role")).alias("kind")).select("kind", "p50", "p90", "calls")

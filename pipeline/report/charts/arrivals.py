@@ -5,12 +5,9 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import (DECADE_LABELS, HEIGHT, WIDTH, Figure, first_table, frame, group_label, positive, rule_at, series,
+from servetrace.report.figures import (DECADE_LABELS, HEIGHT, WIDTH, Figure, table_with, frame, group_label, positive, rule_at, series,
                                      thin, time_axis, time_x)
 from servetrace.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
-
-IAT_X = ("iat_s", "x", "bin_mid_s", "bin_lo_s", "seconds")
-DENSITY = ("density", "pdf", "ccdf", "share")
 
 
 def family_label(findings: dict, family: str) -> str:
@@ -22,7 +19,7 @@ def family_label(findings: dict, family: str) -> str:
 
 def iat_distribution(inp) -> Figure:
     title = "Inter-arrival times, with the fitted families"
-    df, cols = first_table(inp, ("iat_hist", "iat_density", "iat_distribution"), (IAT_X, DENSITY))
+    df, cols = table_with(inp, "iat_hist", ("iat_s", "density"))
     if df is None:
         return Figure.absent("iat", title, cols)
     x, y = cols
@@ -30,10 +27,10 @@ def iat_distribution(inp) -> Figure:
     enc = dict(x=alt.X("iat_s:Q", scale=alt.Scale(type="log"), title="inter-arrival time (s)",
                        axis=alt.Axis(labelExpr=DECADE_LABELS)),
                y=alt.Y("density:Q", scale=alt.Scale(type="log"), axis=alt.Axis(labelExpr=DECADE_LABELS),
-                       title="probability density (1/s)" if y == "density" else y))
+                       title="probability density (1/s)"))
     layers = [alt.Chart(shown).mark_point(filled=True, size=18, color="#222").encode(
         **enc, tooltip=[alt.Tooltip("iat_s:Q", format=".3g"), alt.Tooltip("density:Q", format=".3g")])]
-    fits, fit_cols = first_table(inp, ("iat_fit", "iat_fits"), (("family",), IAT_X, DENSITY))
+    fits, fit_cols = table_with(inp, "iat_fit", ("family", "iat_s", "density"))
     if fits is not None:
         fam, fx, fy = fit_cols
         floor = shown["density"].min() / 10 if shown.height else 0.0
@@ -73,14 +70,14 @@ def idc_by_scale(inp) -> Figure:
 
 def window_cv(inp) -> Figure:
     title = "Inter-arrival CV per window"
-    df, cols = first_table(inp, ("window_rates",), (("window_start_s", "start_s"), ("iat_cv", "cv")))
+    df, cols = table_with(inp, "window_rates", ("window_start_s", "iat_cv", "iat_cv_derounded"))
     if df is None:
         return Figure.absent("window-cv", title, cols)
-    t, cv = cols
+    t, cv, _ = cols
     # De-rounded CV (timestamps on a grid inflate the raw one) shown beside the raw when the stage made it.
     named = {cv: "raw", "iat_cv_derounded": "de-rounded"}
     derounded = is_number(lookup(inp.findings, "arrivals.iat_cv_derounded"))  # else the column repeats the raw CV
-    present = [c for c in named if c in df.columns and df[c].drop_nulls().len() and (c == cv or derounded)]
+    present = [c for c in named if df[c].drop_nulls().len() and (c == cv or derounded)]
     long = series(df.select(pl.col(t).alias("t"), *present)).unpivot(index="t", variable_name="series",
                                                                       value_name="cv").drop_nulls()
     long, x = time_axis(long.with_columns(pl.col("series").replace(named)), "t")
@@ -100,10 +97,10 @@ def window_cv(inp) -> Figure:
 
 def cv_by_group(inp) -> Figure:
     title = "Burstiness by service, model and group"
-    df, cols = first_table(inp, ("arrivals_by_group",), (("level",), ("iat_cv",)))
+    df, cols = table_with(inp, "arrivals_by_group", ("dimension", "level", "iat_cv"))
     if df is None:
         return Figure.absent("cv-group", title, cols)
-    shown = df.select(group_label(df, lookup(inp.findings, "clients.group_by")).alias("group"),
+    shown = df.select(group_label(lookup(inp.findings, "clients.group_by")).alias("group"),
                       pl.col("iat_cv").cast(pl.Float64)).drop_nulls().head(25)
     bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(
         y=alt.Y("group:N", sort="-x", title=None, axis=alt.Axis(labelLimit=150)),

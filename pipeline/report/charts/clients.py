@@ -5,14 +5,9 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import Figure, first_table, frame, log_scale, rule_at, thin, top_rows
+from servetrace.report.figures import Figure, table_with, frame, log_scale, rule_at, thin, top_rows
 from servetrace.report.values import fmt_number, fmt_percent, lookup
 
-CLIENT_TABLES = ("clients", "client_stats")
-# group_counts holds every group; clients only the largest.
-LORENZ_TABLES = ("group_counts", "clients")
-CLIENT = ("group_key", "client_id", "client", "group")
-LOAD = ("requests", "count", "share")
 
 
 def one_group(inp) -> str | None:
@@ -28,21 +23,13 @@ def lorenz_curve(inp) -> Figure:
     title = "Lorenz curve of client load"
     if one_group(inp):
         return Figure.absent("lorenz", title, one_group(inp))
-    curve = inp.table("lorenz")
-    if curve is not None and {"group_share", "request_share"} <= set(curve.columns):
-        return _lorenz_figure(inp, thin(curve.select(pl.col("group_share").alias("clients"),
-                                                     pl.col("request_share").alias("requests")), 500), curve.height - 1)
-    df, cols = first_table(inp, LORENZ_TABLES, (LOAD,))
-    if df is None:
-        return Figure.absent("lorenz", title, cols)
-    (load,) = cols
-    # Reshaping only: cumulative shares of clients and of requests, smallest clients first.
-    curve = (df.select(pl.col(load).cast(pl.Float64).fill_null(0).alias("load")).sort("load")
-             .with_columns((pl.int_range(1, pl.len() + 1) / pl.len()).alias("clients"),
-                           (pl.col("load").cum_sum() / pl.col("load").sum()).alias("requests")))
-    curve = pl.concat([pl.DataFrame({"clients": [0.0], "requests": [0.0]}), thin(curve.select("clients", "requests"), 500),
-                       curve.tail(1).select("clients", "requests")]).unique("clients", keep="last").sort("clients")
-    return _lorenz_figure(inp, curve, df.height)
+    # The clients stage's curve over every group (stages/clients.py: lorenz).
+    curve, why = table_with(inp, "lorenz", ("groups", "group_share", "request_share"))
+    if curve is None:
+        return Figure.absent("lorenz", title, why)
+    return _lorenz_figure(inp, thin(curve.select(pl.col("group_share").alias("clients"),
+                                                 pl.col("request_share").alias("requests")), 500),
+                          int(curve["groups"].max()))
 
 
 def _lorenz_figure(inp, curve: pl.DataFrame, groups: int) -> Figure:
@@ -65,14 +52,11 @@ def client_rate_cv(inp) -> Figure:
     title = "Per-client rate and burstiness"
     if one_group(inp):
         return Figure.absent("client-cv", title, one_group(inp))
-    df, cols = first_table(inp, CLIENT_TABLES, (("rate_rps", "rate"), ("iat_cv", "cv")))
+    df, cols = table_with(inp, "clients", ("group_key", "requests", "rate_rps", "iat_cv"))
     if df is None:
         return Figure.absent("client-cv", title, cols)
-    rate, cv = cols
-    name = next((c for c in CLIENT if c in df.columns), None)
-    load = next((c for c in LOAD if c in df.columns), rate)
-    shown = top_rows(df.select(pl.col(rate).alias("rate_rps"), pl.col(cv).alias("iat_cv"), pl.col(load).alias("load"),
-                               (pl.col(name).cast(pl.String) if name else pl.lit("")).alias("client"))
+    shown = top_rows(df.select("rate_rps", "iat_cv", pl.col("requests").alias("load"),
+                               pl.col("group_key").cast(pl.String).alias("client"))
                      .drop_nulls(["rate_rps", "iat_cv"]).filter(pl.col("rate_rps") > 0), "load")
     points = alt.Chart(shown).mark_circle(opacity=0.6, color="#1f4e79").encode(
         x=alt.X("rate_rps:Q", scale=log_scale(shown, "rate_rps"), title="mean requests / s"),

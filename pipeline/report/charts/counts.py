@@ -5,25 +5,23 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import (HEIGHT, WIDTH, Figure, first_table, frame, group_label, rule_at, series, time_axis,
+from servetrace.report.figures import (HEIGHT, WIDTH, Figure, table_with, frame, group_label, rule_at, series, time_axis,
                                      time_x, top_rows)
 from servetrace.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
 
-COUNT = ("requests", "sessions", "gaps", "count", "share", "share_on_grid")
-START = ("window_start_s", "start_s")
 
 
 # Count columns whose name does not read well on an axis.
 COUNT_TITLES = {"share_on_grid": "share of arrivals on the grid"}
 
 
-def _bars(inp, key: str, title: str, tables: tuple[str, ...], value: tuple[str, ...], x_title: str,
+def _bars(inp, key: str, title: str, table: str, columns: tuple[str, ...], x_title: str,
           caption: str, log_x: bool = False, share_axis: bool = False) -> Figure:
-    df, cols = first_table(inp, tables, (value, COUNT))
+    """`columns`: (value, count) or, for binned values, (value's lower edge, count, upper edge)."""
+    df, cols = table_with(inp, table, columns)
     if df is None:
         return Figure.absent(key, title, cols)
-    v, n = cols
-    upper = v.replace("_lo", "_hi") if "_lo" in v and v.replace("_lo", "_hi") in df.columns else None
+    v, n, upper = (*cols, None)[:3]
     shown = df.select(pl.col(v).cast(pl.Float64).alias("value"), pl.col(n).alias("count"),
                       *([pl.col(upper).cast(pl.Float64).alias("value_hi")] if upper else [])).drop_nulls()
     if log_x:
@@ -40,9 +38,9 @@ def _bars(inp, key: str, title: str, tables: tuple[str, ...], value: tuple[str, 
     return Figure.of(key, title, frame(bars), caption)
 
 
-def _over_time(inp, key: str, title: str, tables: tuple[str, ...], value: tuple[str, ...], y_title: str,
+def _over_time(inp, key: str, title: str, table: str, value: str, y_title: str,
                caption: str, color: str = "#c0504d") -> Figure:
-    df, cols = first_table(inp, tables, (START, value))
+    df, cols = table_with(inp, table, ("window_start_s", value))
     if df is None:
         return Figure.absent(key, title, cols)
     t, v = cols
@@ -52,42 +50,31 @@ def _over_time(inp, key: str, title: str, tables: tuple[str, ...], value: tuple[
     return Figure.of(key, title, frame(line), caption)
 
 
-# A failure share per window is noisy (a quiet window with one failure reads as a spike): windows are pooled
-# into at most this many runs, each run's share being its failed requests over its requests.
-FAILURE_POINTS = 120
-
-
 def failures_over_time(inp) -> Figure:
     title = "Failure rate over time"
     overall = lookup(inp.findings, "failures.rate")
     said = f"; {fmt_percent(overall)} overall (dashed)." if is_number(overall) else "."
-    df, cols = first_table(inp, ("failures_over_time", "window_rates"), (START, ("failed",), ("requests",)))
+    # The failures stage pools consecutive windows into runs (stages/failures.py: failure_runs).
+    df, cols = table_with(inp, "failure_runs", ("run_start_s", "run_s", "failed", "requests", "failure_rate"))
     if df is None:
-        return _over_time(inp, "failures-time", title, ("failures_over_time", "window_rates"), ("failure_rate",),
-                          "failed share", "Share of failed requests per window" + said)
-    t = cols[0]
-    step = max(1, -(-df.height // FAILURE_POINTS))
-    pooled = (df.with_row_index("_run").group_by(pl.col("_run") // step, maintain_order=True)
-              .agg(pl.col(t).first().cast(pl.Float64).alias("t"), pl.col("failed").sum(), pl.col("requests").sum())
-              .filter(pl.col("requests") > 0).with_columns((pl.col("failed") / pl.col("requests")).alias("value")))
-    shown, x = time_axis(pooled, "t")
+        return Figure.absent("failures-time", title, cols)
+    shown, x = time_axis(df.select(pl.col("run_start_s").alias("t"), pl.col("failure_rate").alias("value"), "requests"), "t")
     chart = alt.Chart(shown).mark_line(color="#c0504d", strokeWidth=1.2).encode(
         x=time_x(x), y=alt.Y("value:Q", title="failed share of requests", axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip("value:Q", format=".2%", title="failed"), alt.Tooltip("requests:Q", format=",")])
     if is_number(overall):
         chart = chart + rule_at(float(overall), "overall", at="end")
-    width = df[t].diff().median()
-    per = f"per {fmt_duration(width * step)}" if is_number(width) else "per window"
-    return Figure.of("failures-time", title, frame(chart), f"Share of failed requests {per}" + said)
+    return Figure.of("failures-time", title, frame(chart),
+                     f"Share of failed requests per {fmt_duration(df['run_s'][0])}" + said)
 
 
 def failures_by_group(inp) -> Figure:
     title = "Failure rate by model and service"
-    df, cols = first_table(inp, ("failures_by_group",), (("level", "group", "model"), ("failure_rate",)))
+    df, cols = table_with(inp, "failures_by_group", ("dimension", "level", "failure_rate"))
     if df is None:
         return Figure.absent("failures-group", title, cols)
-    _, rate = cols
-    label = group_label(df, lookup(inp.findings, "clients.group_by"))
+    rate = "failure_rate"
+    label = group_label(lookup(inp.findings, "clients.group_by"))
     shown = top_rows(df.select(label.alias("group"), pl.col(rate).alias("failure_rate")), "failure_rate", 25)
     bars = alt.Chart(shown).mark_bar(color="#c0504d").encode(
         y=alt.Y("group:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
@@ -100,7 +87,7 @@ def session_turns(inp) -> Figure:
     multi = lookup(inp.findings, "sessions.multi_turn_share")
     if is_number(multi):
         caption += f" {fmt_percent(multi)} of sessions have more than one turn."
-    return _bars(inp, "turns", "Turns per session", ("sessions", "session_turns"), ("turns",), "turns in the session",
+    return _bars(inp, "turns", "Turns per session", "sessions", ("turns", "sessions"), "turns in the session",
                  caption)
 
 
@@ -109,29 +96,29 @@ def session_gaps(inp) -> Figure:
     p50, p90 = lookup(inp.findings, "sessions.gap_p50_s"), lookup(inp.findings, "sessions.gap_p90_s")
     if is_number(p50) and is_number(p90):
         caption += f" Median {fmt_duration(p50)}, p90 {fmt_duration(p90)}."
-    return _bars(inp, "session-gaps", "Gaps between turns", ("session_gaps",), ("gap_lo_s",), "gap between turns (s)",
+    return _bars(inp, "session-gaps", "Gaps between turns", "session_gaps", ("gap_lo_s", "gaps", "gap_hi_s"), "gap between turns (s)",
                  caption, log_x=True)
 
 
 def images_per_request(inp) -> Figure:
-    return _bars(inp, "images", "Images per request", ("multimodal_images",), ("image_count",),
+    return _bars(inp, "images", "Images per request", "multimodal_images", ("image_count", "requests"),
                  "images in the request", "Requests by the number of images they carry.")
 
 
 def tokens_per_image(inp) -> Figure:
-    return _bars(inp, "image-tokens", "Tokens per image", ("multimodal_tokens_per_image",), ("tokens_per_image",),
+    return _bars(inp, "image-tokens", "Tokens per image", "multimodal_tokens_per_image", ("tokens_per_image", "requests"),
                  "tokens per image", "The most common image token counts: they cluster at a few resolutions.")
 
 
 def prefix_over_time(inp) -> Figure:
-    return _over_time(inp, "prefix-time", "Prefix cache hit rate over time", ("prefix_reuse",), ("prefix_hit_rate",),
+    return _over_time(inp, "prefix-time", "Prefix cache hit rate over time", "prefix_reuse", "prefix_hit_rate",
                       "blocks an ideal prefix cache hits", "Share of KV-cache blocks in the leading run of blocks "
                       "seen before, per window.", color="#1f4e79")
 
 
 def prefix_lru_curve(inp) -> Figure:
     title = "Prefix-cache hit rate against capacity"
-    df, cols = first_table(inp, ("prefix_lru_curve",), (("capacity_tokens",), ("hit_rate",)))
+    df, cols = table_with(inp, "prefix_lru_curve", ("capacity_tokens", "hit_rate", "block_size"))
     if df is None:
         return Figure.absent("prefix-lru", title, cols)
     shown = df.filter(pl.col("capacity_tokens").is_not_null()).select(
@@ -151,20 +138,20 @@ def prefix_lru_curve(inp) -> Figure:
 
 
 def reuse_distances(inp) -> Figure:
-    return _bars(inp, "reuse-distance", "Reuse distances", ("prefix_reuse_distance",), ("distance_lo",),
+    return _bars(inp, "reuse-distance", "Reuse distances", "prefix_reuse_distance", ("distance_lo", "share", "distance_hi"),
                  "distinct blocks since the previous use (log2 bins)", "How many other blocks were used between two "
                  "uses of a block: an LRU cache of C blocks hits the reuses left of C.", log_x=True)
 
 
 def timestamp_grid(inp) -> Figure:
-    return _bars(inp, "timestamp-grid", "Timestamp rounding", ("timestamp_grid",), ("grid_s",), "candidate grid (s)",
+    return _bars(inp, "timestamp-grid", "Timestamp rounding", "timestamp_grid", ("grid_s", "share_on_grid"), "candidate grid (s)",
                  "Share of arrivals on a multiple of each grid step; near 100 % means timestamps were rounded to "
                  "it (unrounded times give about 4 %).", log_x=True, share_axis=True)
 
 
 def failures_by_load(inp) -> Figure:
     title = "Failure rate against load"
-    df, cols = first_table(inp, ("failures_by_load",), (("rate_rps",), ("failure_rate",)))
+    df, cols = table_with(inp, "failures_by_load", ("rate_rps", "failure_rate"))
     if df is None:
         return Figure.absent("failures-load", title, cols)
     shown = df.select(pl.col("rate_rps").cast(pl.Float64), pl.col("failure_rate").cast(pl.Float64)).drop_nulls()

@@ -5,41 +5,27 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import Figure, first_table, frame, positive, thin, time_axis, time_x
+from servetrace.report.figures import Figure, table_with, frame, positive, thin, time_axis, time_x
 from servetrace.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
 
-KIND = ("field", "kind", "which")
-# A CDF is read at the upper edge of its bin.
-TOKENS = ("tokens", "bin_hi", "x", "bin_lo")
-
-
-def _cdf_frame(df: pl.DataFrame, kind: str, tokens: str) -> pl.DataFrame:
-    """(kind, tokens, cdf): read a CDF column, or cumulate a histogram's counts within each kind."""
-    if "cdf" in df.columns:
-        cdf = pl.col("cdf")
-    else:
-        count = next(c for c in ("count", "requests", "density", "pmf") if c in df.columns)
-        cdf = pl.col(count).cum_sum().over(kind, order_by=tokens) / pl.col(count).sum().over(kind)
-    return df.select(pl.col(kind).cast(pl.String).alias("kind"), pl.col(tokens).alias("tokens"), cdf.alias("cdf"))
 
 
 def length_cdfs(inp) -> Figure:
     title = "Input and output length distributions"
-    df, cols = first_table(inp, ("length_cdf", "length_hist", "lengths"), (KIND, TOKENS, ("cdf", "count", "requests")))
+    # length_hist's cdf (the stage cumulates it) read at the upper edge of each bin.
+    df, cols = table_with(inp, "length_hist", ("field", "bin_hi", "cdf"))
     if df is None:
         return Figure.absent("length-cdf", title, cols)
-    kind, tokens, _ = cols
-    observed = positive(_cdf_frame(df, kind, tokens), "tokens").sort("kind", "tokens")
+    observed = positive(df.select(pl.col("field").cast(pl.String).alias("kind"), pl.col("bin_hi").alias("tokens"), "cdf"),
+                        "tokens").sort("kind", "tokens")
     observed = pl.concat([thin(g, 600) for _, g in observed.group_by("kind", maintain_order=True)])
     enc = dict(x=alt.X("tokens:Q", scale=alt.Scale(type="log"), title="tokens"),
                y=alt.Y("cdf:Q", title="cumulative share of requests", axis=alt.Axis(format="%")),
                color=alt.Color("kind:N", title=None, scale=alt.Scale(range=["#1f4e79", "#c0504d", "#6a8d3a"])))
     layers = [alt.Chart(observed).mark_line(strokeWidth=2, interpolate="step-after").encode(**enc)]
-    fits, fcols = first_table(inp, ("length_fit", "length_fits"), (KIND, ("family",), TOKENS, ("cdf",)))
+    fits, _ = table_with(inp, "length_fit", ("field", "family", "tokens", "cdf"))
     if fits is not None:
-        fkind, fam, ftok, _ = fcols
-        curves = positive(fits.select(pl.col(fkind).cast(pl.String).alias("kind"), pl.col(fam).alias("family"),
-                                      pl.col(ftok).alias("tokens"), "cdf"), "tokens")
+        curves = positive(fits.select(pl.col("field").cast(pl.String).alias("kind"), "family", "tokens", "cdf"), "tokens")
         best = {k: lookup(inp.findings, f"lengths.{k}.best_fit.family") for k in curves["kind"].unique().to_list()}
         if any(best.values()):  # the winning family per field, not every candidate
             curves = curves.filter(pl.col("family") == pl.col("kind").replace_strict(best, default=None))
@@ -56,33 +42,24 @@ def length_cdfs(inp) -> Figure:
 
 def length_joint(inp) -> Figure:
     title = "Output length given input length"
-    grid, gcols = first_table(inp, ("length_joint", "length_density"),
-                              (("input_lo", "input_bin", "input_tokens"), ("output_lo", "output_bin", "output_tokens"),
-                               ("count", "requests", "density")))
-    quant, qcols = first_table(inp, ("output_by_input", "conditional_output", "output_quantiles_by_input"),
-                               (("input_mid", "input_lo", "input_tokens", "input_bucket"),))
+    grid, gcols = table_with(inp, "length_joint", ("input_lo", "input_hi", "output_lo", "output_hi", "requests"))
+    quant, _ = table_with(inp, "conditional_output", ("input_lo", "output_p10", "output_p50", "output_p90"))
     if grid is None and quant is None:
         return Figure.absent("length-joint", title, gcols)
     layers = []
     x = alt.X("input:Q", scale=alt.Scale(type="log"), title="input tokens")
     y = alt.Y("output:Q", scale=alt.Scale(type="log"), title="output tokens")
     if grid is not None:
-        gi, go, gc = gcols
-        # Cells span their bins when the table gives the upper edges, else a square marks the lower corner.
-        edges = [c for c in ("input_hi", "output_hi") if c in grid.columns and gi.endswith("_lo") and go.endswith("_lo")]
-        cells = positive(grid.select(pl.col(gi).alias("input"), pl.col(go).alias("output"), pl.col(gc).alias("requests"),
-                                     *edges), "input", "output", "requests")
+        # Each cell spans its input and output bins.
+        cells = positive(grid.select(pl.col("input_lo").alias("input"), pl.col("output_lo").alias("output"), "requests",
+                                     "input_hi", "output_hi"), "input", "output", "requests")
         cells = cells.sort("requests", descending=True).head(4000)
         color = alt.Color("requests:Q", scale=alt.Scale(type="log", scheme="blues"), title="requests per cell",
                           legend=alt.Legend(orient="bottom", gradientLength=160))
-        if len(edges) == 2:
-            layers.append(alt.Chart(cells).mark_rect().encode(x=x, x2="input_hi:Q", y=y, y2="output_hi:Q", color=color))
-        else:
-            layers.append(alt.Chart(cells).mark_square(size=30, opacity=0.85).encode(x=x, y=y, color=color))
+        layers.append(alt.Chart(cells).mark_rect().encode(x=x, x2="input_hi:Q", y=y, y2="output_hi:Q", color=color))
     if quant is not None:
-        (qi,) = qcols
-        qs = [c for c in ("output_p10", "output_p50", "output_p90", "p10", "p50", "p90") if c in quant.columns]
-        long = quant.select(pl.col(qi).alias("input"), *qs).unpivot(index="input", variable_name="quantile",
+        qs = ["output_p10", "output_p50", "output_p90"]
+        long = quant.select(pl.col("input_lo").alias("input"), *qs).unpivot(index="input", variable_name="quantile",
                                                                      value_name="output")
         long = positive(long.drop_nulls(), "input", "output")
         layers.append(alt.Chart(long).mark_line(point=True, strokeWidth=1.5).encode(
@@ -99,7 +76,7 @@ def length_joint(inp) -> Figure:
 
 def length_drift(inp) -> Figure:
     title = "Drift of the length distributions"
-    df, cols = first_table(inp, ("length_drift",), (KIND, ("period_start_s",), ("ks_vs_all",)))
+    df, cols = table_with(inp, "length_drift", ("field", "period_start_s", "ks_vs_all"))
     if df is None:
         return Figure.absent("length-drift", title, cols)
     kind, start, ks = cols

@@ -5,16 +5,14 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import Figure, first_table, frame, series, time_axis, time_x
+from servetrace.report.figures import Figure, table_with, frame, series, time_axis, time_x
 from servetrace.report.values import absent_reason, fmt_duration, fmt_number, lookup
 
-START = ("window_start_s", "bin_start_s", "start_s", "t_s")
-RATE = ("rate_rps", "rate", "requests_per_s")
 
 
 def rate_over_time(inp) -> Figure:
     title = "Request rate over time"
-    df, cols = first_table(inp, ("rate_series", "window_rates"), (START, RATE))
+    df, cols = table_with(inp, "rate_series", ("bin_start_s", "rate_rps"))
     if df is None:
         return Figure.absent("rate", title, cols)
     t, rate = cols
@@ -46,18 +44,13 @@ def diurnal_profile(inp) -> Figure:
     said = absent_reason(inp.findings.get("diurnal"))
     if said:  # a profile over part of a day would read as a daily cycle it is not
         return Figure.absent("diurnal", title, said)
-    df, cols = first_table(inp, ("hourly_profile", "diurnal_profile", "hour_of_day", "diurnal"),
-                           (("hour", "hour_of_day"), RATE))
+    df, cols = table_with(inp, "hourly_profile", ("hour", "rate_rps"))
     if df is None:
         return Figure.absent("diurnal", title, cols)
     hour, rate = cols
-    group = next((c for c in ("service", "group", "model") if c in df.columns), None)
-    shown = df.select(pl.col(hour).alias("hour"), pl.col(rate).alias("rate_rps"),
-                      *([pl.col(group).cast(pl.String).fill_null("(none)").alias("group")] if group else []))
+    shown = df.select(pl.col(hour).alias("hour"), pl.col(rate).alias("rate_rps"))
     enc = dict(x=alt.X("hour:Q", title="hour of day", scale=alt.Scale(domain=[0, 23]), axis=alt.Axis(tickCount=12)),
                y=alt.Y("rate_rps:Q", title="mean requests / s"))
-    if group:
-        enc["color"] = alt.Color("group:N", title=group)
     chart = alt.Chart(shown).mark_line(point=True).encode(**enc)
     peak = lookup(inp.findings, "diurnal.peak_hour")
     caption = "Mean rate by hour of the day across the trace."
@@ -74,7 +67,7 @@ def weekday_profile(inp) -> Figure:
     said = lookup(inp.findings, "diurnal.weekday_profile.absent")
     if said:
         return Figure.absent("weekday", title, str(said))
-    df, cols = first_table(inp, ("weekday_profile",), (("weekday",), ("relative_rate", "rate_rps")))
+    df, cols = table_with(inp, "weekday_profile", ("weekday", "relative_rate"))
     if df is None:
         return Figure.absent("weekday", title, cols)
     day, rate = cols
@@ -85,13 +78,13 @@ def weekday_profile(inp) -> Figure:
         pl.col("weekday").map_elements(lambda d: WEEKDAYS[d % 7], return_dtype=pl.String).alias("day"))
     bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(
         x=alt.X("day:N", sort=WEEKDAYS, title=None),
-        y=alt.Y("rate:Q", title="rate relative to the mean" if rate == "relative_rate" else "requests / s"))
+        y=alt.Y("rate:Q", title="rate relative to the mean"))
     return Figure.of("weekday", title, frame(bars), "Mean rate on each day of the week (1 = the trace mean).")
 
 
 def dominant_periods(inp) -> Figure:
     title = "Dominant periods of the rate"
-    df, cols = first_table(inp, ("periods",), (("period_s",), ("power_share",)))
+    df, cols = table_with(inp, "periods", ("period_s", "power_share"))
     if df is None:
         return Figure.absent("periods", title, cols)
     shown = df.select(pl.col("period_s").map_elements(fmt_duration, return_dtype=pl.String).alias("period"),

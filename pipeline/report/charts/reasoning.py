@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from servetrace.report.figures import Figure, first_table, frame
+from servetrace.report.figures import Figure, table_with, frame
 from servetrace.report.values import fmt_number, fmt_percent, is_number, lookup
 
 OBSERVED = "#9db4cc"
@@ -28,7 +28,7 @@ def component_labels(findings: dict, n: int) -> list[str]:
 
 def reasoning_mixture(inp) -> Figure:
     title = "Reasoning length, with the two-component mixture"
-    df, cols = first_table(inp, ("reasoning_mixture",), (("reason_lo",), ("reason_hi",), ("share",)))
+    df, cols = table_with(inp, "reasoning_mixture", ("reason_lo", "reason_hi", "share"))
     if df is None:
         return Figure.absent("mixture", title, cols)
     parts = sorted(c for c in df.columns if c.startswith("component_") and c.endswith("_share"))
@@ -65,7 +65,7 @@ def reasoning_mixture(inp) -> Figure:
 
 def reason_ratio(inp) -> Figure:
     title = "Share of output spent reasoning"
-    df, cols = first_table(inp, ("reason_ratio",), (("ratio_lo",), ("ratio_hi",), ("share",)))
+    df, cols = table_with(inp, "reason_ratio", ("ratio_lo", "ratio_hi", "share"))
     if df is None:
         return Figure.absent("reason-ratio", title, cols)
     bars = alt.Chart(df.select("ratio_lo", "ratio_hi", "share")).mark_rect(color=MIXTURE, stroke="#fff",
