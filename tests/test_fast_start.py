@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from scipy import signal, stats
 
@@ -57,3 +58,17 @@ def test_a_small_trace_without_failures_never_imports_scipy_stats_optimize_signa
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "report.html").exists() and (tmp_path / "bundle.json").exists()
+
+
+def test_ingest_imports_neither_scipy_pandas_nor_polars(tmp_path):
+    """`servetrace ingest` needs DuckDB and Arrow only: the bundle's family names come without scipy,
+    Arrow <-> numpy without pandas."""
+    trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
+    code = ("import sys\nfrom servetrace.cli import main\n"
+            f"sys.argv = ['servetrace', 'ingest', {str(trace)!r}, '--out', {str(tmp_path)!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('scipy', 'pandas', 'polars') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert pq.read_metadata(tmp_path / "requests.parquet").num_rows == 19_366

@@ -84,7 +84,7 @@ import orjson
 from servetrace.errors import ServetraceError
 from servetrace.io import json_value, write_text
 from servetrace.outputs import bundle_path as bundle_file
-from servetrace.stats.families import LEGACY_NAMES
+from servetrace.stats.names import LEGACY_NAMES
 
 SCHEMA_ID = "servetrace.bundle/v2"
 READABLE_SCHEMAS = ("servetrace.bundle/v1", SCHEMA_ID)

@@ -16,7 +16,8 @@ from scipy.special import gammaln
 
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id
 from servetrace.errors import ServetraceError
-from servetrace.stats.families import LEGACY_NAMES, weibull_shape_for_cv
+from servetrace.stats.families import weibull_shape_for_cv
+from servetrace.stats.names import LEGACY_NAMES
 from servetrace.settings import DEFAULTS
 from servetrace.stats.pmf import REASON_BINS, binned_pmf, pmf_fit, pooled_pmf
 

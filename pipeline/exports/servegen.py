@@ -18,7 +18,7 @@ from servetrace.bundle.coverage import covered_seconds_at, covered_span, window_
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.errors import ServetraceError
 from servetrace.io import atomic_dir, dumps_json
-from servetrace.stats.families import SERVEGEN_NAMES
+from servetrace.stats.names import SERVEGEN_NAMES
 from servetrace.stats.pmf import REASON_BINS
 
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -16,21 +16,7 @@ from scipy import special
 
 from servetrace.settings import DEFAULTS
 
-IAT_FAMILIES = ("exponential", "gamma", "weibull", "lognormal")
-LENGTH_FAMILIES = ("lognormal", "pareto_lognormal", "exponential", "zipf", "gamma")
-N_PARAMS = {"exponential": 1, "gamma": 2, "weibull": 2, "lognormal": 2, "zipf": 1, "pareto_lognormal": 5}
-
-
-# Family names everywhere (stages, bundle, generate, validate) are these lowercase ones; v1 bundles
-# written before and ServeGen's ArrivalPat spell the renewal families with a capital.
-LEGACY_NAMES = {"Gamma": "gamma", "Weibull": "weibull", "Exponential": "exponential"}
-SERVEGEN_NAMES = {"gamma": "Gamma", "weibull": "Weibull"}  # ServeGen's ArrivalPat, for its trace CSVs
-
-
-def canonical(name: str | None) -> str | None:
-    """A family name in this module's vocabulary (maps the capitalized names of v1 bundles)."""
-    return LEGACY_NAMES.get(name, name) if name is not None else None
-
+from servetrace.stats.names import IAT_FAMILIES, LENGTH_FAMILIES, N_PARAMS, canonical  # noqa: F401
 
 _WEIBULL_K = np.geomspace(0.05, 50.0, 2000)
 _WEIBULL_CV = np.sqrt(np.exp(special.gammaln(1 + 2 / _WEIBULL_K) - 2 * special.gammaln(1 + 1 / _WEIBULL_K)) - 1)
