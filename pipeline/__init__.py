@@ -77,13 +77,15 @@ def generate(bundle: str | Path, out: str | Path, *, duration_s: float | None = 
 
 
 def validate(source: str | Path, synthetic: str | Path, out_dir: str | Path, *, window_s: int = 600,
-             page: bool = True) -> dict:
+             page: bool = True, bundle: str | Path | None = None) -> dict:
     """How close `synthetic` is to `source` (raw traces, canonical Parquet or output directories):
-    writes out_dir/fidelity.json (every metric, its threshold, pass / fail) and fidelity.html."""
+    writes out_dir/fidelity.json (every metric, its threshold, pass / fail, and the arrival
+    metrics' noise floors: seed to seed from `bundle` or the source directory's, half to half from
+    the source) and fidelity.html."""
     from servetrace.settings import Settings
     from servetrace.validation.run import validate_traces
 
-    return validate_traces(source, synthetic, out_dir, Settings(window_s=window_s), page=page)
+    return validate_traces(source, synthetic, out_dir, Settings(window_s=window_s), page=page, bundle=bundle)
 
 
 def export(source: str | Path, to: str, out: str | Path, *, category: str | None = None, model: str | None = None,

@@ -152,12 +152,17 @@ def validate(
     out: OutDir,
     window_s: Annotated[int, typer.Option("--window", callback=opt.checked, help="Rate window in seconds.")] = 600,
     no_page: Annotated[bool, typer.Option("--no-page", help="Write fidelity.json only.")] = False,
+    bundle: Annotated[Optional[Path], typer.Option(
+        "--bundle", help="Bundle the synthetic trace came from (default: SOURCE's bundle.json when SOURCE is an output "
+                         "directory): two more seeds of it give the arrival checks' seed-to-seed noise floor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure how close SYNTHETIC is to SOURCE: DIR/fidelity.json (with pass/fail checks) and DIR/fidelity.html."""
+    """Measure how close SYNTHETIC is to SOURCE: DIR/fidelity.json (with pass/fail checks and the arrival checks'
+    noise floors) and DIR/fidelity.html."""
     import servetrace
 
-    _emit("validate", servetrace.validate(source, synthetic, out, window_s=window_s, page=not no_page), as_json)
+    _emit("validate", servetrace.validate(source, synthetic, out, window_s=window_s, page=not no_page, bundle=bundle),
+          as_json)
 
 
 @app.command()

@@ -63,12 +63,20 @@ def generate(s: dict) -> str:
 def validate(result: dict) -> str:
     failed = [k for k, c in result["checks"].items() if c["pass"] is False]
     head = "fidelity: all checks pass" if result["pass"] else f"fidelity: {len(failed)} check(s) fail: {', '.join(failed)}"
-    lines = [head]
+    lines = [head, f"  {'check':<24} {'value':>10}  {'threshold':<11} {'':<4}  noise floor: seed/seed  half/half"]
     for k, c in result["checks"].items():
-        v = "–" if c["value"] is None else f"{c['value']:.4g}"
         mark = {True: "pass", False: "FAIL", None: "skip"}[c["pass"]]
-        lines.append(f"  {k:<24} {v:>10}  <= {c['threshold']:<8g} {mark}")
+        line = f"  {k:<24} {_num(c['value']):>10}  <= {c['threshold']:<8g} {mark}"
+        floor = c.get("noise_floor")
+        if isinstance(floor, dict):  # the arrival checks: both floors, and whether a miss is within them
+            within = {True: "  within noise", False: "  beyond noise", None: ""}[c["within_noise"]]
+            line += f"  {_num(floor['seed_to_seed']):>21}  {_num(floor['half_to_half']):>9}{within}"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4g}"
 
 
 def provision(result: dict) -> str:

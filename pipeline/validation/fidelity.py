@@ -8,6 +8,7 @@ import polars as pl
 from servetrace.settings import Settings
 from servetrace.stats import fidelity as m
 from servetrace.settings import FidelitySettings
+from servetrace.validation.noise import noise_floors, with_floor
 
 SCHEMA = "servetrace.fidelity/v1"
 LENGTHS = ("input", "output", "reason")
@@ -40,9 +41,8 @@ def _failure_rate(df: pl.DataFrame) -> float | None:
     return float(df.get_column("failed").fill_null(False).mean())
 
 
-def window_table(source: pl.DataFrame, synthetic: pl.DataFrame, window_s: float, min_cover: float) -> pl.DataFrame:
+def window_table(src_t: np.ndarray, syn_t: np.ndarray, window_s: float, min_cover: float) -> pl.DataFrame:
     """One row per compared window: its start, both rates and the absolute percentage error."""
-    src_t, syn_t = _col(source, "arrival_s"), _col(synthetic, "arrival_s")
     if len(src_t) == 0 or len(syn_t) == 0:
         starts = cover = np.empty(0)
     else:
@@ -53,30 +53,54 @@ def window_table(source: pl.DataFrame, synthetic: pl.DataFrame, window_s: float,
                          "synthetic_rps": syn_rps, "ape": m.rate_ape(src_rps, syn_rps)})
 
 
+def arrivals(src_t: np.ndarray, syn_t: np.ndarray, window_s: float, scales_s, min_cover: float) -> tuple[dict, pl.DataFrame]:
+    """The arrival numbers of two traces' arrival times (rate per window, IAT CV, IDC per scale over
+    their common whole windows) and the per-window table."""
+    windows = window_table(src_t, syn_t, window_s, min_cover)
+    ape = windows.get_column("ape").drop_nans().drop_nulls()
+    span = common_span(src_t, syn_t, window_s)
+    a, b = _within(src_t, span), _within(syn_t, span)
+    return {"windows_compared": int(len(ape)),
+            "rate_mape": float(ape.mean()) if len(ape) else None,
+            "rate_max_ape": float(ape.max()) if len(ape) else None,
+            "burstiness_span_s": list(span) if span else None,
+            "iat_cv": {"source": m.iat_cv(a), "synthetic": m.iat_cv(b)},
+            "idc": {str(s): {"source": m.idc(a, s, span), "synthetic": m.idc(b, s, span)} for s in scales_s}}, windows
+
+
+def arrival_errors(f: dict) -> dict[str, float | None]:
+    """The arrival checks' values: rate MAPE, and the relative error of IAT CV and of IDC per scale."""
+    out = {"rate_mape": f["rate_mape"], "iat_cv": m.relative_error(f["iat_cv"]["source"], f["iat_cv"]["synthetic"])}
+    out.update({f"idc_{s}": m.relative_error(p["source"], p["synthetic"]) for s, p in f["idc"].items()})
+    return out
+
+
 def _pair_of(fn, source: pl.DataFrame, synthetic: pl.DataFrame) -> dict:
     return {"source": fn(source), "synthetic": fn(synthetic)}
 
 
 def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings = Settings(),
              thresholds: FidelitySettings = FidelitySettings(),
-             reuse: dict | None = None) -> tuple[dict, dict[str, pl.DataFrame]]:
+             reuse: dict | None = None, seeds: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[dict, dict[str, pl.DataFrame]]:
     """Fidelity numbers (fidelity.json) and the tables the page draws from; `reuse`: the block
-    reuse and session numbers (`validate.reuse`), checked here when present."""
-    windows = window_table(source, synthetic, settings.window_s, thresholds.min_window_cover)
-    ape = windows.get_column("ape").drop_nans().drop_nulls()
-    span = common_span(source, synthetic, settings.window_s)
-    src_t, syn_t = (_within(_col(d, "arrival_s"), span) for d in (source, synthetic))
+    reuse and session numbers (`validate.reuse`), checked here when present; `seeds`: the arrival
+    times of two generator seeds, for the arrival checks' seed-to-seed noise floor
+    (validation/noise.py; the half-to-half floor needs only the source)."""
+    src_t, syn_t = _col(source, "arrival_s"), _col(synthetic, "arrival_s")
+    numbers, windows = arrivals(src_t, syn_t, settings.window_s, settings.idc_scales_s, thresholds.min_window_cover)
     out: dict = {
         "schema": SCHEMA,
         "rows": {"source": source.height, "synthetic": synthetic.height},
         "window_s": settings.window_s,
-        "windows_compared": int(len(ape)),
-        "rate_mape": float(ape.mean()) if len(ape) else None,
-        "rate_max_ape": float(ape.max()) if len(ape) else None,
+        "windows_compared": numbers["windows_compared"],
+        "rate_mape": numbers["rate_mape"],
+        "rate_max_ape": numbers["rate_max_ape"],
         "mean_rps": {"source": _mean_rps(source), "synthetic": _mean_rps(synthetic)},
-        "burstiness_span_s": list(span) if span else None,
-        "iat_cv": {"source": m.iat_cv(src_t), "synthetic": m.iat_cv(syn_t)},
-        "idc": {str(s): {"source": m.idc(src_t, s, span), "synthetic": m.idc(syn_t, s, span)} for s in settings.idc_scales_s},
+        "burstiness_span_s": numbers["burstiness_span_s"],
+        "iat_cv": numbers["iat_cv"],
+        "idc": numbers["idc"],
+        "noise_floor": noise_floors(src_t, seeds, settings.window_s, settings.idc_scales_s, thresholds.min_window_cover),
     }
     for name in LENGTHS:
         a, b = _col(source, f"{name}_tokens"), _col(synthetic, f"{name}_tokens")
@@ -103,12 +127,11 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
     return out, {"windows": windows, "length_quantiles": length_quantiles(source, synthetic)}
 
 
-def common_span(source: pl.DataFrame, synthetic: pl.DataFrame, window_s: float) -> tuple[float, float] | None:
-    """The whole rate windows inside [latest first arrival, earliest last arrival] (that span itself
-    when it holds no whole window). Burstiness is compared over time both traces cover, and over
-    whole windows: a trace cut mid-window leaves a partial window whose fitted rate is diluted, an
-    edge effect of the fit rather than a property of the workload."""
-    a, b = _col(source, "arrival_s"), _col(synthetic, "arrival_s")
+def common_span(a: np.ndarray, b: np.ndarray, window_s: float) -> tuple[float, float] | None:
+    """The whole rate windows inside [latest first arrival, earliest last arrival] of arrival times
+    `a` and `b` (that span itself when it holds no whole window). Burstiness is compared over time
+    both traces cover, and over whole windows: a trace cut mid-window leaves a partial window whose
+    fitted rate is diluted, an edge effect of the fit rather than a property of the workload."""
     if len(a) == 0 or len(b) == 0:
         return None
     lo, hi = max(a.min(), b.min()), min(a.max(), b.max())
@@ -143,11 +166,12 @@ def _abs_diff(pair: dict) -> float | None:
 
 def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
     """Pass / fail per metric; a metric that cannot be computed on these traces passes as null."""
-    out = {"rate_mape": _check(f["rate_mape"], t.rate_mape, "no common window"),
-           "iat_cv": _check(m.relative_error(f["iat_cv"]["source"], f["iat_cv"]["synthetic"]), t.iat_cv_rel)}
-    for scale, pair in f["idc"].items():
-        out[f"idc_{scale}"] = _check(m.relative_error(pair["source"], pair["synthetic"]), t.idc_rel,
-                                     "trace shorter than two bins")
+    errors = arrival_errors(f)
+    out = {"rate_mape": _check(errors.pop("rate_mape"), t.rate_mape, "no common window"),
+           "iat_cv": _check(errors.pop("iat_cv"), t.iat_cv_rel)}
+    out.update({k: _check(v, t.idc_rel, "trace shorter than two bins") for k, v in errors.items()})
+    for name, floor in (f.get("noise_floor") or {}).items():
+        out[name] = with_floor(out[name], floor)
     for name in LENGTHS:
         if f"ks_{name}" in f:
             out[f"ks_{name}"] = _check(f[f"ks_{name}"], t.ks)

@@ -11,12 +11,19 @@ W, H = 460, 220
 
 
 def _checks_table(f: dict) -> dict:
+    """Each check beside its noise floors (seed to seed, half to half: validation/noise.py; the
+    reuse checks' floor is the source's half against half) and whether its value is within them."""
     rows, classes = [], []
     for name, c in f["checks"].items():
         verdict = "skipped" if c["pass"] is None else ("pass" if c["pass"] else "fail")
-        rows.append([name, c["value"], c["threshold"], verdict if c["pass"] is not None else c.get("reason", "")])
+        floor = c.get("noise_floor")
+        seed, half = (floor["seed_to_seed"], floor["half_to_half"]) if isinstance(floor, dict) else (None, floor)
+        noise = {True: "within", False: "beyond", None: ""}[c.get("within_noise")]
+        rows.append([name, c["value"], c["threshold"], verdict if c["pass"] is not None else c.get("reason", ""),
+                     seed, half, noise])
         classes.append({"pass": "pass", "fail": "fail"}.get(verdict, "skip"))
-    return table_html(["check", "value", "threshold", "result"], rows, classes)
+    return table_html(["check", "value", "threshold", "result", "floor: seed to seed", "floor: half to half",
+                       "noise"], rows, classes)
 
 
 def _side_by_side(f: dict) -> dict:

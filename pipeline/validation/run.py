@@ -10,6 +10,7 @@ from servetrace.outputs import FIDELITY, FIDELITY_PAGE, FIDELITY_WINDOWS, INPUTS
 from servetrace.settings import Settings
 from servetrace.validation.fidelity import fidelity
 from servetrace.validation.inputs import load_requests, requests_path
+from servetrace.validation.noise import find_bundle, seed_traces
 from servetrace.validation.reuse import reuse_fidelity
 from servetrace.validation.page import fidelity_page
 from servetrace.settings import FidelitySettings
@@ -17,16 +18,20 @@ from servetrace.settings import FidelitySettings
 
 def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Path,
                     settings: Settings = Settings(), thresholds: FidelitySettings = FidelitySettings(),
-                    page: bool = True) -> dict:
+                    page: bool = True, bundle: str | Path | None = None) -> dict:
     """Compare `synthetic` with `source`; write DIR/fidelity.json, DIR/fidelity.html, and the
-    per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict."""
+    per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict. The arrival
+    checks' seed-to-seed noise floor comes from `bundle` (else the source directory's bundle.json)."""
     out_dir = Path(out_dir)
+    bundle_path = find_bundle(bundle, source)
     with output_lock(out_dir):
         src_path = requests_path(source, out_dir / INPUTS / "source")
         syn_path = requests_path(synthetic, out_dir / INPUTS / "synthetic")
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
-        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path))
-        result["inputs"] = {"source": str(source), "synthetic": str(synthetic)}
+        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path),
+                                  seed_traces(bundle_path))
+        result["inputs"] = {"source": str(source), "synthetic": str(synthetic),
+                            "bundle": None if bundle_path is None else str(bundle_path)}
         write_parquet(table_path(out_dir, FIDELITY_WINDOWS), tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
         if page:
             title = f"Fidelity: {Path(synthetic).name} vs {Path(source).name}"
