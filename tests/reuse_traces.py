@@ -55,7 +55,8 @@ def document_trace(n_sessions: int = 2000, block: int = 16, seed: int = 0):
     the request's own last block. A session's turns depend on its first prompt: a short document
     (< 600 tokens) is asked about once, a long one geometric(0.25) times; a quarter of the sessions
     start under one of 3 shared 64-block prefixes with a 1-4 block document and geometric(0.5)
-    turns. Returns (table, truth) like `session_trace`, truth with each session's group (-1: none)."""
+    turns. The gap before turn k + 1 is exponential with mean 80 / k s. Returns (table, truth)
+    like `session_trace`, truth with each session's group (-1: none)."""
     rng = np.random.default_rng(seed)
     grouped = rng.random(n_sessions) < 0.25
     doc = np.where(grouped, rng.integers(1, 5, n_sessions),
@@ -71,7 +72,7 @@ def document_trace(n_sessions: int = 2000, block: int = 16, seed: int = 0):
         for k in range(turns[s]):
             ids = [("g", int(group[s]), j) for j in range(pre)] + [("s", s, j) for j in range(doc[s])] + [("q", s, k)]
             rows.append((t, s, k + 1, (pre + doc[s]) * block + int(rng.integers(1, block)), int(rng.integers(1, 200)), ids))
-            t += rng.exponential(20.0)
+            t += rng.exponential(80.0 / (k + 1))  # sessions speed up as they go on
     keys = {}
     hash_ids = [[keys.setdefault(i, len(keys)) for i in r[5]] for r in rows]
     arrival = np.array([r[0] for r in rows])

@@ -154,14 +154,14 @@ def test_mooncake_export_keeps_sharing_and_sessions(fitted, tmp_path):
 
 def test_long_prompts_get_the_follow_ups(tmp_path):
     """Turns depend on the first prompt (documents asked about again, short prompts once): the
-    fitted first_by_turns gives the follow-ups the source's context lengths and cache hit; drawn
+    fitted by_turns gives the follow-ups the source's context lengths and cache hit; drawn
     independently of the turns (the bundle without it) the follow-ups are far too short."""
     from reuse_traces import document_trace
 
     table, truth = document_trace(seed=3)
     io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
     b = fit_bundle(tmp_path)
-    by = b["sessions"]["first_by_turns"]
+    by = b["sessions"]["by_turns"]
     per = truth.group_by("session").agg(turns=pl.len(), grouped=pl.col("group").max() >= 0)
     assert by["turns_from"][:2] == [1, 2]  # sessions inferred exactly: the planted class shares
     assert by["grouped_share"][0] == pytest.approx(per.filter(pl.col("turns") == 1)["grouped"].mean(), abs=1e-9)
@@ -179,5 +179,31 @@ def test_long_prompts_get_the_follow_ups(tmp_path):
         syn_follow, syn = follow_ups(b, seed)
         assert stats.ks_2samp(follow, syn_follow).statistic < 0.05
         assert syn.values["infinite_hit_rate"] == pytest.approx(src_hit, abs=0.03)
-    independent = {**b, "sessions": {**b["sessions"], "first_by_turns": None}}
+    independent = {**b, "sessions": {**b["sessions"], "by_turns": None}}
     assert stats.ks_2samp(follow, follow_ups(independent, 0)[0]).statistic > 0.2
+
+
+def _gap_medians(table) -> np.ndarray:
+    """Median gap by quarter of the session (sessions of 4+ turns), from session ids and arrivals."""
+    f = (pl.from_arrow(table.select(["arrival_s", "session_id"])).sort(["session_id", "arrival_s"])
+         .with_columns(turn=pl.int_range(1, pl.len() + 1).over("session_id"), turns=pl.len().over("session_id"),
+                       gap=pl.col("arrival_s").diff().over("session_id"))
+         .filter((pl.col("turns") >= 4) & (pl.col("turn") > 1))
+         .with_columns(q=((4 * (pl.col("turn") - 1) / (pl.col("turns") - 1)).ceil() - 1).clip(0, 3)))
+    return f.group_by("q").agg(pl.col("gap").median()).sort("q")["gap"].to_numpy()
+
+
+def test_sessions_speed_up_as_in_the_source(tmp_path):
+    """Planted gaps shrink within a session (mean 80 / k s before turn k + 1): the gaps by class
+    and quarter of the session bring that back; the pooled gaps would not."""
+    from reuse_traces import document_trace
+
+    table, truth = document_trace(seed=5)
+    io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(tmp_path)
+    src = _gap_medians(table.drop_columns(["session_id"]).append_column("session_id", pa.array(truth["session"].cast(pl.String).to_list())))
+    assert src[0] > 3 * src[3]  # the planted speed-up
+    gen = lambda bundle: _gap_medians(generate_table(bundle, GenerateOptions(seed=0))[0])
+    assert gen(b) == pytest.approx(src, rel=0.25)
+    pooled = gen({**b, "sessions": {**b["sessions"], "by_turns": {**b["sessions"]["by_turns"], "gap_s": None}}})
+    assert pooled[3] > 2 * src[3] and pooled[0] < 0.6 * src[0]

@@ -4,10 +4,10 @@
 `turns` (PMF of turns per session, `fit`: geometric p with its KS); `gap_s` (arrival to
 arrival) and `think_s` (from the previous turn's end, only where latency is known; null
 otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit` and KS;
-`first_new_tokens` (a first turn's input beyond its shared prefix, >= 1; `first_by_turns`: its
-quantile functions by class of turns per session (`turns_from`: each class's least turns) for
-sessions without and with a shared prefix (`first_new`: [without, with] per class), with each
-class's share of sessions under a shared prefix (`grouped_share`)), `new_prompt_tokens`
+`first_new_tokens` (a first turn's input beyond its shared prefix, >= 1), `by_turns` (by class of
+turns per session, `turns_from` each class's least turns: `first_new` quantile functions
+[without, with a shared prefix], `grouped_share` the share with one, `gap_s` the gaps' quantile
+functions by quarter of the session, null for the pooled one), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -31,7 +31,7 @@ from servetrace.stages.prefix import session_codes
 
 PROBS = np.linspace(0, 1, 101)
 MAX_GROUPS = 200
-CLASS_MIN = 25  # sessions per class of turns (first_by_turns)
+CLASS_MIN = 25  # sessions per class of turns (by_turns)
 CELL_MIN = 10  # sessions per class and grouped / not, else the class's pooled prompts
 SESSION_ROWS = 2_000_000
 
@@ -65,13 +65,23 @@ def _turns(turns: np.ndarray) -> dict:
             "fit": {"family": "geometric", "params": {"p": float(p)}, "ks": ks}}
 
 
-def _first_by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray) -> dict | None:
-    """The first turn's new prompt by class of turns per session (1, 2-3, 4-7, ...; a class of
-    fewer than CLASS_MIN sessions merges into the one below), apart for sessions that start under
-    a shared prefix and the others, with each class's share of such sessions. Long sessions start
-    with long prompts (Mooncake's follow-ups return to long documents) and a grouped session's new
-    prompt is short (its prefix carries the length): drawn independently, short-prompt sessions
-    got many turns. A cell of fewer than CELL_MIN sessions takes its class's pooled prompts."""
+def gap_quarter(turn: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """Quarter (0-3) of its session a follow-up's gap ends in: ceil(4 (turn - 1) / (turns - 1)) - 1."""
+    return np.clip(np.ceil(4 * (turn - 1) / np.maximum(turns - 1, 1)).astype(np.int64) - 1, 0, 3)
+
+
+def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap_turn: np.ndarray,
+              gap_turns: np.ndarray, gaps: np.ndarray) -> dict | None:
+    """The first turn's new prompt and the gaps between turns by class of turns per session (1,
+    2-3, 4-7, ...; a class of fewer than CLASS_MIN sessions merges into the one below). New
+    prompts apart for sessions that start under a shared prefix and the others, with each class's
+    share of such sessions. Long sessions start with long prompts (Mooncake's follow-ups return
+    to long documents), a grouped session's new prompt is short (its prefix carries the length)
+    and long sessions come back sooner, sooner still as they go on (Mooncake, median gap: 118 s at
+    2-3 turns; at 8+, 87 s in a session's first quarter, 9 s in its last): drawn independently,
+    short prompts got many turns and the cache saw the wrong reuse distances. Gaps by class and
+    quarter of the session (`gap_quarter`). A cell of fewer than CELL_MIN sessions (gaps) takes its
+    class's pooled prompts (gaps; null: the trace's pooled gaps)."""
     if len(first_new) < 100:
         return None
     cls = np.floor(np.log2(turns)).astype(np.int64)
@@ -84,15 +94,20 @@ def _first_by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarra
             acc = 0
     edges = np.array(sorted(lows))
     bucket = np.searchsorted(edges, turns, side="right") - 1
-    shares, cells = [], []
+    gap_bucket = np.searchsorted(edges, gap_turns, side="right") - 1
+    quarter = gap_quarter(gap_turn, gap_turns)
+    out = {"turns_from": edges.tolist(), "grouped_share": [], "first_new": [], "gap_s": []}
     for b in range(len(edges)):  # a loop over classes
         at = bucket == b
         pooled = _quantiles(first_new[at])
-        cell = [_quantiles(first_new[at & (grouped == g)]) if (at & (grouped == g)).sum() >= CELL_MIN else pooled
-                for g in (False, True)]
-        shares.append(float(grouped[at].mean()))
-        cells.append(cell)
-    return {"turns_from": edges.tolist(), "grouped_share": shares, "first_new": cells}
+        out["first_new"].append([_quantiles(first_new[at & (grouped == g)]) if (at & (grouped == g)).sum() >= CELL_MIN
+                                 else pooled for g in (False, True)])
+        out["grouped_share"].append(float(grouped[at].mean()))
+        at = (gap_bucket == b) & np.isfinite(gaps)
+        pooled = _quantiles(gaps[at]) if at.sum() >= CELL_MIN else None
+        out["gap_s"].append([_quantiles(gaps[at & (quarter == k)]) if (at & (quarter == k)).sum() >= CELL_MIN
+                             else pooled for k in range(4)])
+    return out
 
 
 def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.DataFrame | None:
@@ -135,9 +150,9 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     out = {}
     frame = session_frame(path, codes, reuse)
     if frame is not None and frame.height:
+        frame = frame.with_columns(turns=pl.len().over("session"))
         follow = frame.filter(pl.col("turn") > 1)
-        first = frame.filter(pl.col("turn") == 1).join(frame.group_by("session").agg(pl.len().alias("turns")),
-                                                      on="session", how="left")
+        first = frame.filter(pl.col("turn") == 1)
         turns = first["turns"].to_numpy()
         first_new = np.maximum((first["input_tokens"] - first["shared_tokens"]).cast(pl.Float64).to_numpy(), 1)
         f = lambda c, df=follow: df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -146,7 +161,8 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             "source": "session ids" if codes is not None else "inferred from prefix chains",
             "follow_up_share": float(follow.height / frame.height),
             "turns": _turns(turns),
-            "first_by_turns": _first_by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0),
+            "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
+                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s")),
             "gap_s": {**(_quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
             "think_s": {**_quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
             "first_new_tokens": _quantiles(first_new),

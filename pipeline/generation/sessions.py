@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from servetrace.bundle.sessions import gap_quarter
 from servetrace.generation.arrivals import Arrivals, WindowParams, arrivals
 
 GROUP_BIT = np.int64(1) << np.int64(62)
@@ -96,15 +97,15 @@ def _cell_draw(rng, q: dict, n: int) -> np.ndarray:
     return np.maximum(np.rint(tokens), 1).astype(np.int64)
 
 
-def first_turns(rng, sess: dict, grouped_share: float, s_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(turns, first turn's new prompt, starts under a shared prefix) per session. Turns come in
-    the PMF's proportions (largest remainders, shuffled); with the bundle's `first_by_turns`, each
-    class of turns gets its share of grouped sessions and its own new-prompt lengths."""
+def first_turns(rng, sess: dict, grouped_share: float, s_n: int) -> tuple[np.ndarray, ...]:
+    """(turns, first turn's new prompt, starts under a shared prefix, class of turns or None) per
+    session. Turns come in the PMF's proportions (largest remainders, shuffled); with the bundle's
+    `by_turns`, each class of turns gets its share of grouped sessions and its own new prompts."""
     t = sess["turns"]
     turns = np.asarray(t["values"], dtype=np.int64)[group_labels(rng, np.asarray(t["probs"]), s_n)]
-    by = sess.get("first_by_turns")
+    by = sess.get("by_turns")
     if not by:
-        return turns, _cell_draw(rng, sess["first_new_tokens"], s_n), rng.random(s_n) < grouped_share
+        return turns, _cell_draw(rng, sess["first_new_tokens"], s_n), rng.random(s_n) < grouped_share, None
     bucket = np.searchsorted(np.asarray(by["turns_from"]), turns, side="right") - 1
     first_new = np.empty(s_n, dtype=np.int64)
     grouped = np.zeros(s_n, dtype=bool)
@@ -117,7 +118,21 @@ def first_turns(rng, sess: dict, grouped_share: float, s_n: int) -> tuple[np.nda
         for g in (False, True):
             cell = at[grouped[at] == g]
             first_new[cell] = _cell_draw(rng, by["first_new"][b][int(g)], len(cell))
-    return turns, first_new, grouped
+    return turns, first_new, grouped, bucket
+
+
+def draw_gaps(rng, sess: dict, bucket: np.ndarray | None, turn: int, turns: np.ndarray) -> np.ndarray:
+    """Gaps before turn `turn` of sessions of `turns` turns in classes `bucket` (None: the pooled
+    gaps), each from its class's gaps at that quarter of the session."""
+    by = (sess.get("by_turns") or {}).get("gap_s")
+    if bucket is None or not by:
+        return _quantile_draw(rng, sess["gap_s"], len(turns))
+    cell = bucket * 4 + gap_quarter(np.full(len(turns), turn), turns)
+    out = np.empty(len(turns))
+    for c in np.unique(cell):  # a loop over (class, quarter) cells
+        at = np.flatnonzero(cell == c)
+        out[at] = _quantile_draw(rng, by[c // 4][c % 4] or sess["gap_s"], len(at))
+    return out
 
 
 def session_starts(p: WindowParams, tl, chosen: list[int], seed: int, sess: dict) -> Arrivals:
@@ -133,7 +148,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55]))
     s_n = len(starts.arrival_s)
     has_groups = bool(pre and pre["groups"]["tokens"])
-    turns, first_new, grouped = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n)
+    turns, first_new, grouped, bucket = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n)
     turns = np.minimum(turns, MAX_TURNS)
     group = np.full(s_n, -1)
     gtok = np.zeros(s_n, dtype=np.int64)
@@ -156,7 +171,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     for k in range(1, int(turns.max(initial=0)) + 1):
         if k > 1:
             active = active[turns[active] >= k]
-            gap = _quantile_draw(rng, sess["gap_s"], len(active))
+            gap = draw_gaps(rng, sess, None if bucket is None else bucket[active], k, turns[active])
             t[active] = t[active] + gap
         if not len(active):
             break
