@@ -20,7 +20,6 @@ Generation (generate/modulation.py) runs each client's process in the time M int
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import least_squares
 
 THETAS = (1.0, 8.0, 60.0, 400.0)  # OU time scales (s) of the components
 BIN_S = 0.25  # resolution of the counts the fit reads, and of M in generation
@@ -87,6 +86,8 @@ def fit_modulation(counts: np.ndarray, bin_s: float, window_s: float) -> dict | 
         return weight * (np.log(model_dispersion(np.exp(log_s2), taus, window_s, r_eff)) - np.log(d))
 
     start = np.full(len(THETAS), np.log(0.1))
+    from scipy.optimize import least_squares  # the fit alone needs it, not generate
+
     fit = least_squares(residual, start, bounds=(np.log(1e-6), np.log(20.0)))
     sigma2 = np.exp(fit.x)
     sigma2[sigma2 < MIN_SIGMA2] = 0.0

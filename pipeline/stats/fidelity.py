@@ -68,12 +68,14 @@ def idc(arrival_s: np.ndarray, scale_s: float, span: tuple[float, float] | None 
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b| (scipy; exact with ties)."""
-    from scipy import stats  # imported where used: scipy.stats costs about a second of start-up
-
+    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b|, exact with ties: both empirical CDFs
+    at every observed value (scipy.stats.ks_2samp's statistic, equal in tests; scipy.stats costs
+    about a second of start-up and the bundle fit scores every arrival model with this)."""
     if len(a) == 0 or len(b) == 0:
         return None
-    return float(stats.ks_2samp(a, b).statistic)
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    at = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, at, "right") / a.size - np.searchsorted(b, at, "right") / b.size).max())
 
 
 def wasserstein(a: np.ndarray, b: np.ndarray) -> float | None:
