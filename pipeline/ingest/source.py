@@ -17,6 +17,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
 HEAD_BYTES = 1 << 16
+LONG_HEAD_BYTES = 1 << 23  # a first JSON line longer than HEAD_BYTES (a session of many calls) is read whole up to this
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,19 @@ class Source:
     first_record: dict | None = None
 
 
-def _head(path: Path, compression: str) -> bytes:
+def _head(path: Path, compression: str, size: int = HEAD_BYTES) -> bytes:
     """The first decompressed bytes, enough to see the header and a record."""
     try:
         if compression == "gzip":
             with gzip.open(path, "rb") as f:
-                return f.read(HEAD_BYTES)
+                return f.read(size)
         if compression == "zstd":
             import zstandard
 
             with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as f:
-                return f.read(HEAD_BYTES)
+                return f.read(size)
         with open(path, "rb") as f:
-            return f.read(HEAD_BYTES)
+            return f.read(size)
     except (OSError, EOFError) as exc:
         raise ServetraceError(f"{path}: cannot decompress ({compression}): {exc}") from None
     except Exception as exc:  # zstandard.ZstdError and friends
@@ -107,6 +108,8 @@ def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
         check_expansion(path, compression, max_ratio)
     head = _head(path, compression)
     line = _first_line(head, path)
+    if line.startswith("{") and len(head) == HEAD_BYTES and not head.lstrip().splitlines()[0].endswith(b"}"):
+        line = _first_line(_head(path, compression, LONG_HEAD_BYTES), path)  # the first line goes on
     if not line:
         raise ServetraceError(f"{path}: no records (empty or blank)")
     if line.startswith("[") and (line == "[" or _is_json(line)):

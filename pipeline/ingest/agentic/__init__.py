@@ -9,12 +9,17 @@ ordinary checks in ingest/canonical.py parse and refuse them with the usual reas
     _record   that source record's text (the first 64 Ki characters), for rejects.parquet
     _problem  why the record gave no call at all (not JSON, a list that is not a list ...)
 
-The intermediate is streamed by DuckDB (COPY ... TO parquet): memory stays bounded.
+The reader runs on one chunk of the source at a time (a range of lines, a group of trace files),
+and the chunks' rows are written in order: memory is a chunk's, whatever the source size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
+
+import duckdb
 
 from servetrace.errors import ServetraceError
 from servetrace.ingest.agentic import baseten, cctraces, copilot, records, tracelab
@@ -36,21 +41,138 @@ def detect(path: Path, container: str | None, header: list[str]) -> str | None:
 
 
 def flatten(con, name: str, path: Path, compression: str, out: Path) -> list[str]:
-    """Write the intermediate of `path` in format `name` to `out`; return the canonical columns it fills."""
+    """Write the intermediate of `path` in format `name` to `out`; return the canonical columns it fills.
+    The reader runs on one chunk of the source at a time, chunks in source order, and DuckDB gets
+    the memory limit less what the process already holds: peak memory is bounded by the limit
+    whatever the source size."""
     reader = READERS[name]
-    source = path
-    if reader.CONTAINER == "jsonl":
-        source = out.with_name("lines.parquet")
-        _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), source, rows=1024)
-    _copy(con, path, name, reader.select_sql(source, lit(compression)), out)
+    limit = _memory_limit(con)
+    budget = limit - _rss() - ARROW_BYTES
+    if budget < MIN_BUDGET:
+        raise ServetraceError(f"{path}: the memory limit ({limit / 2**20:.0f} MiB) leaves {max(budget, 0) / 2**20:.0f} MiB "
+                              f"to read {name} after this process's own {_rss() / 2**20:.0f} MiB; "
+                              f"raise --memory-limit to at least {(limit - budget + MIN_BUDGET) / 2**20:.0f}MB")
+    chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, budget / CHUNK_SHARE)))
+    con.execute(f"set memory_limit = '{int(budget)}B'")
+    try:
+        if reader.CONTAINER == "jsonl":
+            lines = out.with_name("lines.parquet")
+            _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), lines,
+                  f"row_group_size_bytes {ROW_GROUP_BYTES}")
+            chunks = [records.jsonl_records(records.line_range(lit(str(lines)), a, b))
+                      for a, b in _line_chunks(lines, chunk)]
+        elif reader.CONTAINER == "dir":
+            chunks = [records.json_file_records(files, first) for files, first in _file_chunks(path, chunk)]
+        else:
+            chunks = [path]
+        parts = out.with_name("parts.parquet") if hasattr(reader, "finish_sql") else out
+        _write_chunks(con, path, name, [reader.select_sql(c) for c in chunks], parts)
+        if parts != out:  # a column that needs the whole source (TraceLab's turn, over a session's rounds)
+            _copy(con, path, name, reader.finish_sql(lit(str(parts))), out)
+    finally:
+        con.execute(f"set memory_limit = '{int(limit)}B'")
     return list(reader.COLUMNS)
 
 
-def _copy(con, path: Path, name: str, select: str, out: Path, rows: int = 8192) -> None:
+MAX_CHUNK_BYTES = 32 << 20  # source text per chunk (a single longer trace file is one chunk)
+# DuckDB's memory for a chunk, measured on Copilot sessions, is up to ~20x its text (nested
+# structs, unnested with the record text beside them): a chunk gets 1/40 of DuckDB's memory.
+CHUNK_SHARE = 40
+ROW_GROUP_BYTES = 1 << 20  # of numbered lines: the unit a range of lines is read in
+ARROW_BYTES = 32 << 20  # the flattened rows in flight to Parquet, outside DuckDB
+MIN_BUDGET = 64 << 20
+
+
+def _memory_limit(con) -> float:
+    """DuckDB's memory limit in bytes (as it reports it: '381.4 MiB')."""
+    number, unit = con.execute("select current_setting('memory_limit')").fetchall()[0][0].split()
+    return float(number) * 1024 ** {"bytes": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}[unit]
+
+
+def _rss() -> int:
+    """The memory this process holds now, in bytes (Linux /proc; elsewhere its peak so far)."""
     try:
-        # small row groups: rows carry source text, and a row group is held in memory until written
-        con.execute(f"copy ({select}) to {lit(str(out))} (format parquet, compression zstd, row_group_size {rows})")
-    except Exception as exc:  # noqa: BLE001 - duckdb.Error of several kinds: one clear line
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _line_chunks(lines: Path, most: int) -> list[tuple[int, int]]:
+    """Ranges of line numbers, whole row groups of `lines` each, of at most `most` bytes (or one group)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(lines).metadata
+    chunks: list[tuple[int, int]] = []
+    first, size, line = 1, 0, 0
+    for i in range(meta.num_row_groups):  # a loop over row groups, thousands of lines each
+        group = meta.row_group(i)
+        if size and size + group.total_byte_size > most:
+            chunks.append((first, line))
+            first, size = line + 1, 0
+        size += group.total_byte_size
+        line += group.num_rows
+    return chunks + [(first, line)] if line >= first else chunks
+
+
+def _file_chunks(path: Path, most: int) -> list[tuple[list[str], int]]:
+    """Groups of trace files in name order, of at most `most` bytes each (or one file), with the
+    number of each group's first file."""
+    files = sorted(str(f) for f in path.glob("*.json")) if path.is_dir() else [str(path)]
+    chunks: list[tuple[list[str], int]] = []
+    size = 0
+    for n, file in enumerate(files, 1):  # a loop over files
+        grow = os.path.getsize(file)
+        if not chunks or size + grow > most:
+            chunks.append(([], n))
+            size = 0
+        chunks[-1][0].append(file)
+        size += grow
+    return chunks
+
+
+def _write_chunks(con, path: Path, name: str, selects: list[str], out: Path) -> None:
+    """Each select's rows, in order, into one Parquet file (small batches: rows carry source text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for select in selects:
+            with _reading(path, name):
+                for batch in con.sql(select).to_arrow_reader(BATCH_ROWS):
+                    if writer is None:
+                        writer = pq.ParquetWriter(out, batch.schema, compression="zstd")
+                    writer.write_table(pa.Table.from_batches([batch]).cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+BATCH_ROWS = 2048
+
+
+def _copy(con, path: Path, name: str, select: str, out: Path, options: str = "") -> None:
+    with _reading(path, name):
+        con.execute(f"copy ({select}) to {lit(str(out))} "
+                    f"(format parquet, compression zstd{', ' + options if options else ''})").fetchall()
+
+
+@contextlib.contextmanager
+def _reading(path: Path, name: str):
+    """A DuckDB error reading the source is one clear line (running out of memory says so itself)."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
         text = str(exc).strip().splitlines()
         raise ServetraceError(f"{path}: cannot read as {name}: {text[0] if text else type(exc).__name__}") from None
 

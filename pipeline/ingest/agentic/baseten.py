@@ -26,8 +26,8 @@ COLUMNS = ("arrival_s", "session_id", "input_tokens", "output_tokens", "latency_
 SESSION_COLUMNS = ("provided_session_id", "poor_man_session_id")  # AIPerf's default, then its fallback
 
 
-def select_sql(path: Path, compression: str) -> str:
-    del compression
+def select_sql(path: Path) -> str:
+    """One row per request of the Parquet file `path` (read as a stream: no chunks needed)."""
     import pyarrow.parquet as pq
 
     from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit

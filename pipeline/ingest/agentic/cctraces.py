@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servetrace.ingest.agentic.records import json_file_records, one_each, typed
-from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
+from servetrace.ingest.agentic.records import one_each, typed
+from servetrace.ingest.canonical import MAX_RECORD_CHARS
 
 NAME = "cc-traces"
 CONTAINER = "dir"
@@ -47,15 +47,14 @@ CALL = ('"t": "VARCHAR", "type": "VARCHAR", "model": "VARCHAR", "in": "VARCHAR",
 TRACE = f'{{"id": "VARCHAR", "requests": [{{{CALL}, "agent_id": "VARCHAR", "requests": [{{{CALL}}}]}}]}}'
 
 
-def select_sql(path: Path, compression: str) -> str:
-    del compression  # each file is read whole by read_text
-    glob = str(path / "*.json") if path.is_dir() else str(path)
+def select_sql(records: str) -> str:
+    """One row per call (and per subagent call) of the traces in `records` (records.json_file_records)."""
     ids = "try_cast(c.hash_ids as bigint[])"
     return f"""
     with entries as (
         select _line, _record, _problem, s.id as sid,
                unnest({one_each('s.requests')}) as r, unnest({one_each('range(1, len(s.requests) + 1)')}) as k
-        from ({typed(json_file_records(lit(glob)), TRACE, 'requests')})
+        from ({typed(records, TRACE, 'requests')})
     ),
     placed as (
         -- a user turn ends with a main call whose stop reason is end_turn; a subagent belongs to

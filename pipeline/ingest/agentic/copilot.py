@@ -8,10 +8,8 @@ order), each turn `llm_calls[]`; one row per LLM call.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
-from servetrace.ingest.agentic.records import jsonl_records, scaled, typed
+from servetrace.ingest.agentic.records import scaled, typed
+from servetrace.ingest.canonical import MAX_RECORD_CHARS
 
 NAME = "copilot"
 CONTAINER = "jsonl"
@@ -29,14 +27,14 @@ CALL = ('{"message_id": "VARCHAR", "timestamp": "VARCHAR", "duration_ms": "VARCH
 SESSION = f'{{"session_id": "VARCHAR", "turns": [{{"llm_calls": [{CALL}]}}]}}'
 
 
-def select_sql(lines: Path, compression: str) -> str:
-    del compression  # `lines` is the source's numbered lines (records.numbered_lines)
+def select_sql(records: str) -> str:
+    """One row per call of the sessions in `records` (records.jsonl_records)."""
     return f"""
     with turns as (
         select _line, _record, _problem, s.session_id as session_id,
                unnest(coalesce(s.turns, [null])) as t,
                unnest(range(1, coalesce(len(s.turns), 0) + 1)) as turn
-        from ({typed(jsonl_records(lit(str(lines))), SESSION, 'turns')})
+        from ({typed(records, SESSION, 'turns')})
     ),
     calls as (
         select _line, _record, session_id, turn, _problem, unnest(coalesce(t.llm_calls, [null])) as c,

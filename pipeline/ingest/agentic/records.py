@@ -1,45 +1,53 @@
 """The source records the agentic readers start from, as SQL: numbered JSON lines or JSON files.
 
-Every JSON function here runs on every row, wrapped in try() (NULL where the text is no JSON):
-DuckDB holds the memory of a JSON function evaluated only under a CASE or COALESCE branch, and a
-reader must stay within --memory-limit whatever the file size. Each step is read once (a CTE read
-twice is held in memory): a record with a problem rides along as one null element of each list.
+A reader's SQL runs over one chunk of the source at a time (a range of lines, a group of files;
+see agentic/__init__.py), so its memory is the chunk's, whatever the file size. Every JSON function
+here runs on every row, wrapped in try() (NULL where the text is no JSON): DuckDB holds the memory
+of a JSON function evaluated only under a CASE or COALESCE branch. Each step is read once (a CTE
+read twice is held in memory): a record with a problem rides along as one null element of each list.
 """
 
 from __future__ import annotations
 
-from servetrace.ingest.canonical import MAX_LINE_BYTES, MAX_RECORD_CHARS
+from servetrace.ingest.canonical import MAX_LINE_BYTES, MAX_RECORD_CHARS, lit
 
 EXTRA = ("_line", "_record", "_problem")
 
 
 def numbered_lines(path: str, compression: str) -> str:
     """Every line of a text file with its number from 1 (blank lines counted). Written to Parquet
-    first: a numbering window ahead of the JSON work would hold the whole text in memory."""
+    first, so that the readers can take them a range of lines at a time. The read buffer is set:
+    by default DuckDB makes it 16 times the longest line allowed (128 MiB per thread)."""
     return f"""
         select row_number() over () as line, j from read_csv({path}, header=false,
             columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='', escape='', auto_detect=false,
-            compression={compression}, max_line_size={MAX_LINE_BYTES})"""
+            compression={compression}, max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})"""
+
+
+def line_range(lines: str, first: int, last: int) -> str:
+    """Lines `first`..`last` of a Parquet file of numbered_lines (its row groups outside are skipped)."""
+    return f"(select * from read_parquet({lines}) where line between {int(first)} and {int(last)})"
 
 
 def jsonl_records(lines: str) -> str:
-    """One row per non-blank line of `lines` (a Parquet file of numbered_lines): `_line`, `j` (the
-    text), `_record` and `_problem` when the line is not a JSON object."""
+    """One row per non-blank line of `lines` (numbered_lines rows, e.g. a line_range): `_line`,
+    `j` (the text), `_record` and `_problem` when the line is not a JSON object."""
     return f"""
         select line as _line, j, left(j, {MAX_RECORD_CHARS}) as _record,
                case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
-        from (select line, j, try(json_type(j)) as kind from read_parquet({lines})
+        from (select line, j, try(json_type(j)) as kind from {lines}
               where j is not null and trim(j) <> '')"""
 
 
-def json_file_records(glob: str) -> str:
-    """One row per file matching `glob`, in name order: `_line` is the file's number from 1."""
+def json_file_records(files: list[str], first: int = 1) -> str:
+    """One row per file of `files` (in name order): `_line` is its number, `first` for the first."""
+    listed = "[" + ", ".join(lit(f) for f in files) + "]"
     return f"""
         select _line, j, left(filename || ': ' || j, {MAX_RECORD_CHARS}) as _record,
                case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
-        from (select row_number() over (order by filename) as _line, filename, content as j,
+        from (select {int(first) - 1} + row_number() over (order by filename) as _line, filename, content as j,
                      try(json_type(content)) as kind
-              from read_text({glob}))"""
+              from read_text({listed}))"""
 
 
 def typed(records: str, structure: str, key: str, keep_record: bool = False) -> str:

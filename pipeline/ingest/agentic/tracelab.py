@@ -10,10 +10,7 @@ span to the last output event. Subagents appear as sessions of their own with no
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from servetrace.ingest.canonical import lit
-from servetrace.ingest.agentic.records import jsonl_records, typed
+from servetrace.ingest.agentic.records import typed
 
 NAME = "tracelab"
 CONTAINER = "jsonl"
@@ -39,8 +36,8 @@ def _event_times(kinds: str) -> str:
             f"lambda e: epoch(try_cast(e.timestamp as timestamptz)))")
 
 
-def select_sql(lines: Path, compression: str) -> str:
-    del compression  # `lines` is the source's numbered lines (records.numbered_lines)
+def select_sql(records: str) -> str:
+    """One row per round of `records` (records.jsonl_records); its turn is left to finish_sql."""
     return f"""
     with rounds as (
         select _line, _record, _problem, s,
@@ -48,7 +45,7 @@ def select_sql(lines: Path, compression: str) -> str:
                list_min({_event_times(OUTPUT_EVENTS)}) as first_output,
                list_max({_event_times(OUTPUT_EVENTS)}) as last_output,
                len(list_filter(s.timing_events, lambda e: e.event_type = 'user_message')) > 0 as from_user
-        from ({typed(jsonl_records(lit(str(lines))), ROUND, 'timing_events', keep_record=True)})
+        from ({typed(records, ROUND, 'timing_events', keep_record=True)})
     ),
     fields as (
         select _line, _record,
@@ -66,9 +63,20 @@ def select_sql(lines: Path, compression: str) -> str:
                case when _problem is null then cast(sent as varchar) end as arrival_s,
                client_id, session_id, model, service, input_tokens, output_tokens, reason_tokens, cached_tokens,
                cast(greatest(last_output - sent, 0) as varchar) as latency_s,
-               cast(greatest(1, sum(cast(coalesce(from_user, false) as int)) over (
-                   partition by session_id order by round_index, _line
-                   rows between unbounded preceding and current row)) as varchar) as turn
+               coalesce(from_user, false) as _from_user, round_index as _round
         from fields
     )
     select * from final order by _line"""
+
+
+def finish_sql(parts: str) -> str:
+    """`parts` (every chunk's rounds, in line order) with each round's turn: the rounds of its
+    session fed by a user message so far (at least 1), in round order. The window reads only the
+    narrow columns; a positional join puts its turns back beside the rows, both in line order."""
+    return f"""
+    select p.* exclude (_from_user, _round), t.turn
+    from read_parquet({parts}) p positional join (
+        select cast(greatest(1, sum(cast(_from_user as int)) over (
+                   partition by session_id order by _round, _line
+                   rows between unbounded preceding and current row)) as varchar) as turn
+        from read_parquet({parts}) order by _line) t"""
