@@ -166,3 +166,91 @@ def test_two_maps_to_one_target_are_refused(tmp_path):
                    "--map", "b=input_tokens", "--map", "c=input_tokens", "--map", "d=output_tokens")
     assert proc.returncode == 2 and "already the target" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_reject_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path, compress):
+    """rejects.parquet names the line a text editor shows: blank lines (anywhere, inside quotes
+    too), records spanning quoted newlines and records the reader could not split all count."""
+    import random
+
+    import polars as pl
+
+    rng = random.Random(7)
+    lines, bad = ["arrival_s,input_tokens,output_tokens,model"], []
+    for i in range(400):
+        lines += [""] * rng.choice([0, 0, 0, 1, 3])
+        kind = rng.choice(["ok"] * 6 + ["quoted", "escaped", "text", "split"])
+        model = {"quoted": '"two\n\nlines ""and"" more"', "escaped": '"say ""hi"""'}.get(kind, "m")
+        tokens = "x" if kind == "text" else str(10 + i)
+        extra = ",9,9" if kind == "split" else ""
+        if kind in ("text", "split"):
+            bad.append(sum(1 + x.count("\n") for x in lines) + 1)
+        lines.append(f"{i},{tokens},5,{model}{extra}")
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / ("t.csv.gz" if compress else "t.csv")
+    path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
+    s = _ingest(path, tmp_path / "o")
+    assert s["rows_rejected"] == len(bad)
+    rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet")
+    assert sorted(rejects["line"].to_list()) == bad
+    physical = text.split("\n")
+    for line, record in zip(rejects["line"].to_list(), rejects["record"].to_list()):
+        assert physical[line - 1].split(",")[:2] == record.split(",")[:2]
+
+
+@pytest.mark.parametrize("name", ["t.csv.gz", "t.jsonl.gz"])
+def test_gzip_with_trailing_zero_padding_is_read(tmp_path, name):
+    """Zero bytes after the last gzip member (tape and block-device padding) are ignored, as
+    `gzip -d` ignores them; the rows are those of the unpadded file, two members included."""
+    import polars as pl
+
+    rows = [(i, 10 + i, 3) for i in range(50)]
+    if name.endswith("csv.gz"):
+        text = "arrival_s,input_tokens,output_tokens\n" + "".join(f"{a},{i},{o}\n" for a, i, o in rows)
+    else:
+        text = "".join(json.dumps({"timestamp": a, "input_length": i, "output_length": o}) + "\n" for a, i, o in rows)
+    cut = len(text) // 2
+    members = gzip.compress(text[:cut].encode()) + gzip.compress(text[cut:].encode())
+    (tmp_path / name).write_bytes(members + b"\0" * 3000)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / name).write_bytes(members)
+    padded, plain = _ingest(tmp_path / name, tmp_path / "o"), _ingest(tmp_path / "plain" / name, tmp_path / "p")
+    assert padded["rows_kept"] == plain["rows_kept"] == 50 and padded["rows_rejected"] == 0
+    got = pl.read_parquet(tmp_path / "o" / "requests.parquet")
+    assert got["input_tokens"].to_list() == [i for _, i, _ in rows]
+    assert got.equals(pl.read_parquet(tmp_path / "p" / "requests.parquet"))
+    assert not (tmp_path / "o" / ".spill").exists()
+    _refused(_gz_garbage(tmp_path), tmp_path / "g", "truncated or corrupt gzip")
+
+
+def _gz_garbage(tmp_path: Path) -> Path:
+    """Not padding: bytes after the last member that are not zeros stay refused."""
+    path = tmp_path / "garbage.csv.gz"
+    path.write_bytes(gzip.compress(b"arrival_s,input_tokens,output_tokens\n1,2,3\n") + b"\0\0junk")
+    return path
+
+
+@pytest.mark.parametrize("name", ["long.csv", "long.jsonl"])
+def test_over_long_rejected_record_keeps_64_ki_and_marks_the_cut(tmp_path, name):
+    """A refused record keeps its first 65,536 characters (the reader's own 10,000-character cap
+    on unreadable records is not the limit), then a marker with its full length; a short one is whole."""
+    import polars as pl
+
+    big = "y" * 100_000
+    if name.endswith(".csv"):
+        lines = ["arrival_s,input_tokens,output_tokens,model", "1,10,5,m", f"2,10,5,{big}", f"3,10,5,m,{big}",
+                 f"4,x{big},5,m", "5,x,5,m"]
+    else:
+        lines = [json.dumps(_rec(1)), json.dumps(_rec(2, input_length="x", pad=big)), '{"timestamp": 3, ' + big,
+                 json.dumps(_rec(4, input_length="x"))]
+    (tmp_path / name).write_text("\n".join(lines) + "\n")
+    _ingest(tmp_path / name, tmp_path / "o")
+    rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet").sort("line")
+    for line, record in zip(rejects["line"], rejects["record"]):
+        source = lines[line - 1]
+        if len(source) > 65_536:
+            assert record == source[:65_536] + f" [cut: {len(source)} characters in all]"
+        else:
+            assert record == source
+    assert rejects.height == len(lines) - (1 if name.endswith(".jsonl") else 2)

@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import math
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,14 +25,13 @@ from servetrace.ingest.canonical import (
     cause,
     guess_time_unit,
     jsonl_keys,
-    line_numbers_sql,
     lit,
     load_raw,
-    structural_rejects_sql,
 )
 from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
-from servetrace.ingest.source import Source, inspect_source
+from servetrace.ingest.lines import line_numbers_sql, structural_rejects_sql
+from servetrace.ingest.source import Source, inspect_source, unpadded
 from servetrace.ingest.stream import StreamResult, stream_typed
 from servetrace.outputs import REJECTS, REQUESTS, SPILL
 from servetrace.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
@@ -181,13 +181,16 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
     )
 
 
-def _write_rejects(con, path: Path, layout, sha: str) -> None:
+def _write_rejects(con, path: Path, layout, src: Source, sha: str, rejected: bool) -> None:
+    """rejects.parquet; the source lines are looked up only when something was refused."""
+    lines = line_numbers_sql(layout, src) if rejected else "select rec, rec as line from refused"
+    structural = structural_rejects_sql(layout if rejected else replace(layout, has_structural_rejects=False), src)
     con.execute(
         f"""copy (
-            with lines as ({line_numbers_sql(layout)}),
+            with lines as ({lines}),
             typed_rejects as (select lines.line, r.reason, rr.record from refused r join lines using (rec)
                               join reject_records rr using (rec)),
-            structural as ({structural_rejects_sql(layout)})
+            structural as ({structural})
             select cast(line as bigint) as line, reason, record from
                 (select * from typed_rejects union all select * from structural)
             order by line
@@ -224,14 +227,15 @@ def ingest_trace(
             try:
                 shown = src.path if src is not None else trace
                 compression = src.compression if src is not None else "none"
+                spill.mkdir(parents=True, exist_ok=True)
+                data = unpadded(src, spill / "unpadded.gz") if src is not None else None  # DuckDB refuses padding
                 if agent_format:
                     # The format's reader flattens the source to one row per call; the checks read that.
-                    spill.mkdir(parents=True, exist_ok=True)
                     flat = spill / "flat.parquet"
-                    agentic.flatten(con, agent_format, trace, src.compression if src else "none", flat)
+                    agentic.flatten(con, agent_format, data.path if data else trace, compression, flat)
                     read, spec = inspect_source(flat), agentic.spec(agent_format)
                 else:
-                    read = jsonl_keys(con, src) if src.container == "jsonl" else src
+                    read = jsonl_keys(con, data) if data.container == "jsonl" else data
                     spec = format_spec(read, settings.format, settings.mapping, settings.time_unit)
                 return _ingest(con, read, spec, sha_future, settings, out_dir, spill, shown, compression, serial)
             except duckdb.OutOfMemoryException as exc:
@@ -304,16 +308,17 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         if layout.has_structural_rejects:
             structural = con.execute("select count(distinct line) from reject_errors").fetchall()[0][0]
         if res.refused:
-            con.execute(f"create temp view refused as select * from read_parquet({lit(str(refused_path))})")
+            con.execute(f"create or replace temp view refused as select * from read_parquet({lit(str(refused_path))})")
         else:
-            con.execute("create temp view refused as select null::bigint as rec, null::varchar as reason where false")
+            con.execute("create or replace temp view refused as select null::bigint as rec, null::varchar as reason "
+                        "where false")
         rows_read = res.parsed + structural
         if rows_read == 0:
             raise ServetraceError(f"{shown}: no data rows (header only or empty)")
         reasons = dict(con.execute("select reason, count(*) from refused group by reason order by 2 desc, 1").fetchall())
         if structural:
             reasons["unreadable record"] = structural
-        shift, origin = _origin(spec, unit, res.lo, src.path)
+        shift, origin = _origin(spec, unit, res.lo, shown)
         grid, ties = _resolution(res.head_values())
         sha = sha_future.result()
         summary = {
@@ -352,7 +357,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         }
 
     def shift_for(lo: float) -> float:  # the origin of the first kept rows; checked at the end
-        return _origin(spec, unit, lo, src.path)[0]
+        return _origin(spec, unit, lo, shown)[0]
 
     # Both files are written to temporaries first and renamed together, rejects first:
     # requests.parquet is the marker of a complete ingest for the cache.
@@ -364,7 +369,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
                 build_reject_records(con, layout, src)
             else:
                 con.execute("create temp table reject_records (rec bigint, record varchar)")
-            _write_rejects(con, rejects_tmp, layout, facts["sha"])
+            _write_rejects(con, rejects_tmp, layout, src, facts["sha"], summary["rows_rejected"] > 0)
             if res.kept and (not res.ordered or spec.parent_link or shift != res.shift):
                 staged = spill / "staged.parquet"
                 os.replace(requests_tmp, staged)

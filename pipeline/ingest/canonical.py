@@ -37,6 +37,12 @@ HASH_LIST_RE = r"\s*\[\s*(-?\d+(\.0*)?\s*(,\s*-?\d+(\.0*)?\s*)*)?\]\s*"
 MAX_RECORD_CHARS = 1 << 16  # rejects.parquet keeps the first 64 Ki characters of a refused record
 
 
+def clipped(text: str) -> str:
+    """SQL: the record `text`, past MAX_RECORD_CHARS cut there and the cut marked with its length."""
+    return (f"case when length({text}) > {MAX_RECORD_CHARS} then left({text}, {MAX_RECORD_CHARS}) || "
+            f"' [cut: ' || length({text}) || ' characters in all]' else {text} end")
+
+
 def lit(text: str) -> str:
     """A SQL string literal."""
     return "'" + str(text).replace("'", "''") + "'"
@@ -56,7 +62,8 @@ class RawLayout:
     flattened: bool = False  # an agentic format's intermediate: lines and records in its own columns
 
 
-def _jsonl_lines(src: Source) -> str:
+def text_lines(src: Source) -> str:
+    """The file's physical lines, one VARCHAR `j` each in order (a blank line is null)."""
     comp = lit({"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression])
     return (f"""read_csv({lit(str(src.path))}, header=false, columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='',
                escape='', auto_detect=false, store_rejects=true, ignore_errors=true, compression={comp},
@@ -67,7 +74,7 @@ def jsonl_keys(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
     """`src` with the keys of every JSON object in the file, in order of first appearance: an
     optional field present only in later records is read, and the first record decides nothing."""
     keys = con.execute(
-        f"""select k from (select unnest(json_keys(j)) as k, row_number() over () as n from {_jsonl_lines(src)}
+        f"""select k from (select unnest(json_keys(j)) as k, row_number() over () as n from {text_lines(src)}
             where json_valid(j) and json_type(j) = 'OBJECT') group by k order by min(n)"""
     ).fetchall()
     return replace(src, header=[k for (k,) in keys])
@@ -115,7 +122,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec, seri
             con.execute(
                 f"""create temp view raw as
                 with lines as (
-                    select row_number() over () as rec, j from {_jsonl_lines(src)}
+                    select row_number() over () as rec, j from {text_lines(src)}
                 ), parsed as (
                     select rec, j, json_valid(j) as valid,
                            case when json_valid(j) then json_type(j) = 'OBJECT' else false end as ok from lines
@@ -312,33 +319,6 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
         record = "concat_ws(',', " + ", ".join(f"coalesce(cast({ident(c)} as varchar), '')" for c in raw_cols) + ")"
     con.execute(
         f"""create temp table reject_records as
-        select rec, left({record}, {MAX_RECORD_CHARS}) as record from {numbered}
+        select rec, {clipped(record)} as record from {numbered}
         where rec in (select rec from refused)"""
     )
-
-
-def line_numbers_sql(layout: RawLayout) -> str:
-    """SQL mapping typed.rec to the source line, accounting for records the reader refused."""
-    if layout.flattened:  # the source line (or file) each call came from
-        return f"""select refused.rec, n.{ident(LINE)} as line from refused
-                   join (select row_number() over () as rec, {ident(LINE)} from raw) n using (rec)"""
-    if not layout.has_structural_rejects:
-        return f"select rec, rec + {layout.header_lines} as line from refused"
-    # Reject number j (in line order) at data record r_j has c_j = r_j - j raw rows before it, so
-    # raw row i sits at data record i + max{j : c_j < i}.
-    return f"""
-        with bad as (select distinct line from reject_errors),
-        numbered as (select line - {layout.header_lines} - row_number() over (order by line) as c,
-                            row_number() over (order by line) as j from bad),
-        steps as (select c, max(j) as j from numbered group by c),
-        select refused.rec, refused.rec + {layout.header_lines} + coalesce(steps.j, 0) as line
-        from refused asof left join steps on refused.rec > steps.c"""
-
-
-def structural_rejects_sql(layout: RawLayout) -> str:
-    if not layout.has_structural_rejects:
-        return "select null::bigint as line, null::varchar as reason, null::varchar as record where false"
-    return f"""select line, 'unreadable record: ' || lower(string_agg(distinct error_type, '; ')) ||
-                     ' (' || first(error_message) || ')' as reason,
-                     left(trim(first(csv_line), E'\r\n'), {MAX_RECORD_CHARS}) as record
-              from reject_errors group by line"""

@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from servetrace.errors import ServetraceError
@@ -28,6 +28,7 @@ class Source:
     header: list[str]  # CSV column names, JSONL first record's keys, Parquet column names
     delimiter: str = ","
     first_record: dict | None = None
+    padding_at: int | None = None  # a gzip file's zero padding after its last member starts here
 
 
 def _head(path: Path, compression: str, size: int = HEAD_BYTES) -> bytes:
@@ -104,8 +105,7 @@ def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
             raise ServetraceError(f"{path}: unreadable Parquet ({exc})") from None
         return Source(path, "none", "parquet", names)
     compression = "gzip" if magic[:2] == GZIP_MAGIC else "zstd" if magic == ZSTD_MAGIC else "none"
-    if max_ratio is not None:
-        check_expansion(path, compression, max_ratio)
+    padding_at = check_expansion(path, compression, max_ratio) if max_ratio is not None else None
     head = _head(path, compression)
     line = _first_line(head, path)
     if line.startswith("{") and len(head) == HEAD_BYTES and not head.lstrip().splitlines()[0].endswith(b"}"):
@@ -122,7 +122,7 @@ def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
         except (json.JSONDecodeError, RecursionError):
             record = None
         record = record if isinstance(record, dict) else None
-        return Source(path, compression, "jsonl", list(record or {}), first_record=record)
+        return Source(path, compression, "jsonl", list(record or {}), first_record=record, padding_at=padding_at)
     delimiter = ","
     if "," not in line:
         for cand in ("\t", ";", "|"):
@@ -130,7 +130,7 @@ def inspect_source(path: str | Path, max_ratio: float | None = None) -> Source:
                 delimiter = cand
                 break
     header = [h.strip().strip('"').strip() for h in next(iter(_csv_rows(line, delimiter)))]
-    return Source(path, compression, "csv", header, delimiter=delimiter)
+    return Source(path, compression, "csv", header, delimiter=delimiter, padding_at=padding_at)
 
 
 def _refuse_expansion(path: Path, compression: str, out_bytes: int, in_bytes: int, ratio: float) -> None:
@@ -156,32 +156,36 @@ def _declared_size(path: Path, compression: str) -> int | None:
     return declared if declared >= 0 else None
 
 
-def _count_gzip(path: Path, cap: int) -> int:
-    """Decompressed size of a (multi-member) gzip file, stopping as soon as it passes `cap`."""
-    total = 0
+def _count_gzip(path: Path, cap: int) -> tuple[int, int | None]:
+    """Decompressed size of a (multi-member) gzip file, stopping as soon as it passes `cap`, and
+    where zero padding after the last member starts (None: no padding)."""
+    total, read, padding_at = 0, 0, None
     d = zlib.decompressobj(wbits=31)
     pending = b""
     with open(path, "rb") as f:
         while True:
             if not pending:
                 pending = f.read(1 << 20)
+                read += len(pending)
                 if not pending:
                     break
             if d.eof:
                 if not pending.strip(b"\x00"):  # zero padding after the last member
+                    padding_at = read - len(pending) if padding_at is None else padding_at
                     pending = b""
                     continue
+                padding_at = None
                 d = zlib.decompressobj(wbits=31)  # the next member
             total += len(d.decompress(pending, 1 << 24))
             pending = d.unused_data if d.eof else d.unconsumed_tail
             if total > cap:
-                return total
+                return total, None
     if not d.eof:
         raise EOFError("the archive ends before its end-of-stream marker")
-    return total
+    return total, padding_at
 
 
-def _count_zstd(path: Path, cap: int) -> int:
+def _count_zstd(path: Path, cap: int) -> tuple[int, None]:
     import zstandard
 
     total = 0
@@ -189,8 +193,8 @@ def _count_zstd(path: Path, cap: int) -> int:
         while block := f.read(1 << 22):
             total += len(block)
             if total > cap:
-                return total
-    return total
+                return total, None
+    return total, None
 
 
 def check_expansion(path: Path, compression: str, max_ratio: float) -> int | None:
@@ -199,7 +203,8 @@ def check_expansion(path: Path, compression: str, max_ratio: float) -> int | Non
     A zstd frame that declares its size over the ceiling is refused without decompressing; else a
     capped stream count (C speed, no rows parsed, stops at the ceiling: about 7 % of an ingest of
     the same gzip file) measures it and finds a truncated archive before any row is read.
-    Returns the decompressed size, or None for an uncompressed file."""
+    Returns where zero padding after the last gzip member starts (`gzip -d` ignores it, DuckDB
+    refuses it), or None."""
     if compression == "none":
         return None
     size = os.path.getsize(path)
@@ -208,12 +213,24 @@ def check_expansion(path: Path, compression: str, max_ratio: float) -> int | Non
     if declared is not None and declared > cap:
         _refuse_expansion(path, compression, cap, size, max_ratio)
     try:
-        total = _count_gzip(path, cap) if compression == "gzip" else _count_zstd(path, cap)
+        total, padding_at = _count_gzip(path, cap) if compression == "gzip" else _count_zstd(path, cap)
     except Exception as exc:  # noqa: BLE001 - OSError, EOFError, zlib.error, zstandard.ZstdError
         raise ServetraceError(f"{path}: cannot decompress: truncated or corrupt {compression} archive ({exc})") from None
     if total > cap:
         _refuse_expansion(path, compression, cap, size, max_ratio)
-    return total
+    return padding_at
+
+
+def unpadded(src: Source, copy: Path) -> Source:
+    """`src` read from `copy`, its bytes up to the zero padding (when it has any)."""
+    if src.padding_at is None:
+        return src
+    left = src.padding_at
+    with open(src.path, "rb") as f, open(copy, "wb") as out:
+        while left and (block := f.read(min(left, 1 << 22))):
+            out.write(block)
+            left -= len(block)
+    return replace(src, path=copy, padding_at=None)
 
 
 def _is_json(line: str) -> bool:
