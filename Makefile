@@ -41,9 +41,9 @@ bench-large: $(STAMP)
 bench-spark: $(STAMP)
 	$(BIN)/python -m bench.spark $(ARGS)
 
-# Rebuild the committed default trace from its fitted parameters (seeded, byte-identical).
+# Rebuild the committed default trace from its committed bundle (seeded, byte-identical).
 sample: $(STAMP)
-	$(BIN)/python -m servetrace.sample --out data/samples/burstgpt_sample.csv
+	$(BIN)/servetrace generate data/samples/burstgpt_sample.bundle.json --out data/samples/burstgpt_sample.csv --format burstgpt --seed 0
 
 clean:
 	rm -rf $(VENV) .venv-consumers .pytest_cache

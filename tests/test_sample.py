@@ -1,7 +1,7 @@
-"""The default trace: schema, reproducibility, and the phenomena it must show."""
+"""The default trace (`servetrace generate` of the committed bundle): schema, reproducibility, and
+the phenomena it must show."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,13 +10,12 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from servetrace import sample
-from servetrace.errors import ServetraceError
+from conftest import run_cli
 from servetrace.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "burstgpt_sample.csv"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BUNDLE = REPO / "data" / "samples" / "burstgpt_sample.bundle.json"
 HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
 
 
@@ -56,15 +55,15 @@ def test_file_is_small_and_holds_tens_of_thousands_of_rows(trace):
     assert 35_000 <= trace.height <= 60_000
 
 
-def test_committed_sample_is_regenerated_byte_identical(tmp_path):
+def test_committed_sample_is_generated_byte_identical_from_the_committed_bundle(tmp_path):
     out = tmp_path / "again.csv"
-    sample.main(["--out", str(out)])
+    run_cli("generate", BUNDLE, "--out", out, "--format", "burstgpt", "--seed", "0", check=True)  # make sample
     assert sha256_file(out) == sha256_file(SAMPLE)
 
 
-def test_another_seed_gives_another_trace():
-    params = sample.load_params()
-    assert not sample.sample_trace(params, seed=1).equals(sample.sample_trace(params, seed=2))
+def test_another_seed_gives_another_trace(tmp_path):
+    run_cli("generate", BUNDLE, "--out", tmp_path / "s1.csv", "--format", "burstgpt", "--seed", "1", check=True)
+    assert sha256_file(tmp_path / "s1.csv") != sha256_file(SAMPLE)
 
 
 def test_inter_arrivals_are_burstier_than_poisson(trace):
@@ -127,58 +126,11 @@ def test_lengths_follow_the_fitted_joint_structure(trace):
     assert 1.3 < np.log(req).std() < 1.7 and np.percentile(req, 99) > 10 * np.median(req)
 
 
-def test_model_mix_matches_parameters(trace):
-    params = sample.load_params()["models_gpt4_share"]
-    for service, key in (("Conversation log", "conversation"), ("API log", "api")):
-        g = trace.filter(pl.col("Log Type") == service)
-        share = (g["Model"] == "GPT-4").mean()
-        assert abs(share - params[key]) < 4 * np.sqrt(params[key] * (1 - params[key]) / g.height)
-
-
-def test_window_arrivals_plant_the_requested_cv():
-    rng = np.random.default_rng(7)
-    counts, cvs = np.array([200_000, 0, 5]), np.array([2.0, 1.0, 1.0])
-    starts = np.array([0.0, 600.0, 1200.0])
-    t = sample.window_arrivals(starts, counts, cvs, 600, rng)
-    assert len(t) == 200_005
-    first = t[:200_000]
-    assert first.min() >= 0 and first.max() <= 600 and np.all(np.diff(first) >= 0)
-    gaps = np.diff(first)
-    assert abs(gaps.std() / gaps.mean() - 2.0) < 0.05
-    # gaps are Gamma with shape 1 / CV^2 (rescaled): a KS test against scipy's gamma
-    assert stats.kstest(gaps / gaps.mean(), stats.gamma(a=0.25, scale=4.0).cdf).statistic < 0.01
-    assert np.all((t[200_000:] >= 1200) & (t[200_000:] <= 1800))
-
-
-def test_params_with_the_wrong_schema_raise(tmp_path):
-    bad = tmp_path / "p.json"
-    bad.write_text(json.dumps({"schema": "other"}))
-    with pytest.raises(ServetraceError, match="p.json"):
-        sample.load_params(bad)
-
-
-def test_cli_reports_bad_params_in_one_line(tmp_path):
-    bad = tmp_path / "p.json"
-    bad.write_text("{not json")
-    with pytest.raises(SystemExit, match=r"^error: .*p\.json: not valid JSON"):
-        sample.main(["--out", str(tmp_path / "x.csv"), "--params", str(bad)])
-
-
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data (the real public traces) is absent")
-def test_committed_params_are_what_the_fit_gives():
-    spec = importlib.util.spec_from_file_location("fit_sample_params", REPO / "tools" / "fit_sample_params.py")
-    fit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit)
-    # Numbers agree to 1e-5 relative: the median regression's last printed digit moves with the
-    # statsmodels release's solver (200.021 vs 200.022 between 0.14 and 0.15).
-    assert _same(fit.fitted_params(SHARED_DATA), sample.load_params())
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return b == pytest.approx(a, rel=1e-5)
-    return a == b
+def test_model_mix_matches_the_bundle(trace):
+    """Each (model, service) client's share of the requests is the bundle's, within sampling noise."""
+    clients = json.loads(BUNDLE.read_text())["clients"]
+    services = {"conversation": "Conversation log", "api": "API log"}
+    for c in clients:
+        model, service = c["id"].split("|")
+        got = trace.filter((pl.col("Model") == model) & (pl.col("Log Type") == services[service])).height / trace.height
+        assert abs(got - c["share"]) < 4 * np.sqrt(c["share"] * (1 - c["share"]) / trace.height), c["id"]

@@ -27,13 +27,22 @@ from servetrace.stats import fidelity
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 
 
-def burstgpt_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    t0 = rows["arrival_s"].min()
+BURSTGPT_MODELS = ("ChatGPT", "GPT-4")
+
+
+def burstgpt_rows(rows: pl.DataFrame, t0: float | None = None, keep_models: bool = False) -> pl.DataFrame:
+    """The rows in BurstGPT's schema, Timestamp in whole seconds from `t0` (default: the first
+    arrival). Model: GPT-4 (what vLLM's loader keeps), or with `keep_models` the row's model where it
+    is one of BurstGPT's own (a generated trace that reads like its source)."""
+    t0 = rows["arrival_s"].min() if t0 is None else t0
+    model = pl.lit("GPT-4")
+    if keep_models and "model" in rows.columns:
+        model = pl.when(pl.col("model").is_in(BURSTGPT_MODELS)).then(pl.col("model")).otherwise(model)
     service = pl.col("service") if "service" in rows.columns else pl.lit(None, dtype=pl.String)
     response = pl.when(pl.col("failed").fill_null(False)).then(0).otherwise(pl.col("output_tokens")).cast(pl.Int64)
     frame = rows.select(
         (pl.col("arrival_s") - t0).floor().cast(pl.Int64).alias("Timestamp"),
-        pl.lit("GPT-4").alias("Model"),
+        model.alias("Model"),
         pl.col("input_tokens").cast(pl.Int64).alias("Request tokens"),
         response.alias("Response tokens"),
         service.alias("_service"),

@@ -70,6 +70,19 @@ def row_groups(tables: Iterable[pa.Table], size: int = ROW_GROUP) -> Iterator[pa
         yield pa.concat_tables(pending).combine_chunks()
 
 
+def _write_burstgpt(tables: Iterable[pa.Table], path: Path) -> Path:
+    """BurstGPT v1 CSV, one row group at a time, Timestamp counted from the first arrival."""
+    from servetrace.exports.burstgpt import burstgpt_rows
+
+    t0 = None
+    with atomic_path(path, ".csv") as tmp, open(tmp, "wb") as out:
+        for group in row_groups(tables):
+            frame = pl.from_arrow(group)
+            t0 = frame["arrival_s"].min() if t0 is None else t0
+            burstgpt_rows(frame, t0, keep_models=True).write_csv(out, include_header=out.tell() == 0)
+    return path
+
+
 def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, metadata: dict) -> Path:
     """Write the tables (canonical, in arrival order) one row group at a time: memory holds one."""
     path = Path(path)
@@ -89,6 +102,8 @@ def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, meta
             for group in row_groups(tables):
                 w.write_table(group)
         return path
+    if fmt == "burstgpt":  # the trace in BurstGPT's schema (tool inputs: `servetrace export --to burstgpt`)
+        return _write_burstgpt(tables, path)
     # A tool's format goes through the row exporters, which read a canonical Parquet trace.
     try:
         from servetrace.exports import export
