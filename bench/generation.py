@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bench.commands import SERVETRACE, available, json_tail
-from bench.measure import Measurement, measure, skipped
+from bench.measure import REPO, Measurement, measure, skipped
 
 SERVEGEN_ANCHOR = {
     "requests": 590_000,
@@ -112,6 +112,60 @@ def generate_throughput(bundle: Path | None, durations: list[float], work: Path,
         results.append(m)
     return results
 
+
+AZURE_CONV = REPO.parent / "shared" / "data" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
+
+
+def sized_bundle(work: Path) -> tuple[Path | None, str]:
+    """The bundle sized generation runs from: the Azure 2023 conversation trace characterized once
+    (untimed), so its fitted arrival model (the Cox modulation) is part of what is measured."""
+    out = work / "sized_bundle"
+    bundle = out / "bundle.json"
+    if not bundle.exists():
+        if not AZURE_CONV.exists():
+            return None, f"{AZURE_CONV} absent"
+        done = measure("characterize (untimed)", lambda i: [*SERVETRACE, "characterize", str(AZURE_CONV), "--out",
+                                                           str(out), "--quiet"], 1)
+        if done.status != "ok" or not bundle.exists():
+            return None, f"characterize failed: {done.reason}"
+    return bundle, ""
+
+
+def generate_sized(sizes: list[int], work: Path, repeat: int) -> list[Measurement]:
+    """`servetrace generate BUNDLE --rate-scale X --out x.parquet` with X chosen so the expected
+    count is each size (more load with the same burstiness over the source's hour): requests/s
+    of generation + Parquet write (the command's own summary) and of the whole process, and peak
+    RSS of the process, which must stay bounded whatever the size (the output streams)."""
+    from servetrace.bundle import load_bundle
+    from servetrace.generation.compose import prepare
+    from servetrace.settings import GenerateOptions
+
+    bundle, why = sized_bundle(work)
+    results = []
+    base = prepare(load_bundle(bundle), GenerateOptions()).summary["expected_requests"] if bundle else None
+    model = (load_bundle(bundle).get("arrival_model") or {}).get("chosen", "renewal") if bundle else None
+    for size in sizes:
+        name = f"generate {size / 1e6:g} M requests"
+        if bundle is None:
+            results.append(skipped(name, why))
+            continue
+        out = work / "sized.parquet"
+        scale = size / base
+        m = measure(name, lambda i: [*SERVETRACE, "generate", str(bundle), "--out", str(out), "--rate-scale",
+                                     repr(scale), "--seed", str(i), "--json"], 1 if size >= 100_000_000 else repeat)
+        if m.status == "ok":
+            summary = json_tail(m.stdout)
+            m.rows = int(summary.get("requests") or pq.ParquetFile(out).metadata.num_rows)
+            inner = summary.get("requests_per_s")
+            m.extra.update({"requested": size, "rate_scale": round(scale, 3), "arrival_model": model,
+                            "bundle": "Azure 2023 conversation, characterized",
+                            "requests_per_s_process": round(m.rows / m.median_s),
+                            "requests_per_s_inner": round(inner) if inner else None,
+                            "requests_per_s_cpu": round(m.rows / m.to_dict()["cpu_s"]) if m.cpu_s else None,
+                            "output_mb": round(out.stat().st_size / 2**20, 1)})
+        out.unlink(missing_ok=True)
+        results.append(m)
+    return results
 
 
 def lru_curve(blocks: int, data_dir: Path, repeat: int) -> Measurement:

@@ -142,8 +142,25 @@ def _growth_targets(scale: list[dict]) -> list[dict]:
     return found
 
 
+def _sized_targets(rows: list[dict]) -> list[dict]:
+    """Per sized generation: >= 2 M requests/s into Parquet and peak RSS <= 1 GiB."""
+    found = []
+    for r in rows:
+        if not r["name"].endswith(" M requests") or r.get("requested") is None:
+            continue
+        label = f"{r['requested'] / 1e6:g}m"
+        rate = r.get("requests_per_s_inner") or r.get("requests_per_s_process")
+        found.append(_target(f"generate_rps_{label}", f"generate >= 2 M requests/s into Parquet ({r['requested']:,})",
+                             rate, None if rate is None else rate >= 2e6, r["name"],
+                             f"{r.get('arrival_model')} arrivals; whole process {r.get('requests_per_s_process')}/s"))
+        rss = r.get("peak_rss_mb")
+        found.append(_target(f"generate_rss_{label}", f"generate peak RSS <= 1 GiB ({r['requested']:,} requests)",
+                             rss, None if rss is None else rss <= 1024, r["name"]))
+    return found
+
+
 def _generation_targets(rows: list[dict], anchor: dict) -> list[dict]:
-    gens = [r for r in rows if r["name"].startswith("generate") and r["median_s"]]
+    gens = [r for r in rows if r["name"].startswith("generate") and r["median_s"] and r.get("requested") is None]
     best = max(gens, key=lambda r: r["rows"] or 0) if gens else None
     rate = (best.get("requests_per_s_inner") or best.get("requests_per_s_process")) if best else None
     load = next((r for r in rows if r["name"] == "bundle load" and r["median_s"]), None)
@@ -179,11 +196,11 @@ def _small_targets(rows: list[dict]) -> list[dict]:
 
 def targets(rows: list[dict], scale: list[dict], sizes: list[int], anchor: dict) -> list[dict]:
     """Every target of the bench issue, met or not (None: not measured in this run)."""
-    ref = max((s for s in sizes if s <= FULL_BURSTGPT_ROWS), default=min(sizes))
+    ref = max((s for s in sizes if s <= FULL_BURSTGPT_ROWS), default=min(sizes, default=None))
     schemas = sorted({r.get("schema") for r in rows if r.get("schema")})
     found = [t for schema in schemas for t in _ratio_targets(rows, schema, ref)]
     return (found + _small_targets(rows) + _memory_targets(rows, sizes) + _growth_targets(scale)
-            + _generation_targets(rows, anchor) + _reuse_targets(rows))
+            + _generation_targets(rows, anchor) + _sized_targets(rows) + _reuse_targets(rows))
 
 
 def _reuse_targets(rows: list[dict]) -> list[dict]:

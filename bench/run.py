@@ -5,8 +5,8 @@
 Traces (cached under --data-dir), then per trace: the DuckDB proxy, `servetrace ingest`,
 `servetrace characterize` (fresh, then with the ingest reused) and the pandas baseline; a small
 real trace characterized beside a bare `import duckdb, polars` + one query (bench/small_trace.py); then a
-ServeGen pool imported as a bundle, the bundle's load time and `servetrace generate` throughput.
-A figure whose command is not available is skipped with the reason recorded. Writes
+ServeGen pool imported as a bundle, the bundle's load time and `servetrace generate` throughput;
+generation of 10 M and 100 M requests (1 B with --large): rate and peak RSS. A figure whose command is not available is skipped with the reason recorded. Writes
 RESULTS_DIR/results.json and RESULTS_DIR/RESULTS.md.
 """
 
@@ -25,6 +25,7 @@ from bench.trace_bench import PARTS, measure_trace
 from servetrace.io import read_json, write_json, write_text
 
 LARGE_ROWS = 100_000_000
+LARGE_REQUESTS = 1_000_000_000
 DEFAULT_POOL = traces.REPO.parent / "shared" / "data" / "servegen" / "language" / "m-large"
 # pandas holds the whole trace as Python objects: past this it would only measure swapping.
 PANDAS_MAX_ROWS = 20_000_000
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pool", type=Path, default=DEFAULT_POOL, help="ServeGen pool for the generation figures")
     ap.add_argument("--generate-hours", type=lambda s: [float(x) for x in s.split(",")], default=[1.0, 6.0],
                     help="durations to generate, in hours (default 1,6)")
+    ap.add_argument("--generate-requests", type=_ints, default=[10_000_000, 100_000_000],
+                    help="sized generation figures: requests to generate from the Azure conversation bundle "
+                         "(default 10000000,100000000; --large adds 1000000000; empty skips them)")
     ap.add_argument("--only", type=lambda s: tuple(x for x in s.split(",") if x), default=PARTS,
                     help=f"per-trace figures to measure (default all: {','.join(PARTS)})")
     ap.add_argument("--no-generate", action="store_true", help="skip the pool import, bundle load and generate")
@@ -69,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if set(args.only) - set(PARTS):
         ap.error(f"--only: unknown {sorted(set(args.only) - set(PARTS))}; choose from {list(PARTS)}")
     args.sizes = sorted(set(args.rows + ([LARGE_ROWS] if args.large else [])))
+    args.generate_requests = sorted(set(args.generate_requests + ([LARGE_REQUESTS] if args.large else [])))
     return args
 
 
@@ -103,8 +108,12 @@ def bench_generation(args: argparse.Namespace, work: Path) -> list[Measurement]:
     _say(f"importing {args.pool} as a bundle")
     imported, bundle = generation.pool_bundle(args.pool, work, 1)  # a one-off cost, not a target: once
     _say("bundle load and generate")
-    return [imported, generation.bundle_load(bundle, args.repeat),
-            *generation.generate_throughput(bundle, [h * 3600 for h in args.generate_hours], work, args.repeat)]
+    found = [imported, generation.bundle_load(bundle, args.repeat),
+             *generation.generate_throughput(bundle, [h * 3600 for h in args.generate_hours], work, args.repeat)]
+    if args.generate_requests:
+        _say(f"sized generation: {', '.join(f'{n:,}' for n in args.generate_requests)} requests")
+        found += generation.generate_sized(args.generate_requests, work, args.repeat)
+    return found
 
 
 def bench_reuse(args: argparse.Namespace) -> list[Measurement]:

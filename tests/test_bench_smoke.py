@@ -141,3 +141,33 @@ def test_pandas_baseline_statistics_match_numpy_and_scipy():
     assert got["correlation"]["spearman"] == pytest.approx(
         stats.spearmanr(df["input_tokens"], df["output_tokens"]).statistic, abs=1e-12)
     assert got["gamma_fit"]["shape"] == pytest.approx(0.5, rel=0.06)  # the planted shape
+
+
+def test_sized_generation_targets_are_rate_and_peak_rss_per_size():
+    rows = [_row("generate 10 M requests", None, 10_000_000, 4.0, schema=None, peak=700.0, requested=10_000_000,
+                 requests_per_s_inner=2.5e6, requests_per_s_process=2.4e6, arrival_model="cox-renewal"),
+            _row("generate 100 M requests", None, 100_000_000, 80.0, schema=None, peak=1100.0, requested=100_000_000,
+                 requests_per_s_inner=1.25e6, requests_per_s_process=1.2e6, arrival_model="cox-renewal")]
+    got = {t["id"]: t for t in results.targets(results.with_ratios(rows), [], [], {"requests_per_s": 1.0})}
+    assert got["generate_rps_10m"]["value"] == 2.5e6 and got["generate_rps_10m"]["met"] is True
+    assert got["generate_rss_10m"]["value"] == 700.0 and got["generate_rss_10m"]["met"] is True
+    assert got["generate_rps_100m"]["met"] is False and got["generate_rss_100m"]["met"] is False
+    assert "cox-renewal arrivals" in got["generate_rps_100m"]["note"]
+    assert got["generate_rps"]["value"] is None  # the pool's duration figures are separate: not measured here
+
+
+def test_arrival_targets_table_is_the_validate_numbers(tmp_path):
+    """`python -m bench.arrival_targets TRACE --seeds 1`: the row's values are validate's own."""
+    trace = REPO.parent / "shared" / "data" / "burstgpt" / "BurstGPT_1_head400.csv"
+    done = subprocess.run([sys.executable, "-m", "bench.arrival_targets", str(trace), "--seeds", "1",
+                           "--work", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads((tmp_path / "rows.json").read_text())[0]
+    f = json.loads((tmp_path / "BurstGPT_1_head400.1.val" / "fidelity.json").read_text())
+    assert row["rows"] == 400 and f["rows"]["source"] == 400
+    assert row["count"] == abs(f["rows"]["synthetic"] - 400) / 400
+    for k in ("iat_cv", "idc_1", "idc_10", "rate_mape"):
+        assert row[k]["value"] == f["checks"][k]["value"]
+        floor = f["checks"][k]["noise_floor"]
+        assert floor["seed_to_seed"] is not None and row[k]["seed"] == floor["seed_to_seed"]
+    assert f"| BurstGPT_1_head400.csv | 400 | {row['model']} |" in done.stdout

@@ -21,7 +21,7 @@ from servetrace.errors import ServetraceError
 from servetrace.generation.arrivals import WindowParams, unit_cv
 from servetrace.generation.options import Timeline
 
-BLOCK_ROWS = 1 << 20  # expected requests (plus pool slack) per block: ~300 MB of working arrays at most
+BLOCK_ROWS = 1 << 19  # expected requests (plus pool slack) per block: ~200 MB of working arrays at most
 MAX_SEGMENTS = 4_000_000  # timeline segments held at once (~200 MB)
 MAX_REQUESTS = 10**11  # beyond this, no output is reasonable on one machine
 BYTES_PER_REQUEST = {"parquet": 12, "csv": 40}  # measured lower bounds (zstd Parquet: 12-20 B)

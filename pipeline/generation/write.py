@@ -50,7 +50,7 @@ def read_rate_fn(path: str | Path) -> tuple[tuple[float, float], ...]:
     return tuple(zip(df["window_start_s"].to_list(), df["rate_rps"].to_list()))
 
 
-ROW_GROUP = 1 << 20  # rows per Parquet row group, whatever the blocks they arrive in
+ROW_GROUP = 1 << 19  # rows per Parquet row group, whatever the blocks they arrive in
 
 
 def row_groups(tables: Iterable[pa.Table], size: int = ROW_GROUP) -> Iterator[pa.Table]:
