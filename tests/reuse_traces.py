@@ -82,3 +82,36 @@ def document_trace(n_sessions: int = 2000, block: int = 16, seed: int = 0):
     truth = pl.DataFrame({"session": [rows[i][1] for i in order], "turn": [rows[i][2] for i in order],
                           "input_tokens": [rows[i][3] for i in order], "group": group[[rows[i][1] for i in order]]})
     return table, truth
+
+
+CLIENT_PLAN = {"a": (600, 0.8, {0: 0.7, 1: 0.3}), "b": (600, 0.2, {2: 1.0}), "c": (20, 0.5, {0: 0.5, 2: 0.5})}
+
+
+def client_trace(block: int = 16, seed: int = 0, plan: dict = CLIENT_PLAN):
+    """Clients with prefix habits of their own: `plan` client -> (sessions, share of sessions under
+    a shared prefix, group popularity); group g's prefix is 4 (g + 2) blocks. A session has 1 or
+    2 turns, each adding >= one block of its own. Returns (table, truth: per request client,
+    session, turn, group)."""
+    rng = np.random.default_rng(seed)
+    rows, s = [], 0
+    for client, (n, share, pop) in plan.items():
+        for _ in range(n):  # a test fixture: clarity over speed
+            g = int(rng.choice(list(pop), p=list(pop.values()))) if rng.random() < share else -1
+            pre = 4 * (g + 2) if g >= 0 else 0
+            t, own = rng.uniform(0, 20_000), 0
+            for k in range(int(rng.integers(1, 3))):
+                own += int(rng.integers(1, 4))
+                ids = [("g", g, j) for j in range(pre)] + [("s", s, j) for j in range(own)] + [("p", s, k)]
+                rows.append((t, client, s, k + 1, g, (pre + own) * block + int(rng.integers(1, block)), ids))
+                t += rng.exponential(30.0)
+            s += 1
+    keys = {}
+    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[6]] for r in rows]
+    arrival = np.array([r[0] for r in rows])
+    order = np.argsort(arrival, kind="stable")
+    table = canonical(arrival, client_id=[r[1] for r in rows], input_tokens=np.array([r[5] for r in rows]),
+                      output_tokens=rng.integers(1, 50, len(rows)))
+    table = table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64())))
+    truth = pl.DataFrame({"client": [rows[i][1] for i in order], "session": [rows[i][2] for i in order],
+                          "turn": [rows[i][3] for i in order], "group": [rows[i][4] for i in order]})
+    return table, truth

@@ -207,3 +207,49 @@ def test_sessions_speed_up_as_in_the_source(tmp_path):
     assert gen(b) == pytest.approx(src, rel=0.25)
     pooled = gen({**b, "sessions": {**b["sessions"], "by_turns": {**b["sessions"]["by_turns"], "gap_s": None}}})
     assert pooled[3] > 2 * src[3] and pooled[0] < 0.6 * src[0]
+
+
+def _session_groups(path, table) -> pl.DataFrame:
+    """Per session (first request): client and shared-prefix length in tokens (0: none)."""
+    from servetrace.stages.prefix import session_codes
+
+    r = analyze(path, sessions=session_codes(path), block_size=16)
+    first = np.unique(r.session, return_index=True)[1]
+    return pl.DataFrame({"client": table["client_id"].to_numpy(zero_copy_only=False)[first],
+                         "tokens": r.shared_blocks[first] * 16})
+
+
+def test_prefix_model_per_client(tmp_path):
+    """Planted per-client habits (reuse_traces.CLIENT_PLAN: a 80 % grouped over groups 0 / 1,
+    b 20 % over group 2, c too small: pooled) are fitted per client and regenerated per client."""
+    from reuse_traces import CLIENT_PLAN, client_trace
+
+    table, truth = client_trace(seed=2)
+    io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(tmp_path)
+    p = b["prefix"]
+    ids = [c["id"] for c in b["clients"]]
+    models = dict(zip(ids, p["clients"]))
+    assert models["c"] is None  # 20 sessions: the pooled model
+    tokens = np.asarray(p["groups"]["tokens"])
+    for name in ("a", "b"):
+        n, share, pop = CLIENT_PLAN[name]
+        m = models[name]
+        planted = truth.filter(pl.col("client") == name).group_by("session").agg(pl.col("group").first())
+        assert m["sessions"] == n and m["grouped_share"] == pytest.approx((planted["group"] >= 0).mean(), abs=1e-9)
+        assert m["grouped_share"] == pytest.approx(share, abs=0.06)  # 3 sd of a binomial share over 600
+        got = {int(tokens[g] // 64 - 2): q for g, q in zip(m["groups"], m["popularity"])}  # 4 (g + 2) blocks of 16
+        assert set(got) == set(pop) and all(got[g] == pytest.approx(pop[g], abs=0.07) for g in pop)
+    syn, _ = generate_table(b, GenerateOptions(seed=0))
+    io.write_parquet(tmp_path / "syn.parquet", syn, {})
+    per = _session_groups(tmp_path / "syn.parquet", syn)
+    for name in ("a", "b"):
+        n, share, pop = CLIENT_PLAN[name]
+        mine = per.filter(pl.col("client") == name)
+        assert (mine["tokens"] > 0).mean() == pytest.approx(share, abs=0.07)
+        assert set((mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).unique().to_list()) == set(pop)
+    # one pooled model for every client: b gets a's groups and a share near the trace's
+    pooled, _ = generate_table({**b, "prefix": {**p, "clients": None}}, GenerateOptions(seed=0))
+    io.write_parquet(tmp_path / "pooled.parquet", pooled, {})
+    mine = _session_groups(tmp_path / "pooled.parquet", pooled).filter(pl.col("client") == "b")
+    assert (mine["tokens"] > 0).mean() > 0.35 and 0 in (mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).to_list()

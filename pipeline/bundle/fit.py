@@ -24,7 +24,7 @@ from servetrace import grouping
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.arrival_model import with_arrival_model
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
-from servetrace.bundle.sessions import ANALYZE, fit_reuse_models
+from servetrace.bundle.sessions import ANALYZE, client_index, fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
@@ -339,7 +339,7 @@ def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = AN
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
     """The bundle with v2's session and prefix models of DIR/requests.parquet; `reuse` is the block
     reuse analysis when the caller already made it (characterize's prefix stage), else it is made here."""
-    return {**bundle, **fit_reuse_models(path, settings.seed, reuse)}
+    return {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER))}
 
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:

@@ -13,8 +13,10 @@ previous input), quantile functions. `prefix` (traces with hash_ids): `block_siz
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
 popular first, at most MAX_GROUPS; `owners`: per group, runs [first token, owner group]: a
 block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share`
-and `grouped_sessions` (sessions whose first turn starts with a
-shared prefix), `zipf` (exponent of popularity against rank, least squares on logs, with the KS
+and `grouped_sessions` (sessions whose first turn starts with a shared prefix), `clients` (per
+bundle client, where the bundle's clients are client groups: its own `grouped_share` and group
+`popularity`, or null for the pooled model; `client_prefix`), `zipf` (exponent of popularity
+against rank, least squares on logs, with the KS
 of the fitted popularity against the observed).
 """
 
@@ -25,7 +27,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from servetrace.reuse.analysis import Reuse, analyze
-from servetrace.reuse.tree import group_owners
+from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
 from servetrace.stages.prefix import session_codes
 
@@ -33,6 +35,7 @@ PROBS = np.linspace(0, 1, 101)
 MAX_GROUPS = 200
 CLASS_MIN = 25  # sessions per class of turns (by_turns)
 CELL_MIN = 10  # sessions per class and grouped / not, else the class's pooled prompts
+CLIENT_MIN = 50  # sessions a client needs for a prefix model of its own, else the pooled one
 SESSION_ROWS = 2_000_000
 
 
@@ -137,12 +140,42 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.Dat
                           - pl.col("output_tokens").shift(1).over("session")))
 
 
+def client_index(path, bundle: dict, other: str) -> tuple[np.ndarray, int] | None:
+    """(the bundle client of each request (file order; -1: none), named from the grouping columns
+    as the fit names them; the number of clients), or None when the bundle's clients are not
+    client groups (all, sessions)."""
+    cols = bundle["group_by"].split(",")
+    if cols == ["all"] or "session_id" in cols or not set(cols) <= set(pq.read_schema(path).names):
+        return None
+    table = pl.from_arrow(pq.read_table(path, columns=cols))
+    names = table.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|"))
+    ids = {c["id"]: i for i, c in enumerate(bundle["clients"])}
+    index = names.to_series().replace_strict(ids, default=ids.get(other, -1), return_dtype=pl.Int64).to_numpy()
+    return index, len(ids)
+
+
+def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int) -> list:
+    """Per bundle client, its own prefix model where it started CLIENT_MIN sessions or more
+    (`sessions`, `grouped_share`, `groups`: indices into the trace's groups, `popularity` over
+    them), else null (the pooled model). `client`, `group` (-1: none): per session."""
+    out = [None] * n_clients
+    ok = client >= 0
+    n = np.bincount(client[ok], minlength=n_clients)
+    for c in np.flatnonzero(n >= CLIENT_MIN):  # a loop over clients (at most the fit's 256)
+        g = group[(client == c) & (group >= 0)]
+        values, counts = np.unique(g, return_counts=True)
+        out[int(c)] = {"sessions": int(n[c]), "grouped_share": float(len(g) / n[c]), "groups": values.tolist(),
+                       "popularity": (counts / max(len(g), 1)).tolist()}
+    return out
+
+
 ANALYZE = object()  # fit_reuse_models's default: make the block reuse analysis
 
 
-def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE) -> dict:
+def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None) -> dict:
     """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither). `reuse`: the
-    block reuse analysis of `path` with this seed when the caller made it already (None: no blocks)."""
+    block reuse analysis of `path` with this seed when the caller made it already (None: no blocks).
+    `clients()`: `client_index`'s answer, asked only for a prefix model (per-client models)."""
     names = pq.read_schema(path).names
     codes = session_codes(path) if "session_id" in names else None
     if reuse is ANALYZE:
@@ -185,5 +218,12 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             slope = float(np.polyfit(np.log(rank), np.log(pop), 1)[0])
             fitted = rank ** slope
             model["zipf"] = {"s": -slope, "ks": float(np.abs(np.cumsum(fitted / fitted.sum()) - np.cumsum(pop / pop.sum())).max())}
+        index = clients() if clients is not None else None
+        if index is not None:
+            first = np.unique(reuse.session, return_index=True)[1]
+            pid = request_groups(reuse.refs, reuse.shared_blocks)[first]
+            position = dict(zip(g["pid"].to_list(), range(g.height)))
+            group = pl.Series(pid).replace_strict(position, default=-1, return_dtype=pl.Int64).to_numpy()
+            model["clients"] = client_prefix(index[0][first], group, index[1])
         out["prefix"] = model
     return out

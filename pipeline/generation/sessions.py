@@ -97,21 +97,26 @@ def _cell_draw(rng, q: dict, n: int) -> np.ndarray:
     return np.maximum(np.rint(tokens), 1).astype(np.int64)
 
 
-def first_turns(rng, sess: dict, grouped_share: float, s_n: int) -> tuple[np.ndarray, ...]:
+def first_turns(rng, sess: dict, grouped_share: float, s_n: int,
+                factor: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """(turns, first turn's new prompt, starts under a shared prefix, class of turns or None) per
     session. Turns come in the PMF's proportions (largest remainders, shuffled); with the bundle's
-    `by_turns`, each class of turns gets its share of grouped sessions and its own new prompts."""
+    `by_turns`, each class of turns gets its share of grouped sessions and its own new prompts.
+    `factor`: per session, its client's grouped share over the trace's (scales the class's)."""
     t = sess["turns"]
     turns = np.asarray(t["values"], dtype=np.int64)[group_labels(rng, np.asarray(t["probs"]), s_n)]
     by = sess.get("by_turns")
     if not by:
-        return turns, _cell_draw(rng, sess["first_new_tokens"], s_n), rng.random(s_n) < grouped_share, None
+        share = grouped_share if factor is None else np.minimum(grouped_share * factor, 1)
+        return turns, _cell_draw(rng, sess["first_new_tokens"], s_n), rng.random(s_n) < share, None
     bucket = np.searchsorted(np.asarray(by["turns_from"]), turns, side="right") - 1
     first_new = np.empty(s_n, dtype=np.int64)
     grouped = np.zeros(s_n, dtype=bool)
     for b, share in enumerate(by["grouped_share"]):  # a loop over classes of turns
         at = np.flatnonzero(bucket == b)
-        if grouped_share > 0:
+        if grouped_share > 0 and factor is not None:
+            grouped[at] = rng.random(len(at)) < np.minimum(share * factor[at], 1)
+        elif grouped_share > 0:
             raw = share * len(at)
             k = int(raw) + int(rng.random() < raw - int(raw))
             grouped[at] = rng.permutation(len(at)) < k
@@ -140,20 +145,51 @@ def session_starts(p: WindowParams, tl, chosen: list[int], seed: int, sess: dict
     return arrivals(WindowParams(p.rate * share, p.family, p.shape), tl, chosen, seed)
 
 
+def client_factor(pre: dict, client: np.ndarray | None) -> np.ndarray | None:
+    """Per session, its client's share of grouped sessions over the trace's (None: one model)."""
+    models = pre.get("clients")
+    if client is None or not models or not any(models):
+        return None
+    share = np.array([m["grouped_share"] if m else pre["grouped_share"] for m in models])
+    return share[client] / pre["grouped_share"]
+
+
+def assign_groups(rng, pre: dict, grouped: np.ndarray, client: np.ndarray | None) -> np.ndarray:
+    """The shared-prefix group of each grouped session (-1 for the others): by its client's
+    popularity where the client has a model of its own, else the trace's."""
+    group = np.full(len(grouped), -1)
+    pooled = np.asarray(pre["groups"]["popularity"])
+    models = pre.get("clients") if client is not None else None
+    if not models or not any(models):
+        group[grouped] = group_labels(rng, pooled, int(grouped.sum()))
+        return group
+    key = np.where([m is not None for m in models], np.arange(len(models)), -1)[client]
+    for k in np.unique(key[grouped]):  # a loop over clients with a model of their own (-1: the others)
+        at = np.flatnonzero(grouped & (key == k))
+        pop = pooled
+        if k >= 0:
+            pop = np.zeros(len(pooled))
+            pop[models[k]["groups"]] = models[k]["popularity"]
+        group[at] = group_labels(rng, pop, len(at))
+    return group
+
+
 def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: int, block_size: int | None,
-           output_of) -> SessionRequests:
+           output_of, client: np.ndarray | None = None) -> SessionRequests:
     """Turns of every session. `output_of(client, window)` -> output tokens of one draw per
-    possible turn (row `slot` of that draw is each request's)."""
+    possible turn (row `slot` of that draw is each request's). `client`: each session's bundle
+    client (for per-client prefix models)."""
     sess, pre = bundle["sessions"], bundle.get("prefix")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55]))
     s_n = len(starts.arrival_s)
     has_groups = bool(pre and pre["groups"]["tokens"])
-    turns, first_new, grouped, bucket = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n)
+    factor = client_factor(pre, client) if has_groups else None
+    turns, first_new, grouped, bucket = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n, factor)
     turns = np.minimum(turns, MAX_TURNS)
     group = np.full(s_n, -1)
     gtok = np.zeros(s_n, dtype=np.int64)
     if has_groups:
-        group[grouped] = group_labels(rng, np.asarray(pre["groups"]["popularity"]), int(grouped.sum()))
+        group = assign_groups(rng, pre, grouped, client)
         gtok[grouped] = np.asarray(pre["groups"]["tokens"], dtype=np.int64)[group[grouped]]
     # every request's output first (client and window of its session's start), one draw
     slots = np.repeat(np.arange(s_n), turns)
@@ -255,7 +291,8 @@ def session_layer(bundle: dict, options, chosen: list[int], params: WindowParams
         return drawn["output_tokens"]
 
     block = options.block_size or (bundle.get("prefix") or {}).get("block_size")
-    sr = expand(bundle, starts, float(tl.begin_s[0]), float(tl.end_s[-1]), options.seed, block, output_of)
+    sr = expand(bundle, starts, float(tl.begin_s[0]), float(tl.end_s[-1]), options.seed, block, output_of,
+                np.asarray(chosen, dtype=np.int64)[starts.client])
     lengths = {k: v[sr.slot] for k, v in drawn.items()}
     lengths["input_tokens"] = sr.input_tokens.astype(float)
     lengths["output_tokens"] = sr.output_tokens.astype(float)

@@ -47,9 +47,7 @@ def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.Dat
               ["sessions"].to_numpy() >= 2)
     shared_blocks = np.bincount(refs.req[shared], minlength=n)
     has = shared_blocks > 0
-    starts = np.searchsorted(refs.req, np.arange(n))
-    group = np.zeros(n, dtype=np.uint64)
-    group[has] = refs.pid[starts[has] + shared_blocks[has] - 1]
+    group = request_groups(refs, shared_blocks)
     blocks = np.bincount(refs.req, minlength=n)
     is_first = np.zeros(n, dtype=bool)
     is_first[np.unique(session, return_index=True)[1]] = True
@@ -62,6 +60,16 @@ def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.Dat
               .with_columns((pl.col("references") / total).alias("reference_share"))
               .sort(["sessions", "requests", "pid"], descending=[True, True, False]))
     return shared_blocks, groups
+
+
+def request_groups(refs: Refs, shared_blocks: np.ndarray) -> np.ndarray:
+    """Per request, the prefix id of its deepest shared block (its group's `pid`; 0: none)."""
+    n = len(shared_blocks)
+    has = shared_blocks > 0
+    starts = np.searchsorted(refs.req, np.arange(n))
+    group = np.zeros(n, dtype=np.uint64)
+    group[has] = refs.pid[starts[has] + shared_blocks[has] - 1]
+    return group
 
 
 def top_shares(groups: pl.DataFrame, ks=(1, 5, 10)) -> dict[str, float]:
