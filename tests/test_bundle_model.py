@@ -80,7 +80,7 @@ def test_rounding_residue_does_not_pile_onto_one_probability():
     """Eight probabilities that all round down by almost half a unit of the 6th digit: put back on
     the largest alone, the residue (4e-6) moved it by 3.2e-5 of itself (the hypothesis round trip
     found such a PMF); spread over the largest ones, none moves by more than 1e-5."""
-    from servetrace.bundle.model import _rounded_probs
+    from servetrace.bundle.text import rounded_probs as _rounded_probs
 
     exact = np.r_[np.full(7, 0.1249994999), 0.0]
     exact[-1] = 1 - exact[:-1].sum()

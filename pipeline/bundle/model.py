@@ -71,7 +71,6 @@ import functools
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 from importlib import resources
@@ -81,8 +80,9 @@ from typing import Any, Iterable
 import numpy as np
 import orjson
 
+from servetrace.bundle.text import compact_numbers
 from servetrace.errors import ServetraceError
-from servetrace.io import json_value, write_text
+from servetrace.io import write_text
 from servetrace.outputs import bundle_path as bundle_file
 from servetrace.stats.names import LEGACY_NAMES
 
@@ -98,8 +98,6 @@ CATEGORY_FIELDS = {
                    "image_count", "audio_count", "video_count", "output_tokens"),
 }
 PMF_SUM_TOL = 1e-6
-PROB_DIGITS = 6  # significant digits kept for probabilities (the residue goes to the largest)
-NUM_DIGITS = 10  # significant digits kept for every other float
 _PMF_KEYS = {"values", "probs"}
 _WINDOW_FAMILY_SET = {*WINDOW_FAMILIES, None}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -354,44 +352,9 @@ def _check_reuse_models(bundle: dict, name: str) -> None:
 # ---------------------------------------------------------------- load / save
 
 
-RESIDUE_REL = 2e-6  # the most a probability moves, relative, when the rounding residue is put back
-
-
-def _rounded_probs(probs: Any) -> list:
-    """Probabilities to 6 significant digits, the rounding residue put back on the largest ones
-    (as few as keep each within RESIDUE_REL of its value, in proportion to their size) so the PMF
-    still sums to 1 within 1e-9 and no probability moves by more than 1e-5 of itself."""
-    exact = np.asarray(probs, dtype=float)
-    rounded = [json_value(p, PROB_DIGITS) for p in exact.tolist()]
-    if any(r is None for r in rounded):
-        return rounded  # NaN / inf: validation reports it
-    residue = exact.sum() - math.fsum(rounded)
-    order = np.argsort(-np.asarray(rounded), kind="stable")
-    top = np.cumsum(np.asarray(rounded)[order])
-    m = int(min(np.searchsorted(top, abs(residue) / RESIDUE_REL) + 1, len(order)))
-    mass = top[m - 1]
-    for i in order[:m].tolist():
-        rounded[i] = json_value(rounded[i] + (residue * rounded[i] / mass if mass > 0 else residue / m), NUM_DIGITS)
-    return rounded
-
-
-def _compact(obj: Any, key: str = "") -> Any:
-    """Numbers rounded to what the data supports (probabilities 6, others 10 significant digits),
-    NaN -> null, numpy scalars -> Python: keeps a 147-client, 14-day pool well under 20 MB."""
-    if isinstance(obj, dict):
-        return {str(k): _compact(v, str(k)) for k, v in obj.items()}
-    if key == "probs" and isinstance(obj, (list, tuple, np.ndarray)) and len(obj) > 1:
-        return _rounded_probs(obj)
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        digits = PROB_DIGITS if key == "probs" else NUM_DIGITS
-        return [_compact(v, key) if isinstance(v, (dict, list, tuple, np.ndarray)) else json_value(v, digits)
-                for v in obj]
-    return json_value(obj, NUM_DIGITS)
-
-
 def dumps_bundle(bundle: dict) -> str:
     """Validated, compact JSON text of `bundle` (what save_bundle writes)."""
-    compact = _compact(bundle)
+    compact = compact_numbers(bundle)
     validate_bundle(compact, "bundle")
     return json.dumps(compact, separators=(",", ":"), allow_nan=False) + "\n"
 
