@@ -56,7 +56,9 @@ CALL_KINDS = ("main", "subagent")
 # (Mooncake, Bailian): the prefix-reuse stage reads it.
 HASH_IDS = "hash_ids"
 
-REJECTS = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("record", pa.string())])
+# `item`: where in its source record a refused call sits, for formats of several calls per record
+# (`turns[0].llm_calls[2]`); null elsewhere. (line, item) is unique.
+REJECTS = pa.schema([("line", pa.int64()), ("item", pa.string()), ("reason", pa.string()), ("record", pa.string())])
 
 # Keys of the Parquet key-value metadata written with requests.parquet.
 META_KEYS = (

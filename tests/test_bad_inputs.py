@@ -124,7 +124,9 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
     assert requests.height == s["rows_kept"] and rejects.height == s["rows_rejected"]
     assert requests["arrival_s"].is_sorted() and requests["arrival_s"].is_finite().all()
     assert (requests["input_tokens"] >= 0).all() and (requests["output_tokens"] >= 0).all()
-    assert rejects["line"].n_unique() == rejects.height and (rejects["line"] >= 1).all()
+    # a reject is named by its source line, and where a line holds several calls by its item too
+    assert rejects.select("line", "item").n_unique() == rejects.height and (rejects["line"] >= 1).all()
+    assert rejects.filter(pl.col("item").is_null())["line"].n_unique() == rejects["item"].null_count()
     assert rejects["reason"].null_count() == 0
     if rejects.height:
         assert rejects["record"].str.len_chars().max() <= 1 << 16

@@ -50,8 +50,9 @@ def test_copilot_sessions_of_turns_of_calls(tmp_path):
     assert col(req, "canceled") == [False, False, False, True]  # result UserCancel
     assert col(req, "model") == ["Model A", "Model A", "Model A", "Model B"]
     assert req["parent_id"].null_count() == req["call_kind"].null_count() == 4  # not published
-    assert sorted(zip(col(rej, "line"), col(rej, "reason"))) == [
-        (2, "not valid JSON"), (3, "non-numeric input_tokens"), (4, "turns is not a list")]
+    assert list(zip(col(rej, "line"), col(rej, "item"), col(rej, "reason"))) == [
+        (2, None, "not valid JSON"), (3, "turns[0].llm_calls[1]", "non-numeric input_tokens"),
+        (4, None, "turns is not a list")]
     assert json.loads(rej.filter(pl.col("line") == 3)["record"][0])["message_id"] == "m5"
 
 
@@ -90,8 +91,10 @@ def test_cc_traces_directory_with_subagents(tmp_path):
     assert col(req, "ttft_s") == [0.5, None, None, None, None, None, None, 0.4]
     # hash ids are per trace: trace 2's move by 2**32 so they never meet trace 1's
     assert col(req, "hash_ids")[:2] == [[1, 2, 3], [2**32 + 1, 2**32 + 2]]
-    assert sorted(zip(col(rej, "line"), col(rej, "reason"))) == [
-        (2, "non-numeric input_tokens"), (2, "requests[1]: type x is not n, s or subagent"), (3, "not valid JSON")]
+    # two rejects of one file, told apart by their item, in the file's order
+    assert list(zip(col(rej, "line"), col(rej, "item"), col(rej, "reason"))) == [
+        (2, "requests[1]", "requests[1]: type x is not n, s or subagent"),
+        (2, "requests[2]", "non-numeric input_tokens"), (3, None, "not valid JSON")]
 
 
 def test_baseten_parquet(tmp_path):

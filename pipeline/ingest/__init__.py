@@ -183,17 +183,18 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
 
 def _write_rejects(con, path: Path, layout, src: Source, sha: str, rejected: bool) -> None:
     """rejects.parquet; the source lines are looked up only when something was refused."""
-    lines = line_numbers_sql(layout, src) if rejected else "select rec, rec as line from refused"
+    lines = line_numbers_sql(layout, src) if rejected else "select rec, rec as line, null::varchar as item from refused"
     structural = structural_rejects_sql(layout if rejected else replace(layout, has_structural_rejects=False), src)
     con.execute(
         f"""copy (
             with lines as ({lines}),
-            typed_rejects as (select lines.line, r.reason, rr.record from refused r join lines using (rec)
-                              join reject_records rr using (rec)),
+            typed_rejects as (select rec, lines.line, lines.item, r.reason, rr.record from refused r
+                              join lines using (rec) join reject_records rr using (rec)),
             structural as ({structural})
-            select cast(line as bigint) as line, reason, record from
-                (select * from typed_rejects union all select * from structural)
-            order by line
+            select cast(line as bigint) as line, item, reason, record from
+                (select * from typed_rejects
+                 union all select null as rec, line, null::varchar as item, reason, record from structural)
+            order by line, rec
         ) to {lit(str(path))} (format parquet, compression zstd, kv_metadata {{'servetrace.sha256': {lit(sha)}}})"""
     )
 

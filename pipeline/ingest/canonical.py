@@ -30,8 +30,9 @@ TEXT_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "VARCHAR"]
 DURATION_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "DOUBLE" and c != "arrival_s"]
 FLAG_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "BOOLEAN"]
 # Columns of a flattened intermediate (pipeline/ingest/agentic): the source line a call came from,
-# the source text it came from, and why the record was unusable before any column was read.
-LINE, RECORD, PROBLEM = "_line", "_record", "_problem"
+# the source text it came from, why the record was unusable before any column was read, and where
+# in a record of several calls the call sits.
+LINE, RECORD, PROBLEM, ITEM = "_line", "_record", "_problem", "_item"
 MAX_TEXT_BYTES = 4096  # an id or model name longer than this is refused, not carried into every output
 HASH_LIST_RE = r"\s*\[\s*(-?\d+(\.0*)?\s*(,\s*-?\d+(\.0*)?\s*)*)?\]\s*"
 MAX_RECORD_CHARS = 1 << 16  # rejects.parquet keeps the first 64 Ki characters of a refused record

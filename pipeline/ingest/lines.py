@@ -10,7 +10,7 @@ That takes one more read of the file, made only when something was refused.
 
 from __future__ import annotations
 
-from servetrace.ingest.canonical import LINE, RawLayout, clipped, ident, text_lines
+from servetrace.ingest.canonical import ITEM, LINE, RawLayout, clipped, ident, text_lines
 from servetrace.ingest.source import Source
 
 READER_CHARS = 10_000  # DuckDB's reject_errors.csv_line holds this much of an unreadable record
@@ -49,18 +49,20 @@ def _csv_units(src: Source) -> str:
 
 
 def line_numbers_sql(layout: RawLayout, src: Source) -> str:
-    """SQL (rec, line): the source line of each row of `refused`."""
-    if layout.flattened:  # the source line (or file) each call came from
-        return f"""select refused.rec, n.{ident(LINE)} as line from refused
-                   join (select row_number() over () as rec, {ident(LINE)} from raw) n using (rec)"""
+    """SQL (rec, line, item): the source line of each row of `refused`, and where in the line it
+    sits when a line holds several calls (an agentic format's `_item`; else null)."""
+    if layout.flattened:  # the source line (or file) each call came from, and where in it
+        item = ident(ITEM) if ITEM in layout.column_of else "null::varchar"
+        return f"""select refused.rec, n.{ident(LINE)} as line, n.item from refused
+                   join (select row_number() over () as rec, {ident(LINE)}, {item} as item from raw) n using (rec)"""
     structural = "select distinct line from reject_errors" if layout.has_structural_rejects else \
         "select null::bigint as line where false"
     if src.container != "csv":  # JSON lines: rec counts every line read, blank ones too
-        return f"select rec, u as line from ({_data_rows(structural, str(layout.header_lines))})"
+        return f"select rec, u as line, null::varchar as item from ({_data_rows(structural, str(layout.header_lines))})"
     return f"""
         with {_csv_units(src)}
         units as ({_data_rows(f'select u as line from blank_units union {structural}', str(layout.header_lines))})
-        select units.rec, units.u + coalesce(shifts.after, 0) as line
+        select units.rec, units.u + coalesce(shifts.after, 0) as line, null::varchar as item
         from units asof left join shifts on units.u > shifts.ua"""
 
 

@@ -8,6 +8,8 @@ ordinary checks in ingest/canonical.py parse and refuse them with the usual reas
     _line     the source line (a file's number, for a directory of traces) the call came from
     _record   that source record's text (the first 64 Ki characters), for rejects.parquet
     _problem  why the record gave no call at all (not JSON, a list that is not a list ...)
+    _item     where in its record the call sits (`turns[0].llm_calls[2]`), for a source record that
+              holds several calls: (_line, _item) names each reject apart
 
 The reader runs on one chunk of the source at a time (a range of lines, a group of trace files),
 and the chunks' rows are written in order: memory is a chunk's, whatever the source size.

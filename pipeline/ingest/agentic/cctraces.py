@@ -82,6 +82,8 @@ def select_sql(records: str) -> str:
     ),
     final as (
         select _line, k as _k, m as _m,
+               case when m > 0 then 'requests[' || (k - 1) || '].requests[' || (m - 1) || ']'
+                    when k is not null then 'requests[' || (k - 1) || ']' end as _item,
                left(case when _problem is null then call_text else coalesce(entry_text, _record) end,
                     {MAX_RECORD_CHARS}) as _record,
                _problem,

@@ -57,7 +57,9 @@ def select_sql(records: str) -> str:
                {scaled("c.duration_ms", 0.001)} as latency_s,
                cast(c.result = 'UserCancel' as varchar) as canceled,
                case when _problem is null then cast(turn as varchar) end as turn,
-               c.message_id as request_id
+               c.message_id as request_id,
+               case when _call is not null then 'turns[' || (turn - 1) || '].llm_calls[' || (_call - 1) || ']'
+                    when turn is not null then 'turns[' || (turn - 1) || ']' end as _item
         -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
         from (select *, cast(to_json(c) as varchar) as call_text from calls)
     )
