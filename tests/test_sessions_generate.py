@@ -253,3 +253,31 @@ def test_prefix_model_per_client(tmp_path):
     io.write_parquet(tmp_path / "pooled.parquet", pooled, {})
     mine = _session_groups(tmp_path / "pooled.parquet", pooled).filter(pl.col("client") == "b")
     assert (mine["tokens"] > 0).mean() > 0.35 and 0 in (mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).to_list()
+
+
+def test_knob_card_replays_the_reuse_as_the_mooncake_export_does(fitted, tmp_path):
+    """The knob card of a bundle with a prefix model gives each tool the block size and session
+    options; its commands, run, write a Mooncake export whose sidecar `replay` says the same."""
+    import json
+    import shlex
+
+    from conftest import run_cli
+    from servetrace.exports.knobs import knob_card, knob_markdown
+
+    d, _, _, b = fitted
+    card = knob_card(b)
+    reuse = card["reuse_replay"]
+    assert reuse["block_size"] == 16 and reuse["sessions"] is True
+    assert "--isl-block-size 16" in card["tools"]["aiperf"]["replay"]
+    assert card["tools"]["guidellm"]["replay"] == "hash_id_block_size=16"
+    assert "--timed-trace-chunk-hash-size 16" in card["tools"]["vllm"]["replay"]
+    assert all(c in knob_markdown(card) for c in reuse["commands"])
+    for command in reuse["commands"]:
+        args = [str(d) if a == "BUNDLE" else str(tmp_path / a) if a.endswith((".parquet", ".jsonl")) else a
+                for a in shlex.split(command)[1:]]
+        run_cli(*args, "--duration", "2000", check=True) if args[0] == "generate" else run_cli(*args, check=True)
+    side = json.loads((tmp_path / "trace.jsonl.meta.json").read_text())
+    assert side["replay"] == reuse["tools"]
+    assert json.loads((tmp_path / "trace.jsonl").read_text().splitlines()[0])["session_id"]
+    v1 = {k: v for k, v in b.items() if k not in ("prefix", "sessions")}
+    assert knob_card(v1)["reuse_replay"] is None and "replay" not in knob_card(v1)["tools"]["aiperf"]

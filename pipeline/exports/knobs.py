@@ -11,6 +11,7 @@ import numpy as np
 
 from servetrace.bundle.coverage import covered_seconds, covered_seconds_at, covered_span, expected_requests
 from servetrace.exports.inference_perf import inference_perf_config, shared_prefix
+from servetrace.exports.mooncake import replay_options
 from servetrace.exports.synthetic_lengths import match, shortfall
 from servetrace.exports.tools import CHECKED_AGAINST, RELEASES, SERVER
 from servetrace.stats.pmf import pooled_pmf
@@ -139,6 +140,24 @@ def _guidellm_data(i: dict, o: dict) -> tuple[str, dict]:
     return ",".join(parts), matches
 
 
+REPLAYED = ("vllm", "sglang", "aiperf", "guidellm")  # tools that replay a mooncake JSONL's hash_ids
+
+
+def reuse_replay(bundle: dict) -> dict | None:
+    """How to run the bundle's prefix sharing and sessions (v2 `prefix`, `sessions`): random prompts
+    share nothing, so generate, export Mooncake JSONL at the source's block size, and replay it with
+    each tool's block size and session options (the sidecar `replay` of that export)."""
+    pre = bundle.get("prefix")
+    if not pre:
+        return None
+    block, turns = int(pre["block_size"]), bool(bundle.get("sessions"))
+    return {"block_size": block, "sessions": turns,
+            "commands": ["servetrace generate BUNDLE --out syn.parquet",
+                         f"servetrace export syn.parquet --to mooncake --block-size {block}"
+                         + (" --sessions" if turns else "") + " --out trace.jsonl"],
+            "tools": replay_options(block, turns)}
+
+
 def knob_card(bundle: dict) -> dict:
     arr = arrival_summary(bundle)
     lens = {f: length_summary(*length_mixture(bundle, f)) for f in TOKEN_FIELDS}
@@ -248,6 +267,11 @@ def knob_card(bundle: dict) -> dict:
                                "the length correlation only through the trace length generator's row pairs"],
         },
     }
+    reuse = reuse_replay(bundle)
+    for name in REPLAYED if reuse else ():
+        tools[name]["replay"] = reuse["tools"][name]
+        tools[name]["cannot_express"].append(f"prefix sharing{' and sessions' if reuse['sessions'] else ''} in random "
+                                             f"prompts: replay the mooncake export with `{reuse['tools'][name]}`")
     for name, t in tools.items():
         if "flags" in t:  # a flag without a value (no burstiness when the CV is 0) is left out, not passed empty
             t["flags"] = {f: v for f, v in t["flags"].items() if v is not None}
@@ -258,7 +282,8 @@ def knob_card(bundle: dict) -> dict:
         t["checked_against"] = CHECKED_AGAINST[name]
     return {"bundle_source": bundle["source"], "window_s": bundle["window_s"], "span_s": bundle["span_s"],
             "covered": covered_span(bundle), "clients": len(bundle["clients"]), "requests": n, "arrivals": arr, "lengths": lens,
-            "inference_perf_stages": len(stages), "inference_perf_idle_s_dropped": idle_s, "tools": tools}
+            "inference_perf_stages": len(stages), "inference_perf_idle_s_dropped": idle_s, "reuse_replay": reuse,
+            "tools": tools}
 
 
 def _cell(text: str) -> str:
@@ -287,6 +312,12 @@ def knob_markdown(card: dict) -> str:
         speed = f"`{t['speed_knob']['flag']}`: {t['speed_knob']['direction']}" if t["speed_knob"] else "-"
         cells = (t["release"], flag_text, speed, "; ".join(t["cannot_express"]), _sources(t["checked_against"]))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    reuse = card.get("reuse_replay")
+    if reuse:
+        lines += ["", f"Prefix sharing{' and sessions' if reuse['sessions'] else ''} (blocks of {reuse['block_size']} "
+                  "tokens): random prompts share nothing; replay a generated Mooncake JSONL instead:", ""]
+        lines += [f"    {c}" for c in reuse["commands"]] + [""]
+        lines += [f"- {name}: `{opt}`" for name, opt in reuse["tools"].items()]
     return "\n".join(lines) + "\n"
 
 
