@@ -1,7 +1,9 @@
 """The arrival targets over traces: characterize each, generate it with several seeds, validate
 each workload against the source (with the bundle, so every arrival check carries its seed-to-seed
 and half-to-half noise floors) and print one markdown row per trace: the median over seeds of
-each check's value, the floors beside it, and the request count's error.
+each check's value, the floors beside it, and the request count's error; then the servers each
+workload needs (`servetrace provision`, its default serving model): the source, ours per seed and
+the naive workload per seed.
 
     python -m bench.arrival_targets TRACE [TRACE ...] [--planted] [--seeds 5] [--work DIR]
 
@@ -46,6 +48,7 @@ def planted_trace(path: Path, seed: int = 3) -> Path:
 
 def measure(trace: Path, work: Path, seeds: list[int]) -> dict:
     import servetrace
+    from servetrace.provision import ServingModel, provision_traces
 
     run = work / trace.stem
     servetrace.characterize(trace, run)
@@ -56,11 +59,14 @@ def measure(trace: Path, work: Path, seeds: list[int]) -> dict:
         syn = work / f"{trace.stem}.{seed}.parquet"
         gen = servetrace.generate(run, syn, seed=seed)
         f = servetrace.validate(run, syn, work / f"{trace.stem}.{seed}.val", page=False, bundle=run)
-        per_seed.append({"count": abs(gen["requests"] - rows) / rows,
+        cap = provision_traces(run, work / f"{trace.stem}.{seed}.prov", synthetic=syn, model=ServingModel(seed=seed),
+                               seed=seed, page=False)["capacity"]
+        per_seed.append({"count": abs(gen["requests"] - rows) / rows, "capacity": cap,
                          **{k: f["checks"][k] for k in CHECKS}})
         syn.unlink(missing_ok=True)
     out = {"trace": trace.name, "rows": rows, "model": (bundle.get("arrival_model") or {}).get("chosen", "renewal"),
-           "count": float(np.median([s["count"] for s in per_seed]))}
+           "count": float(np.median([s["count"] for s in per_seed])),
+           "capacity": {k: [s["capacity"][k] for s in per_seed] for k in ("source", "ours", "naive")}}
     for k in CHECKS:
         values = [s[k]["value"] for s in per_seed if s[k]["value"] is not None]
         floor = per_seed[0][k].get("noise_floor") or {}
@@ -89,6 +95,21 @@ def table(rows: list[dict], seeds: int) -> str:
             "✓ within the target, ~ missed but within the larger noise floor, ✗ missed beyond noise.\n")
 
 
+def provisioning(rows: list[dict]) -> str:
+    """Servers for p99 TTFT <= 2 s (provision's default serving model): the source, ours per seed, naive per seed."""
+    head = "| trace | source | ours (per seed) | ours vs source | naive (per seed) | naive vs source |\n|---|---|---|---|---|---|\n"
+
+    def err(caps: list, src) -> str:
+        e = sorted((c - src) / src for c in caps if c is not None and src)
+        return "–" if not e else f"{100 * np.median(e):+.0f} % ({100 * e[0]:+.0f} to {100 * e[-1]:+.0f})"
+
+    body = "".join(f"| {r['trace']} | {r['capacity']['source'][0]} | {' / '.join(map(str, r['capacity']['ours']))} | "
+                   f"{err(r['capacity']['ours'], r['capacity']['source'][0])} | "
+                   f"{' / '.join(map(str, r['capacity']['naive']))} | {err(r['capacity']['naive'], r['capacity']['source'][0])} |\n"
+                   for r in rows)
+    return head + body
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(prog="python -m bench.arrival_targets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,7 +121,7 @@ def main(argv: list[str] | None = None) -> str:
     args.work.mkdir(parents=True, exist_ok=True)
     traces = list(args.traces) + ([planted_trace(args.work / "planted_cox.csv")] if args.planted else [])
     rows = [measure(t, args.work, list(range(1, args.seeds + 1))) for t in traces]
-    text = table(rows, args.seeds)
+    text = table(rows, args.seeds) + "\n" + provisioning(rows)
     (args.work / "rows.json").write_text(json.dumps(rows, indent=1))
     for t in traces:
         shutil.rmtree(args.work / t.stem, ignore_errors=True)

@@ -118,3 +118,18 @@ def test_older_bundles_without_an_arrival_model_still_load_and_generate_renewals
     assert "arrival_model" not in b
     df = pl.from_arrow(generate_table(validate_bundle(b), GenerateOptions(seed=1))[0])
     assert df.height == pytest.approx(2400, abs=4 * np.sqrt(2400))
+
+
+def test_whole_second_timestamps_are_fitted_above_their_resolution():
+    """BurstGPT writes whole seconds: every request of a second lands in its first quarter-second
+    bin. Fitted from bins of >= 2 s, a planted slow modulation comes back; fitted from every bin,
+    the rounding shows up as a variance at the 1 s scale that was never planted."""
+    sigma2 = (0.0, 0.5, 0.3, 0.0)
+    t = np.floor(cox_poisson(sigma2, 5.0, 24, seed=4))
+    counts = bin_counts(t, 24)
+    fit = fit_modulation(counts, BIN_S, W, resolution_s=1.0)
+    assert all(tau >= 2.0 for tau in fit["fit"]["tau_s"])
+    got = np.asarray(fit["sigma2"])
+    assert got[0] < 0.1 and got.sum() == pytest.approx(sum(sigma2), rel=0.25)
+    naive = fit_modulation(counts, BIN_S, W)
+    assert naive["sigma2"][0] > 0.3  # the rounding's dispersion read as a 1 s component

@@ -59,7 +59,9 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict) -> dict:
     from servetrace.generation import GenerateOptions, generate_table
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
-    modulation = fit_modulation(counts, BIN_S, float(bundle["window_s"])) if len(counts) else None
+    whole_seconds = bool(np.all(arrival_s == np.round(arrival_s)))  # BurstGPT's timestamps: 1 s resolution
+    modulation = fit_modulation(counts, BIN_S, float(bundle["window_s"]), 1.0 if whole_seconds else 0.0) \
+        if len(counts) else None
     sample = arrival_s[:MAX_ROWS]
     start, end = float(sample[0]), float(sample[-1])
     options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9)) for s in SEEDS]

@@ -70,9 +70,13 @@ def observed_dispersion(counts: np.ndarray, bin_s: float, window_s: float, taus=
     return np.asarray(out_t), np.asarray(out_d), r_eff
 
 
-def fit_modulation(counts: np.ndarray, bin_s: float, window_s: float) -> dict | None:
-    """The components' variances fitted to the counts of fully covered windows; None without data."""
-    taus, d, r_eff = observed_dispersion(counts, bin_s, window_s)
+def fit_modulation(counts: np.ndarray, bin_s: float, window_s: float, resolution_s: float = 0.0) -> dict | None:
+    """The components' variances fitted to the counts of fully covered windows; None without data.
+    Bins shorter than twice the timestamps' `resolution_s` are not fitted: with whole-second
+    timestamps every request of a second falls in its first quarter-second bin, a dispersion
+    the rounding made, not the arrivals."""
+    taus = tuple(t for t in TAUS if t >= 2 * resolution_s)
+    taus, d, r_eff = observed_dispersion(counts, bin_s, window_s, taus)
     ok = d > 0
     if ok.sum() < 3 or r_eff <= 0:
         return None
