@@ -14,8 +14,10 @@ from conftest import FIXTURES, ROOT
 
 CHECKS = json.loads((ROOT / "sql" / "checks.json").read_text())["tables"]
 # Traces that between them make every checked table: sessions (BurstGPT v3, Bailian), prefix
-# reuse (Bailian, Mooncake), images (Azure multimodal), failures (BurstGPT v1).
-TRACES = ("burstgpt_v1.csv", "burstgpt_v3.csv", "bailian.jsonl", "mooncake.jsonl", "azure_mm2025.csv.gz")
+# reuse (Bailian, Mooncake), images (Azure multimodal), failures (BurstGPT v1), agents (Baseten,
+# Copilot).
+TRACES = ("ingest/burstgpt_v1.csv", "ingest/burstgpt_v3.csv", "ingest/bailian.jsonl", "ingest/mooncake.jsonl",
+          "ingest/azure_mm2025.csv.gz", "agentic/baseten.parquet", "agentic/copilot.jsonl.gz")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +25,8 @@ def table_dirs(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("checks")
     dirs = []
     for name in TRACES:
-        servetrace.characterize(FIXTURES / "ingest" / name, out / name)
-        dirs.append(out / name / "tables")
+        servetrace.characterize(FIXTURES / name, out / name.replace("/", "-"))
+        dirs.append(out / name.replace("/", "-") / "tables")
     servetrace.characterize(ROOT / "data" / "samples" / "burstgpt_sample.csv", out / "sample")
     return dirs + [out / "sample" / "tables"]
 

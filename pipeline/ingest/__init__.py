@@ -31,6 +31,7 @@ from servetrace.ingest.canonical import (
 from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
 from servetrace.ingest.lines import line_numbers_sql, structural_rejects_sql
+from servetrace.ingest.queries import statement
 from servetrace.ingest.source import Source, inspect_source, unpadded
 from servetrace.ingest.stream import StreamResult, stream_typed
 from servetrace.outputs import REJECTS, REQUESTS, SPILL
@@ -113,19 +114,7 @@ def _resolution(head: np.ndarray) -> tuple[float, float]:
 
 def _sessions_from_parents(con, staged: str) -> str:
     """Bailian: a session is the tree of chats below a root (parent_chat_id -1 or unknown)."""
-    con.execute(
-        f"""create temp table roots as
-        with recursive ok as (select chat_id, parent_chat_id from read_parquet({staged})),
-        walk(chat_id, root, depth) as (
-            select chat_id, chat_id, 0 from ok
-            where parent_chat_id is null or parent_chat_id in ('', '-1') or parent_chat_id = chat_id
-               or parent_chat_id not in (select chat_id from ok where chat_id is not null)
-            union all
-            select ok.chat_id, walk.root, walk.depth + 1 from ok join walk on ok.parent_chat_id = walk.chat_id
-            where ok.chat_id <> ok.parent_chat_id and walk.depth < 100000
-        )
-        select chat_id, min(root) as root from walk group by chat_id"""
-    )
+    con.execute(statement("session_roots", staged=staged))
     return "roots.root"
 
 
@@ -175,28 +164,15 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
         fields.append(f"t.{HASH_IDS}")
     order = "" if ordered else "order by t.arrival_s, t.file_row_number"
     kv = ", ".join(f"{lit(k)}: {lit(v)}" for k, v in meta.items())
-    con.execute(
-        f"""copy (select {', '.join(fields)} from read_parquet({src}, file_row_number = true) t {join} {order})
-            to {lit(str(path))} (format parquet, compression snappy, kv_metadata {{{kv}}})"""
-    )
+    con.execute(statement("requests", fields=", ".join(fields), src=src, join=join, order=order, path=lit(str(path)),
+                          kv=kv))
 
 
 def _write_rejects(con, path: Path, layout, src: Source, sha: str, rejected: bool) -> None:
     """rejects.parquet; the source lines are looked up only when something was refused."""
     lines = line_numbers_sql(layout, src) if rejected else "select rec, rec as line, null::varchar as item from refused"
     structural = structural_rejects_sql(layout if rejected else replace(layout, has_structural_rejects=False), src)
-    con.execute(
-        f"""copy (
-            with lines as ({lines}),
-            typed_rejects as (select rec, lines.line, lines.item, r.reason, rr.record from refused r
-                              join lines using (rec) join reject_records rr using (rec)),
-            structural as ({structural})
-            select cast(line as bigint) as line, item, reason, record from
-                (select * from typed_rejects
-                 union all select null as rec, line, null::varchar as item, reason, record from structural)
-            order by line, rec
-        ) to {lit(str(path))} (format parquet, compression zstd, kv_metadata {{'servetrace.sha256': {lit(sha)}}})"""
-    )
+    con.execute(statement("rejects", lines=lines, structural=structural, path=lit(str(path)), sha=lit(sha)))
 
 
 def ingest_trace(

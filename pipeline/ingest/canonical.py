@@ -19,6 +19,7 @@ import duckdb
 from servetrace.errors import ServetraceError
 from servetrace.ingest.formats import FormatSpec
 from servetrace.ingest.source import Source
+from servetrace.ingest.queries import statement
 from servetrace.schema import COLUMNS, HASH_IDS, SQL_TYPES
 
 INT_MAX = 2**31 - 1
@@ -66,18 +67,13 @@ class RawLayout:
 def text_lines(src: Source) -> str:
     """The file's physical lines, one VARCHAR `j` each in order (a blank line is null)."""
     comp = lit({"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression])
-    return (f"""read_csv({lit(str(src.path))}, header=false, columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='',
-               escape='', auto_detect=false, store_rejects=true, ignore_errors=true, compression={comp},
-               max_line_size={MAX_LINE_BYTES})""")
+    return statement("text_lines", path=lit(str(src.path)), compression=comp, max_line=MAX_LINE_BYTES)
 
 
 def jsonl_keys(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
     """`src` with the keys of every JSON object in the file, in order of first appearance: an
     optional field present only in later records is read, and the first record decides nothing."""
-    keys = con.execute(
-        f"""select k from (select unnest(json_keys(j)) as k, row_number() over () as n from {text_lines(src)}
-            where json_valid(j) and json_type(j) = 'OBJECT') group by k order by min(n)"""
-    ).fetchall()
+    keys = con.execute(statement("jsonl_keys", lines=text_lines(src))).fetchall()
     return replace(src, header=[k for (k,) in keys])
 
 
@@ -99,12 +95,8 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec, seri
         if src.container == "csv":
             # Positional names: a header may repeat a name or hold characters SQL dislikes.
             cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(src.header)))
-            con.execute(
-                f"""create temp view raw as select * from read_csv({path},
-                    header=true, auto_detect=false, delim={lit(src.delimiter)}, quote='"', escape='"',
-                    columns={{{cols}}}, null_padding=true, store_rejects=true, ignore_errors=true,
-                    compression={comp}, max_line_size={MAX_LINE_BYTES}{', parallel=false' if serial else ''})"""
-            )
+            con.execute(statement("raw_csv", path=path, delimiter=lit(src.delimiter), columns=cols, compression=comp,
+                                  max_line=MAX_LINE_BYTES, serial=", parallel=false" if serial else ""))
             column_of = {}
             for i, name in enumerate(src.header):
                 column_of.setdefault(name, f"c{i}")
@@ -120,19 +112,9 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec, seri
                     fields.append(f"case when ok then j -> {lit(key)} end as {col}")
                 else:
                     fields.append(f"case when ok then j ->> {lit(key)} end as {col}")
-            con.execute(
-                f"""create temp view raw as
-                with lines as (
-                    select row_number() over () as rec, j from {text_lines(src)}
-                ), parsed as (
-                    select rec, j, json_valid(j) as valid,
-                           case when json_valid(j) then json_type(j) = 'OBJECT' else false end as ok from lines
-                    where j is not null and trim(j) <> ''
-                )
-                select rec, j, valid, ok, {', '.join(fields)} from parsed"""
-            )
+            con.execute(statement("raw_jsonl", lines=text_lines(src), fields=", ".join(fields)))
             return RawLayout(0, True, column_of)
-        con.execute(f"create temp view raw as select * from read_parquet({path})")
+        con.execute(statement("raw_parquet", path=path))
         return RawLayout(0, False, {name: name for name in src.header}, spec.flattened)
     except duckdb.Error as exc:
         raise ServetraceError(f"{src.path}: cannot read as {src.container}: {cause(exc)}") from None
@@ -176,10 +158,7 @@ def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: For
     if spec.time_unit != "auto":
         return spec.time_unit, False
     v = _value(layout, spec, "arrival_s")
-    numeric, total, typical = con.execute(
-        f"""select count(try_cast({v} as double)), count({v}), median(abs(try_cast({v} as double)))
-            from (select * from raw limit 10000)"""
-    ).fetchall()[0]
+    numeric, total, typical = con.execute(statement("time_unit_probe", value=v)).fetchall()[0]
     if total and numeric < 0.5 * total:
         return "datetime", False
     typical = typical or 0.0
@@ -299,12 +278,8 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
     v_select = ", ".join(f"{expr} as {name}" for name, expr in values.items())
     # JSON lines carry their own record number (blank lines are dropped after numbering); CSV and
     # Parquet records are numbered by their position in the stream that reads them.
-    con.execute(
-        f"""create temp view typed as
-        with p as (select *, {p_select} from raw),
-        r as (select *, {reason} as reason from p)
-        select {'rec, ' if src.container == 'jsonl' else ''}reason, {v_select} from r"""
-    )
+    con.execute(statement("typed", parsed=p_select, reason=reason, values=v_select,
+                          rec="rec, " if src.container == "jsonl" else ""))
 
 
 def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src: Source) -> None:
@@ -318,8 +293,4 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
     else:
         raw_cols = dict.fromkeys(layout.column_of.values())
         record = "concat_ws(',', " + ", ".join(f"coalesce(cast({ident(c)} as varchar), '')" for c in raw_cols) + ")"
-    con.execute(
-        f"""create temp table reject_records as
-        select rec, {clipped(record)} as record from {numbered}
-        where rec in (select rec from refused)"""
-    )
+    con.execute(statement("reject_records", record=clipped(record), numbered=numbered))
