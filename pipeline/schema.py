@@ -24,6 +24,7 @@ CANONICAL = pa.schema(
         ("request_id", pa.string()),  # the call's own id, unique within the trace
         ("parent_id", pa.string()),  # request_id of the call (or agent) that led to this one
         ("call_kind", pa.string()),  # "main" (the session's own agent) or "subagent"
+        ("tool_s", pa.float64()),  # seconds the tools this call asked for ran before the chain's next call
     ]
 )
 COLUMNS = CANONICAL.names
@@ -48,9 +49,10 @@ SQL_TYPES = {
     "request_id": "VARCHAR",
     "parent_id": "VARCHAR",
     "call_kind": "VARCHAR",
+    "tool_s": "DOUBLE",
 }
 # The agent columns: older formats leave them all null.
-AGENT_COLUMNS = ("cached_tokens", "canceled", "ttft_s", "turn", "request_id", "parent_id", "call_kind")
+AGENT_COLUMNS = ("cached_tokens", "canceled", "ttft_s", "turn", "request_id", "parent_id", "call_kind", "tool_s")
 CALL_KINDS = ("main", "subagent")
 # Optional trailing column, present only when the source carries KV-cache block hashes
 # (Mooncake, Bailian): the prefix-reuse stage reads it.

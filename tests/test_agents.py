@@ -60,6 +60,8 @@ def test_copilot_cached_share_and_cancels(tmp_path):
     assert a["cached_share"] == pytest.approx((0 + 1000 + 0 + 1200) / (1000 + 1200 + 800 + 1500))
     assert a["canceled_share"] == 0.25
     assert a["tool_gap_s"]["mean"] == 3.0  # m2 at 10:00:05, m1 ended 10:00:02
+    # m1's tool batch ran 3 s (10:00:02 to 10:00:05): all of the tool gap before m2
+    assert a["tool_time_s"] == {"count": 1, "p50": 3.0, "mean": 3.0, "share_of_tool_gap": 1.0}
     assert a["think_gap_s"]["mean"] == 54.0  # m3 at 10:01:00, m2 ended 10:00:06
     assert a["arrivals"]["sessions"] == {"count": 2, "iat_mean_s": 30.0, "iat_cv": 0.0}
 

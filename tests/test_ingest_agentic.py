@@ -48,6 +48,8 @@ def test_copilot_sessions_of_turns_of_calls(tmp_path):
     assert col(req, "latency_s") == [2.0, 1.0, 1.5, 0.5]
     assert col(req, "turn") == [1, 1, 1, 2]
     assert col(req, "canceled") == [False, False, False, True]  # result UserCancel
+    # tool_batches: m1 asked for a 3 s batch (request_id m1); the others asked for none
+    assert col(req, "tool_s") == [3.0, 0.0, 0.0, 0.0]
     assert col(req, "model") == ["Model A", "Model A", "Model A", "Model B"]
     assert req["parent_id"].null_count() == req["call_kind"].null_count() == 4  # not published
     assert list(zip(col(rej, "line"), col(rej, "item"), col(rej, "reason"))) == [

@@ -77,6 +77,9 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
         "calls_per_session": _quantiles(s, "calls_per_session") if s["sessions"] else _absent("no session ids"),
         "tool_gap_s": _gap(s, "tool"),
         "think_gap_s": _gap(s, "think"),
+        "tool_time_s": ({"count": s["tool_time_gaps"], "p50": s["tool_time_p50_s"], "mean": s["tool_time_mean_s"],
+                         "share_of_tool_gap": s["tool_time_share"]} if s["tool_time_gaps"]
+                        else _absent("the source records no tool time")),
         "subagents": sub,
         "context_growth_tokens": {"p50": s["growth_p50"], "mean": s["growth_mean"]},
         "cached_share": s["cached_share"] if s["cached_calls"] else _absent("the source records no cached tokens"),
@@ -88,6 +91,8 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
             "chain": "the calls of one agent: a subagent's (parent_id) or the session's own",
             "tool_gap_s": "idle time between consecutive calls of a chain in the same turn",
             "think_gap_s": "idle time between the last call of a turn and the first of the next",
+            "tool_time_s": "tool time the source records for the call before a tool gap (Copilot tool_batches), "
+                           "and its sum over the sum of those gaps",
             "context_growth_tokens": "input tokens of a call minus those of the chain's previous call",
         },
     }
@@ -96,6 +101,8 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
         statement += f", {fmt(s['calls_per_turn_mean'])} per turn on average (p90 {fmt(s['calls_per_turn_p90'])})"
     if s["tool_gaps"]:
         statement += f"; median tool gap {fmt(s['tool_gap_p50_s'])} s"
+    if s["tool_time_gaps"] and s["tool_time_share"] is not None:
+        statement += f" (tools recorded for {pct(s['tool_time_share'])} of it)"
     if s["think_gaps"]:
         statement += f", median think gap {fmt(s['think_gap_p50_s'])} s"
     if s["cached_calls"] and s["cached_share"] is not None:

@@ -31,6 +31,16 @@ gaps as (
     from gap_source where gap_s is not null
 ),
 
+tool_time as (
+    select
+        count(prev_tool_s) as tool_time_gaps,
+        quantile_cont(prev_tool_s, 0.5) as tool_time_p50_s,
+        avg(prev_tool_s) as tool_time_mean_s,
+        sum(prev_tool_s) filter (where gap_s > 0) / nullif(sum(gap_s) filter (where gap_s > 0 and prev_tool_s is not null), 0)
+            as tool_time_share
+    from stg_agent_calls where gap_kind = 'tool'
+),
+
 recursive_depth as (
     -- a subagent whose parent is itself a subagent's call sits one level deeper
     with recursive edges as (
@@ -99,10 +109,11 @@ final as (
         gaps.tool_gaps, gaps.tool_q[1] as tool_gap_p50_s, gaps.tool_q[2] as tool_gap_p90_s, gaps.tool_gap_mean_s,
         gaps.think_gaps, gaps.think_q[1] as think_gap_p50_s, gaps.think_q[2] as think_gap_p90_s,
         gaps.think_gap_mean_s, gaps.gap_measure,
+        tool_time.*,
         fanout.spawning_turns, fanout.fanout_mean, fanout.fanout_max,
         recursive_depth.depth_max,
         arrivals.*
-    from calls, gaps, fanout, recursive_depth, arrivals
+    from calls, gaps, tool_time, fanout, recursive_depth, arrivals
 )
 
 select * from final

@@ -4,7 +4,8 @@
 -- the interval from the previous call's arrival, the idle gap from the previous call's end
 -- (arrival + latency_s; null where that latency is unknown) and its kind (`tool`: the previous
 -- call was in the same turn, so the agent waited on tools; `think`: a new user turn), the context
--- growth (input - previous input) and whether the call opens a turn of its chain.
+-- growth (input - previous input) and whether the call opens a turn of its chain; `prev_tool_s`: the
+-- tool time the previous call asked for, where the source records it (Copilot tool_batches).
 with calls as (
     select
         file_row_number as row_id,
@@ -19,6 +20,7 @@ with calls as (
         output_tokens,
         cached_tokens,
         canceled,
+        tool_s,
         case
             when call_kind = 'subagent' and parent_id is not null then 'agent:' || parent_id
             when session_id is not null then 'session:' || session_id
@@ -34,7 +36,8 @@ ordered as (
         lag(arrival_s) over w as prev_arrival_s,
         lag(arrival_s + latency_s) over w as prev_end_s,
         lag(turn) over w as prev_turn,
-        lag(input_tokens) over w as prev_input_tokens
+        lag(input_tokens) over w as prev_input_tokens,
+        lag(tool_s) over w as prev_tool_s
     from calls
     window w as (partition by chain order by arrival_s, row_id)
 ),

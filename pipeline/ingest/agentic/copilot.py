@@ -19,12 +19,22 @@ ORIGIN = "day"
 FAILED = "false"  # `result` values other than Success / UserCancel are not published
 HASH_IDS = False
 COLUMNS = ("arrival_s", "session_id", "model", "input_tokens", "output_tokens", "cached_tokens", "latency_s",
-           "canceled", "turn", "request_id")
+           "canceled", "turn", "request_id", "tool_s")
 
 
 CALL = ('{"message_id": "VARCHAR", "timestamp": "VARCHAR", "duration_ms": "VARCHAR", "model": "VARCHAR", '
         '"result": "VARCHAR", "tokens": {"prompt": "VARCHAR", "completion": "VARCHAR", "cached": "VARCHAR"}}')
-SESSION = f'{{"session_id": "VARCHAR", "turns": [{{"llm_calls": [{CALL}]}}]}}'
+BATCH = '{"request_id": "VARCHAR", "duration_ms": "VARCHAR"}'
+SESSION = f'{{"session_id": "VARCHAR", "turns": [{{"llm_calls": [{CALL}], "tool_batches": [{BATCH}]}}]}}'
+# A call's tool time: the wall-clock durations of its turn's tool batches whose request_id is the
+# call's message_id ("matches with message_id from LLM calls", schema.json), summed; 0 for a call
+# that asked for no tools; the first duration that is not a number is kept as text (a reject).
+MINE = "list_filter(batches, lambda b: b.request_id = c.message_id)"
+TOOL_S = f"""case when batches is null or c.message_id is null then null
+    else coalesce(list_filter(list_transform({MINE}, lambda b: b.duration_ms),
+                              lambda d: d is not null and try_cast(d as double) is null)[1],
+                  cast(coalesce(list_sum(list_transform({MINE}, lambda b: try_cast(b.duration_ms as double))), 0)
+                       * 0.001 as varchar)) end"""
 
 
 def select_sql(records: str) -> str:
@@ -37,7 +47,8 @@ def select_sql(records: str) -> str:
         from ({typed(records, SESSION, 'turns')})
     ),
     calls as (
-        select _line, _record, session_id, turn, _problem, unnest(coalesce(t.llm_calls, [null])) as c,
+        select _line, _record, session_id, turn, _problem, t.tool_batches as batches,
+               unnest(coalesce(t.llm_calls, [null])) as c,
                unnest(range(1, coalesce(len(t.llm_calls), 0) + 1)) as _call
         from (select * replace (coalesce(_problem, case when t.llm_calls is null
                                     then 'turns[' || (turn - 1) || '].llm_calls missing or not a list' end) as _problem,
@@ -58,6 +69,7 @@ def select_sql(records: str) -> str:
                cast(c.result = 'UserCancel' as varchar) as canceled,
                case when _problem is null then cast(turn as varchar) end as turn,
                c.message_id as request_id,
+               {TOOL_S} as tool_s,
                case when _call is not null then 'turns[' || (turn - 1) || '].llm_calls[' || (_call - 1) || ']'
                     when turn is not null then 'turns[' || (turn - 1) || ']' end as _item
         -- to_json on every call: DuckDB holds the memory of a JSON function run only under a CASE
