@@ -86,7 +86,9 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         sql.run_sql(con, "stg_requests")
         grid = sql.table(con, "timestamp_grid", order_by="grid_s") if ctx.rows else pl.DataFrame(
             {"grid_s": [], "share_on_grid": []}, schema={"grid_s": pl.Float64, "share_on_grid": pl.Float64})
-        resolution, _ = timestamp_resolution(grid, settings.stages.grid_share) if ctx.rows else (None, 0.0)
+        # one row, or every arrival at one instant: no spacing to measure a grid from
+        spread = ctx.rows > 1 and ctx.t1_s > ctx.t0_s
+        resolution, _ = timestamp_resolution(grid, settings.stages.grid_share) if spread else (None, 0.0)
         jitter = resolution if resolution is not None and resolution >= settings.stages.deround_from_s and ctx.rows > 1 else 0.0
         ctx = ctx.with_resolution(resolution, jitter)
         variables["jitter_s"] = float(jitter)

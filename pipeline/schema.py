@@ -66,7 +66,6 @@ REJECTS = pa.schema([("line", pa.int64()), ("item", pa.string()), ("reason", pa.
 META_KEYS = (
     "servetrace.format",
     "servetrace.origin",
-    "servetrace.resolution_s",
     "servetrace.source",
     "servetrace.sha256",
     "servetrace.rows_read",

@@ -49,7 +49,6 @@ def test_burstgpt_v1(tmp_path):
     assert req["service"].to_list() == ["conversation", "conversation", "api", "conversation", "api"]
     assert req["model"].to_list()[:3] == ["ChatGPT", "ChatGPT", "GPT-4"]
     assert req["input_tokens"].to_list() == [472, 1087, 417, 417, 1360]
-    assert s["resolution_s"] == 1.0
 
 
 def test_burstgpt_v3_origin_sessions_latency(tmp_path):
@@ -90,7 +89,6 @@ def test_mooncake_ms_and_hash_ids(tmp_path):
     assert s["format"] == "mooncake"
     assert req["arrival_s"].to_list() == [0.0, 3.0, 3.0, 6.0]
     assert req[HASH_IDS].to_list()[0] == [0, 1, 2]
-    assert s["resolution_s"] == 3.0  # the conversation trace's ~3 s grid is detected
 
 
 def test_bailian_sessions_from_parent_links(tmp_path):
@@ -165,7 +163,7 @@ def test_metadata_and_cache(tmp_path):
     meta = parquet_metadata(tmp_path / "requests.parquet")
     assert meta["servetrace.format"] == "burstgpt-v1"
     assert meta["servetrace.rows_read"] == "5" and meta["servetrace.rows_rejected"] == "0"
-    assert meta["servetrace.sha256"] == s1["sha256"] and meta["servetrace.resolution_s"] == "1.0"
+    assert meta["servetrace.sha256"] == s1["sha256"]
     s2 = ingest_trace(FIX / "burstgpt_v1.csv", tmp_path)
     assert s2["cached"] is True and s2["rows_kept"] == 5
     s3 = ingest_trace(FIX / "burstgpt_v1.csv", tmp_path, IngestSettings(format="burstgpt"))
@@ -223,7 +221,6 @@ def test_real_burstgpt_1_head(tmp_path):
     assert s["rows_read"] == 400 == s["rows_kept"]
     assert int(req["failed"].sum()) == int((src["Response tokens"] == 0).sum()) == 17
     assert req["input_tokens"].sum() == src["Request tokens"].sum()
-    assert s["resolution_s"] == 1.0
 
 
 def test_real_burstgpt_3_head(tmp_path):
@@ -279,7 +276,6 @@ def test_batches_keep_numbering_order_and_accounting(tmp_path, monkeypatch, swap
     import servetrace.ingest.stream as stream
 
     monkeypatch.setattr(stream, "BATCH_ROWS", 100)
-    monkeypatch.setattr(stream, "HEAD_ROWS", 150)
     rng = np.random.default_rng(3)
     n = 1000
     t = np.sort(rng.integers(0, 500, n)).astype(float)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli
+from conftest import FIXTURES, run_cli
 
 
 def _ingest(path: Path, out: Path, *args: str) -> dict:
@@ -154,8 +154,22 @@ def test_nul_byte_refuses_its_record_wherever_it_is(tmp_path, at_row):
 
 @pytest.mark.parametrize("times", [[5], [1, 1], [7, 7, 7, 7]])
 def test_resolution_of_one_instant_is_unknown_not_a_minute(tmp_path, times):
+    from servetrace.characterization import characterize
+
     (tmp_path / "t.csv").write_text("timestamp,input_tokens,output_tokens\n" + "".join(f"{t},3,4\n" for t in times))
-    assert _ingest(tmp_path / "t.csv", tmp_path / "o")["resolution_s"] == 0.0
+    characterize(tmp_path / "t.csv", tmp_path / "o", quiet=True)
+    quality = json.loads((tmp_path / "o" / "findings.json").read_text())["quality"]
+    assert quality["resolution_s"] is None and not quality["derounded"]
+
+
+def test_resolution_is_found_once_by_the_quality_rule(tmp_path):
+    """Mooncake's arrivals on a 3 s grid: the quality stage finds it; ingest reports no grid of its own."""
+    from servetrace.characterization import characterize
+
+    characterize(FIXTURES / "ingest" / "mooncake.jsonl", tmp_path / "o", quiet=True)
+    doc = json.loads((tmp_path / "o" / "findings.json").read_text())
+    assert doc["quality"]["resolution_s"] == 3.0 and "ingest_resolution_s" not in doc["quality"]
+    assert "resolution_s" not in _ingest(FIXTURES / "ingest" / "mooncake.jsonl", tmp_path / "i")
 
 
 # --- Data loss 5: two --map entries naming one target ------------------------------------------

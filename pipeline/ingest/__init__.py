@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from servetrace import db, io
@@ -91,25 +90,6 @@ def _past_year_9999(lo: float, unit: str) -> str:
 
 def _day0(t: float) -> float:
     return math.floor(t / 86400.0) * 86400.0
-
-
-GRIDS_S = (60.0, 30.0, 10.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6)
-
-
-def _resolution(head: np.ndarray) -> tuple[float, float]:
-    """(timestamp grid in seconds, 0 when continuous; share of tied timestamps), from the first
-    kept arrivals: the coarsest grid that at least 99 % of the timestamps sit on."""
-    if len(head) == 0:
-        return 0.0, 0.0
-    v = head - head.min()
-    ties = 1.0 - len(np.unique(v)) / len(v)
-    if not v.any():  # one row, or all at one instant: no spacing to measure a grid from
-        return 0.0, float(ties)
-    for g in GRIDS_S:
-        q = v / g
-        if np.mean(np.abs(q - np.round(q)) < 0.01) >= 0.99:
-            return g, float(ties)
-    return 0.0, float(ties)
 
 
 def _sessions_from_parents(con, staged: str) -> str:
@@ -296,7 +276,6 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         if structural:
             reasons["unreadable record"] = structural
         shift, origin = _origin(spec, unit, res.lo, shown)
-        grid, ties = _resolution(res.head_values())
         sha = sha_future.result()
         summary = {
             "source": str(shown),
@@ -312,8 +291,6 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             "time_unit": unit,
             "origin": origin,
             "origin_shift_s": shift,
-            "resolution_s": grid,
-            "tied_share": round(ties, 6),
             "columns": {k: v for k, v in sorted(spec.columns.items())},
             "cached": False,  # output locations are added on return, never stored in the table
         }
@@ -322,7 +299,6 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             "servetrace.format": spec.name,
             "servetrace.failure_rule": failure_rule(spec),
             "servetrace.origin": origin,
-            "servetrace.resolution_s": repr(grid),
             "servetrace.source": shown.name,
             "servetrace.sha256": sha,
             "servetrace.rows_read": str(rows_read),

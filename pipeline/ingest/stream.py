@@ -10,7 +10,7 @@ the timestamp grid).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 BATCH_ROWS = 1 << 20  # one Parquet row group per batch
-HEAD_ROWS = 200_000  # kept arrivals kept aside, in file order, for the timestamp grid
 REFUSED = pa.schema([("rec", pa.int64()), ("reason", pa.string())])
 
 
@@ -33,10 +32,6 @@ class StreamResult:
     lo: float | None = None  # smallest kept arrival, on the source clock
     shift: float = 0.0  # subtracted from every arrival written
     ordered: bool = True  # kept arrivals never go backwards in file order
-    head: list[np.ndarray] = field(default_factory=list)  # first kept arrivals, shifted
-
-    def head_values(self) -> np.ndarray:
-        return np.concatenate(self.head) if self.head else np.empty(0)
 
 
 class _Writer:
@@ -93,7 +88,6 @@ def stream_typed(
     out = StreamResult()
     kept = _Writer(kept_path, kept_schema, "snappy")
     refused = _Writer(refused_path, REFUSED, "zstd")
-    head_left = HEAD_ROWS
     last = -np.inf
     shift: float | None = None
     try:
@@ -122,9 +116,6 @@ def stream_typed(
             if shift:
                 arrival = arrival - shift
                 table = table.set_column(0, "arrival_s", _float64_array(arrival))
-            if head_left > 0:
-                out.head.append(arrival[:head_left].copy())
-                head_left -= len(out.head[-1])
             out.kept += table.num_rows
             kept.write(table)
         out.refused = out.parsed - out.kept

@@ -41,7 +41,8 @@ def quality(con, ctx: Context, grid: pl.DataFrame, window_rates: pl.DataFrame, g
     summary = dict(gaps.summary)
     # file order is arrival order: distinct arrival times are the first one and every positive gap after it
     summary["distinct_arrivals"] = gaps.summary["positive_gaps"] + 1 if ctx.rows else 0
-    resolution, share = timestamp_resolution(grid, ctx.settings.stages.grid_share)
+    _, share = timestamp_resolution(grid, ctx.settings.stages.grid_share)
+    resolution = ctx.resolution_s  # characterize decided it from the same grid (None: no spread to measure)
     head, head_requests = ramp_up(window_rates, ctx.settings.stages.ramp_fraction)
     rows = ctx.rows
     failed = int(ctx.profile.get("failed_rows") or 0)
@@ -50,7 +51,6 @@ def quality(con, ctx: Context, grid: pl.DataFrame, window_rates: pl.DataFrame, g
     values = {
         "resolution_s": resolution,
         "grid_share": share,
-        "ingest_resolution_s": _float(ctx.meta.get("servetrace.resolution_s")),
         "derounded": ctx.jitter_s > 0,
         "jitter_s": ctx.jitter_s,
         "tie_share": summary["tie_share"],
@@ -77,10 +77,3 @@ def quality(con, ctx: Context, grid: pl.DataFrame, window_rates: pl.DataFrame, g
                  f"{summary['duplicate_rows']:,} duplicate rows{ramp}.")
     return Finding("quality", values, statement, ["timestamp_grid", "quality_gaps", "window_rates"]), {
         "timestamp_grid": grid, "quality_gaps": gaps.longest}
-
-
-def _float(v) -> float | None:
-    try:
-        return float(v) if v not in (None, "") else None
-    except ValueError:
-        return None
