@@ -72,6 +72,10 @@ def assert_same(a, b, path=""):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float) and ".arrival_model.candidates." in path:
+        # scored on traces generated from the window fits: a last-digit difference in a Gamma shape
+        # moves a few draws, so the candidates' figures agree to sampling noise, not to rounding
+        assert a == pytest.approx(b, abs=0.02, nan_ok=True), path
     elif isinstance(a, float) and isinstance(b, float):
         assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), path
     else:
