@@ -281,3 +281,50 @@ def test_knob_card_replays_the_reuse_as_the_mooncake_export_does(fitted, tmp_pat
     assert json.loads((tmp_path / "trace.jsonl").read_text().splitlines()[0])["session_id"]
     v1 = {k: v for k, v in b.items() if k not in ("prefix", "sessions")}
     assert knob_card(v1)["reuse_replay"] is None and "replay" not in knob_card(v1)["tools"]["aiperf"]
+
+
+def test_sessions_stream_block_by_block(fitted, tmp_path):
+    """Generated in many blocks (each block's sessions with all their turns, merged by arrival
+    through DuckDB's spilling sort), a session trace keeps its order, sizes, sessions and reuse:
+    the same checks as the one-block generation, and the same bytes for a seed."""
+    from servetrace.generation.compose import prepare
+
+    d, table, _, b = fitted
+    opts = GenerateOptions(seed=5)
+    gen = prepare(b, opts, block_rows=400)
+    assert len(gen.plan.bounds) > 5
+    parts = list(gen.blocks())
+    assert all(p.num_rows <= 400 for p in parts) and len(parts) > 5
+    syn = pa.concat_tables(parts)
+    t = syn["arrival_s"].to_numpy()
+    assert (np.diff(t) >= 0).all() and syn.num_rows == gen.summary["requests"]
+    again = pa.concat_tables(list(prepare(b, opts, block_rows=400).blocks()))
+    assert again.equals(syn)
+    one, _ = generate_table(b, opts)
+    assert len(prepare(b, opts).plan.bounds) == 1
+    assert syn.schema.equals(one.schema)
+    assert gen.summary["sessions"] == pl.from_arrow(syn.select(["session_id"]))["session_id"].n_unique()
+    io.write_parquet(tmp_path / "many.parquet", syn, {})
+    io.write_parquet(tmp_path / "one.parquet", one, {})
+    src = analyze(d / "requests.parquet").values["infinite_hit_rate"]
+    many = analyze(tmp_path / "many.parquet", block_size=16)
+    assert many.values["infinite_hit_rate"] == pytest.approx(src, abs=0.03)
+    turns = lambda x: pl.from_arrow(x.select(["session_id"])).group_by("session_id").len()["len"].to_numpy()
+    assert stats.ks_2samp(turns(syn), turns(one)).statistic < 0.05
+    assert all(len(h) == -(-n // 16) for h, n in zip(syn["hash_ids"].to_pylist(), syn["input_tokens"].to_numpy()))
+
+
+def test_merge_beside_the_output_leaves_nothing(tmp_path):
+    """Blocks spilled beside the output come back in arrival order (ties in the order given), in
+    batches of the asked size, and the scratch directory is gone afterwards."""
+    from servetrace.generation.merge import merged
+
+    rng = np.random.default_rng(0)
+    blocks = [pa.table({"arrival_s": np.sort(rng.integers(0, 50, 300)).astype(float), "k": np.full(300, i)})
+              for i in range(4)]
+    out = list(merged(iter(blocks), 128, beside=tmp_path / "out.parquet"))
+    assert all(t.num_rows <= 128 for t in out)
+    got = pa.concat_tables(out)
+    want = pa.concat_tables(blocks).to_pandas().sort_values("arrival_s", kind="stable").reset_index(drop=True)
+    assert got.to_pandas().equals(want) and got.schema.equals(blocks[0].schema)
+    assert list(tmp_path.iterdir()) == []

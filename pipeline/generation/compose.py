@@ -1,13 +1,14 @@
 """A synthetic canonical request table from a bundle, block by block: per-client arrival times,
 then lengths and failures, then one sorted table per block for the writer (generate/write.py).
 Each step takes the requests of a block as (client row, window) arrays. A bundle with a session
-model runs generate/sessions.py over all the clients' arrivals at once (its turns cross block
-edges): that path is in memory, one block."""
+model runs generate/sessions.py block by block (the sessions starting in each block, with all
+their turns) and generate/merge.py merges the blocks by arrival with bounded memory."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,8 @@ from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.modulation import Modulation, modulation_spec, poisson_base
 from servetrace.generation.options import GenerateOptions, Timeline, select_clients, span_of, timeline
 from servetrace.generation.plan import BLOCK_ROWS, Plan, check_segments, plan
-from servetrace.generation.sessions import session_columns, session_layer
+from servetrace.generation.merge import merged
+from servetrace.generation.sessions import session_blocks, session_columns
 from servetrace.generation.table import canonical_table
 
 
@@ -79,6 +81,8 @@ class Generation:
     params: WindowParams
     plan: Plan
     summary: dict
+    block_rows: int = BLOCK_ROWS
+    scratch_beside: Path | None = None  # the output: a multi-block session merge spills beside it
 
     @property
     def sessions(self) -> bool:
@@ -87,7 +91,8 @@ class Generation:
     def blocks(self) -> Iterator[pa.Table]:
         """Canonical tables, one per block, each sorted by arrival and after the one before."""
         if self.sessions:
-            yield self._session_table()
+            yield from merged(self._session_tables(), self.block_rows, self.scratch_beside)
+            self._finish(self.summary["requests"])
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
         process = ArrivalProcess(self.params, chosen, seed)
@@ -129,20 +134,24 @@ class Generation:
         span = self.summary["duration_s"]
         self.summary["mean_rps"] = made / span if span else None
 
-    def _session_table(self) -> pa.Table:
+    def _session_tables(self) -> Iterator[pa.Table]:
+        """One table per block of the sessions starting in it (sorted by arrival; blocks overlap)."""
         bundle, chosen, options = self.bundle, self.chosen, self.options
-        arr, lengths, turns = session_layer(bundle, options, chosen, self.params, self.plan.timeline)
-        failed = draw_failures(failure_probabilities(bundle, chosen), chosen, arr.client, arr.window, options.seed)
-        order = np.argsort(arr.arrival_s, kind="stable")
-        extra = session_columns(turns, order)
-        table = block_table(self._stretch(arr.arrival_s), arr.client, lengths, failed, group_columns(bundle, chosen),
-                            bundle, extra.pop("session_id", None))
-        for name, column in extra.items():  # hash_ids: the optional trailing column
-            table = table.append_column(name, column)
-        self.summary.update(requests=len(order), pool_exhausted_cells=arr.pool_exhausted,
-                            sessions=int(len(np.unique(turns.session))))
-        self._finish(len(order))
-        return table
+        fail_p, groups = failure_probabilities(bundle, chosen), group_columns(bundle, chosen)
+        made = sessions = exhausted = 0
+        for arr, lengths, turns, block in session_blocks(bundle, options, chosen, self.params, self.plan):
+            failed = draw_failures(fail_p, chosen, arr.client, arr.window, options.seed, block)
+            order = np.argsort(arr.arrival_s, kind="stable")
+            extra = session_columns(turns, order)
+            table = block_table(self._stretch(arr.arrival_s), arr.client, lengths, failed, groups, bundle,
+                                extra.pop("session_id", None))
+            for name, column in extra.items():  # hash_ids: the optional trailing column
+                table = table.append_column(name, column)
+            made, exhausted = made + len(order), exhausted + arr.pool_exhausted
+            sessions += int(len(np.unique(turns.session)))
+            self.summary.update(requests=made, pool_exhausted_cells=exhausted, sessions=sessions)
+            if table.num_rows:
+                yield table
 
 
 def block_table(t: np.ndarray, client: np.ndarray, lengths: dict, failed: np.ndarray | None,
@@ -191,7 +200,7 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
                "start_s": float(tl.begin_s[0]) if len(tl.begin_s) else start, "duration_s": span,
                "mean_rps": None, "source_span": covered_span(bundle), "blocks": len(pl_.bounds),
                "pool_exhausted_cells": 0, "arrival_model": model, "options": options.to_dict()}
-    return Generation(bundle, options, chosen, params, pl_, summary)
+    return Generation(bundle, options, chosen, params, pl_, summary, block_rows)
 
 
 def generate_table(bundle: dict, options: GenerateOptions = GenerateOptions()) -> tuple[pa.Table, dict]:

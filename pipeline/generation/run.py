@@ -23,6 +23,7 @@ def generate_file(bundle_path: str | Path, out: str | Path, options: GenerateOpt
     check_generate_size(bundle, options.duration_s, options.rate_scale, options.rate_rps, options.rate_fn)
     t0 = time.perf_counter()
     gen = prepare(bundle, options)
+    gen.scratch_beside = out
     check_size(gen.summary["expected_requests"], fmt, out)
     summary = gen.summary
     # No timestamps or timings in the file: the same inputs give the same bytes.

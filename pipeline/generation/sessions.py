@@ -20,12 +20,15 @@ numbers, vectorized across sessions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from servetrace.bundle.sessions import gap_quarter
-from servetrace.generation.arrivals import Arrivals, WindowParams, arrivals
+from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams
+from servetrace.generation.lengths import LengthSampler
+from servetrace.generation.options import Timeline
 
 GROUP_BIT = np.int64(1) << np.int64(62)
 MAX_TURNS = 4095
@@ -43,6 +46,7 @@ class SessionRequests:
     offsets: np.ndarray  # hash_ids list offsets (None without a block size)
     ids: np.ndarray
     slot: np.ndarray  # row of `output_of`'s draw each request took its output from
+    partials: int = 0  # partial last blocks numbered (the next expand numbers on from there)
 
 
 def _quantile_draw(rng, q: dict, n: int) -> np.ndarray:
@@ -140,11 +144,6 @@ def draw_gaps(rng, sess: dict, bucket: np.ndarray | None, turn: int, turns: np.n
     return out
 
 
-def session_starts(p: WindowParams, tl, chosen: list[int], seed: int, sess: dict) -> Arrivals:
-    share = 1.0 - float(sess["follow_up_share"])
-    return arrivals(WindowParams(p.rate * share, p.family, p.shape), tl, chosen, seed)
-
-
 def client_factor(pre: dict, client: np.ndarray | None) -> np.ndarray | None:
     """Per session, its client's share of grouped sessions over the trace's (None: one model)."""
     models = pre.get("clients")
@@ -175,12 +174,14 @@ def assign_groups(rng, pre: dict, grouped: np.ndarray, client: np.ndarray | None
 
 
 def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: int, block_size: int | None,
-           output_of, client: np.ndarray | None = None) -> SessionRequests:
-    """Turns of every session. `output_of(client, window)` -> output tokens of one draw per
-    possible turn (row `slot` of that draw is each request's). `client`: each session's bundle
-    client (for per-client prefix models)."""
+           output_of, client: np.ndarray | None = None, block: int = 0, first_session: int = 0,
+           first_partial: int = 0) -> SessionRequests:
+    """Turns of every session starting in generation block `block`. `output_of(client, window)` ->
+    output tokens of one draw per possible turn (row `slot` of that draw is each request's).
+    `client`: each session's bundle client (for per-client prefix models). Sessions are numbered
+    from `first_session`, partial last blocks from `first_partial` (the blocks before this one's)."""
     sess, pre = bundle["sessions"], bundle.get("prefix")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55, block]))
     s_n = len(starts.arrival_s)
     has_groups = bool(pre and pre["groups"]["tokens"])
     factor = client_factor(pre, client) if has_groups else None
@@ -241,7 +242,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
                 src = prev_off[a][req] + j
                 writer = np.where(inherit, prev_writer[np.where(inherit, src, 0)], k)
             full = j < (inp // B)[req]
-            sid = a[req].astype(np.int64)
+            sid = a[req].astype(np.int64) + first_session
             if k > 1:
                 gowner = np.where(inherit, prev_owner[np.where(inherit, src, 0)], -1) if pre else None
             owner = gowner if gowner is not None else group[a][req]
@@ -256,7 +257,8 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
         prev_in[a], prev_out[a] = inp, out
     if not rows:
         e = np.zeros(0, dtype=np.int64)
-        return SessionRequests(e, e, e.astype(float), e, e, e, e, np.zeros(1, np.int64) if B else None, e if B else None, e)
+        return SessionRequests(e, e, e.astype(float), e, e, e, e, np.zeros(1, np.int64) if B else None,
+                               e if B else None, e)
     sess_i = np.concatenate([r[0] for r in rows])
     at = np.concatenate([r[2] for r in rows])
     # turns past the span wrap to its start: the source too shows sessions already under way at
@@ -264,41 +266,54 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     at = start_s + np.mod(at - start_s, end_s - start_s) if end_s > start_s else at
     cat = lambda i: np.concatenate([r[i] for r in rows])
     offsets = ids = None
+    partials = 0
     if B:
         lens = np.concatenate([np.diff(r[5]) for r in rows])
         offsets = np.r_[0, np.cumsum(lens)]
         ids = cat(6)
         partial = ids < 0
-        ids[partial] = (np.int64(1) << np.int64(61)) + np.arange(int(partial.sum()))  # own, unique
-    return SessionRequests(starts.client[sess_i], starts.window[sess_i], at, sess_i, cat(1), cat(3), cat(4),
-                           offsets, ids, cat(7))
+        partials = int(partial.sum())
+        ids[partial] = (np.int64(1) << np.int64(61)) + first_partial + np.arange(partials)  # own, unique
+    return SessionRequests(starts.client[sess_i], starts.window[sess_i], at, sess_i + first_session, cat(1), cat(3),
+                           cat(4), offsets, ids, cat(7), partials)
 
 
-def session_layer(bundle: dict, options, chosen: list[int], params: WindowParams, tl):
-    """(arrivals, canonical lengths, session requests) of a bundle with a session model."""
+def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParams, plan) -> Iterator[tuple]:
+    """Per generation block (`plan`, in time order): (arrivals, canonical lengths, session
+    requests, block) of the sessions starting in it, every turn included (turns cross blocks, and
+    past the span wrap to its start): the caller merges the blocks by arrival. Memory: one
+    block's sessions."""
     from servetrace.generation.compose import canonical_lengths
-    from servetrace.generation.lengths import sample_lengths
 
-    starts = session_starts(params, tl, chosen, options.seed, bundle["sessions"])
-    drawn = {}
+    sess, tl = bundle["sessions"], plan.timeline
+    share = 1.0 - float(sess["follow_up_share"])
+    process = ArrivalProcess(WindowParams(params.rate * share, params.family, params.shape), chosen, options.seed)
+    reachable = np.zeros_like(params.rate, dtype=bool)
+    reachable[:, np.unique(tl.window)] = True
+    lengths = LengthSampler(bundle, chosen, reachable & (params.rate > 0))
+    block_size = options.block_size or (bundle.get("prefix") or {}).get("block_size")
+    start_s, end_s = float(tl.begin_s[0]), float(tl.end_s[-1])
+    sessions = partials = 0
+    for lo, hi, block in plan.bounds:
+        starts = process.block(Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi]), block)
+        drawn = {}
 
-    def output_of(client, window):
-        by_client = np.argsort(client, kind="stable")  # sample_lengths wants each client contiguous
-        fields = sample_lengths(bundle, chosen, client[by_client], window[by_client], options.seed)
-        back = np.empty_like(by_client)
-        back[by_client] = np.arange(len(by_client))
-        drawn.update({k: v[back] for k, v in canonical_lengths(fields).items() if v is not None})
-        return drawn["output_tokens"]
+        def output_of(client, window, block=block):
+            by_client = np.argsort(client, kind="stable")  # the sampler wants each client contiguous
+            fields = lengths.sample(client[by_client], window[by_client], options.seed, block)
+            back = np.empty_like(by_client)
+            back[by_client] = np.arange(len(by_client))
+            drawn.update({k: v[back] for k, v in canonical_lengths(fields).items() if v is not None})
+            return drawn["output_tokens"]
 
-    block = options.block_size or (bundle.get("prefix") or {}).get("block_size")
-    sr = expand(bundle, starts, float(tl.begin_s[0]), float(tl.end_s[-1]), options.seed, block, output_of,
-                np.asarray(chosen, dtype=np.int64)[starts.client])
-    lengths = {k: v[sr.slot] for k, v in drawn.items()}
-    lengths["input_tokens"] = sr.input_tokens.astype(float)
-    lengths["output_tokens"] = sr.output_tokens.astype(float)
-    lengths = {k: lengths.get(k) for k in ("input_tokens", "output_tokens", "reason_tokens", "image_count", "image_tokens")}
-    arr = Arrivals(sr.client, sr.arrival_s, sr.window, starts.pool_exhausted)
-    return arr, lengths, sr
+        sr = expand(bundle, starts, start_s, end_s, options.seed, block_size, output_of,
+                    np.asarray(chosen, dtype=np.int64)[starts.client], block, sessions, partials)
+        sessions, partials = sessions + len(starts.arrival_s), partials + sr.partials
+        got = {k: v[sr.slot] for k, v in drawn.items()}
+        got["input_tokens"] = sr.input_tokens.astype(float)
+        got["output_tokens"] = sr.output_tokens.astype(float)
+        got = {k: got.get(k) for k in ("input_tokens", "output_tokens", "reason_tokens", "image_count", "image_tokens")}
+        yield Arrivals(sr.client, sr.arrival_s, sr.window, starts.pool_exhausted), got, sr, block
 
 
 def session_columns(sr: SessionRequests, order: np.ndarray) -> dict:
