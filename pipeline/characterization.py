@@ -27,7 +27,7 @@ from servetrace.stages.agents import agents
 from servetrace.stages.engine import Engine
 from servetrace.stages.arrivals import arrivals
 from servetrace.stages.clients import clients
-from servetrace.stages.context import Context, sql_variables
+from servetrace.stages.context import Context, check_span, sql_variables
 from servetrace.stages.failures import failures
 from servetrace.stages.lengths import lengths
 from servetrace.stages.multimodal import multimodal
@@ -81,6 +81,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         step("profile")
         profile = trace_profile(con)
         ctx = Context(settings, profile, grouping.from_profile(profile, settings.group_by), meta, has_hash)
+        check_span(ctx.span_s, settings.window_s, requests)
         variables = sql_variables(ctx)
         sql.set_variables(con, variables)
         sql.run_sql(con, "stg_requests")

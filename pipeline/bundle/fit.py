@@ -33,6 +33,7 @@ from servetrace.rows.codes import Codes, frame_group_codes, group_codes
 from servetrace.rows.moments import moments
 from servetrace.outputs import BUNDLE, REQUESTS
 from servetrace.settings import Settings, ingest_of, record
+from servetrace.stages.context import check_span
 from servetrace.stats.pmf import pmf_fit
 
 OTHER = "(other)"  # the clients past settings.fit.max_clients, merged
@@ -321,6 +322,8 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     if settings.group_by:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
     columns = fit_columns(path, settings.group_by)
+    lo, hi = pl.scan_parquet(path).select(lo=pl.col("arrival_s").min(), hi=pl.col("arrival_s").max()).collect().row(0)
+    check_span((hi or 0.0) - (lo or 0.0), settings.window_s, path)
     try:
         bundle = with_arrival_model(_fit_file(path, columns, settings, path), path)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first

@@ -30,6 +30,8 @@ from servetrace.ingest.canonical import (
 from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
 from servetrace.ingest.lines import line_numbers_sql, structural_rejects_sql
+from servetrace.ingest.outliers import REASON as OUTLYING
+from servetrace.ingest.outliers import outlying_cuts
 from servetrace.ingest.queries import statement
 from servetrace.ingest.source import Source, inspect_source, unpadded
 from servetrace.ingest.stream import StreamResult, stream_typed
@@ -98,9 +100,10 @@ def _sessions_from_parents(con, staged: str) -> str:
     return "roots.root"
 
 
-def _stream_select(spec: FormatSpec, numbered: bool) -> tuple[str, pa.Schema]:
+def _stream_select(spec: FormatSpec, numbered: bool, outside: str | None = None) -> tuple[str, pa.Schema]:
     """The select the stream reads ([rec,] reason, canonical columns with their final types) and
-    the schema of the rows it writes (chat links ride along until sessions are resolved)."""
+    the schema of the rows it writes (chat links ride along until sessions are resolved);
+    `outside`: a condition on t.arrival_s refusing outlying arrivals."""
     fields = []
     schema = CANONICAL
     for name in COLUMNS:
@@ -122,7 +125,8 @@ def _stream_select(spec: FormatSpec, numbered: bool) -> tuple[str, pa.Schema]:
     if spec.parent_link:
         fields += ["t.chat_id", "t.parent_chat_id"]
         schema = schema.append(pa.field("chat_id", pa.string())).append(pa.field("parent_chat_id", pa.string()))
-    return f"select {'rec, ' if numbered else ''}reason, {', '.join(fields)} from typed t", schema
+    reason = f"coalesce(reason, case when {outside} then {lit(OUTLYING)} end)" if outside else "reason"
+    return f"select {'rec, ' if numbered else ''}{reason} as reason, {', '.join(fields)} from typed t", schema
 
 
 def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: float, ordered: bool,
@@ -317,6 +321,11 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     with io.atomic_path(out_dir / REQUESTS, ".parquet") as requests_tmp:
         with io.atomic_path(out_dir / REJECTS, ".parquet") as rejects_tmp:
             res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
+            low, high = outlying_cuts(con, requests_tmp, res.kept)
+            if low is not None or high is not None:  # read again, refusing them like any bad record
+                bounds = [f"t.arrival_s {op} {cut + res.shift!r}" for op, cut in (("<", low), (">", high)) if cut is not None]
+                select, _ = _stream_select(spec, numbered, " or ".join(bounds))
+                res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
             summary, shift = facts["summary"], facts["shift"]
             if res.refused:
                 build_reject_records(con, layout, src)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.settings import Settings
 
@@ -54,6 +55,20 @@ class Context:
 
     def with_resolution(self, resolution_s: float | None, jitter_s: float) -> "Context":
         return replace(self, resolution_s=resolution_s, jitter_s=jitter_s)
+
+
+MAX_WINDOWS = 1_000_000  # per-window structures (rates, gaps, the bundle's windows) hold this many at most
+
+
+def check_span(span_s: float, window_s: float, requests) -> None:
+    """Refuse, before any stage, a span holding more windows than the analysis keeps (ingest has
+    already set aside outlying timestamps: such a trace is spread thin over a very long time)."""
+    windows = span_s / window_s
+    if windows > MAX_WINDOWS:
+        raise ServetraceError(
+            f"{requests}: the trace spans {span_s:.4g} s, {windows:,.0f} windows of {window_s:g} s, more than the "
+            f"{MAX_WINDOWS:,} the analysis holds; give --window {math.ceil(span_s / MAX_WINDOWS)} or more, or split "
+            "the trace")
 
 
 def rate_bin_s(span_s: float) -> float:

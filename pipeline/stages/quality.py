@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 
 from servetrace.findings import Finding
+from servetrace.ingest.outliers import REASON as OUTLYING
 from servetrace.stages import sql
 from servetrace.settings import DEFAULTS
 from servetrace.stages.context import Context, fmt, pct
@@ -67,13 +70,27 @@ def quality(con, ctx: Context, grid: pl.DataFrame, window_rates: pl.DataFrame, g
         "empty_windows": int((window_rates["requests"] == 0).sum()),
         "windows": window_rates.height,
         "null_columns": null_columns,
+        "outlying_arrivals": outlying_arrivals(ctx.meta),
     }
     grid_text = (f"timestamps sit on a {fmt(resolution)} s grid ({pct(summary['tie_share'])} of gaps are ties), so "
                  "burstiness fits use de-rounded arrivals (seeded uniform jitter within the grid)"
                  if ctx.jitter_s > 0 else
                  f"timestamps resolve to {fmt(resolution)} s" if resolution else "timestamps are finer than 1 ms")
     ramp = f"; a {fmt(head * ctx.settings.window_s / 3600)} h ramp-up head" if head else ""
+    if values["outlying_arrivals"]:
+        n = values['outlying_arrivals']
+        ramp += (f"; {n:,} row{'s' if n > 1 else ''} with an outlying timestamp (far outside the rest of "
+                 "the trace) were set aside as rejects")
     statement = (f"{grid_text[0].upper()}{grid_text[1:]}; {failed:,} failed rows ({pct(values['failed_share'])}), "
                  f"{summary['duplicate_rows']:,} duplicate rows{ramp}.")
     return Finding("quality", values, statement, ["timestamp_grid", "quality_gaps", "window_rates"]), {
         "timestamp_grid": grid, "quality_gaps": gaps.longest}
+
+
+def outlying_arrivals(meta: dict) -> int:
+    """Rows ingest set aside for an arrival far outside the rest of the trace (0: none, or unknown)."""
+    try:
+        return int(json.loads(meta.get("servetrace.summary") or "{}").get("reject_reasons", {}).get(OUTLYING, 0))
+    except (ValueError, AttributeError):
+        return 0
+

@@ -61,10 +61,11 @@ def idc(arrival_s: np.ndarray, scale_s: float, span: tuple[float, float] | None 
     n_bins = int(np.floor((hi - lo) / scale_s))
     if n_bins < 2:
         return None
+    # The occupied bins only (the empty ones add zeros): memory follows the rows, not the span.
     idx = np.floor((arrival_s - lo) / scale_s).astype(np.int64)
-    counts = np.bincount(idx[(idx >= 0) & (idx < n_bins)], minlength=n_bins)
-    mean = counts.mean()
-    return float(counts.var() / mean) if mean > 0 else None
+    _, counts = np.unique(idx[(idx >= 0) & (idx < n_bins)], return_counts=True)
+    mean = counts.sum() / n_bins
+    return float((np.square(counts, dtype=np.float64).sum() / n_bins - mean * mean) / mean) if mean > 0 else None
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:

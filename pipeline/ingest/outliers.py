@@ -1,0 +1,47 @@
+"""Outlying arrivals: a few rows far away in time from the rest of the trace (one row at t = 1e9
+beside a day of traffic: a typo, a clock reset, a wrong unit). Kept, one such row would make the
+trace's span, and every per-window structure, as large as the distance.
+
+A row is outlying when it sits at either end of the trace, beyond a gap longer than both
+OUTLIER_GAP_SPANS times the span of the rows it leaves and OUTLIER_GAP_FLOOR_S, with at most
+OUTLIER_SHARE of the rows (or OUTLIER_FEW) on its side of the gap. Found from the few smallest and
+largest arrivals only (two top-k reads of one column).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from servetrace.ingest.canonical import lit
+
+OUTLIER_GAP_SPANS = 10.0
+OUTLIER_GAP_FLOOR_S = 86_400.0
+OUTLIER_SHARE = 0.001
+OUTLIER_FEW = 3  # so many rows may be outlying whatever the share
+OUTLIER_MIN_REST = 10  # fewer rows than this on the near side: no scale to judge a gap by
+REASON = "arrival far outside the rest of the trace (an outlying timestamp)"
+
+
+def _tail_cut(near: np.ndarray, far_end: float, m: int) -> int:
+    """How many of the last values of ascending `near` are outlying, the rest spanning to `far_end`."""
+    k = np.arange(1, min(m, len(near) - 1) + 1)
+    gap = near[-k] - near[-k - 1]
+    ok = gap > np.maximum(OUTLIER_GAP_SPANS * np.abs(near[-k - 1] - far_end), OUTLIER_GAP_FLOOR_S)
+    return int(k[ok].max()) if ok.any() else 0
+
+
+def outlying_cuts(con, kept: Path, rows: int) -> tuple[float | None, float | None]:
+    """(low, high): arrivals (on the clock of `kept`) below low or above high are outlying; None:
+    no outlier on that side."""
+    m = max(OUTLIER_FEW, int(rows * OUTLIER_SHARE))
+    if rows - m < OUTLIER_MIN_REST:
+        return None, None
+    ends = [np.array([r[0] for r in con.execute(f"select arrival_s from read_parquet({lit(str(kept))}) "
+                                                 f"order by arrival_s {order} limit {m + 1}").fetchall()])
+            for order in ("asc", "desc")]
+    low, high = ends[0], ends[1][::-1]
+    top = _tail_cut(high, low[min(m, len(low) - 1)], m)
+    bottom = _tail_cut(-low[::-1], -high[-top - 1], m)
+    return (float(low[bottom]) if bottom else None), (float(high[-top - 1]) if top else None)
