@@ -16,10 +16,12 @@ machinery when called, so `import servetrace` stays cheap.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable
-
 from servetrace.errors import ServetraceError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the command imports this package first: nothing here may cost start-up time
+    from pathlib import Path
+    from typing import Iterable
 
 __version__ = "0.1.0"
 __all__ = ["ServetraceError", "characterize", "export", "generate", "validate"]
@@ -58,6 +60,8 @@ def generate(bundle: str | Path, out: str | Path, *, duration_s: float | None = 
     a CSV `window_start_s,rate_rps` or (start, rate) pairs; `sessions`: run the bundle's session
     model (v2 bundles that have one); `block_size`: tokens per hash_ids block (default: the
     source's). Same bundle, options and seed: same bytes."""
+    from pathlib import Path
+
     from servetrace.generation import GenerateOptions
     from servetrace.generation.run import generate_file
     from servetrace.generation.write import read_rate_fn

@@ -272,3 +272,35 @@ def test_ctrl_c_during_generate_removes_its_temp_file(fitted, tmp_path):
     code, err, _ = _interrupt_at(["generate", fitted / "bundle.json", "--out", out, "--rate-scale", "400"], out, 1.5)
     assert code == 130 and "servetrace: interrupted" in err
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+_SIGINT_ON_IMPORT = '''
+import importlib.abc, os, signal, sys
+
+class _SigintOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["SIGINT_ON_IMPORT"]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, _SigintOnImport())
+'''
+
+
+@pytest.mark.parametrize("module", ["servetrace.interrupt", "servetrace.cli", "duckdb"])
+def test_ctrl_c_during_the_first_imports_is_one_line_and_exit_130(tmp_path, module):
+    """Ctrl-C while the command is still importing (a sitecustomize raises SIGINT just as
+    `module` is first imported: before the watcher thread exists, and after): the same one line
+    and exit 130 as later, never a KeyboardInterrupt traceback."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGINT_ON_IMPORT)
+    env = {**os.environ, "PYTHONPATH": str(hook), "SIGINT_ON_IMPORT": module}
+    env.pop("SERVETRACE_DEBUG", None)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "servetrace", "ingest", SAMPLE, "--out", out],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert (proc.returncode, proc.stderr) == (130, "servetrace: interrupted\n"), proc.stderr
+    assert not out.exists() or not (out / "requests.parquet").exists()
+
