@@ -268,3 +268,20 @@ def test_over_long_rejected_record_keeps_64_ki_and_marks_the_cut(tmp_path, name)
         else:
             assert record == source
     assert rejects.height == len(lines) - (1 if name.endswith(".jsonl") else 2)
+
+
+def test_bailian_chain_deeper_than_100k_turns_is_one_session(tmp_path):
+    """A conversation of 120,000 turns (each chat the parent of the next) is one session; a cycle
+    of chats, and a chat below it, never reach a root: a session each, as before."""
+    n = 120_000
+    rows = [json.dumps({"chat_id": i, "parent_chat_id": i - 1 if i > 1 else -1, "timestamp": i * 0.01,
+                        "input_length": 10, "output_length": 2, "type": "text", "turn": i}) for i in range(1, n + 1)]
+    rows += [json.dumps({"chat_id": c, "parent_chat_id": p, "timestamp": 1.0 + k, "input_length": 10,
+                         "output_length": 2, "type": "text", "turn": 1})
+             for k, (c, p) in enumerate([(n + 1, n + 2), (n + 2, n + 1), (n + 3, n + 1), (n + 4, -1)])]
+    s = _ingest(_jsonl(tmp_path / "chain.jsonl", rows), tmp_path / "o")
+    assert s["rows_kept"] == n + 4
+    t = pq.read_table(tmp_path / "o" / "requests.parquet", columns=["request_id", "session_id"]).to_pylist()
+    session = {r["request_id"]: r["session_id"] for r in t}
+    assert {session[str(i)] for i in range(1, n + 1)} == {"1"}
+    assert [session[str(c)] for c in range(n + 1, n + 5)] == [str(c) for c in range(n + 1, n + 5)]

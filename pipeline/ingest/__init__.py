@@ -32,6 +32,7 @@ from servetrace.ingest.formats import FormatSpec, format_spec
 from servetrace.ingest.lines import line_numbers_sql, structural_rejects_sql
 from servetrace.ingest.outliers import REASON as OUTLYING
 from servetrace.ingest.outliers import outlying_cuts
+from servetrace.ingest.parents import sessions_from_parents
 from servetrace.ingest.queries import statement
 from servetrace.ingest.source import Source, inspect_source, unpadded
 from servetrace.ingest.stream import StreamResult, stream_typed
@@ -94,12 +95,6 @@ def _day0(t: float) -> float:
     return math.floor(t / 86400.0) * 86400.0
 
 
-def _sessions_from_parents(con, staged: str) -> str:
-    """Bailian: a session is the tree of chats below a root (parent_chat_id -1 or unknown)."""
-    con.execute(statement("session_roots", staged=staged))
-    return "roots.root"
-
-
 def _stream_select(spec: FormatSpec, numbered: bool, outside: str | None = None) -> tuple[str, pa.Schema]:
     """The select the stream reads ([rec,] reason, canonical columns with their final types) and
     the schema of the rows it writes (chat links ride along until sessions are resolved);
@@ -138,7 +133,7 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
     session, join = "t.session_id", ""
     if spec.parent_link:
         # A chat whose parent links never reach a root (a cycle) is a session of its own.
-        session = f"coalesce({_sessions_from_parents(con, src)}, t.chat_id)"
+        session = f"coalesce({sessions_from_parents(con, src)}, t.chat_id)"
         join = "left join roots on roots.chat_id = t.chat_id"
     fields = []
     for name in COLUMNS:
