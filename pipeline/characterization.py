@@ -191,9 +191,12 @@ def _trace_finding(ctx: Context, meta: dict, info: dict) -> Finding:
 def write_outputs(out_dir: Path, findings: dict, tables: dict[str, pl.DataFrame]) -> None:
     """tables/ replaced as a whole, then findings.json: each atomically, so readers never see half.
     Tables another command wrote there (validate, provision) are carried over, as their reports are."""
+    # Each table names the trace it describes (as findings.json and requests.parquet do): after a
+    # run killed between two writes, a report refuses outputs of two traces side by side.
+    trace = {io.TRACE_SHA: sha} if (sha := findings.get("trace", {}).get("sha256")) else {}
     with io.atomic_dir(out_dir / TABLES, replace_any=True) as tmp:
         for name, frame in sorted(tables.items()):
-            io.write_parquet(tmp / f"{name}.parquet", frame.to_arrow(), {"servetrace.table": name})
+            io.write_parquet(tmp / f"{name}.parquet", frame.to_arrow(), {"servetrace.table": name, **trace})
         for old in sorted((out_dir / TABLES).glob("*.parquet")):
             if not (tmp / old.name).exists() and _written_by_another(old):
                 shutil.copy2(old, tmp / old.name)

@@ -304,6 +304,9 @@ def write_parquet(path: str | os.PathLike, table: pa.Table, metadata: dict[str, 
     return Path(path)
 
 
+TRACE_SHA = "servetrace.sha256"  # Parquet key: the sha256 of the source trace the file was made from
+
+
 def parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}

@@ -304,3 +304,29 @@ def test_ctrl_c_during_the_first_imports_is_one_line_and_exit_130(tmp_path, modu
     assert (proc.returncode, proc.stderr) == (130, "servetrace: interrupted\n"), proc.stderr
     assert not out.exists() or not (out / "requests.parquet").exists()
 
+
+def test_report_refuses_outputs_of_two_traces_after_a_kill(fitted, tmp_path):
+    """Each output names its trace (findings.json, tables/*, requests.parquet carry the source's
+    sha256); a directory where a run ended between writes (new requests, old findings; one table
+    of another trace) is refused by `report`, not drawn as one trace."""
+    out = tmp_path / "out"
+    shutil.copytree(fitted, out)
+    sha = json.loads((out / "findings.json").read_text())["trace"]["sha256"]
+    tables = sorted((out / "tables").glob("*.parquet"))
+    assert tables and all(pq.read_schema(p).metadata[b"servetrace.sha256"].decode() == sha for p in tables)
+    assert run_cli("report", out).returncode == 0
+
+    table = pq.read_table(tables[0])
+    meta = {**table.schema.metadata, b"servetrace.sha256": b"0" * 64}
+    pq.write_table(table.replace_schema_metadata(meta), tables[0])
+    proc = run_cli("report", out)
+    assert proc.returncode == 2 and f"tables/{tables[0].name} is from another trace" in proc.stderr, proc.stderr
+
+    shutil.rmtree(out)
+    shutil.copytree(fitted, out)
+    other = tmp_path / "other.csv"
+    other.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{i},{10 + i},3\n" for i in range(50)))
+    assert run_cli("ingest", other, "--out", out).returncode == 0  # the next run, killed after its ingest
+    proc = run_cli("report", out)
+    assert proc.returncode == 2 and "requests.parquet is from another trace" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

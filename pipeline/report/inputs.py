@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 
 from servetrace.errors import ServetraceError
-from servetrace.io import read_json
-from servetrace.outputs import FINDINGS, RUN_FILES, TABLES
+from servetrace.io import TRACE_SHA, parquet_metadata, read_json
+from servetrace.outputs import FINDINGS, REQUESTS, RUN_FILES, TABLES
 
 
 
@@ -46,6 +46,23 @@ class ReportInputs:
         return self._tables[name]
 
 
+def _one_trace(out_dir: Path, findings: dict) -> None:
+    """Refuse a directory whose findings.json, tables/ and requests.parquet describe different
+    traces (a run killed between its writes): each names its source's sha256."""
+    sha = findings.get("trace", {}).get("sha256")
+    if not sha:
+        return
+    for path in [out_dir / REQUESTS, *sorted((out_dir / TABLES).glob("*.parquet"))]:
+        try:
+            other = parquet_metadata(path).get(TRACE_SHA) if path.is_file() else None
+        except Exception:  # noqa: BLE001 - an unreadable table is reported where it is read
+            continue
+        if other and other != sha:
+            raise ServetraceError(
+                f"{out_dir}: {path.relative_to(out_dir)} is from another trace than {FINDINGS} (sha256 {other[:12]}... "
+                f"vs {sha[:12]}...): a run ended half-way; run `servetrace characterize` again")
+
+
 def load_inputs(out_dir: str | Path) -> ReportInputs:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -56,6 +73,7 @@ def load_inputs(out_dir: str | Path) -> ReportInputs:
     findings = read_json(findings_path)
     if not isinstance(findings, dict) or not str(findings.get("schema", "")).startswith("servetrace.findings/"):
         raise ServetraceError(f"{findings_path}: not a servetrace findings file (no servetrace.findings schema)")
+    _one_trace(out_dir, findings)
     runs = {}
     for kind, name in RUN_FILES.items():
         path = out_dir / name
