@@ -55,6 +55,15 @@ def test_far_away_timestamp_is_named_in_quality_and_the_rate_is_the_traces(tmp_p
     assert (tmp_path / "o" / "bundle.json").stat().st_size < 2_000_000
 
 
+def test_a_small_trace_keeps_a_request_a_day_after_the_rest(tmp_path):
+    """Twenty requests at one instant and one a day later: too few rows to call a gap an outlier."""
+    path = _csv(tmp_path / "t.csv", [0.0] * 20 + [86_400.001])
+    proc = run_cli("ingest", path, "--out", tmp_path / "o", "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert (s["rows_kept"], s["rows_rejected"]) == (21, 0)
+
+
 def test_a_long_quiet_gap_is_not_an_outlier(tmp_path):
     """A month of traffic and one request a month later: a gap of the trace's own scale is data."""
     month = np.sort(np.random.default_rng(2).uniform(0, 30 * 86400, 1000)).round(3).tolist()

@@ -20,7 +20,8 @@ OUTLIER_GAP_SPANS = 10.0
 OUTLIER_GAP_FLOOR_S = 86_400.0
 OUTLIER_SHARE = 0.001
 OUTLIER_FEW = 3  # so many rows may be outlying whatever the share
-OUTLIER_MIN_REST = 10  # fewer rows than this on the near side: no scale to judge a gap by
+OUTLIER_MIN_REST = 500  # fewer rows than this: no scale to judge a gap by (a small trace's day-long
+# pause between bursts is data, not an outlier)
 REASON = "arrival far outside the rest of the trace (an outlying timestamp)"
 
 
