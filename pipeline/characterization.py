@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from servetrace import grouping, io
 from servetrace.errors import ServetraceError
-from servetrace.findings import Finding, assemble
+from servetrace.findings import Finding, assemble, rounded
 from servetrace.outputs import BUNDLE, FINDINGS, REPORT, REQUESTS, TABLES
 from servetrace.schema import HASH_IDS
 from servetrace.settings import IngestSettings, Settings, ingest_of, record
@@ -156,6 +156,16 @@ def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
                    fit.category_of(read.file_batches(Path(requests)), columns), ingest_of(ctx.meta))
 
 
+def with_arrival_model(findings: dict, bundle: dict) -> dict:
+    """findings with the bundle's chosen arrival model and its candidates' evidence in `arrivals`."""
+    from servetrace.bundle.arrival_finding import arrival_model_finding
+
+    if "absent" in findings.get("arrivals", {"absent": ""}):
+        return findings
+    entry = rounded(arrival_model_finding(bundle.get("arrival_model")))
+    return {**findings, "arrivals": {**findings["arrivals"], "arrival_model": entry}}
+
+
 def _run_stage(requests, name: str, stage: Callable, step: Callable[[str], None]):
     step(name)
     try:
@@ -270,7 +280,6 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
             findings, tables, bundle = _characterize(requests, settings, summary, step, out_dir, with_bundle=True,
                                                      engine=engine)
             lap("stages")
-            write_outputs(out_dir, findings, tables)
             if bundle is None and engine is not None and engine.name == "spark":
                 from servetrace.bundle.fit import fit_bundle
 
@@ -279,6 +288,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
                 from servetrace.bundle.fit import source_of
 
                 raise ServetraceError(f"{source_of(requests).get('path')}: no requests to fit")
+            write_outputs(out_dir, with_arrival_model(findings, bundle), tables)
             save_bundle(out_dir / BUNDLE, bundle)  # DIR/bundle.json: the fitted workload parameters
             lap("bundle")
             write_report(out_dir)  # last: it shows the bundle

@@ -97,6 +97,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict) -> dict:
     best = min(evidence, key=lambda n: evidence[n]["score"])
     return {"chosen": best, "modulation": modulation, "candidates": evidence,
             "scales_s": list(SCALES_S), "scored_scales_s": [float(k) for k in scored],
+            "source": {"idc": source_idc, "iat_cv": metrics.iat_cv(sample), "requests": int(len(sample))},
             "note": f"source IDC {source_idc}, IAT CV {metrics.iat_cv(sample)}; score = mean IDC relative "
                     f"error over the scales + inter-arrival KS, mean of seeds {list(SEEDS)}, over the "
                     f"source's first {len(sample):,} requests"}

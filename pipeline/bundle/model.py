@@ -23,7 +23,8 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
   fitted multi-scale log-Gaussian rate modulation: `theta_s`, `sigma2`, `bin_s`, `fit` with the
   observed and modelled within-window dispersion; null when not fitted), `candidates` (per model:
   IDC relative error per scale, its seed-to-seed floor, inter-arrival KS and CV, score),
-  `scales_s`, `scored_scales_s`, `note`. The session layer (v2) does not use the modulation yet.
+  `scales_s`, `scored_scales_s`, `source` (the source's IDC per scale, IAT CV and requests
+  scored), `note`. findings.json repeats it as `arrivals.arrival_model`. The session layer (v2) does not use the modulation yet.
 - `group_by`: what a "client" is: "client_id", or the fallback grouping ("model,service", ...).
 - `category`: "language" | "reason" | "multimodal" (decides which length fields exist).
 - `pmf_binning`: how token-count PMFs were compressed: counts below `exact_below` are exact;

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from servetrace.report.charts import agents, arrivals, clients, counts, lengths, rate, reasoning
 from servetrace.report.figures import Figure
-from servetrace.report.values import absent_reason, flat_facts, fmt_number, lookup, statements
+from servetrace.report.values import absent_reason, flat_facts, fmt_number, fmt_percent, lookup, statements
 
 
 @dataclass
@@ -100,10 +100,32 @@ def area_section(inp, key: str, title: str, area_keys: tuple[str, ...], builders
                    [build(inp) for build in builders], text=text)
 
 
+def arrival_model_tables(findings: dict) -> list[Table]:
+    """The arrival model's candidates side by side: IDC-curve error per scale (seed-to-seed floor
+    beside it), inter-arrival KS and CV against the source's, and which won."""
+    model = lookup(findings, "arrivals.arrival_model")
+    if not isinstance(model, dict) or not isinstance(model.get("candidates"), dict):
+        return []
+    scales = [str(int(s)) for s in model.get("scored_scales_s") or []]
+    header = (["model"] + [f"IDC error {s} s (seed floor)" for s in scales]
+              + ["IDC-curve error", "inter-arrival KS", "inter-arrival CV", "score"])
+    rows = []
+    for name, ev in sorted(model["candidates"].items(), key=lambda kv: kv[1].get("score") or 0.0):
+        per = [f"{fmt_percent(lookup(ev, f'idc_error.{s}'))} ({fmt_percent(lookup(ev, f'idc_seed_floor.{s}'))})"
+               for s in scales]
+        label = name + (" (chosen)" if name == model.get("chosen") else "")
+        rows.append([label] + per + [fmt_percent(ev.get("idc_error_mean")), fmt_number(ev.get("iat_ks")),
+                                     fmt_number(ev.get("iat_cv")), fmt_number(ev.get("score"))])
+    source_cv = lookup(model, "source.iat_cv")
+    rows.append(["source"] + ["–"] * len(scales) + ["–", "–", fmt_number(source_cv), "–"])
+    return [Table("Arrival model candidates, generated over the source's span (lowest score wins)", header, rows)]
+
+
 def finding_sections(inp) -> list[Section]:
     """One section per area, in reading order; areas the layout does not know get a plain section."""
     sections = [quality_section(inp)]
     sections += [area_section(inp, *spec) for spec in AREAS]
+    next(s for s in sections if s.key == "arrivals").tables.extend(arrival_model_tables(inp.findings))
     sections += [area_section(inp, *spec) for spec in OPTIONAL_AREAS if spec[0] in inp.findings]
     known = {k for spec in AREAS + OPTIONAL_AREAS for k in spec[2]} | META
     for extra, area in inp.findings.items():
