@@ -107,7 +107,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
             fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
             gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
-                                     settings.window_s, jitter, ctx.sample_p, settings.stages.per_window_n, fit)
+                                     settings.window_s, jitter, ctx.sample_p, settings.stages, fit)
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)

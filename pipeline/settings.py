@@ -25,16 +25,50 @@ ROUTINGS = ("round_robin", "random")
 METRICS = ("ttft", "e2e")
 
 
+def plain(value):
+    """A settings value as JSON would hold it: dataclasses as dicts, tuples as lists."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: plain(getattr(value, k)) for k in value.__dataclass_fields__}
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class OutlierSettings:
+    """Outlying arrivals (ingest/outliers.py): rows at either end of the trace beyond a gap longer
+    than both `gap_spans` x the span of the rest and `gap_floor_s`, at most `share` of the rows (or
+    `few`) on their side; no rows are judged in traces of fewer than `min_rest` + those rows."""
+    gap_spans: float = 10.0
+    gap_floor_s: float = 86_400.0
+    share: float = 0.001
+    few: int = 3  # so many rows may be outlying whatever the share
+    min_rest: int = 500  # fewer rows than this: no scale to judge a gap by (a small trace's pause is data)
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     format: str = "auto"
     mapping: dict[str, str] = field(default_factory=dict)
     time_unit: str = "auto"  # s | ms | us | ns | datetime | auto
     max_decompress_ratio: float = 200.0  # a compressed input may expand at most this much
+    outliers: OutlierSettings = OutlierSettings()
 
     def to_dict(self) -> dict:
         return {"format": self.format, "mapping": dict(sorted(self.mapping.items())),
-                "time_unit": self.time_unit}
+                "time_unit": self.time_unit, "outliers": plain(self.outliers)}
+
+
+@dataclass(frozen=True)
+class ReuseSettings:
+    """The block reuse analysis (reuse/): stack distances, the prefix tree, re-blocked curves."""
+    exact_max: int = 2_000_000  # block references: exact stack distances up to this many, SHARDS above
+    sampled_target: int = 1_000_000  # SHARDS keeps about this many references
+    tree_max: int = 10_000_000  # references: the tree, the groups and inferred sessions need every one
+    coarser_blocks: tuple[int, ...] = (64, 512, 2048)  # re-blocked sizes, where the source's block size divides them
+    distance_sample: int = 20_000  # finite reuse distances kept (seeded sample) for the KS comparisons
 
 
 @dataclass(frozen=True)
@@ -64,6 +98,45 @@ class StageSettings:
     lorenz_points: int = 1000  # points of the clients' Lorenz curve
     failure_runs: int = 120  # the failure share over time: windows pooled into at most this many runs
     top_prefix_groups: int = 50  # prefix groups kept in the table
+    top_gaps: int = 10  # longest gaps between arrivals kept (quality)
+    rounded_exact_below: int = 10  # gaps of fewer grid steps than this use the exact rounded-grid probability
+    drift_bins_per_decade: int = 50  # resolution of the length drift histograms
+    max_groups: int = 1000  # groups (clients) in the clients table, largest first
+    max_groups_detail: int = 20  # largest groups with their own length quantiles and failure rates
+    reuse: ReuseSettings = ReuseSettings()
+
+
+@dataclass(frozen=True)
+class ModulationSettings:
+    """The Cox model's rate modulation (bundle/modulation.py)."""
+    theta_s: tuple[float, ...] = (1.0, 8.0, 60.0, 400.0)  # OU time scales (s) of the components
+    bin_s: float = 0.25  # resolution of the counts the fit reads, and of the modulation in generation
+    tau_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)  # bin sizes fitted
+    min_sigma2: float = 1e-3  # a component below this variance is dropped
+
+
+@dataclass(frozen=True)
+class ArrivalModelSettings:
+    """The choice of arrival model (bundle/arrival_model.py)."""
+    candidates: tuple[str, ...] = ("renewal", "cox", "cox-renewal")
+    scales_s: tuple[float, ...] = (1.0, 10.0, 60.0, 600.0)  # IDC scales the candidates are scored at
+    seeds: tuple[int, ...] = (101, 102)  # each candidate is generated with these seeds
+    max_rows: int = 1_000_000  # the source's first rows the candidates are compared with
+    min_bins: int = 30  # a scale scores only with this many whole bins
+    max_modulation_windows: int = 4096  # windows of bin_s counts the modulation fit reads (~80 MB)
+    modulation: ModulationSettings = ModulationSettings()
+
+
+@dataclass(frozen=True)
+class SessionModelSettings:
+    """The bundle's session and prefix models (bundle/sessions.py)."""
+    max_groups: int = 200  # prefix groups kept, most popular first
+    session_rows: int = 2_000_000  # past this many requests, whole sessions are sampled by a hash
+    class_min: int = 25  # sessions per class of turns
+    cell_min: int = 10  # sessions per class and grouped / not, else the class's pooled prompts
+    client_min: int = 50  # sessions a client needs for a prefix model of its own, else the pooled one
+    quantile_points: int = 101  # quantiles kept per distribution (0, 1 %, ..., 100 %)
+    by_turns_min: int = 100  # fewer sessions than this: no model by class of turns
 
 
 @dataclass(frozen=True)
@@ -74,6 +147,9 @@ class FitSettings:
     ks_sample: int = 20_000  # a client's first inter-arrivals, for the KS distance
     pmf_exact_below: int = 128  # lengths below this keep their own PMF bin ...
     pmf_log_step: float = 0.02  # ... longer ones share bins this wide in log10
+
+    arrival_model: ArrivalModelSettings = ArrivalModelSettings()
+    sessions: SessionModelSettings = SessionModelSettings()
 
     def binning(self) -> dict:
         return {"exact_below": self.pmf_exact_below, "log_step": self.pmf_log_step}
@@ -95,8 +171,7 @@ class Settings:
     fit: FitSettings = FitSettings()
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return plain(self)
 
 
 def record(settings: Settings, group_by: str | None, ingest: dict | None) -> dict:
@@ -169,9 +244,10 @@ class FidelitySettings:
     lru_curve_abs: float = 0.05  # largest |hit rate difference| over the source's capacity ladder
     reuse_ks: float = 0.05  # reuse distance, turns per session, turn gap, follow-up context length
     min_window_cover: float = 0.5  # rate windows covered less than this fraction by both traces are left out
+    floor_seeds: tuple[int, ...] = (1_000_001, 1_000_002)  # the seed-to-seed noise floor's two workloads
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return plain(self)
 
 
 @dataclass(frozen=True)

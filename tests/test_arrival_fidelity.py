@@ -11,7 +11,7 @@ import pytest
 
 from servetrace.bundle import validate_bundle
 from servetrace.bundle.fit import bundle_from_requests, fit_bundle
-from servetrace.bundle.modulation import BIN_S, THETAS
+from servetrace.settings import ModulationSettings
 from servetrace.generation import GenerateOptions, generate_table
 from servetrace.generation.modulation import Modulation
 from servetrace.settings import Settings
@@ -19,6 +19,8 @@ from servetrace.validation.fidelity import fidelity
 from test_bundle_fit import SOURCE, canonical
 from test_generate import W
 from tests.conftest import shared_file
+
+BIN_S, THETAS = ModulationSettings().bin_s, ModulationSettings().theta_s
 
 SEEDS = (1, 2, 3, 4, 5)
 ARRIVAL_CHECKS = ("rate_mape", "iat_cv", "idc_1", "idc_10", "idc_60", "idc_600")

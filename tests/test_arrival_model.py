@@ -9,11 +9,14 @@ import pytest
 
 from servetrace.bundle import validate_bundle
 from servetrace.bundle.arrival_model import choose, covered_counts
-from servetrace.bundle.modulation import BIN_S, THETAS, fit_modulation, model_dispersion, observed_dispersion
+from servetrace.bundle.modulation import fit_modulation, model_dispersion, observed_dispersion
+from servetrace.settings import ModulationSettings
 from servetrace.generation import GenerateOptions, generate_table
 from servetrace.generation.modulation import Modulation
 from servetrace.stats import fidelity as m
 from test_generate import W, bundle, client
+
+BIN_S, THETAS = ModulationSettings().bin_s, ModulationSettings().theta_s
 
 
 def cox_poisson(sigma2, rate: float, windows: int, seed: int) -> np.ndarray:

@@ -46,7 +46,7 @@ def _both(path, jitter_s: float):
         sql.run_sql(con, "stg_requests")
         codings = gaps.stage_codes(path, ctx.rows, ctx.grouping)
         stream = row_stream.one_pass(con, ctx.rows, codings, ctx.t0_s, ctx.t1_s, settings.window_s, jitter_s,
-                                     ctx.sample_p, settings.stages.per_window_n)
+                                     ctx.sample_p, settings.stages)
         sets = gaps_sql.compute(con, ctx.rows, ctx.t0_s, ctx.t1_s, settings.window_s)
     return stream, sets
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
+
 import servetrace
 from conftest import shared_file
 from servetrace.settings import DEFAULTS, FitSettings, StageSettings, tree
@@ -22,7 +24,8 @@ def test_findings_and_bundle_record_the_same_whole_settings(tmp_path):
     defaults = tree()
     assert recorded["stages"] == defaults["stages"] and recorded["fit"] == defaults["fit"]
     assert recorded["window_s"] == 300 and recorded["group_by"] == bundle["group_by"]
-    assert recorded["ingest"] == {"format": "auto", "mapping": {}, "time_unit": "auto"}
+    assert recorded["ingest"] == {"format": "auto", "mapping": {}, "time_unit": "auto",
+                                  "outliers": defaults["ingest"]["outliers"]}
     assert "memory_limit" not in recorded and "threads" not in recorded  # resources change no number
 
 
@@ -46,3 +49,42 @@ def test_tree_has_every_branch_with_documented_defaults():
     assert t["stages"]["ks_fits"] == 0.05 and t["stages"]["bic_margin"] == 2.0
     assert (t["stages"]["drift_ks"], t["stages"]["drift_alpha"], t["stages"]["peak_prominence"]) == (0.1, 0.001, 0.25)
     assert t["fidelity"]["rate_mape"] == 0.05 and t["provision"]["target_s"] == 2.0 and t["generate"]["seed"] == 0
+
+
+def test_the_arrival_model_gap_and_session_branches_are_used_and_recorded(tmp_path):
+    """Thresholds of the arrival-model choice, the quality stage's longest gaps and the session
+    model are read from the tree: a non-default value changes the output and is recorded."""
+    from servetrace.settings import ArrivalModelSettings, SessionModelSettings
+
+    trace = shared_file("burstgpt", "BurstGPT_1_head400.csv")
+    stages = StageSettings(top_gaps=3)
+    fit = FitSettings(arrival_model=ArrivalModelSettings(candidates=("renewal",), seeds=(7, 8), scales_s=(1.0, 10.0)),
+                      sessions=SessionModelSettings(quantile_points=11))
+    servetrace.characterize(trace, tmp_path, stages=stages, fit=fit)
+    findings, bundle = _doc(tmp_path, "findings.json"), _doc(tmp_path, "bundle.json")
+    assert findings["settings"] == bundle["settings"]
+    recorded = findings["settings"]
+    assert recorded["stages"]["top_gaps"] == 3 and recorded["fit"]["arrival_model"]["candidates"] == ["renewal"]
+    assert recorded["fit"]["sessions"]["quantile_points"] == 11
+    assert recorded["fit"]["arrival_model"]["modulation"] == tree()["fit"]["arrival_model"]["modulation"]
+    model = bundle["arrival_model"]
+    assert model["chosen"] == "renewal" and list(model["candidates"]) == ["renewal"]
+    assert model["scales_s"] == [1.0, 10.0] and "seeds [7, 8]" in model["note"]
+    assert len(pl.read_parquet(tmp_path / "tables" / "quality_gaps.parquet")) == 3
+
+
+def test_the_reuse_and_session_branches_reach_the_session_model(tmp_path):
+    """A trace with sessions and block hashes: the session model keeps `quantile_points`
+    quantiles and at most `max_groups` prefix groups, as set."""
+    from servetrace.settings import ReuseSettings, SessionModelSettings
+
+    trace = shared_file("mooncake", "synthetic_trace.jsonl")
+    fit = FitSettings(sessions=SessionModelSettings(quantile_points=5, max_groups=2))
+    stages = StageSettings(reuse=ReuseSettings(distance_sample=100, coarser_blocks=()))
+    servetrace.characterize(trace, tmp_path, stages=stages, fit=fit)
+    bundle = _doc(tmp_path, "bundle.json")
+    assert bundle["sessions"]["first_new_tokens"]["probs"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len(bundle["prefix"]["groups"]["tokens"]) == 2
+    findings = _doc(tmp_path, "findings.json")
+    assert findings["prefix"]["block_sizes"] == [512]  # 2048 by default: re-blocking turned off
+    assert bundle["settings"]["stages"]["reuse"]["coarser_blocks"] == []

@@ -15,7 +15,7 @@ from servetrace.stages.sql import sql_text  # noqa: E402
 VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              **grouping.parse("model,service").sql_variables(), "jitter_s": 1.0, "idc_scales": [1.0, 10.0, 60.0, 600.0], "sample_p": 0.25, "grid_every": 1,
              "per_window_n": 500, "max_groups": 1000, "max_groups_detail": 20, "rate_bin_s": 3600.0,
-             "drift_bin_s": 86400.0, "origin_weekday": 3}
+             "drift_bin_s": 86400.0, "origin_weekday": 3, "drift_bins_per_decade": 50}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name != "ingest")
 
 

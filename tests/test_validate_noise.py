@@ -16,7 +16,7 @@ from servetrace.generation.table import canonical_table
 from servetrace.io import write_parquet
 from servetrace.stats import fidelity as m
 from servetrace.validation import fidelity, validate_traces
-from servetrace.validation.noise import FLOOR_SEEDS
+from servetrace.settings import FidelitySettings
 from test_generate import bundle, client
 from test_validate import trace
 from tests.conftest import run_cli
@@ -77,7 +77,7 @@ def test_the_seed_to_seed_floor_is_two_more_seeds_of_the_bundle(run_dir, tmp_pat
     d, b = run_dir
     result = validate_traces(d, d / "syn.parquet", tmp_path / "out", page=False)
     assert result["inputs"]["bundle"] == str(d / "bundle.json")
-    x, y = (generate_table(b, GenerateOptions(seed=s))[0]["arrival_s"].to_numpy() for s in FLOOR_SEEDS)
+    x, y = (generate_table(b, GenerateOptions(seed=s))[0]["arrival_s"].to_numpy() for s in FidelitySettings().floor_seeds)
     lo = np.ceil(max(x.min(), y.min()) / 600) * 600
     hi = np.floor(min(x.max(), y.max()) / 600) * 600
     xs, ys = x[(x >= lo) & (x < hi)], y[(y >= lo) & (y < hi)]

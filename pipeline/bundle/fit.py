@@ -312,7 +312,7 @@ def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dic
         requests = requests.sort("arrival_s", maintain_order=True)
     bundle = fit_batches(read.frame_batches(requests), requests.columns, settings, source,
                          lambda by: frame_group_codes(requests, by))
-    return with_arrival_model(bundle, requests.lazy())
+    return with_arrival_model(bundle, requests.lazy(), settings.fit.arrival_model)
 
 
 def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
@@ -325,24 +325,25 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     lo, hi = pl.scan_parquet(path).select(lo=pl.col("arrival_s").min(), hi=pl.col("arrival_s").max()).collect().row(0)
     check_span((hi or 0.0) - (lo or 0.0), settings.window_s, path)
     try:
-        bundle = with_arrival_model(_fit_file(path, columns, settings, path), path)
+        bundle = with_arrival_model(_fit_file(path, columns, settings, path), path, settings.fit.arrival_model)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
             copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
-            bundle = with_arrival_model(_fit_file(copy, columns, settings, path), copy)
+            bundle = with_arrival_model(_fit_file(copy, columns, settings, path), copy, settings.fit.arrival_model)
     return with_reuse_models(bundle, path, settings)
 
 
 def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
     """The bundle of DIR/requests.parquet (sorted by arrival, as ingest writes it) with its arrival
     model (bundle/arrival_model.py) and v2's session and prefix models."""
-    return with_reuse_models(with_arrival_model(bundle, path), path, settings, reuse)
+    return with_reuse_models(with_arrival_model(bundle, path, settings.fit.arrival_model), path, settings, reuse)
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
     """The bundle with v2's session and prefix models of DIR/requests.parquet; `reuse` is the block
     reuse analysis when the caller already made it (characterize's prefix stage), else it is made here."""
-    return {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER))}
+    return {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER),
+                                         settings.fit.sessions, settings.stages.reuse)}
 
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:

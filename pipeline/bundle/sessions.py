@@ -11,7 +11,7 @@ functions by quarter of the session, null for the pooled one), `new_prompt_token
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
-popular first, at most MAX_GROUPS; `owners`: per group, runs [first token, owner group]: a
+popular first, at most `max_groups`; `owners`: per group, runs [first token, owner group]: a
 block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share`
 and `grouped_sessions` (sessions whose first turn starts with a shared prefix), `clients` (per
 bundle client, where the bundle's clients are client groups: its own `grouped_share` and group
@@ -29,21 +29,16 @@ import pyarrow.parquet as pq
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
+from servetrace.settings import ReuseSettings, SessionModelSettings
 from servetrace.stages.prefix import session_codes
 
-PROBS = np.linspace(0, 1, 101)
-MAX_GROUPS = 200
-CLASS_MIN = 25  # sessions per class of turns (by_turns)
-CELL_MIN = 10  # sessions per class and grouped / not, else the class's pooled prompts
-CLIENT_MIN = 50  # sessions a client needs for a prefix model of its own, else the pooled one
-SESSION_ROWS = 2_000_000
 
-
-def _quantiles(x: np.ndarray) -> dict | None:
+def _quantiles(x: np.ndarray, points: int) -> dict | None:
     x = x[np.isfinite(x)]
     if not len(x):
         return None
-    return {"probs": PROBS.tolist(), "quantiles": np.quantile(x, PROBS).tolist(), "n": int(len(x))}
+    probs = np.linspace(0, 1, points)
+    return {"probs": probs.tolist(), "quantiles": np.quantile(x, probs).tolist(), "n": int(len(x))}
 
 
 def _lognormal(x: np.ndarray) -> dict | None:
@@ -74,25 +69,26 @@ def gap_quarter(turn: np.ndarray, turns: np.ndarray) -> np.ndarray:
 
 
 def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap_turn: np.ndarray,
-              gap_turns: np.ndarray, gaps: np.ndarray) -> dict | None:
+              gap_turns: np.ndarray, gaps: np.ndarray, t: SessionModelSettings) -> dict | None:
     """The first turn's new prompt and the gaps between turns by class of turns per session (1,
-    2-3, 4-7, ...; a class of fewer than CLASS_MIN sessions merges into the one below). New
+    2-3, 4-7, ...; a class of fewer than `class_min` sessions merges into the one below). New
     prompts apart for sessions that start under a shared prefix and the others, with each class's
     share of such sessions. Long sessions start with long prompts (Mooncake's follow-ups return
     to long documents), a grouped session's new prompt is short (its prefix carries the length)
     and long sessions come back sooner, sooner still as they go on (Mooncake, median gap: 118 s at
     2-3 turns; at 8+, 87 s in a session's first quarter, 9 s in its last): drawn independently,
     short prompts got many turns and the cache saw the wrong reuse distances. Gaps by class and
-    quarter of the session (`gap_quarter`). A cell of fewer than CELL_MIN sessions (gaps) takes its
+    quarter of the session (`gap_quarter`). A cell of fewer than `cell_min` sessions (gaps) takes its
     class's pooled prompts (gaps; null: the trace's pooled gaps)."""
-    if len(first_new) < 100:
+    if len(first_new) < t.by_turns_min:
         return None
+    quantiles = lambda x: _quantiles(x, t.quantile_points)
     cls = np.floor(np.log2(turns)).astype(np.int64)
     counts = np.bincount(cls)
     lows, acc = [], 0
     for c in range(len(counts) - 1, -1, -1):  # a loop over classes (log2 of the longest session)
         acc += counts[c]
-        if acc >= CLASS_MIN or c == 0:
+        if acc >= t.class_min or c == 0:
             lows.append(1 << c)
             acc = 0
     edges = np.array(sorted(lows))
@@ -102,21 +98,22 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
     out = {"turns_from": edges.tolist(), "grouped_share": [], "first_new": [], "gap_s": []}
     for b in range(len(edges)):  # a loop over classes
         at = bucket == b
-        pooled = _quantiles(first_new[at])
-        out["first_new"].append([_quantiles(first_new[at & (grouped == g)]) if (at & (grouped == g)).sum() >= CELL_MIN
+        pooled = quantiles(first_new[at])
+        out["first_new"].append([quantiles(first_new[at & (grouped == g)]) if (at & (grouped == g)).sum() >= t.cell_min
                                  else pooled for g in (False, True)])
         out["grouped_share"].append(float(grouped[at].mean()))
         at = (gap_bucket == b) & np.isfinite(gaps)
-        pooled = _quantiles(gaps[at]) if at.sum() >= CELL_MIN else None
-        out["gap_s"].append([_quantiles(gaps[at & (quarter == k)]) if (at & (quarter == k)).sum() >= CELL_MIN
+        pooled = quantiles(gaps[at]) if at.sum() >= t.cell_min else None
+        out["gap_s"].append([quantiles(gaps[at & (quarter == k)]) if (at & (quarter == k)).sum() >= t.cell_min
                              else pooled for k in range(4)])
     return out
 
 
-def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.DataFrame | None:
+def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
+                  max_rows: int = SessionModelSettings.session_rows) -> pl.DataFrame | None:
     """Requests of (a sample of) the sessions, in session and turn order, with their turn
-    number, gap, think time, context growth and new prompt. Past SESSION_ROWS requests, whole
-    sessions are kept by a hash of their code (about SESSION_ROWS requests)."""
+    number, gap, think time, context growth and new prompt. Past `max_rows` requests, whole
+    sessions are kept by a hash of their code (about `max_rows` requests)."""
     cols = ["arrival_s", "input_tokens", "output_tokens", "latency_s"]
     frame = pl.from_arrow(pq.read_table(path, columns=cols)).with_row_index("row")
     if codes is None and reuse is not None:
@@ -128,8 +125,8 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None) -> pl.Dat
         frame = frame.with_columns(shared_tokens=pl.Series(reuse.shared_blocks * reuse.block_size))
     else:
         frame = frame.with_columns(shared_tokens=pl.lit(0, pl.Int64))
-    if frame.height > SESSION_ROWS:
-        keep = pl.col("session").hash(seed=0) % 1_000_000 < int(1_000_000 * SESSION_ROWS / frame.height)
+    if frame.height > max_rows:
+        keep = pl.col("session").hash(seed=0) % 1_000_000 < int(1_000_000 * max_rows / frame.height)
         frame = frame.filter(keep)
     return (frame.sort(["session", "arrival_s", "row"])
             .with_columns(turn=pl.int_range(1, pl.len() + 1).over("session"),
@@ -154,14 +151,15 @@ def client_index(path, bundle: dict, other: str) -> tuple[np.ndarray, int] | Non
     return index, len(ids)
 
 
-def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int) -> list:
-    """Per bundle client, its own prefix model where it started CLIENT_MIN sessions or more
+def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int,
+                  client_min: int = SessionModelSettings.client_min) -> list:
+    """Per bundle client, its own prefix model where it started `client_min` sessions or more
     (`sessions`, `grouped_share`, `groups`: indices into the trace's groups, `popularity` over
     them), else null (the pooled model). `client`, `group` (-1: none): per session."""
     out = [None] * n_clients
     ok = client >= 0
     n = np.bincount(client[ok], minlength=n_clients)
-    for c in np.flatnonzero(n >= CLIENT_MIN):  # a loop over clients (at most the fit's 256)
+    for c in np.flatnonzero(n >= client_min):  # a loop over clients (at most the fit's 256)
         g = group[(client == c) & (group >= 0)]
         values, counts = np.unique(g, return_counts=True)
         out[int(c)] = {"sessions": int(n[c]), "grouped_share": float(len(g) / n[c]), "groups": values.tolist(),
@@ -172,16 +170,20 @@ def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int) -> list
 ANALYZE = object()  # fit_reuse_models's default: make the block reuse analysis
 
 
-def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None) -> dict:
+def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None,
+                     t: SessionModelSettings = SessionModelSettings(),
+                     reuse_settings: ReuseSettings = ReuseSettings()) -> dict:
     """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither). `reuse`: the
-    block reuse analysis of `path` with this seed when the caller made it already (None: no blocks).
-    `clients()`: `client_index`'s answer, asked only for a prefix model (per-client models)."""
+    block reuse analysis of `path` with this seed and `reuse_settings` when the caller made it
+    already (None: no blocks). `clients()`: `client_index`'s answer, asked only for a prefix model
+    (per-client models). `t`: the models' thresholds."""
     names = pq.read_schema(path).names
     codes = session_codes(path) if "session_id" in names else None
     if reuse is ANALYZE:
-        reuse = analyze(path, sessions=codes, seed=seed) if HASH_IDS in names else None
+        reuse = analyze(path, sessions=codes, seed=seed, t=reuse_settings) if HASH_IDS in names else None
     out = {}
-    frame = session_frame(path, codes, reuse)
+    quantiles = lambda x: _quantiles(x, t.quantile_points)
+    frame = session_frame(path, codes, reuse, t.session_rows)
     if frame is not None and frame.height:
         frame = frame.with_columns(turns=pl.len().over("session"))
         follow = frame.filter(pl.col("turn") > 1)
@@ -195,15 +197,15 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             "follow_up_share": float(follow.height / frame.height),
             "turns": _turns(turns),
             "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
-                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s")),
-            "gap_s": {**(_quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
-            "think_s": {**_quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
-            "first_new_tokens": _quantiles(first_new),
-            "new_prompt_tokens": _quantiles(np.maximum(f("new_prompt"), 1)) if follow.height else None,
-            "growth_tokens": _quantiles(f("growth")) if follow.height else None,
+                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t),
+            "gap_s": {**(quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
+            "think_s": {**quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
+            "first_new_tokens": quantiles(first_new),
+            "new_prompt_tokens": quantiles(np.maximum(f("new_prompt"), 1)) if follow.height else None,
+            "growth_tokens": quantiles(f("growth")) if follow.height else None,
         }
     if reuse is not None and reuse.groups is not None:
-        g = reuse.groups.filter(pl.col("first_turns") > 0).head(MAX_GROUPS)
+        g = reuse.groups.filter(pl.col("first_turns") > 0).head(t.max_groups)
         owners = group_owners(reuse.refs, g)
         sessions_n = len(np.unique(reuse.session))
         pop = g["first_turns"].to_numpy().astype(float)
@@ -224,6 +226,6 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             pid = request_groups(reuse.refs, reuse.shared_blocks)[first]
             position = dict(zip(g["pid"].to_list(), range(g.height)))
             group = pl.Series(pid).replace_strict(position, default=-1, return_dtype=pl.Int64).to_numpy()
-            model["clients"] = client_prefix(index[0][first], group, index[1])
+            model["clients"] = client_prefix(index[0][first], group, index[1], t.client_min)
         out["prefix"] = model
     return out

@@ -316,7 +316,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     with io.atomic_path(out_dir / REQUESTS, ".parquet") as requests_tmp:
         with io.atomic_path(out_dir / REJECTS, ".parquet") as rejects_tmp:
             res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
-            low, high = outlying_cuts(con, requests_tmp, res.kept)
+            low, high = outlying_cuts(con, requests_tmp, res.kept, settings.outliers)
             if low is not None or high is not None:  # read again, refusing them like any bad record
                 bounds = [f"t.arrival_s {op} {cut + res.shift!r}" for op, cut in (("<", low), (">", high)) if cut is not None]
                 select, _ = _stream_select(spec, numbered, " or ".join(bounds))

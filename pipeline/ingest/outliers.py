@@ -3,8 +3,8 @@ beside a day of traffic: a typo, a clock reset, a wrong unit). Kept, one such ro
 trace's span, and every per-window structure, as large as the distance.
 
 A row is outlying when it sits at either end of the trace, beyond a gap longer than both
-OUTLIER_GAP_SPANS times the span of the rows it leaves and OUTLIER_GAP_FLOOR_S, with at most
-OUTLIER_SHARE of the rows (or OUTLIER_FEW) on its side of the gap. Found from the few smallest and
+`gap_spans` times the span of the rows it leaves and `gap_floor_s`, with at most `share` of the
+rows (or `few`) on its side of the gap (settings.OutlierSettings). Found from the few smallest and
 largest arrivals only (two top-k reads of one column).
 """
 
@@ -15,34 +15,29 @@ from pathlib import Path
 import numpy as np
 
 from servetrace.ingest.canonical import lit
+from servetrace.settings import OutlierSettings
 
-OUTLIER_GAP_SPANS = 10.0
-OUTLIER_GAP_FLOOR_S = 86_400.0
-OUTLIER_SHARE = 0.001
-OUTLIER_FEW = 3  # so many rows may be outlying whatever the share
-OUTLIER_MIN_REST = 500  # fewer rows than this: no scale to judge a gap by (a small trace's day-long
-# pause between bursts is data, not an outlier)
 REASON = "arrival far outside the rest of the trace (an outlying timestamp)"
 
 
-def _tail_cut(near: np.ndarray, far_end: float, m: int) -> int:
+def _tail_cut(near: np.ndarray, far_end: float, m: int, t: OutlierSettings) -> int:
     """How many of the last values of ascending `near` are outlying, the rest spanning to `far_end`."""
     k = np.arange(1, min(m, len(near) - 1) + 1)
     gap = near[-k] - near[-k - 1]
-    ok = gap > np.maximum(OUTLIER_GAP_SPANS * np.abs(near[-k - 1] - far_end), OUTLIER_GAP_FLOOR_S)
+    ok = gap > np.maximum(t.gap_spans * np.abs(near[-k - 1] - far_end), t.gap_floor_s)
     return int(k[ok].max()) if ok.any() else 0
 
 
-def outlying_cuts(con, kept: Path, rows: int) -> tuple[float | None, float | None]:
+def outlying_cuts(con, kept: Path, rows: int, t: OutlierSettings = OutlierSettings()) -> tuple[float | None, float | None]:
     """(low, high): arrivals (on the clock of `kept`) below low or above high are outlying; None:
     no outlier on that side."""
-    m = max(OUTLIER_FEW, int(rows * OUTLIER_SHARE))
-    if rows - m < OUTLIER_MIN_REST:
+    m = max(t.few, int(rows * t.share))
+    if rows - m < t.min_rest:
         return None, None
     ends = [np.array([r[0] for r in con.execute(f"select arrival_s from read_parquet({lit(str(kept))}) "
                                                  f"order by arrival_s {order} limit {m + 1}").fetchall()])
             for order in ("asc", "desc")]
     low, high = ends[0], ends[1][::-1]
-    top = _tail_cut(high, low[min(m, len(low) - 1)], m)
-    bottom = _tail_cut(-low[::-1], -high[-top - 1], m)
+    top = _tail_cut(high, low[min(m, len(low) - 1)], m, t)
+    bottom = _tail_cut(-low[::-1], -high[-top - 1], m, t)
     return (float(low[bottom]) if bottom else None), (float(high[-top - 1]) if top else None)

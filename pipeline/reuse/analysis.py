@@ -11,13 +11,11 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from servetrace.reuse.blocks import EXACT_MAX, block_counts, infer_block_size, read_refs
+from servetrace.reuse.blocks import block_counts, infer_block_size, read_refs
 from servetrace.reuse.chains import infer_parents, session_roots
 from servetrace.reuse.curve import INF, capacity_ladder, distances, hit_curve, leading_seen, reuse_histogram
 from servetrace.reuse.tree import shared_prefixes, top_shares, tree_shape
-
-COARSER = (64, 512, 2048)  # re-blocked sizes, where the source's block size divides them
-TREE_MAX = 10_000_000  # references: the tree, the groups and inferred sessions need every one
+from servetrace.settings import ReuseSettings
 
 
 @dataclass
@@ -43,8 +41,9 @@ def _q(x: np.ndarray) -> dict:
 
 
 def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = None,
-            exact_max: int = EXACT_MAX, seed: int = 0) -> Reuse:
-    """`sessions`: explicit session codes per request (file order) when the trace has them."""
+            seed: int = 0, t: ReuseSettings = ReuseSettings()) -> Reuse:
+    """`sessions`: explicit session codes per request (file order) when the trace has them; `t`:
+    the analysis' sizes (settings.ReuseSettings)."""
     table = pq.read_table(path, columns=["input_tokens"])
     inp = np.nan_to_num(table["input_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64)
     n_blocks = block_counts(path)
@@ -52,8 +51,8 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
     basis = "given"
     if block_size is None:
         block_size, basis = infer_block_size(inp, n_blocks)
-    factors = (1, *(s // block_size for s in COARSER if s > block_size and s % block_size == 0))
-    refs = read_refs(path, block_size, factors, exact_max=exact_max)
+    factors = (1, *(s // block_size for s in t.coarser_blocks if s > block_size and s % block_size == 0))
+    refs = read_refs(path, block_size, factors, exact_max=t.exact_max, sampled_target=t.sampled_target)
     curves, hist, sample = [], None, np.zeros(0)
     for m, r in refs.items():
         distinct = len(np.unique(r.pid)) / r.rate
@@ -63,7 +62,8 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
             hist = reuse_histogram(sd)
             finite = sd[sd < INF]
             rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(finite, 20_000, replace=False)) if len(finite) > 20_000 else np.sort(finite)
+            k = t.distance_sample
+            sample = np.sort(rng.choice(finite, k, replace=False)) if len(finite) > k else np.sort(finite)
     src = refs[1]
     curve = pl.concat(curves)
     inf_hit = float(curve.filter(pl.col("capacity_blocks").is_null() & (pl.col("block_size") == block_size))["hit_rate"][0])
@@ -72,12 +72,12 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
               "shards_rate": None if src.rate >= 1 else float(src.rate),
               "block_sizes": sorted(int(block_size * m) for m in factors)}
     out = Reuse(block_size, basis, curve, hist, sample, values)
-    if totals[1] > TREE_MAX:
-        values["tree"] = {"absent": f"{totals[1]:,} block references: over {TREE_MAX:,}, tree not built"}
+    if totals[1] > t.tree_max:
+        values["tree"] = {"absent": f"{totals[1]:,} block references: over {t.tree_max:,}, tree not built"}
         return out
     full = src
     if src.rate < 1:  # the LRU curve was sampled; the per-request numbers need every reference
-        full = read_refs(path, block_size, (1,), exact_max=TREE_MAX)[1]
+        full = read_refs(path, block_size, (1,), exact_max=t.tree_max)[1]
     hit_blocks = np.bincount(full.req[leading_seen(full)], minlength=rows)
     reused_tok = np.minimum(hit_blocks * block_size, inp)
     new_tok = inp - reused_tok

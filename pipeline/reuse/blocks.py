@@ -19,9 +19,8 @@ import pyarrow.parquet as pq
 
 from servetrace.reuse.stack import _mix, shards_sample
 from servetrace.schema import HASH_IDS
+from servetrace.settings import ReuseSettings
 
-EXACT_MAX = 2_000_000  # references: exact stack distances up to this many, SHARDS above
-SAMPLED_TARGET = 1_000_000  # SHARDS keeps about this many references
 BATCH_ROWS = 65_536
 _P = np.uint64(0x100000001B3)  # FNV prime: the polynomial base
 
@@ -77,13 +76,13 @@ def block_counts(path) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-def read_refs(path, block_size: int, factors: tuple[int, ...] = (1,), exact_max: int = EXACT_MAX,
-              rate: float | None = None) -> dict[int, Refs]:
+def read_refs(path, block_size: int, factors: tuple[int, ...] = (1,), exact_max: int = ReuseSettings.exact_max,
+              rate: float | None = None, sampled_target: int = ReuseSettings.sampled_target) -> dict[int, Refs]:
     """Per re-blocking factor m, the references at block size m x block_size: all of them when
-    they number at most `exact_max`, else a SHARDS sample (`rate`, or about SAMPLED_TARGET)."""
+    they number at most `exact_max`, else a SHARDS sample (`rate`, or about `sampled_target`)."""
     lengths = block_counts(path)
     totals = {m: int(np.sum(-(-lengths // m))) for m in factors}
-    rates = {m: (rate if rate is not None else (1.0 if totals[m] <= exact_max else SAMPLED_TARGET / totals[m]))
+    rates = {m: (rate if rate is not None else (1.0 if totals[m] <= exact_max else sampled_target / totals[m]))
              for m in factors}
     parts: dict[int, list] = {m: [] for m in factors}
     row0 = 0

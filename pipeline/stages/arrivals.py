@@ -74,7 +74,7 @@ def overall_fit(sample: np.ndarray, grid_s: float | None,
     if len(positive) < t.min_fit_gaps:
         return None, {}, positive
     delta = rounded.resolution_of(sample, grid_s)
-    fits = rounded.fit_rounded(sample, delta) if delta else families.fit_iat_rows(positive[None, :])
+    fits = rounded.fit_rounded(sample, delta, t.rounded_exact_below) if delta else families.fit_iat_rows(positive[None, :])
     if not fits:
         return None, {}, positive
     return {**families.chosen_fit(fits, t.ks_fits, t.bic_margin), "grid_s": delta}, fits, positive

@@ -27,7 +27,6 @@ from servetrace.grouping import Grouping
 from servetrace.rows.codes import Codes, combined, load_codes
 from servetrace.rows.moments import Moments, cv
 
-TOP_GAPS = 10
 # Per row, from stg_requests in file order: arrival, de-rounded arrival, seeded uniform, row hash.
 ROW_COLUMNS = ("row_id", "arrival_s", "arrival_derounded_s", "u", "row_hash")
 ROW_SELECT = ("row_id, arrival_s, arrival_s + getvariable('jitter_s') * u_jitter as arrival_derounded_s, "
@@ -42,7 +41,7 @@ def _nulls(frame: pl.DataFrame) -> pl.DataFrame:
 @dataclass(frozen=True)
 class GapResults:
     summary: dict  # whole trace: gaps, positive, mean, std, cv (raw), cv de-rounded, max gap, ties
-    longest: pl.DataFrame  # the TOP_GAPS longest gaps
+    longest: pl.DataFrame  # the top_gaps longest gaps
     window_gaps: pl.DataFrame  # per window: within-window gaps, mean, CV raw and de-rounded
     group_gaps: pl.DataFrame  # per group (all groups): requests and own-gap mean and CV
     model_gaps: pl.DataFrame
@@ -87,9 +86,9 @@ class GapStream:
     """Every gap statistic of the trace, fed batches of rows in file (= arrival) order."""
 
     def __init__(self, codings: dict[str, Codes], t0_s: float, n_windows: int, window_s: float, jitter_s: float,
-                 sample_p: float, per_window_n: int) -> None:
+                 sample_p: float, per_window_n: int, top_gaps: int) -> None:
         self.t0_s, self.window_s, self.jitter_s = t0_s, window_s, jitter_s
-        self.sample_p, self.per_window_n = sample_p, per_window_n
+        self.sample_p, self.per_window_n, self.top_gaps = sample_p, per_window_n, top_gaps
         self.levels = {name: LevelGaps(c) for name, c in codings.items()}
         self.raw, self.derounded = Moments(1), Moments(1)
         self.window_raw, self.window_derounded = Moments(n_windows), Moments(n_windows)
@@ -149,13 +148,13 @@ class GapStream:
         return iat
 
     def _keep_longest(self, gap: np.ndarray, arrival: np.ndarray, row: np.ndarray) -> None:
-        """Keep the TOP_GAPS longest gaps so far (ties: the earliest rows, which come first)."""
-        if len(self.longest) == TOP_GAPS:  # a later row must be strictly longer to enter
+        """Keep the top_gaps longest gaps so far (ties: the earliest rows, which come first)."""
+        if len(self.longest) == self.top_gaps:  # a later row must be strictly longer to enter
             keep = np.flatnonzero(gap > self.longest[-1, 0])
             gap, arrival, row = gap[keep], arrival[keep], row[keep]
-        pick = _top(gap, TOP_GAPS)
+        pick = _top(gap, self.top_gaps)
         cand = np.concatenate([self.longest, np.column_stack([gap[pick], arrival[pick], row[pick]])])
-        self.longest = cand[np.lexsort((cand[:, 2], -cand[:, 0]))][:TOP_GAPS]
+        self.longest = cand[np.lexsort((cand[:, 2], -cand[:, 0]))][:self.top_gaps]
 
     def _duplicates(self, t: np.ndarray, row_hash: np.ndarray) -> None:
         h = np.concatenate([self.tie_hashes, row_hash])

@@ -14,7 +14,6 @@ from servetrace.stats import correlation, families
 from servetrace.stats.changes import change_points
 
 FIELDS = ("input", "output", "reason")
-DRIFT_BIN_LOG10 = 1 / 50  # width of the drift histogram bins, in decades
 
 
 def correlations(x: np.ndarray, y: np.ndarray, requests: np.ndarray | None = None) -> dict:
@@ -57,7 +56,7 @@ def length_drift(hist: pl.DataFrame, period_s: float, t: StageSettings = DEFAULT
             "period_start_s": periods * period_s,
             "requests": n.astype(np.int64),
             "ks_vs_all": np.abs(cdf - total).max(axis=1),
-            "wasserstein_log10_vs_all": np.abs(cdf - total).sum(axis=1) * DRIFT_BIN_LOG10,
+            "wasserstein_log10_vs_all": np.abs(cdf - total).sum(axis=1) * (1 / t.drift_bins_per_decade),
             "ks_vs_previous": ks_prev,
             "change_point": change_points(ks_prev, n, t.drift_ks, t.drift_alpha),
         }))

@@ -31,7 +31,7 @@ def reuse_of(requests: str | Path, ctx: Context) -> Reuse | None:
     if not ctx.has_hash_ids or not ctx.rows:
         return None
     return analyze(requests, sessions=session_codes(requests) if ctx.has("session_id") else None,
-                   seed=ctx.settings.seed)
+                   seed=ctx.settings.seed, t=ctx.settings.stages.reuse)
 
 
 def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, dict]:

@@ -5,7 +5,7 @@ probability P_k = integral f(x) tri(x / delta - k) dx, tri the unit triangle: ga
 resolution are not lost but seen as ties (k = 0, a censored observation), and short gaps are smeared
 over neighbouring multiples. With G(t) = integral_0^t F = t F(t) - M1(t), M1(t) = integral_0^t x f,
 the observed CDF is H(k) = (G((k+1) delta) - G(k delta)) / delta and P_k = H(k) - H(k - 1). For
-k >= EXACT_BELOW, P_k = delta f(k delta) to a relative O(1/k^2): the likelihood there is the density
+k >= `exact_below` (settings: stages.rounded_exact_below), P_k = delta f(k delta) to a relative O(1/k^2): the likelihood there is the density
 of the observed gap, summed from sufficient statistics. The parameters maximize this likelihood
 (Nelder-Mead on log parameters, from the closed-form fit of the positive gaps).
 """
@@ -17,9 +17,8 @@ import math
 import numpy as np
 from scipy import special
 
+from servetrace.settings import DEFAULTS
 from servetrace.stats import families
-
-EXACT_BELOW = 10  # gaps of fewer grid steps than this use the exact rounded probability
 
 
 def partial_mean(family: str, p: dict, t: np.ndarray) -> np.ndarray:
@@ -43,13 +42,14 @@ def _cdf(family: str, p: dict, t: np.ndarray) -> np.ndarray:
     return families.iat_cdf(family, p, np.asarray(t, dtype=float)[None, :])[0]
 
 
-def observed_cdf(family: str, p: dict, k: np.ndarray, delta: float) -> np.ndarray:
-    """H(k): the probability that a gap is seen as at most k grid steps (k >= -1 integers)."""
+def observed_cdf(family: str, p: dict, k: np.ndarray, delta: float, exact_below: int = DEFAULTS.stages.rounded_exact_below) -> np.ndarray:
+    """H(k): the probability that a gap is seen as at most k grid steps (k >= -1 integers); exact
+    below `exact_below` steps, the density's CDF at the step's middle above."""
     k = np.asarray(k, dtype=float)
-    steps = np.arange(0, EXACT_BELOW + 1) * delta  # G at 0 .. EXACT_BELOW steps, once
+    steps = np.arange(0, exact_below + 1) * delta  # G at 0 .. exact_below steps, once
     g = np.where(steps > 0, steps * _cdf(family, p, steps) - partial_mean(family, p, steps), 0.0)
-    exact = np.concatenate([[0.0], np.diff(g) / delta])  # H(-1) = 0, H(0) .. H(EXACT_BELOW - 1)
-    small = k < EXACT_BELOW
+    exact = np.concatenate([[0.0], np.diff(g) / delta])  # H(-1) = 0, H(0) .. H(exact_below - 1)
+    small = k < exact_below
     out = np.empty(k.shape)
     out[small] = exact[np.clip(k[small], -1, None).astype(np.int64) + 1]
     out[~small] = _cdf(family, p, (k[~small] + 0.5) * delta)
@@ -57,21 +57,22 @@ def observed_cdf(family: str, p: dict, k: np.ndarray, delta: float) -> np.ndarra
 
 
 class Rounded:
-    """Sufficient statistics of gaps seen on a grid of `delta` seconds."""
+    """Sufficient statistics of gaps seen on a grid of `delta` seconds (exact probabilities for
+    gaps of fewer than `exact_below` steps)."""
 
-    def __init__(self, x: np.ndarray, delta: float):
+    def __init__(self, x: np.ndarray, delta: float, exact_below: int = DEFAULTS.stages.rounded_exact_below):
         x = np.sort(np.asarray(x, dtype=float))
-        self.x, self.delta = x, delta
+        self.x, self.delta, self.exact_below = x, delta, exact_below
         self.k = np.rint(x / delta)
-        small = self.k < EXACT_BELOW
-        self.small_counts = np.bincount(self.k[small].astype(np.int64), minlength=EXACT_BELOW)
+        small = self.k < exact_below
+        self.small_counts = np.bincount(self.k[small].astype(np.int64), minlength=exact_below)
         big = x[~small]
         self.n_big = big.size
         self.log_big = np.log(big)
         self.sum_log, self.sum_log2, self.sum_x = self.log_big.sum(), (self.log_big**2).sum(), big.sum()
 
     def loglik(self, family: str, p: dict) -> float:
-        h = observed_cdf(family, p, np.arange(-1, EXACT_BELOW), self.delta)
+        h = observed_cdf(family, p, np.arange(-1, self.exact_below), self.delta, self.exact_below)
         pk = np.diff(h)
         used = self.small_counts > 0
         small = float((self.small_counts[used] * np.log(np.maximum(pk[used], 1e-300))).sum())
@@ -93,8 +94,8 @@ class Rounded:
 
     def ks(self, family: str, p: dict) -> float:
         """KS distance between the gaps as seen and the family seen through the same grid."""
-        hi = observed_cdf(family, p, self.k, self.delta)
-        lo = observed_cdf(family, p, self.k - 1, self.delta)
+        hi = observed_cdf(family, p, self.k, self.delta, self.exact_below)
+        lo = observed_cdf(family, p, self.k - 1, self.delta, self.exact_below)
         return float(families.ks_distance(self.x[None, :], (hi[None, :], lo[None, :]))[0])
 
 
@@ -128,10 +129,10 @@ def _fit_one(r: Rounded, family: str, start: dict) -> dict:
             "ks": np.array([r.ks(family, p)])}
 
 
-def fit_rounded(x: np.ndarray, delta: float) -> dict[str, dict]:
+def fit_rounded(x: np.ndarray, delta: float, exact_below: int = DEFAULTS.stages.rounded_exact_below) -> dict[str, dict]:
     """The four inter-arrival families fitted to gaps x (>= 0, ties included) seen on a grid of
     `delta` seconds; the same structure as families.fit_iat_rows (one row), AIC and BIC included."""
-    r = Rounded(x, delta)
+    r = Rounded(x, delta, exact_below)
     pos = r.x[r.x > 0]
     start = families.fit_iat_rows(pos[None, :]) if pos.size >= 2 else None
     fits = {}

@@ -2,7 +2,7 @@
 can tell a real miss from noise.
 
 - seed to seed: the metric between two workloads the generator makes from the bundle with two
-  seeds (FLOOR_SEEDS), over the source's span: what a fresh seed alone changes;
+  seeds (FidelitySettings.floor_seeds), over the source's span: what a fresh seed alone changes;
 - half to half: the metric between the two time halves of the source (its whole rate windows cut
   in two equal runs, an odd last window left out, the second laid over the first); for the rate,
   each whole window's rate from its first half against its second half (a half window's count is noisier than a whole one's by about
@@ -20,9 +20,9 @@ import polars as pl
 
 from servetrace.errors import ServetraceError
 from servetrace.outputs import BUNDLE
+from servetrace.settings import FidelitySettings
 from servetrace.stats import fidelity as m
 
-FLOOR_SEEDS = (1_000_001, 1_000_002)
 KINDS = ("seed_to_seed", "half_to_half")
 
 
@@ -38,15 +38,16 @@ def find_bundle(bundle: str | Path | None, source: str | Path) -> Path | None:
     return own if Path(source).is_dir() and own.is_file() else None
 
 
-def seed_traces(bundle_path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The arrival times of two workloads generated from the bundle (FLOOR_SEEDS, source span)."""
+def seed_traces(bundle_path: Path | None, seeds: tuple[int, int] = FidelitySettings.floor_seeds
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The arrival times of two workloads generated from the bundle (two `seeds`, source span)."""
     if bundle_path is None:
         return None
     from servetrace.bundle import load_bundle
     from servetrace.generation import GenerateOptions, generate_table
 
     bundle = load_bundle(bundle_path)
-    a, b = (generate_table(bundle, GenerateOptions(seed=s))[0].column("arrival_s").to_numpy() for s in FLOOR_SEEDS)
+    a, b = (generate_table(bundle, GenerateOptions(seed=s))[0].column("arrival_s").to_numpy() for s in seeds)
     return a, b
 
 

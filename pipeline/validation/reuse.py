@@ -19,14 +19,15 @@ from servetrace.bundle.sessions import session_frame
 from servetrace.io import write_parquet
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.schema import HASH_IDS
+from servetrace.settings import DEFAULTS, Settings
 from servetrace.stages.prefix import session_codes
 
 
-def _profile(path: Path, block_size: int | None) -> tuple[Reuse | None, pl.DataFrame | None]:
+def _profile(path: Path, block_size: int | None, settings: Settings = DEFAULTS) -> tuple[Reuse | None, pl.DataFrame | None]:
     names = pq.read_schema(path).names
     codes = session_codes(path) if "session_id" in names else None
-    reuse = analyze(path, block_size=block_size, sessions=codes) if HASH_IDS in names else None
-    return reuse, session_frame(path, codes, reuse)
+    reuse = analyze(path, block_size=block_size, sessions=codes, t=settings.stages.reuse) if HASH_IDS in names else None
+    return reuse, session_frame(path, codes, reuse, settings.fit.sessions.session_rows)
 
 
 def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -80,11 +81,11 @@ def _value(v) -> float | None:
     return v["diff"] if isinstance(v, dict) else v
 
 
-def reuse_fidelity(source: Path, synthetic: Path) -> dict:
+def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS) -> dict:
     """{metric: value or pair} plus `noise_floor` {metric: source half against half}."""
-    src = _profile(source, None)
+    src = _profile(source, None, settings)
     block = src[0].block_size if src[0] is not None else None
-    out = compare(src, _profile(synthetic, block))
+    out = compare(src, _profile(synthetic, block, settings))
     if not out:
         return {}
     with tempfile.TemporaryDirectory(prefix=".validate-halves-", dir=Path(source).parent) as tmp:
@@ -93,7 +94,7 @@ def reuse_fidelity(source: Path, synthetic: Path) -> dict:
         if frame is not None:
             session = frame.sort("row")["session"].to_numpy() if frame.height == pq.read_metadata(source).num_rows else None
         h1, h2 = _halves(Path(source), session, Path(tmp))
-        floor = compare(_profile(h1, block), _profile(h2, block))
+        floor = compare(_profile(h1, block, settings), _profile(h2, block, settings))
     out["noise_floor"] = {k: _value(v) for k, v in floor.items()}
     out["noise_floor_basis"] = "the source's sessions split in two halves by a hash (each half against the other)"
     out["block_size"] = block

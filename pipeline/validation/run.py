@@ -28,8 +28,8 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         src_path = requests_path(source, out_dir / INPUTS / "source")
         syn_path = requests_path(synthetic, out_dir / INPUTS / "synthetic")
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
-        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path),
-                                  seed_traces(bundle_path))
+        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings),
+                                  seed_traces(bundle_path, thresholds.floor_seeds))
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic),
                             "bundle": None if bundle_path is None else str(bundle_path)}
         write_parquet(table_path(out_dir, FIDELITY_WINDOWS), tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})
