@@ -59,11 +59,11 @@ def test_length_family_cdfs_equal_scipy_stats():
         np.testing.assert_allclose(_cdf(family, params, x), dist.cdf(x), rtol=1e-14, atol=1e-300, err_msg=family)
 
 
-def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_or_statsmodels(tmp_path):
+def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_statsmodels_or_altair(tmp_path):
     trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
     code = ("import sys\nfrom servetrace.characterization import characterize\n"
             f"characterize({str(trace)!r}, {str(tmp_path)!r}, quiet=True)\n"
-            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels') if m in sys.modules))")
+            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels', 'altair') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -82,3 +82,23 @@ def test_ingest_imports_neither_scipy_pandas_nor_polars(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert pq.read_metadata(tmp_path / "requests.parquet").num_rows == 19_366
+
+
+@pytest.mark.parametrize("kind", ["int8", "int16", "int32", "int64", "uint64", "float32", "float64"])
+def test_arrow_to_numpy_through_buffers_equals_pyarrow(kind):
+    import pyarrow as pa
+
+    from servetrace.arrays import numpy_of
+
+    values = np.arange(-5, 45).astype(kind) if kind[0] != "u" else np.arange(50).astype(kind)
+    mask = np.zeros(50, bool)
+    mask[[0, 7, 8, 31, 49]] = True
+    arr = pa.array(values, mask=mask)
+    fill = 0 if kind[0] == "u" else -1
+    for a in (arr, arr.slice(3, 40), arr.slice(9, 0)):
+        want = np.where(np.asarray(a.is_null()), fill, np.nan_to_num(a.to_numpy(zero_copy_only=False))).astype(kind)
+        got = numpy_of(a, null=fill)
+        assert got.dtype == np.dtype(kind) and np.array_equal(got, want)
+    clean = pa.chunked_array([pa.array(values[:20]), pa.array(values[20:]).slice(5)])
+    assert np.array_equal(numpy_of(clean), clean.to_numpy())
+    assert np.array_equal(numpy_of(arr), arr.to_numpy(zero_copy_only=False), equal_nan=True)  # nulls: pyarrow's way

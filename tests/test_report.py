@@ -116,7 +116,7 @@ def test_key_findings_are_five_to_eight_and_link_to_sections(page):
 
 def test_citeable_section_records_settings_versions_and_sha(page):
     cite = page[page.index('<section id="cite">'):]
-    assert "ab" * 32 in cite and "window_s" in cite and "altair (report)" in cite and "duckdb" in cite
+    assert "ab" * 32 in cite and "window_s" in cite and "vega-lite (report)" in cite and "duckdb" in cite
 
 
 def test_big_tables_are_thinned(tmp_path):

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from servetrace.arrays import numpy_of
+
 BATCH_ROWS = 1 << 20  # one Parquet row group per batch
 REFUSED = pa.schema([("rec", pa.int64()), ("reason", pa.string())])
 
@@ -54,15 +56,7 @@ class _Writer:
             self.writer.close()
 
 
-# numpy <-> Arrow through the buffers: pyarrow's own conversions import pandas (~0.5 s of CPU in a
-# command that otherwise never needs it). Kept arrivals have no nulls.
-def _float64s(col: pa.ChunkedArray) -> np.ndarray:
-    if col.type != pa.float64() or col.null_count:
-        return col.to_numpy()
-    parts = [np.frombuffer(c.buffers()[1], np.float64, len(c), c.offset * 8) for c in col.chunks if len(c)]
-    return np.concatenate(parts) if len(parts) != 1 else parts[0]
-
-
+# numpy -> Arrow through the buffers (servetrace/arrays.py: pyarrow's own conversions import pandas).
 def _float64_array(x: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.float64(), x.size, [None, pa.py_buffer(np.ascontiguousarray(x, np.float64))])
 
@@ -105,7 +99,7 @@ def stream_typed(
             table = table.drop_columns(["rec", "reason"] if numbered else ["reason"])
             if table.num_rows == 0:
                 continue
-            arrival = _float64s(table.column("arrival_s"))
+            arrival = numpy_of(table.column("arrival_s"))
             lo = float(arrival.min())
             out.lo = lo if out.lo is None else min(out.lo, lo)
             if out.ordered:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import altair as alt
 import polars as pl
 
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
@@ -14,6 +13,7 @@ from servetrace.provision.capacity import Requests, latency_curve, min_servers, 
 from servetrace.provision.model import work_s
 from servetrace.settings import ServingModel
 from servetrace.provision.naive import naive_requests
+from servetrace.report import specs as vl
 from servetrace.report.blocks import h2, note, page_html, table_html
 from servetrace.validation.inputs import load_requests
 
@@ -97,15 +97,13 @@ def _generated(bundle: str | Path, src: Requests, seed: int) -> Requests:
 def provision_page(result: dict, curve: pl.DataFrame) -> str:
     rows = [[name, cap, result["error"].get(name), result["traces"][name]["mean_rps"],
              result["traces"][name]["load_servers"]] for name, cap in result["capacity"].items()]
-    chart = alt.Chart(curve.to_pandas()).mark_line(point=True).encode(
-        x=alt.X("servers:Q", title="servers"),
-        y=alt.Y("latency_s:Q", title=f"{result['latency'].split(' <=')[0]} (s)", scale=alt.Scale(type="log")),
-        color="trace:N",
-    ).properties(width=560, height=300)
-    rule = alt.Chart(alt.Data(values=[{"target": result["model"]["target_s"]}])).mark_rule(
-        strokeDash=[4, 4], color="gray").encode(y="target:Q")
+    chart = {**vl.chart(curve, vl.mark("line", point=True), x=vl.field("servers:Q", title="servers"),
+                        y=vl.field("latency_s:Q", title=f"{result['latency'].split(' <=')[0]} (s)", scale={"type": "log"}),
+                        color="trace:N"), "width": 560, "height": 300}
+    rule = vl.chart([{"target": result["model"]["target_s"]}], vl.mark("rule", strokeDash=[4, 4], color="gray"),
+                    y="target:Q")
     return page_html("Provisioning: source vs ours vs naive", [
         note(f"target: {result['latency']}"),
         table_html(["trace", "servers needed", "error vs source", "mean req/s", "busy servers (load)"], rows),
-        h2("Latency against servers"), chart + rule, h2("Serving model"), note(result["model_statement"]),
+        h2("Latency against servers"), vl.layer(chart, rule), h2("Serving model"), note(result["model_statement"]),
     ])

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from servetrace.io import write_text
+from servetrace.report.specs import VEGA_LITE
 
 
 def _cache_path(vl_version: str) -> Path:
@@ -26,9 +27,8 @@ def vega_bundle() -> str:
     Bundling takes seconds, so the result is kept in the user's cache directory, keyed by versions.
     """
     import vl_convert
-    from altair.utils._importers import vl_version_for_vl_convert
 
-    vl_version = vl_version_for_vl_convert()
+    vl_version = "v" + "_".join(VEGA_LITE.split(".")[:2])  # vl-convert names a Vega-Lite release v6_4
     cached = _cache_path(vl_version)
     if cached.is_file():
         return cached.read_text(encoding="utf-8")

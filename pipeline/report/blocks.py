@@ -1,5 +1,5 @@
 """The blocks of the fidelity and provision pages (reports/templates/run.html.j2): headings, notes,
-tables and altair charts, in page order. Values are formatted here and escaped by the template."""
+tables and Vega-Lite charts, in page order. Values are formatted here and escaped by the template."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from markupsafe import Markup
 
+from servetrace.report import specs as vl
 from servetrace.report.assets import script_json, vega_bundle
 from servetrace.report.templates import render_page, style
 
@@ -28,14 +29,15 @@ def _fmt(v: Any) -> str:
 
 
 def page_html(title: str, blocks: Sequence[Any]) -> str:
-    """`blocks`: dicts made by `h2`, `note`, `table_html`, or altair charts, in page order."""
+    """`blocks`: dicts made by `h2`, `note`, `table_html` (each with its `kind`), or chart specs
+    (report/specs.py), in page order."""
     shown, charts = [], []
     for i, block in enumerate(blocks):
-        if isinstance(block, dict):
+        if "kind" in block:
             shown.append(block)
         else:
             shown.append({"kind": "chart", "id": f"chart{i}"})
-            charts.append((f"chart{i}", Markup(script_json(block.to_dict()))))
+            charts.append((f"chart{i}", Markup(script_json(vl.top_level(block)))))
     return render_page("run.html.j2", title=title, css=style("run"), blocks=shown, charts=charts,
                        vega=Markup(vega_bundle()) if charts else "")
 

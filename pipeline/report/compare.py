@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import altair as alt
-
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure
 from servetrace.report.inputs import ReportInputs
 from servetrace.report.render import Page
@@ -42,11 +41,11 @@ def side_by_side(fa: Figure, fb: Figure, la: str, lb: str) -> Figure:
     if fa.spec is None or fb.spec is None:
         present, label, other = (fb, lb, la) if fa.spec is None else (fa, la, lb)
         missing = fa.missing if fa.spec is None else fb.missing
-        return Figure.of(f"side-{present.key}", f"{present.title} ({label} only)", present.chart.properties(title=label),
+        return Figure.of(f"side-{present.key}", f"{present.title} ({label} only)", {**present.chart, "title": label},
                          f"{present.caption} Not in {other}: {missing}.")
     # Legends stay with their own chart: the same name can carry a different number (a KS, a weight) in each.
-    chart = alt.hconcat(fa.chart.properties(title=la), fb.chart.properties(title=lb)).resolve_scale(
-        y="shared", color="independent", strokeDash="independent")
+    chart = vl.hconcat({**fa.chart, "title": la}, {**fb.chart, "title": lb},
+                       resolve={"scale": {"y": "shared", "color": "independent", "strokeDash": "independent"}})
     return Figure.of(f"side-{fa.key}", fa.title, chart, paired_caption(fa.caption, fb.caption, la, lb))
 
 

@@ -1,4 +1,4 @@
-"""A figure of the report: an altair chart, or the reason it is not drawn. Helpers shared by the charts.
+"""A figure of the report: a Vega-Lite chart, or the reason it is not drawn. Helpers shared by the charts.
 
 Charts read tables/ as the stages wrote them; they reshape (select, rename, thin, cumulate for a
 Lorenz curve) but compute no statistics of their own.
@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import altair as alt
 import polars as pl
+
+from servetrace.report import specs as vl
 
 # Beyond this many marks a chart is thinned: the page must stay light for a 10 M-row trace.
 MAX_POINTS = 2000
@@ -27,12 +28,12 @@ class Figure:
     caption: str = ""
     spec: dict | None = None
     missing: str | None = None
-    chart: Any = None  # the altair object, kept for side-by-side composition
+    chart: Any = None  # the spec as built (its data still frames), kept for side-by-side composition
 
     @classmethod
-    def of(cls, key: str, title: str, chart: alt.TopLevelMixin, caption: str = "") -> "Figure":
-        # not validated here (a third of the report's time): tests/test_report.py checks every spec
-        return cls(key, title, caption, spec=chart.to_dict(validate=False), chart=chart)
+    def of(cls, key: str, title: str, chart: dict, caption: str = "") -> "Figure":
+        # tests/test_report.py checks every spec against the Vega-Lite schema
+        return cls(key, title, caption, spec=vl.top_level(chart), chart=chart)
 
     @classmethod
     def absent(cls, key: str, title: str, reason: str) -> "Figure":
@@ -97,36 +98,35 @@ DECADE_LABELS = ("abs(log(datum.value) / LN10 - round(log(datum.value) / LN10)) 
                  "(datum.value >= 0.0001 ? format(datum.value, ',~g') : format(datum.value, '.0e')) : ''")
 
 
-def time_x(title: str) -> alt.X:
+def time_x(title: str) -> dict:
     """The x channel of a series drawn by `time_axis`: plain tick labels (0, 0.5, 1, not 0.0, 0.5, 1.0)."""
-    return alt.X(f"{title}:Q", axis=alt.Axis(format="~g"))
+    return vl.field(f"{title}:Q", axis={"format": "~g"})
 
 
-def frame(chart: alt.TopLevelMixin, title: str = "") -> alt.TopLevelMixin:
-    return chart.properties(width=WIDTH, height=HEIGHT, title=title) if title else chart.properties(
-        width=WIDTH, height=HEIGHT)
+def frame(chart: dict, title: str = "") -> dict:
+    return {**chart, "width": WIDTH, "height": HEIGHT, **({"title": title} if title else {})}
 
 
-def rule_at(value: float, label: str, axis: str = "y", at: str = "start") -> alt.Chart:
+def rule_at(value: float, label: str, axis: str = "y", at: str = "start") -> dict:
     """A dashed reference line (Poisson CV = 1, IDC = 1, equality), labelled at its start or end
     (whichever the data leaves free); a vertical line's label belongs in the axis title."""
-    base = alt.Chart(pl.DataFrame({"v": [value], "label": [label]}))
-    rule = base.mark_rule(strokeDash=[4, 3], color="#666").encode(**{axis: "v:Q"})
+    base = pl.DataFrame({"v": [value], "label": [label]})
+    rule = vl.chart(base, vl.mark("rule", strokeDash=[4, 3], color="#666"), **{axis: "v:Q"})
     if axis != "y":
         return rule
     end = at == "end"
-    text = base.mark_text(align="right" if end else "left", dy=-6, color="#555", fontSize=10).encode(
-        y="v:Q", x=alt.value(WIDTH - 4 if end else 4), text="label:N")
-    return rule + text
+    text = vl.chart(base, vl.mark("text", align="right" if end else "left", dy=-6, color="#555", fontSize=10),
+                    y="v:Q", x=vl.value(WIDTH - 4 if end else 4), text="label:N")
+    return vl.layer(rule, text)
 
 
-def log_scale(df: pl.DataFrame, col: str, decades: float = 2.0) -> alt.Scale:
+def log_scale(df: pl.DataFrame, col: str, decades: float = 2.0) -> dict:
     """A log scale when the column spans more than `decades` decades and stays positive, else linear."""
     s = df[col].drop_nulls()
     positive = s.filter(s > 0)
     if positive.len() == s.len() and positive.len() and positive.max() / positive.min() > 10 ** decades:
-        return alt.Scale(type="log")
-    return alt.Scale(zero=False)
+        return {"type": "log"}
+    return {"zero": False}
 
 
 def positive(df: pl.DataFrame, *cols: str) -> pl.DataFrame:

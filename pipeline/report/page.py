@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 
-import altair as alt
-
 from servetrace.report.inputs import ReportInputs
 from servetrace.report.render import Page
 from servetrace.report.runs import run_sections
 from servetrace.report.sections import Section, Table, finding_sections
+from servetrace.report.specs import VEGA_LITE
 from servetrace.report.summary import key_findings, trace_line
 from servetrace.report.values import fmt_number, lookup
 
@@ -25,8 +24,8 @@ def _version(dist: str) -> str:
 def report_versions(findings: dict) -> dict[str, str]:
     """Versions the findings record, plus what drew this page."""
     recorded = findings.get("versions") if isinstance(findings.get("versions"), dict) else {}
-    drawn = {"servetrace": _version("servetrace"), "altair": _version("altair"),
-             "vega-lite": alt.SCHEMA_VERSION, "vl-convert-python": _version("vl-convert-python")}
+    drawn = {"servetrace": _version("servetrace"), "vega-lite": f"v{VEGA_LITE}",
+             "vl-convert-python": _version("vl-convert-python")}
     return {**{k: str(v) for k, v in recorded.items()}, **{f"{k} (report)": v for k, v in drawn.items()}}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure, frame, rule_at, thin, time_axis, time_x
 from servetrace.report.sections import Section, Table
 from servetrace.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
@@ -26,10 +26,9 @@ def _cell(value: Any) -> str:
 TRACE_COLORS = {"source": "#1f4e79", "synthetic": "#c0504d", "ours": "#c0504d", "naive": "#888888"}
 
 
-def trace_color(names: list[str]) -> alt.Color:
+def trace_color(names: list[str]) -> dict:
     known = [n for n in TRACE_COLORS if n in names] + [n for n in names if n not in TRACE_COLORS]
-    return alt.Color("trace:N", title=None, scale=alt.Scale(
-        domain=known, range=[TRACE_COLORS.get(n, "#6a8d3a") for n in known]))
+    return vl.field("trace:N", title=None, scale={"domain": known, "range": [TRACE_COLORS.get(n, "#6a8d3a") for n in known]})
 
 
 # What each fidelity check measures (by name, or by the prefix of a family of checks).
@@ -83,8 +82,8 @@ def _fidelity_rates(inp) -> Figure:
     long = thin(df.select("window_start_s", "source_rps", "synthetic_rps")).unpivot(
         index="window_start_s", variable_name="trace", value_name="rate_rps")
     long, x = time_axis(long.with_columns(pl.col("trace").str.replace("_rps", "")), "window_start_s")
-    chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.85).encode(
-        x=time_x(x), y=alt.Y("rate_rps:Q", title="requests / s"), color=trace_color(["source", "synthetic"]))
+    chart = vl.chart(long, vl.mark("line", strokeWidth=1.2, opacity=0.85),
+                     x=time_x(x), y=vl.field("rate_rps:Q", title="requests / s"), color=trace_color(["source", "synthetic"]))
     caption = "Mean rate per window of the source and of the synthetic trace; the synthetic line should track the source."
     mape = lookup(inp.runs.get("fidelity", {}), "rate_mape")
     if is_number(mape):
@@ -164,15 +163,15 @@ def _provision_curve(inp, provision: dict) -> Figure:
     if df is None:
         return Figure.absent("provision-curve", title, "no provision_curve table and no curve in provision.json")
     shown = df.filter(pl.col("latency_s") > 0)
-    lines = alt.Chart(shown).mark_line(point=True).encode(
-        x=alt.X("servers:Q", title="servers", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("latency_s:Q", scale=alt.Scale(type="log"), title=latency_title(provision)),
-        color=trace_color(shown["trace"].unique(maintain_order=True).to_list()),
-        tooltip=["trace", "servers", alt.Tooltip("latency_s:Q", format=".3g")])
+    lines = vl.chart(shown, vl.mark("line", point=True),
+                     x=vl.field("servers:Q", title="servers", axis={"tickMinStep": 1, "format": "d"}),
+                     y=vl.field("latency_s:Q", scale={"type": "log"}, title=latency_title(provision)),
+                     color=trace_color(shown["trace"].unique(maintain_order=True).to_list()),
+                     tooltip=["trace", "servers", vl.field("latency_s:Q", format=".3g")])
     chart = lines
     target = lookup(provision, "model.target_s")
     if is_number(target):
-        chart = lines + rule_at(float(target), f"target {target:g} s", at="end")
+        chart = vl.layer(lines, rule_at(float(target), f"target {target:g} s", at="end"))
     caption = "Latency under each workload as servers are added; each needs the fewest servers whose line is under the target."
     capacity = provision.get("capacity")
     if isinstance(capacity, dict) and capacity:

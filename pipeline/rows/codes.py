@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from servetrace import grouping
+from servetrace.arrays import numpy_of
 from servetrace.grouping import Grouping
 
 
@@ -94,7 +95,7 @@ def frame_group_codes(frame: pl.DataFrame, by: Grouping) -> Codes:
 def _column_codes(parquet, name: str, rows: int) -> Codes:
     """One dictionary-encoded column, row group by row group, as codes into one growing level list
     (memory: the codes, 2 bytes a row, plus one row group); a null is the level '(none)'."""
-    levels = pa.array([], pa.string())
+    levels = pa.nulls(0, pa.string())  # pa.array of a Python list would import pandas
     out = np.empty(rows, np.int16)
     at = 0
     for group in range(parquet.num_row_groups):
@@ -103,9 +104,8 @@ def _column_codes(parquet, name: str, rows: int) -> Codes:
             new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))
             if len(new):
                 levels = pa.concat_arrays([levels, new])
-            mapping = pc.index_in(dictionary, value_set=levels).to_numpy(zero_copy_only=False).astype(np.int64)
-            idx = chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices
-            mapped = np.append(mapping, -1)[idx.to_numpy(zero_copy_only=False)]  # -1: null
+            mapping = numpy_of(pc.index_in(dictionary, value_set=levels), null=-1).astype(np.int64)
+            mapped = np.append(mapping, -1)[numpy_of(chunk.indices, null=-1)]  # -1: null
             if len(levels) >= 2**15 - 1 and out.dtype == np.int16:
                 out = out.astype(np.int32)
             out[at: at + len(chunk)] = mapped

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from servetrace.arrays import numpy_of
 from servetrace.rows import read
 from servetrace.rows.codes import Codes
 from servetrace.stages.gaps import ROW_SELECT, GapResults, GapStream
@@ -49,7 +50,7 @@ class _Arrivals:
     def __iter__(self):
         for b in self.batches:
             self.rows += b.num_rows
-            yield _Batch(b.column("arrival_s").to_numpy(), b)
+            yield _Batch(numpy_of(b.column("arrival_s")), b)
 
 
 class _Batch:

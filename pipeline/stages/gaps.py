@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from servetrace.arrays import numpy_of
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.rows.codes import Codes, combined, load_codes
@@ -112,7 +113,7 @@ class GapStream:
 
     def add(self, r) -> None:
         """A batch of the row stream (pipeline/rows/stream.py): arrivals and the ROW_COLUMNS."""
-        self.add_arrays(r.t, *(r.batch.column(c).to_numpy() for c in ROW_COLUMNS[2:]))
+        self.add_arrays(r.t, *(numpy_of(r.batch.column(c)) for c in ROW_COLUMNS[2:]))
 
     def add_arrays(self, t: np.ndarray, td: np.ndarray, u: np.ndarray, row_hash: np.ndarray) -> None:
         if len(t) == 0:

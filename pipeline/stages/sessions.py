@@ -21,7 +21,7 @@ def register_inferred(con, reuse: Reuse | None) -> bool:
         frame = pa.table({"row_id": pa.array(np.arange(len(root)), pa.int64()),
                           "session_key": pa.array(root.astype(str))})
     else:
-        frame = pa.table({"row_id": pa.array([], pa.int64()), "session_key": pa.array([], pa.string())})
+        frame = pa.Table.from_arrays([pa.nulls(0, pa.int64()), pa.nulls(0, pa.string())], ["row_id", "session_key"])
     con.register("inferred_sessions", frame)
     return frame.num_rows > 0
 

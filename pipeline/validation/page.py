@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.blocks import h2, note, page_html, table_html
 
 W, H = 460, 220
@@ -39,34 +39,32 @@ def _side_by_side(f: dict) -> dict:
     return table_html(["metric", "source", "synthetic"], rows)
 
 
-def _rate_chart(windows: pl.DataFrame) -> alt.Chart:
+def _rate_chart(windows: pl.DataFrame) -> dict:
     long = windows.unpivot(index="window_start_s", on=["source_rps", "synthetic_rps"],
                            variable_name="trace", value_name="rps")
     long = long.with_columns(pl.col("trace").str.replace("_rps", ""), (pl.col("window_start_s") / 3600).alias("hour"))
-    rates = alt.Chart(long.to_pandas()).mark_line(point=True).encode(
-        x=alt.X("hour:Q", title="hours since origin"), y=alt.Y("rps:Q", title="requests / s"), color="trace:N"
-    ).properties(width=W, height=H, title="Rate per window")
-    ape = alt.Chart(windows.with_columns((pl.col("window_start_s") / 3600).alias("hour"),
-                                         (pl.col("ape") * 100).alias("ape_pct")).to_pandas()).mark_bar().encode(
-        x=alt.X("hour:Q", title="hours since origin"), y=alt.Y("ape_pct:Q", title="abs. error (%)")
-    ).properties(width=W, height=H, title="Rate error per window")
-    return alt.hconcat(rates, ape)
+    rates = vl.chart(long, vl.mark("line", point=True), x=vl.field("hour:Q", title="hours since origin"),
+                     y=vl.field("rps:Q", title="requests / s"), color="trace:N")
+    ape = vl.chart(windows.with_columns((pl.col("window_start_s") / 3600).alias("hour"),
+                                        (pl.col("ape") * 100).alias("ape_pct")), "bar",
+                   x=vl.field("hour:Q", title="hours since origin"), y=vl.field("ape_pct:Q", title="abs. error (%)"))
+    return vl.hconcat({**rates, "width": W, "height": H, "title": "Rate per window"},
+                      {**ape, "width": W, "height": H, "title": "Rate error per window"})
 
 
-def _idc_chart(f: dict) -> alt.Chart:
+def _idc_chart(f: dict) -> dict:
     rows = [{"scale_s": s, "trace": t, "idc": p[t]} for s, p in f["idc"].items() for t in ("source", "synthetic")
             if p[t] is not None]
-    return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-        x=alt.X("scale_s:N", title="bin (s)", sort=None), xOffset="trace:N",
-        y=alt.Y("idc:Q", title="index of dispersion", scale=alt.Scale(type="log")), color="trace:N"
-    ).properties(width=W, height=H, title="Index of dispersion of counts")
+    return {**vl.chart(rows, "bar", x=vl.field("scale_s:N", title="bin (s)", sort=None), xOffset="trace:N",
+                       y=vl.field("idc:Q", title="index of dispersion", scale={"type": "log"}), color="trace:N"),
+            "width": W, "height": H, "title": "Index of dispersion of counts"}
 
 
-def _length_chart(q: pl.DataFrame) -> alt.Chart:
-    return alt.Chart(q.filter(pl.col("tokens") > 0).to_pandas()).mark_line().encode(
-        x=alt.X("tokens:Q", scale=alt.Scale(type="log"), title="tokens"), y=alt.Y("prob:Q", title="CDF"),
-        color="trace:N", column=alt.Column("field:N", title=None)
-    ).properties(width=300, height=H, title="Length distributions")
+def _length_chart(q: pl.DataFrame) -> dict:
+    return {**vl.chart(q.filter(pl.col("tokens") > 0), "line",
+                       x=vl.field("tokens:Q", scale={"type": "log"}, title="tokens"), y=vl.field("prob:Q", title="CDF"),
+                       color="trace:N", column=vl.field("field:N", title=None)),
+            "width": 300, "height": H, "title": "Length distributions"}
 
 
 def fidelity_page(f: dict, tables: dict[str, pl.DataFrame], title: str) -> str:

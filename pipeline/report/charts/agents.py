@@ -3,9 +3,9 @@ output lengths per call kind (tables agent_counts, agent_gaps, agent_context, ag
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure, table_with, frame
 from servetrace.report.values import fmt_percent, is_number, lookup
 
@@ -17,10 +17,10 @@ def calls_per_unit(inp) -> Figure:
     df, cols = table_with(inp, "agent_counts", ("unit", "calls", "count"))
     if df is None:
         return Figure.absent(key, title, cols)
-    bars = alt.Chart(df.select("unit", "calls", "count")).mark_bar(color=BLUE).encode(
-        x=alt.X("calls:Q", title="calls", scale=alt.Scale(type="log")),
-        y=alt.Y("count:Q", title="turns or sessions"), color=alt.Color("unit:N", title=None),
-        tooltip=["unit", "calls", "count"])
+    bars = vl.chart(df.select("unit", "calls", "count"), vl.mark("bar", color=BLUE),
+                    x=vl.field("calls:Q", title="calls", scale={"type": "log"}),
+                    y=vl.field("count:Q", title="turns or sessions"), color=vl.field("unit:N", title=None),
+                    tooltip=["unit", "calls", "count"])
     return Figure.of(key, title, frame(bars), "How many model calls a user turn (all its agents) and a whole "
                                              "session made.")
 
@@ -31,11 +31,11 @@ def gaps_between_calls(inp) -> Figure:
     if df is None:
         return Figure.absent(key, title, cols)
     measure = df["measure"][0] if "measure" in df.columns else "from previous end"
-    bars = alt.Chart(df.select("kind", "gap_lo_s", "gap_hi_s", "gaps")).mark_rect(stroke="#fff", strokeWidth=0.5).encode(
-        x=alt.X("gap_lo_s:Q", title=f"gap {measure} (s)", scale=alt.Scale(type="log")), x2="gap_hi_s:Q",
-        y=alt.Y("gaps:Q", title="gaps"), y2=alt.datum(0),
-        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["tool", "think"], range=[BLUE, RED])),
-        tooltip=["kind", "gap_lo_s", "gap_hi_s", "gaps"])
+    bars = vl.chart(df.select("kind", "gap_lo_s", "gap_hi_s", "gaps"), vl.mark("rect", stroke="#fff", strokeWidth=0.5),
+                    x=vl.field("gap_lo_s:Q", title=f"gap {measure} (s)", scale={"type": "log"}), x2="gap_hi_s:Q",
+                    y=vl.field("gaps:Q", title="gaps"), y2=vl.datum(0),
+                    color=vl.field("kind:N", title=None, scale={"domain": ["tool", "think"], "range": [BLUE, RED]}),
+                    tooltip=["kind", "gap_lo_s", "gap_hi_s", "gaps"])
     return Figure.of(key, title, frame(bars), "Tool gaps: between calls of one agent in the same turn (the agent "
                                              "waits on its tools); think gaps: from a turn's last call to the next turn.")
 
@@ -45,10 +45,10 @@ def context_per_step(inp) -> Figure:
     df, cols = table_with(inp, "agent_context", ("step", "input_p50"))
     if df is None:
         return Figure.absent(key, title, cols)
-    line = alt.Chart(df.select("step", "input_p50", "input_mean")).transform_fold(
-        ["input_p50", "input_mean"], as_=["statistic", "tokens"]).mark_line(point=True).encode(
-        x=alt.X("step:Q", title="call of the agent (step)"), y=alt.Y("tokens:Q", title="input tokens"),
-        color=alt.Color("statistic:N", title=None))
+    line = vl.chart(df.select("step", "input_p50", "input_mean"), vl.mark("line", point=True),
+                    transform=[{"fold": ["input_p50", "input_mean"], "as": ["statistic", "tokens"]}],
+                    x=vl.field("step:Q", title="call of the agent (step)"), y=vl.field("tokens:Q", title="input tokens"),
+                    color=vl.field("statistic:N", title=None))
     caption = "Input tokens of an agent's k-th call (median and mean): the context it resends."
     share = lookup(inp.findings, "agents.cached_share")
     if is_number(share):
@@ -62,9 +62,8 @@ def outputs_by_kind(inp) -> Figure:
     if df is None:
         return Figure.absent(key, title, cols)
     shown = df.with_columns((pl.col("call_kind") + " / " + pl.col("role")).alias("kind")).select("kind", "p50", "p90", "calls")
-    bars = alt.Chart(shown).mark_bar(color=BLUE).encode(
-        y=alt.Y("kind:N", title=None), x=alt.X("p50:Q", title="output tokens (median; tick: p90)"),
-        tooltip=["kind", "calls", "p50", "p90"])
-    ticks = alt.Chart(shown).mark_tick(color=RED, thickness=2).encode(y="kind:N", x="p90:Q")
-    return Figure.of(key, title, frame(bars + ticks), "Output tokens of calls that open a turn and of calls "
+    bars = vl.chart(shown, vl.mark("bar", color=BLUE), y=vl.field("kind:N", title=None),
+                    x=vl.field("p50:Q", title="output tokens (median; tick: p90)"), tooltip=["kind", "calls", "p50", "p90"])
+    ticks = vl.chart(shown, vl.mark("tick", color=RED, thickness=2), y="kind:N", x="p90:Q")
+    return Figure.of(key, title, frame(vl.layer(bars, ticks)), "Output tokens of calls that open a turn and of calls "
                                                       "inside one, by call kind.")

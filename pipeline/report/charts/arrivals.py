@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import (DECADE_LABELS, HEIGHT, WIDTH, Figure, table_with, frame, group_label, positive, rule_at, series,
                                      thin, time_axis, time_x)
 from servetrace.report.values import family_name, fmt_duration, fmt_number, is_number, lookup
@@ -24,12 +24,12 @@ def iat_distribution(inp) -> Figure:
         return Figure.absent("iat", title, cols)
     x, y = cols
     shown = positive(thin(df.select(pl.col(x).alias("iat_s"), pl.col(y).alias("density"))), "iat_s", "density")
-    enc = dict(x=alt.X("iat_s:Q", scale=alt.Scale(type="log"), title="inter-arrival time (s)",
-                       axis=alt.Axis(labelExpr=DECADE_LABELS)),
-               y=alt.Y("density:Q", scale=alt.Scale(type="log"), axis=alt.Axis(labelExpr=DECADE_LABELS),
-                       title="probability density (1/s)"))
-    layers = [alt.Chart(shown).mark_point(filled=True, size=18, color="#222").encode(
-        **enc, tooltip=[alt.Tooltip("iat_s:Q", format=".3g"), alt.Tooltip("density:Q", format=".3g")])]
+    enc = dict(x=vl.field("iat_s:Q", scale={"type": "log"}, title="inter-arrival time (s)",
+                          axis={"labelExpr": DECADE_LABELS}),
+               y=vl.field("density:Q", scale={"type": "log"}, axis={"labelExpr": DECADE_LABELS},
+                          title="probability density (1/s)"))
+    layers = [vl.chart(shown, vl.mark("point", filled=True, size=18, color="#222"),
+                       **enc, tooltip=[vl.field("iat_s:Q", format=".3g"), vl.field("density:Q", format=".3g")])]
     fits, fit_cols = table_with(inp, "iat_fit", ("family", "iat_s", "density"))
     if fits is not None:
         fam, fx, fy = fit_cols
@@ -40,16 +40,17 @@ def iat_distribution(inp) -> Figure:
                                       pl.col(fx).alias("iat_s"), pl.col(fy).alias("density")), "iat_s", "density")
         # Fitted tails fall many decades below anything observed; drawing them would flatten the data.
         curves = curves.filter(pl.col("density") >= floor)
-        layers.append(alt.Chart(thin(curves)).mark_line(strokeWidth=1.6).encode(
-            **enc, color=alt.Color("family:N", title="fitted family", sort=list(labels.values()),
-                                   legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)),
-            strokeDash=alt.StrokeDash("family:N", sort=list(labels.values()), legend=None)))
+        layers.append(vl.chart(
+            thin(curves), vl.mark("line", strokeWidth=1.6),
+            **enc, color=vl.field("family:N", title="fitted family", sort=list(labels.values()),
+                                  legend={"orient": "bottom", "columns": 2, "labelLimit": 0}),
+            strokeDash=vl.field("family:N", sort=list(labels.values()), legend=None)))
     best = lookup(inp.findings, "arrivals.best_fit.family")
     caption = ("Dots: the observed density of the gaps between consecutive requests (log-log). Lines: each fitted "
                "family, with its Kolmogorov-Smirnov distance (smaller fits better).")
     if best:
         caption += f" Best fit: {family_name(best)}."
-    return Figure.of("iat", title, frame(alt.layer(*layers)), caption)
+    return Figure.of("iat", title, frame(vl.layer(*layers)), caption)
 
 
 def idc_by_scale(inp) -> Figure:
@@ -60,12 +61,12 @@ def idc_by_scale(inp) -> Figure:
     if not points:
         return Figure.absent("idc", title, "no arrivals.idc in findings.json")
     df = pl.DataFrame(points, schema=["scale_s", "idc"], orient="row").sort("scale_s")
-    line = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("scale_s:Q", scale=alt.Scale(type="log"), title="counting window (s)"),
-        y=alt.Y("idc:Q", scale=alt.Scale(type="log"), title="IDC = Var(N) / E(N)"),
-        tooltip=["scale_s", "idc"])
+    line = vl.chart(df, vl.mark("line", point=True),
+                    x=vl.field("scale_s:Q", scale={"type": "log"}, title="counting window (s)"),
+                    y=vl.field("idc:Q", scale={"type": "log"}, title="IDC = Var(N) / E(N)"),
+                    tooltip=["scale_s", "idc"])
     caption = "A Poisson process has IDC = 1 at every scale; growth with the scale means burstiness at long scales."
-    return Figure.of("idc", title, frame(line + rule_at(1.0, "Poisson", at="end")), caption)
+    return Figure.of("idc", title, frame(vl.layer(line, rule_at(1.0, "Poisson", at="end"))), caption)
 
 
 def window_cv(inp) -> Figure:
@@ -81,9 +82,9 @@ def window_cv(inp) -> Figure:
     long = series(df.select(pl.col(t).alias("t"), *present)).unpivot(index="t", variable_name="series",
                                                                       value_name="cv").drop_nulls()
     long, x = time_axis(long.with_columns(pl.col("series").replace(named)), "t")
-    points = alt.Chart(long).mark_point(size=14, filled=True, opacity=0.6).encode(
-        x=time_x(x), y=alt.Y("cv:Q", title="CV of inter-arrival times"),
-        color=alt.Color("series:N", title=None, legend=alt.Legend() if len(present) > 1 else None))
+    points = vl.chart(long, vl.mark("point", size=14, filled=True, opacity=0.6),
+                      x=time_x(x), y=vl.field("cv:Q", title="CV of inter-arrival times"),
+                      color=vl.field("series:N", title=None, legend={} if len(present) > 1 else None))
     window = lookup(inp.findings, "settings.window_s")
     caption = ("Each point is one window" + (f" of {fmt_duration(window)}" if is_number(window) else "")
                + "; above the dashed line (CV = 1) arrivals are burstier than Poisson.")
@@ -92,7 +93,7 @@ def window_cv(inp) -> Figure:
         caption += (" Raw: the CV of the recorded times; de-rounded: with each time spread uniformly over its "
                     f"{fmt_duration(jitter) if is_number(jitter) else 'rounding'} grid step, since rounded timestamps "
                     "inflate the raw CV.")
-    return Figure.of("window-cv", title, frame(points + rule_at(1.0, "Poisson")), caption)
+    return Figure.of("window-cv", title, frame(vl.layer(points, rule_at(1.0, "Poisson"))), caption)
 
 
 def cv_by_group(inp) -> Figure:
@@ -102,12 +103,12 @@ def cv_by_group(inp) -> Figure:
         return Figure.absent("cv-group", title, cols)
     shown = df.select(group_label(lookup(inp.findings, "clients.group_by")).alias("group"),
                       pl.col("iat_cv").cast(pl.Float64)).drop_nulls().head(25)
-    bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(
-        y=alt.Y("group:N", sort="-x", title=None, axis=alt.Axis(labelLimit=150)),
-        x=alt.X("iat_cv:Q", title="CV of inter-arrival times (dashed: Poisson)"),
-        tooltip=["group", alt.Tooltip("iat_cv:Q", format=".3g")])
-    return Figure.of("cv-group", title, (bars + rule_at(1.0, "Poisson", axis="x")).properties(
-        width=WIDTH - 160, height=max(HEIGHT, 14 * shown.height)),
+    bars = vl.chart(shown, vl.mark("bar", color="#1f4e79"),
+                    y=vl.field("group:N", sort="-x", title=None, axis={"labelLimit": 150}),
+                    x=vl.field("iat_cv:Q", title="CV of inter-arrival times (dashed: Poisson)"),
+                    tooltip=["group", vl.field("iat_cv:Q", format=".3g")])
+    return Figure.of("cv-group", title, vl.layer(bars, rule_at(1.0, "Poisson", axis="x"),
+                                                 width=WIDTH - 160, height=max(HEIGHT, 14 * shown.height)),
         "The CV of each service's, model's and largest group's own arrivals, burstiest first; CV = 1 is Poisson.")
 
 
@@ -117,8 +118,8 @@ def window_families(inp) -> Figure:
     if not isinstance(shares, dict) or not shares:
         return Figure.absent("window-family", title, "no arrivals.windows.family_share in findings.json")
     df = pl.DataFrame({"family": list(shares), "share": [float(v or 0) for v in shares.values()]})
-    bars = alt.Chart(df).mark_bar(color="#1f4e79").encode(
-        x=alt.X("family:N", sort="-y", title=None), y=alt.Y("share:Q", title="share of windows", axis=alt.Axis(format="%")))
+    bars = vl.chart(df, vl.mark("bar", color="#1f4e79"), x=vl.field("family:N", sort="-y", title=None),
+                    y=vl.field("share:Q", title="share of windows", axis={"format": "%"}))
     fitted = lookup(inp.findings, "arrivals.windows.fitted")
     return Figure.of("window-family", title, frame(bars),
                      "Which family fits each window best" + (f" ({fitted:,} windows fitted)." if isinstance(fitted, int)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure, table_with, frame, log_scale, rule_at, thin, top_rows
 from servetrace.report.values import fmt_number, fmt_percent, lookup
 
@@ -34,18 +34,18 @@ def lorenz_curve(inp) -> Figure:
 
 def _lorenz_figure(inp, curve: pl.DataFrame, groups: int) -> Figure:
     title = "Lorenz curve of client load"
-    pct = alt.Axis(format="%")
-    line = alt.Chart(curve).mark_line(color="#1f4e79").encode(
-        x=alt.X("clients:Q", title="share of clients (smallest first)", axis=pct),
-        y=alt.Y("requests:Q", title="share of requests", axis=pct))
-    equal = alt.Chart(pl.DataFrame({"clients": [0.0, 1.0], "requests": [0.0, 1.0]})).mark_line(
-        strokeDash=[4, 3], color="#888").encode(x="clients:Q", y="requests:Q")
+    pct = {"format": "%"}
+    line = vl.chart(curve, vl.mark("line", color="#1f4e79"),
+                    x=vl.field("clients:Q", title="share of clients (smallest first)", axis=pct),
+                    y=vl.field("requests:Q", title="share of requests", axis=pct))
+    equal = vl.chart(pl.DataFrame({"clients": [0.0, 1.0], "requests": [0.0, 1.0]}),
+                     vl.mark("line", strokeDash=[4, 3], color="#888"), x="clients:Q", y="requests:Q")
     gini = lookup(inp.findings, "clients.gini")
     group_by = lookup(inp.findings, "clients.group_by") or "client"
     caption = f"{groups:,} groups by {group_by}; the dashed line is equal load."
     if gini is not None:
         caption += f" Gini {fmt_number(gini)}."
-    return Figure.of("lorenz", title, frame(line + equal), caption)
+    return Figure.of("lorenz", title, frame(vl.layer(line, equal)), caption)
 
 
 def client_rate_cv(inp) -> Figure:
@@ -58,11 +58,12 @@ def client_rate_cv(inp) -> Figure:
     shown = top_rows(df.select("rate_rps", "iat_cv", pl.col("requests").alias("load"),
                                pl.col("group_key").cast(pl.String).alias("client"))
                      .drop_nulls(["rate_rps", "iat_cv"]).filter(pl.col("rate_rps") > 0), "load")
-    points = alt.Chart(shown).mark_circle(opacity=0.6, color="#1f4e79").encode(
-        x=alt.X("rate_rps:Q", scale=log_scale(shown, "rate_rps"), title="mean requests / s"),
+    points = vl.chart(
+        shown, vl.mark("circle", opacity=0.6, color="#1f4e79"),
+        x=vl.field("rate_rps:Q", scale=log_scale(shown, "rate_rps"), title="mean requests / s"),
         # A few very bursty clients would flatten the rest against the Poisson line on a linear axis.
-        y=alt.Y("iat_cv:Q", title="CV of inter-arrival times", scale=log_scale(shown, "iat_cv", decades=1)),
-        size=alt.Size("load:Q", legend=None, scale=alt.Scale(range=[10, 300])),
+        y=vl.field("iat_cv:Q", title="CV of inter-arrival times", scale=log_scale(shown, "iat_cv", decades=1)),
+        size=vl.field("load:Q", legend=None, scale={"range": [10, 300]}),
         tooltip=["client", "rate_rps", "iat_cv", "load"])
     top = lookup(inp.findings, "clients.top_share")
     caption = ("Each circle is a client, sized by its load; above the dashed line (CV = 1, Poisson) a client's "
@@ -71,4 +72,4 @@ def client_rate_cv(inp) -> Figure:
         caption += f" The {shown.height:,} largest of {df.height:,} are drawn."
     if isinstance(top, dict) and top:
         caption += " Top-k shares: " + ", ".join(f"{k}: {fmt_percent(v)}" for k, v in top.items()) + "."
-    return Figure.of("client-cv", title, frame(points + rule_at(1.0, "Poisson")), caption)
+    return Figure.of("client-cv", title, frame(vl.layer(points, rule_at(1.0, "Poisson"))), caption)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import (HEIGHT, WIDTH, Figure, table_with, frame, group_label, rule_at, series, time_axis,
                                      time_x, top_rows)
 from servetrace.report.values import fmt_duration, fmt_number, fmt_percent, is_number, lookup
@@ -27,14 +27,14 @@ def _bars(inp, key: str, title: str, table: str, columns: tuple[str, ...], x_tit
     if log_x:
         shown = shown.filter(pl.col("value") > 0)
     shown = top_rows(shown, "count", 400).sort("value")
-    x = alt.X("value:Q", title=x_title, scale=alt.Scale(type="log") if log_x else alt.Scale(domainMin=0))
-    y = alt.Y("count:Q", title=COUNT_TITLES.get(n, n), axis=alt.Axis(format="%") if n.startswith("share") else alt.Axis(),
-              scale=alt.Scale(domain=[0, 1]) if share_axis else alt.Scale())
+    x = vl.field("value:Q", title=x_title, scale={"type": "log"} if log_x else {"domainMin": 0})
+    y = vl.field("count:Q", title=COUNT_TITLES.get(n, n), axis={"format": "%"} if n.startswith("share") else {},
+                 scale={"domain": [0, 1]} if share_axis else {})
     if upper:  # binned values: each bar spans its bin
-        bars = alt.Chart(shown).mark_rect(color="#1f4e79", stroke="#fff", strokeWidth=0.5).encode(
-            x=x, x2="value_hi:Q", y=y, y2=alt.datum(0), tooltip=["value", "value_hi", "count"])
+        bars = vl.chart(shown, vl.mark("rect", color="#1f4e79", stroke="#fff", strokeWidth=0.5),
+                        x=x, x2="value_hi:Q", y=y, y2=vl.datum(0), tooltip=["value", "value_hi", "count"])
     else:
-        bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(x=x, y=y, tooltip=["value", "count"])
+        bars = vl.chart(shown, vl.mark("bar", color="#1f4e79"), x=x, y=y, tooltip=["value", "count"])
     return Figure.of(key, title, frame(bars), caption)
 
 
@@ -45,8 +45,8 @@ def _over_time(inp, key: str, title: str, table: str, value: str, y_title: str,
         return Figure.absent(key, title, cols)
     t, v = cols
     shown, x = time_axis(series(df.select(pl.col(t).cast(pl.Float64).alias("t"), pl.col(v).cast(pl.Float64).alias("value")).drop_nulls()), "t")
-    line = alt.Chart(shown).mark_line(color=color, strokeWidth=1.2).encode(
-        x=time_x(x), y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format="%")))
+    line = vl.chart(shown, vl.mark("line", color=color, strokeWidth=1.2),
+                    x=time_x(x), y=vl.field("value:Q", title=y_title, axis={"format": "%"}))
     return Figure.of(key, title, frame(line), caption)
 
 
@@ -59,11 +59,11 @@ def failures_over_time(inp) -> Figure:
     if df is None:
         return Figure.absent("failures-time", title, cols)
     shown, x = time_axis(df.select(pl.col("run_start_s").alias("t"), pl.col("failure_rate").alias("value"), "requests"), "t")
-    chart = alt.Chart(shown).mark_line(color="#c0504d", strokeWidth=1.2).encode(
-        x=time_x(x), y=alt.Y("value:Q", title="failed share of requests", axis=alt.Axis(format="%")),
-        tooltip=[alt.Tooltip("value:Q", format=".2%", title="failed"), alt.Tooltip("requests:Q", format=",")])
+    chart = vl.chart(shown, vl.mark("line", color="#c0504d", strokeWidth=1.2),
+                     x=time_x(x), y=vl.field("value:Q", title="failed share of requests", axis={"format": "%"}),
+                     tooltip=[vl.field("value:Q", format=".2%", title="failed"), vl.field("requests:Q", format=",")])
     if is_number(overall):
-        chart = chart + rule_at(float(overall), "overall", at="end")
+        chart = vl.layer(chart, rule_at(float(overall), "overall", at="end"))
     return Figure.of("failures-time", title, frame(chart),
                      f"Share of failed requests per {fmt_duration(df['run_s'][0])}" + said)
 
@@ -76,10 +76,10 @@ def failures_by_group(inp) -> Figure:
     rate = "failure_rate"
     label = group_label(lookup(inp.findings, "clients.group_by"))
     shown = top_rows(df.select(label.alias("group"), pl.col(rate).alias("failure_rate")), "failure_rate", 25)
-    bars = alt.Chart(shown).mark_bar(color="#c0504d").encode(
-        y=alt.Y("group:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
-        x=alt.X("failure_rate:Q", title="failed share", axis=alt.Axis(format="%", tickCount=5)))
-    return Figure.of("failures-group", title, bars.properties(width=WIDTH - 160, height=HEIGHT), "Share of failed requests in each model, service and large group.")
+    bars = vl.chart(shown, vl.mark("bar", color="#c0504d"),
+                    y=vl.field("group:N", sort="-x", title=None, axis={"labelLimit": 220}),
+                    x=vl.field("failure_rate:Q", title="failed share", axis={"format": "%", "tickCount": 5}))
+    return Figure.of("failures-group", title, {**bars, "width": WIDTH - 160, "height": HEIGHT}, "Share of failed requests in each model, service and large group.")
 
 
 def session_turns(inp) -> Figure:
@@ -124,10 +124,10 @@ def prefix_lru_curve(inp) -> Figure:
     shown = df.filter(pl.col("capacity_tokens").is_not_null()).select(
         pl.col("capacity_tokens").cast(pl.Float64), pl.col("hit_rate").cast(pl.Float64),
         pl.format("{} tokens", pl.col("block_size")).alias("block size"))
-    line = alt.Chart(shown).mark_line(point=True).encode(
-        x=alt.X("capacity_tokens:Q", title="LRU cache capacity (tokens)", scale=alt.Scale(type="log")),
-        y=alt.Y("hit_rate:Q", title="blocks hit", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("block size:N"), tooltip=["block size", "capacity_tokens", "hit_rate"])
+    line = vl.chart(shown, vl.mark("line", point=True),
+                    x=vl.field("capacity_tokens:Q", title="LRU cache capacity (tokens)", scale={"type": "log"}),
+                    y=vl.field("hit_rate:Q", title="blocks hit", axis={"format": "%"}, scale={"domain": [0, 1]}),
+                    color=vl.field("block size:N"), tooltip=["block size", "capacity_tokens", "hit_rate"])
     inf = lookup(inp.findings, "prefix.infinite_hit_rate")
     method = lookup(inp.findings, "prefix.lru_method")
     caption = "Share of KV-cache blocks an LRU prefix cache of each capacity hits, per block size"
@@ -155,9 +155,9 @@ def failures_by_load(inp) -> Figure:
     if df is None:
         return Figure.absent("failures-load", title, cols)
     shown = df.select(pl.col("rate_rps").cast(pl.Float64), pl.col("failure_rate").cast(pl.Float64)).drop_nulls()
-    line = alt.Chart(shown).mark_line(point=alt.OverlayMarkDef(color="#c0504d"), color="#c0504d").encode(
-        x=alt.X("rate_rps:Q", title="window rate (requests / s), by load decile", scale=alt.Scale(zero=False)),
-        y=alt.Y("failure_rate:Q", title="failed share", axis=alt.Axis(format="%")))
+    line = vl.chart(shown, vl.mark("line", point={"color": "#c0504d"}, color="#c0504d"),
+                    x=vl.field("rate_rps:Q", title="window rate (requests / s), by load decile", scale={"zero": False}),
+                    y=vl.field("failure_rate:Q", title="failed share", axis={"format": "%"}))
     rho = lookup(inp.findings, "failures.vs_load.spearman")
     caption = "Windows grouped into load deciles, quietest first."
     if rho is not None:

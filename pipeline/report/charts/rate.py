@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure, table_with, frame, series, time_axis, time_x
 from servetrace.report.values import absent_reason, fmt_duration, fmt_number, lookup
 
@@ -19,15 +19,15 @@ def rate_over_time(inp) -> Figure:
     shown, x = time_axis(series(df.select(pl.col(t).alias("t"), pl.col(rate).alias("rate_rps"))), "t")
     trend = inp.table("rate_decomposition")
     has_trend = trend is not None and {"bin_start_s", "trend"} <= set(trend.columns)
-    line = alt.Chart(shown.with_columns(pl.lit("rate").alias("series"))).mark_line(strokeWidth=1.1).encode(
-        x=time_x(x), y=alt.Y("rate_rps:Q", title="requests / s"),
-        tooltip=[alt.Tooltip(f"{x}:Q", format=".3g"), alt.Tooltip("rate_rps:Q", format=".3g")],
-        color=alt.Color("series:N", title=None, legend=alt.Legend() if has_trend else None))
+    line = vl.chart(shown.with_columns(pl.lit("rate").alias("series")), vl.mark("line", strokeWidth=1.1),
+                    x=time_x(x), y=vl.field("rate_rps:Q", title="requests / s"),
+                    tooltip=[vl.field(f"{x}:Q", format=".3g"), vl.field("rate_rps:Q", format=".3g")],
+                    color=vl.field("series:N", title=None, legend={} if has_trend else None))
     if has_trend:
         # The seasonal decomposition's trend (from the periodicity stage) drawn over the rate.
         td, tx = time_axis(series(trend.select(pl.col("bin_start_s").alias("t"), pl.col("trend").alias("rate_rps"))), "t")
-        line = line + alt.Chart(td.with_columns(pl.lit("trend (STL)").alias("series"))).mark_line(
-            strokeWidth=2).encode(x=time_x(tx), y="rate_rps:Q", color="series:N")
+        line = vl.layer(line, vl.chart(td.with_columns(pl.lit("trend (STL)").alias("series")),
+                                       vl.mark("line", strokeWidth=2), x=time_x(tx), y="rate_rps:Q", color="series:N"))
     step = df[t].diff().median()
     caption = f"Mean rate per {fmt_duration(step)} bin" if step else "Mean rate per bin"
     if shown.height < df.height:
@@ -49,9 +49,9 @@ def diurnal_profile(inp) -> Figure:
         return Figure.absent("diurnal", title, cols)
     hour, rate = cols
     shown = df.select(pl.col(hour).alias("hour"), pl.col(rate).alias("rate_rps"))
-    enc = dict(x=alt.X("hour:Q", title="hour of day", scale=alt.Scale(domain=[0, 23]), axis=alt.Axis(tickCount=12)),
-               y=alt.Y("rate_rps:Q", title="mean requests / s"))
-    chart = alt.Chart(shown).mark_line(point=True).encode(**enc)
+    chart = vl.chart(shown, vl.mark("line", point=True),
+                     x=vl.field("hour:Q", title="hour of day", scale={"domain": [0, 23]}, axis={"tickCount": 12}),
+                     y=vl.field("rate_rps:Q", title="mean requests / s"))
     peak = lookup(inp.findings, "diurnal.peak_hour")
     caption = "Mean rate by hour of the day across the trace."
     if peak is not None:
@@ -76,9 +76,8 @@ def weekday_profile(inp) -> Figure:
         return Figure.absent("weekday", title, "the trace covers less than two days of the week")
     shown = covered.select(pl.col(day).cast(pl.Int64).alias("weekday"), pl.col(rate).alias("rate")).with_columns(
         pl.col("weekday").map_elements(lambda d: WEEKDAYS[d % 7], return_dtype=pl.String).alias("day"))
-    bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(
-        x=alt.X("day:N", sort=WEEKDAYS, title=None),
-        y=alt.Y("rate:Q", title="rate relative to the mean"))
+    bars = vl.chart(shown, vl.mark("bar", color="#1f4e79"), x=vl.field("day:N", sort=WEEKDAYS, title=None),
+                    y=vl.field("rate:Q", title="rate relative to the mean"))
     return Figure.of("weekday", title, frame(bars), "Mean rate on each day of the week (1 = the trace mean).")
 
 
@@ -89,9 +88,9 @@ def dominant_periods(inp) -> Figure:
         return Figure.absent("periods", title, cols)
     shown = df.select(pl.col("period_s").map_elements(fmt_duration, return_dtype=pl.String).alias("period"),
                       "power_share")
-    bars = alt.Chart(shown).mark_bar(color="#1f4e79").encode(
-        x=alt.X("period:N", title="period", sort="-y", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("power_share:Q", title="share of the rate's variance", axis=alt.Axis(format="%")),
-        tooltip=["period", alt.Tooltip("power_share:Q", format=".1%")])
+    bars = vl.chart(shown, vl.mark("bar", color="#1f4e79"),
+                    x=vl.field("period:N", title="period", sort="-y", axis={"labelAngle": 0}),
+                    y=vl.field("power_share:Q", title="share of the rate's variance", axis={"format": "%"}),
+                    tooltip=["period", vl.field("power_share:Q", format=".1%")])
     return Figure.of("periods", title, frame(bars),
                      "The strongest periods in the spectrum of the rate series; a daily cycle shows as 24 h.")

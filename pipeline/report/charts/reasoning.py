@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from servetrace.report import specs as vl
 from servetrace.report.figures import Figure, table_with, frame
 from servetrace.report.values import fmt_number, fmt_percent, is_number, lookup
 
@@ -33,12 +33,12 @@ def reasoning_mixture(inp) -> Figure:
         return Figure.absent("mixture", title, cols)
     parts = sorted(c for c in df.columns if c.startswith("component_") and c.endswith("_share"))
     bins = df.filter(pl.col("reason_lo") > 0)
-    x = alt.X("reason_lo:Q", scale=alt.Scale(type="log"), title="reasoning tokens (log bins)")
-    y = alt.Y("share:Q", title="share of requests per bin", axis=alt.Axis(format="%"))
-    bars = alt.Chart(bins.select("reason_lo", "reason_hi", "share")).mark_rect(color=OBSERVED).encode(
-        x=x, x2="reason_hi:Q", y=y, y2=alt.datum(0),
-        tooltip=[alt.Tooltip("reason_lo:Q", format=",.0f", title="from"),
-                 alt.Tooltip("reason_hi:Q", format=",.0f", title="to"), alt.Tooltip("share:Q", format=".2%")])
+    x = vl.field("reason_lo:Q", scale={"type": "log"}, title="reasoning tokens (log bins)")
+    y = vl.field("share:Q", title="share of requests per bin", axis={"format": "%"})
+    bars = vl.chart(bins.select("reason_lo", "reason_hi", "share"), vl.mark("rect", color=OBSERVED),
+                    x=x, x2="reason_hi:Q", y=y, y2=vl.datum(0),
+                    tooltip=[vl.field("reason_lo:Q", format=",.0f", title="from"),
+                             vl.field("reason_hi:Q", format=",.0f", title="to"), vl.field("share:Q", format=".2%")])
     if not parts:
         return Figure.of("mixture", title, frame(bars), "Histogram of reasoning length; no mixture was fitted.")
     labels = component_labels(inp.findings, len(parts))
@@ -48,11 +48,11 @@ def reasoning_mixture(inp) -> Figure:
                          pl.sum_horizontal(parts).alias("mixture"))
     long = curves.unpivot(index="reason_lo", variable_name="curve", value_name="share")
     domain = [*labels, "mixture"]
-    lines = alt.Chart(long).mark_line(strokeWidth=1.8).encode(
-        x=x, y=y, color=alt.Color("curve:N", title=None, scale=alt.Scale(domain=domain, range=[*COMPONENTS, MIXTURE]),
-                                  legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0)),
-        strokeDash=alt.StrokeDash("curve:N", scale=alt.Scale(domain=domain, range=[[5, 3], [5, 3], [1, 0]]),
-                                  legend=None))
+    lines = vl.chart(
+        long, vl.mark("line", strokeWidth=1.8), x=x, y=y,
+        color=vl.field("curve:N", title=None, scale={"domain": domain, "range": [*COMPONENTS, MIXTURE]},
+                       legend={"orient": "bottom", "direction": "vertical", "labelLimit": 0}),
+        strokeDash=vl.field("curve:N", scale={"domain": domain, "range": [[5, 3], [5, 3], [1, 0]]}, legend=None))
     shape = lookup(inp.findings, "reasoning.bimodal")
     ashman = lookup(inp.findings, "reasoning.ashman_d")
     caption = ("Bars: observed share of requests per log-spaced bin of reasoning tokens. Lines: the two fitted "
@@ -60,7 +60,7 @@ def reasoning_mixture(inp) -> Figure:
     if isinstance(shape, bool):
         caption += " Two separate modes: bimodal" if shape else " The components overlap: not clearly bimodal"
         caption += (f" (Ashman's D {fmt_number(ashman)}; above 2 separates two modes)." if is_number(ashman) else ".")
-    return Figure.of("mixture", title, frame(bars + lines), caption)
+    return Figure.of("mixture", title, frame(vl.layer(bars, lines)), caption)
 
 
 def reason_ratio(inp) -> Figure:
@@ -68,13 +68,13 @@ def reason_ratio(inp) -> Figure:
     df, cols = table_with(inp, "reason_ratio", ("ratio_lo", "ratio_hi", "share"))
     if df is None:
         return Figure.absent("reason-ratio", title, cols)
-    bars = alt.Chart(df.select("ratio_lo", "ratio_hi", "share")).mark_rect(color=MIXTURE, stroke="#fff",
-                                                                           strokeWidth=0.5).encode(
-        x=alt.X("ratio_lo:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
-                title="reasoning tokens / output tokens"),
-        x2="ratio_hi:Q", y=alt.Y("share:Q", title="share of requests", axis=alt.Axis(format="%")), y2=alt.datum(0),
-        tooltip=[alt.Tooltip("ratio_lo:Q", format=".0%", title="from"), alt.Tooltip("ratio_hi:Q", format=".0%", title="to"),
-                 alt.Tooltip("share:Q", format=".2%")])
+    bars = vl.chart(
+        df.select("ratio_lo", "ratio_hi", "share"), vl.mark("rect", color=MIXTURE, stroke="#fff", strokeWidth=0.5),
+        x=vl.field("ratio_lo:Q", scale={"domain": [0, 1]}, axis={"format": "%"},
+                   title="reasoning tokens / output tokens"),
+        x2="ratio_hi:Q", y=vl.field("share:Q", title="share of requests", axis={"format": "%"}), y2=vl.datum(0),
+        tooltip=[vl.field("ratio_lo:Q", format=".0%", title="from"), vl.field("ratio_hi:Q", format=".0%", title="to"),
+                 vl.field("share:Q", format=".2%")])
     caption = "Requests by the share of their output spent reasoning."
     mean = lookup(inp.findings, "reasoning.reason_ratio_mean")
     peaks = lookup(inp.findings, "reasoning.reason_ratio_peaks")
