@@ -115,3 +115,32 @@ def client_trace(block: int = 16, seed: int = 0, plan: dict = CLIENT_PLAN):
     truth = pl.DataFrame({"client": [rows[i][1] for i in order], "session": [rows[i][2] for i in order],
                           "turn": [rows[i][3] for i in order], "group": [rows[i][4] for i in order]})
     return table, truth
+
+
+def paced_trace(n_sessions: int = 1500, block: int = 16, rho: float = 0.6, seed: int = 0):
+    """Sessions whose pace follows their document: a session's document is lognormal (z its
+    normal score) and every gap before its next turn is lognormal with log-gap = 3 + (rho z +
+    sqrt(1 - rho^2) e) (a Gaussian copula of correlation `rho` between document and gap). Turns
+    are 1 + geometric(0.3), independent of the document; each turn re-sends the document with a
+    new question (its own last block). Returns (table, truth: session, turn, first input, gap)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n_sessions)
+    doc = np.ceil(np.exp(6.5 + 0.8 * z) / block).astype(int)
+    turns = 1 + rng.geometric(0.3, n_sessions)
+    start = np.cumsum(rng.exponential(1.0, n_sessions))
+    rows = []
+    for s in range(n_sessions):  # a test fixture: clarity over speed
+        t = start[s]
+        for k in range(turns[s]):
+            ids = [("s", s, j) for j in range(doc[s])] + [("q", s, k)]
+            gap = float(np.exp(3 + rho * z[s] + np.sqrt(1 - rho ** 2) * rng.standard_normal()))
+            rows.append((t, s, k + 1, doc[s] * block + int(rng.integers(1, block)), ids))
+            t += gap
+    keys = {}
+    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[4]] for r in rows]
+    arrival = np.array([r[0] for r in rows])
+    order = np.argsort(arrival, kind="stable")
+    table = canonical(arrival, input_tokens=np.array([r[3] for r in rows]), output_tokens=rng.integers(1, 200, len(rows)))
+    table = table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64())))
+    truth = pl.DataFrame({"session": [rows[i][1] for i in order], "turn": [rows[i][2] for i in order]})
+    return table, truth

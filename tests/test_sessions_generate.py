@@ -209,6 +209,47 @@ def test_sessions_speed_up_as_in_the_source(tmp_path):
     assert pooled[3] > 2 * src[3] and pooled[0] < 0.6 * src[0]
 
 
+
+def _gap_doc_spearman(table, session: pl.Series, edges: list) -> list[float]:
+    """Per class of turns (`edges`), the Spearman correlation between a follow-up's gap and its
+    session's median input (the session's document)."""
+    f = (pl.from_arrow(table.select(["arrival_s", "input_tokens"])).with_columns(session=session)
+         .sort(["session", "arrival_s"])
+         .with_columns(turns=pl.len().over("session"), doc=pl.col("input_tokens").median().over("session"),
+                       gap=pl.col("arrival_s").diff().over("session")).drop_nulls("gap"))
+    cls = np.searchsorted(edges, f["turns"].to_numpy(), side="right") - 1
+    g, doc = f["gap"].to_numpy(), f["doc"].to_numpy()
+    return [float(stats.spearmanr(g[cls == c], doc[cls == c]).statistic) for c in range(len(edges))]
+
+
+def test_gaps_follow_the_sessions_document(tmp_path):
+    """Planted: a session's gaps and its document share a Gaussian copula of correlation 0.6
+    (reuse_traces.paced_trace), so long documents come back late. The fit recovers 0.6 per class
+    of turns; generated gaps keep the planted rank correlation, and so the reuse distances (a
+    long document's many blocks wait long between turns): reuse-distance KS against the source
+    stays under 0.06, where gaps drawn apart from the document give about 0.24."""
+    from reuse_traces import paced_trace
+    from servetrace.validation.reuse import _profile, compare
+
+    table, truth = paced_trace(seed=1)
+    io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(tmp_path)
+    by = b["sessions"]["by_turns"]
+    assert by["turns_from"][0] == 1  # no session of one turn: the lowest class still starts at 1
+    assert by["gap_rho"] == pytest.approx([0.6] * len(by["gap_rho"]), abs=0.1)
+    src_rho = _gap_doc_spearman(table, truth["session"], by["turns_from"])
+    src = _profile(tmp_path / "requests.parquet", None)
+    apart = {**b, "sessions": {**b["sessions"], "by_turns": {**by, "gap_rho": None}}}
+    for bundle, close in ((b, True), (apart, False)):
+        syn, _ = generate_table(bundle, GenerateOptions(seed=0))
+        io.write_parquet(tmp_path / "syn.parquet", syn, {})
+        rho = _gap_doc_spearman(syn, pl.Series(syn["session_id"].to_pylist()), by["turns_from"])
+        ks = compare(src, _profile(tmp_path / "syn.parquet", 16))["ks_reuse_distance"]
+        if close:
+            assert rho == pytest.approx(src_rho, abs=0.1) and ks < 0.06
+        else:
+            assert all(abs(r) < 0.1 for r in rho) and ks > 0.15
+
 def _session_groups(path, table) -> pl.DataFrame:
     """Per session (first request): client and shared-prefix length in tokens (0: none)."""
     from servetrace.stages.prefix import session_codes

@@ -7,7 +7,9 @@ otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit`
 `first_new_tokens` (a first turn's input beyond its shared prefix, >= 1), `by_turns` (by class of
 turns per session, `turns_from` each class's least turns: `first_new` quantile functions
 [without, with a shared prefix], `grouped_share` the share with one, `gap_s` the gaps' quantile
-functions by quarter of the session, null for the pooled one), `new_prompt_tokens`
+functions by quarter of the session, null for the pooled one; `gap_rho` the Gaussian-copula
+correlation of a gap (its normal score in its class and quarter) with its session's first input
+(its normal score in its class)), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -68,8 +70,31 @@ def gap_quarter(turn: np.ndarray, turns: np.ndarray) -> np.ndarray:
     return np.clip(np.ceil(4 * (turn - 1) / np.maximum(turns - 1, 1)).astype(np.int64) - 1, 0, 3)
 
 
+def normal_scores(x: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Normal score of each x's mid-rank among the x of the same key."""
+    from scipy.special import ndtri
+
+    frame = pl.DataFrame({"x": x, "k": key})
+    u = frame.select((pl.col("x").rank().over("k") - 0.5) / pl.len().over("k"))["x"].to_numpy()
+    return ndtri(u)
+
+
+def class_scores(values: np.ndarray, cls: np.ndarray, x: np.ndarray, x_cls: np.ndarray) -> np.ndarray:
+    """Normal score of each x's mid-rank among the `values` of its class."""
+    from scipy.special import ndtri
+
+    out = np.zeros(len(x))
+    for c in np.unique(x_cls):  # a loop over classes
+        v = np.sort(values[cls == c])
+        at = x_cls == c
+        rank = (np.searchsorted(v, x[at], "left") + np.searchsorted(v, x[at], "right")) / 2
+        out[at] = ndtri(np.clip(rank / max(len(v), 1), 0.5 / len(v), 1 - 0.5 / len(v)))
+    return out
+
+
 def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap_turn: np.ndarray,
-              gap_turns: np.ndarray, gaps: np.ndarray, t: SessionModelSettings) -> dict | None:
+              gap_turns: np.ndarray, gaps: np.ndarray, t: SessionModelSettings, first_in=None,
+              gap_first_in=None) -> dict | None:
     """The first turn's new prompt and the gaps between turns by class of turns per session (1,
     2-3, 4-7, ...; a class of fewer than `class_min` sessions merges into the one below). New
     prompts apart for sessions that start under a shared prefix and the others, with each class's
@@ -78,8 +103,10 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
     and long sessions come back sooner, sooner still as they go on (Mooncake, median gap: 118 s at
     2-3 turns; at 8+, 87 s in a session's first quarter, 9 s in its last): drawn independently,
     short prompts got many turns and the cache saw the wrong reuse distances. Gaps by class and
-    quarter of the session (`gap_quarter`). A cell of fewer than `cell_min` sessions (gaps) takes its
-    class's pooled prompts (gaps; null: the trace's pooled gaps)."""
+    quarter of the session (`gap_quarter`), coupled to the session's first input (`gap_rho`):
+    sessions on long documents come back later (Mooncake: 0.12 / 0.07 / 0.03 at 2-3 / 4-7 / 8+
+    turns), and the cache sees a long context's many blocks wait that long. A cell of fewer than
+    `cell_min` sessions (gaps) takes its class's pooled prompts (gaps; null: the trace's pooled gaps)."""
     if len(first_new) < t.by_turns_min:
         return None
     quantiles = lambda x: _quantiles(x, t.quantile_points)
@@ -88,14 +115,22 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
     lows, acc = [], 0
     for c in range(len(counts) - 1, -1, -1):  # a loop over classes (log2 of the longest session)
         acc += counts[c]
-        if acc >= t.class_min or c == 0:
+        if c == 0 and acc == 0 and lows:  # no session of one turn: the lowest class starts at 1
+            lows[-1] = 1
+        elif acc >= t.class_min or c == 0:
             lows.append(1 << c)
             acc = 0
     edges = np.array(sorted(lows))
     bucket = np.searchsorted(edges, turns, side="right") - 1
     gap_bucket = np.searchsorted(edges, gap_turns, side="right") - 1
     quarter = gap_quarter(gap_turn, gap_turns)
-    out = {"turns_from": edges.tolist(), "grouped_share": [], "first_new": [], "gap_s": []}
+    out = {"turns_from": edges.tolist(), "grouped_share": [], "first_new": [], "gap_s": [], "gap_rho": []}
+    ok = np.isfinite(gaps)
+    zg = np.full(len(gaps), np.nan)
+    zc = np.full(len(gaps), np.nan)
+    if first_in is not None and ok.any():
+        zg[ok] = normal_scores(gaps[ok], (gap_bucket * 4 + quarter)[ok])
+        zc[ok] = class_scores(first_in, bucket, gap_first_in[ok], gap_bucket[ok])
     for b in range(len(edges)):  # a loop over classes
         at = bucket == b
         pooled = quantiles(first_new[at])
@@ -106,6 +141,8 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
         pooled = quantiles(gaps[at]) if at.sum() >= t.cell_min else None
         out["gap_s"].append([quantiles(gaps[at & (quarter == k)]) if (at & (quarter == k)).sum() >= t.cell_min
                              else pooled for k in range(4)])
+        both = at & np.isfinite(zg) & np.isfinite(zc)
+        out["gap_rho"].append(float(np.corrcoef(zg[both], zc[both])[0, 1]) if both.sum() >= t.cell_min else 0.0)
     return out
 
 
@@ -185,7 +222,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     quantiles = lambda x: _quantiles(x, t.quantile_points)
     frame = session_frame(path, codes, reuse, t.session_rows)
     if frame is not None and frame.height:
-        frame = frame.with_columns(turns=pl.len().over("session"))
+        frame = frame.with_columns(turns=pl.len().over("session"), first_in=pl.col("input_tokens").first().over("session"))
         follow = frame.filter(pl.col("turn") > 1)
         first = frame.filter(pl.col("turn") == 1)
         turns = first["turns"].to_numpy()
@@ -197,7 +234,8 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             "follow_up_share": float(follow.height / frame.height),
             "turns": _turns(turns),
             "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
-                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t),
+                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t,
+                                  first["input_tokens"].to_numpy(), follow["first_in"].to_numpy()),
             "gap_s": {**(quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
             "think_s": {**quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
             "first_new_tokens": quantiles(first_new),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from servetrace.bundle.sessions import gap_quarter
+from servetrace.bundle.sessions import class_scores, gap_quarter
 from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams
 from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.options import Timeline
@@ -130,17 +130,26 @@ def first_turns(rng, sess: dict, grouped_share: float, s_n: int,
     return turns, first_new, grouped, bucket
 
 
-def draw_gaps(rng, sess: dict, bucket: np.ndarray | None, turn: int, turns: np.ndarray) -> np.ndarray:
+def draw_gaps(rng, sess: dict, bucket: np.ndarray | None, turn: int, turns: np.ndarray,
+              z: np.ndarray | None = None) -> np.ndarray:
     """Gaps before turn `turn` of sessions of `turns` turns in classes `bucket` (None: the pooled
-    gaps), each from its class's gaps at that quarter of the session."""
-    by = (sess.get("by_turns") or {}).get("gap_s")
+    gaps), each from its class's gaps at that quarter of the session; `z`: each session's first
+    input as a normal score within its class, coupled to the gap by the class's `gap_rho`."""
+    by_turns = sess.get("by_turns") or {}
+    by = by_turns.get("gap_s")
     if bucket is None or not by:
         return _quantile_draw(rng, sess["gap_s"], len(turns))
+    from scipy.special import ndtr
+
+    rho = np.asarray(by_turns.get("gap_rho") or [0.0] * len(by))[bucket]
+    e = rng.standard_normal(len(turns))
+    u = ndtr(rho * z + np.sqrt(1 - rho ** 2) * e) if z is not None else rng.random(len(turns))
     cell = bucket * 4 + gap_quarter(np.full(len(turns), turn), turns)
     out = np.empty(len(turns))
     for c in np.unique(cell):  # a loop over (class, quarter) cells
         at = np.flatnonzero(cell == c)
-        out[at] = _quantile_draw(rng, by[c // 4][c % 4] or sess["gap_s"], len(at))
+        q = by[c // 4][c % 4] or sess["gap_s"]
+        out[at] = np.interp(u[at], np.asarray(q["probs"]), np.asarray(q["quantiles"], dtype=float))
     return out
 
 
@@ -206,6 +215,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     if has_groups:
         group = assign_groups(rng, pre, grouped, client)
         gtok[grouped] = np.asarray(pre["groups"]["tokens"], dtype=np.int64)[group[grouped]]
+    z = None if bucket is None else class_scores(gtok + first_new, bucket, gtok + first_new, bucket)
     # every request's output first (client and window of its session's start), one draw
     slots = np.repeat(np.arange(s_n), turns)
     drawn_in, out_all = output_of(starts.client[slots], starts.window[slots])
@@ -223,7 +233,8 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     for k in range(1, int(turns.max(initial=0)) + 1):
         if k > 1:
             active = active[turns[active] >= k]
-            gap = draw_gaps(rng, sess, None if bucket is None else bucket[active], k, turns[active])
+            gap = draw_gaps(rng, sess, None if bucket is None else bucket[active], k, turns[active],
+                            None if z is None else z[active])
             t[active] = t[active] + gap
         if not len(active):
             break
