@@ -121,7 +121,7 @@ def _stream_select(spec: FormatSpec, numbered: bool, outside: str | None = None)
         fields += ["t.chat_id", "t.parent_chat_id"]
         schema = schema.append(pa.field("chat_id", pa.string())).append(pa.field("parent_chat_id", pa.string()))
     reason = f"coalesce(reason, case when {outside} then {lit(OUTLYING)} end)" if outside else "reason"
-    return f"select {'rec, ' if numbered else ''}{reason} as reason, {', '.join(fields)} from typed t", schema
+    return statement("stream", rec="rec, " if numbered else "", reason=reason, fields=", ".join(fields)), schema
 
 
 def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: float, ordered: bool,
@@ -149,7 +149,7 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
 
 def _write_rejects(con, path: Path, layout, src: Source, sha: str, rejected: bool) -> None:
     """rejects.parquet; the source lines are looked up only when something was refused."""
-    lines = line_numbers_sql(layout, src) if rejected else "select rec, rec as line, null::varchar as item from refused"
+    lines = line_numbers_sql(layout, src) if rejected else statement("line_numbers_kept")
     structural = structural_rejects_sql(layout if rejected else replace(layout, has_structural_rejects=False), src)
     con.execute(statement("rejects", lines=lines, structural=structural, path=lit(str(path)), sha=lit(sha)))
 
@@ -262,16 +262,15 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
         """Everything the summary says, once the stream is counted; the Parquet metadata."""
         structural = 0
         if layout.has_structural_rejects:
-            structural = con.execute("select count(distinct line) from reject_errors").fetchall()[0][0]
+            structural = con.execute(statement("structural_count")).fetchall()[0][0]
         if res.refused:
-            con.execute(f"create or replace temp view refused as select * from read_parquet({lit(str(refused_path))})")
+            con.execute(statement("refused_view", path=lit(str(refused_path))))
         else:
-            con.execute("create or replace temp view refused as select null::bigint as rec, null::varchar as reason "
-                        "where false")
+            con.execute(statement("refused_none"))
         rows_read = res.parsed + structural
         if rows_read == 0:
             raise ServetraceError(f"{shown}: no data rows (header only or empty)")
-        reasons = dict(con.execute("select reason, count(*) from refused group by reason order by 2 desc, 1").fetchall())
+        reasons = dict(con.execute(statement("refused_reasons")).fetchall())
         if structural:
             reasons["unreadable record"] = structural
         shift, origin = _origin(spec, unit, res.lo, shown)
@@ -325,7 +324,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             if res.refused:
                 build_reject_records(con, layout, src)
             else:
-                con.execute("create temp table reject_records (rec bigint, record varchar)")
+                con.execute(statement("reject_records_none"))
             _write_rejects(con, rejects_tmp, layout, src, facts["sha"], summary["rows_rejected"] > 0)
             if res.kept and (not res.ordered or spec.parent_link or shift != res.shift):
                 staged = spill / "staged.parquet"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from servetrace.ingest.canonical import lit
+from servetrace.ingest.queries import statement
 from servetrace.settings import OutlierSettings
 
 REASON = "arrival far outside the rest of the trace (an outlying timestamp)"
@@ -34,8 +35,8 @@ def outlying_cuts(con, kept: Path, rows: int, t: OutlierSettings = OutlierSettin
     m = max(t.few, int(rows * t.share))
     if rows - m < t.min_rest:
         return None, None
-    ends = [np.array([r[0] for r in con.execute(f"select arrival_s from read_parquet({lit(str(kept))}) "
-                                                 f"order by arrival_s {order} limit {m + 1}").fetchall()])
+    ends = [np.array([r[0] for r in con.execute(statement("arrival_ends", path=lit(str(kept)), order=order,
+                                                          limit=m + 1)).fetchall()])
             for order in ("asc", "desc")]
     low, high = ends[0], ends[1][::-1]
     top = _tail_cut(high, low[min(m, len(low) - 1)], m, t)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.ingest.agentic.records import scaled
+from servetrace.ingest.queries import statement
 
 NAME = "baseten"
 CONTAINER = "parquet"
@@ -42,14 +43,8 @@ def select_sql(path: Path) -> str:
 
     session = next((c for c in SESSION_COLUMNS if c in names), None)
     record = " || ',' || ".join(f"coalesce(cast(\"{c}\" as varchar), '')" for c in sorted(KEYS))
-    return f"""
-    select row_number() over () as _line, left({record}, {MAX_RECORD_CHARS}) as _record, null::varchar as _problem,
-           {text('timestamp_start_unix_ms')} as arrival_s,
-           {text(session) if session else 'null::varchar'} as session_id,
-           {text('input_tokens')} as input_tokens,
-           {text('output_tokens')} as output_tokens,
-           {text('duration_e2e_ms', 0.001)} as latency_s,
-           {text('duration_ttft_ms', 0.001)} as ttft_s,
-           {text('request_canceled')} as canceled,
-           {text('total_hashes')} as hash_ids
-    from read_parquet({lit(str(path))})"""
+    return statement("agentic/baseten", record=record, record_chars=MAX_RECORD_CHARS,
+                     arrival_s=text("timestamp_start_unix_ms"), session_id=text(session) if session else "null::varchar",
+                     input_tokens=text("input_tokens"), output_tokens=text("output_tokens"),
+                     latency_s=text("duration_e2e_ms", 0.001), ttft_s=text("duration_ttft_ms", 0.001),
+                     canceled=text("request_canceled"), hash_ids=text("total_hashes"), path=lit(str(path)))

@@ -1,4 +1,5 @@
-"""The source records the agentic readers start from, as SQL: numbered JSON lines or JSON files.
+"""The source records the agentic readers start from, as SQL: numbered JSON lines or JSON files
+(sql/ingest/agentic/*.sql, filled in here and by each reader).
 
 A reader's SQL runs over one chunk of the source at a time (a range of lines, a group of files;
 see agentic/__init__.py), so its memory is the chunk's, whatever the file size. Every JSON function
@@ -10,59 +11,41 @@ read twice is held in memory): a record with a problem rides along as one null e
 from __future__ import annotations
 
 from servetrace.ingest.canonical import MAX_LINE_BYTES, MAX_RECORD_CHARS, lit
+from servetrace.ingest.queries import statement
 
 EXTRA = ("_line", "_record", "_problem")
 
 
 def numbered_lines(path: str, compression: str) -> str:
-    """Every line of a text file with its number from 1 (blank lines counted). Written to Parquet
-    first, so that the readers can take them a range of lines at a time. The read buffer is set:
-    by default DuckDB makes it 16 times the longest line allowed (128 MiB per thread)."""
-    return f"""
-        select row_number() over () as line, j from read_csv({path}, header=false,
-            columns={{'j': 'VARCHAR'}}, delim=E'\\x1f', quote='', escape='', auto_detect=false,
-            compression={compression}, max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})"""
+    """Every line of a text file with its number from 1 (blank lines counted)."""
+    return statement("agentic/numbered_lines", path=path, compression=compression, max_line=MAX_LINE_BYTES,
+                     buffer=2 * MAX_LINE_BYTES)
 
 
 def line_range(lines: str, first: int, last: int) -> str:
     """Lines `first`..`last` of a Parquet file of numbered_lines (its row groups outside are skipped)."""
-    return f"(select * from read_parquet({lines}) where line between {int(first)} and {int(last)})"
+    return statement("agentic/line_range", lines=lines, first=int(first), last=int(last))
 
 
 def jsonl_records(lines: str) -> str:
     """One row per non-blank line of `lines` (numbered_lines rows, e.g. a line_range): `_line`,
     `j` (the text), `_record` and `_problem` when the line is not a JSON object."""
-    return f"""
-        select line as _line, j, left(j, {MAX_RECORD_CHARS}) as _record,
-               case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
-        from (select line, j, try(json_type(j)) as kind from {lines}
-              where j is not null and trim(j) <> '')"""
+    return statement("agentic/jsonl_records", lines=lines, record_chars=MAX_RECORD_CHARS)
 
 
 def json_file_records(files: list[str], first: int = 1) -> str:
     """One row per file of `files` (in name order): `_line` is its number, `first` for the first."""
     listed = "[" + ", ".join(lit(f) for f in files) + "]"
-    return f"""
-        select _line, j, left(filename || ': ' || j, {MAX_RECORD_CHARS}) as _record,
-               case when kind is null then 'not valid JSON' when kind <> 'OBJECT' then 'not a JSON object' end as _problem
-        from (select {int(first) - 1} + row_number() over (order by filename) as _line, filename, content as j,
-                     try(json_type(content)) as kind
-              from read_text({listed}))"""
+    return statement("agentic/json_file_records", files=listed, before=int(first) - 1, record_chars=MAX_RECORD_CHARS)
 
 
 def typed(records: str, structure: str, key: str, keep_record: bool = False) -> str:
     """`records` with `s`, the object read with DuckDB's from_json into `structure` (fields as text;
     a value of another type reads as NULL), and a `_problem` also where `key` is not a list; the
     record's text is kept only where there is a problem unless `keep_record` (a good record that is
-    unnested into many rows gives each its own text).
-    from_json, not json_extract: lists of JSON text held by DuckDB grow with the file."""
-    return f"""
-        select _line, s, {'_record' if keep_record else 'case when _problem is not null then _record end'} as _record,
-               _problem
-        from (select _line, _record, try(from_json(j, '{structure}')) as s,
-                     coalesce(_problem, case when coalesce(try(json_type(j, '$.{key}')), 'NULL') <> 'ARRAY'
-                                             then '{key} is not a list' end) as _problem
-              from ({records}))"""
+    unnested into many rows gives each its own text)."""
+    record = "_record" if keep_record else "case when _problem is not null then _record end"
+    return statement("agentic/typed_records", records=records, structure=structure, key=key, record=record)
 
 
 def one_each(items: str) -> str:
