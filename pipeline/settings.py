@@ -140,6 +140,14 @@ class SessionModelSettings:
 
 
 @dataclass(frozen=True)
+class AgentModelSettings:
+    """The bundle's agent model (bundle/agents.py)."""
+    min_calls: int = 2  # fewer main calls with turns than this: no agent model
+    min_start_gaps: int = 10  # fewer gaps between session starts inside a window: no session CV (Poisson starts)
+    quantile_points: int = 101  # quantiles kept per distribution (0, 1 %, ..., 100 %)
+
+
+@dataclass(frozen=True)
 class FitSettings:
     """The bundle fit's: its length window, client cap, KS sample and PMF binning."""
     dataset_window_s: int = 21_600  # 6 h, ServeGen's length-distribution window (rounded to whole windows)
@@ -150,6 +158,7 @@ class FitSettings:
 
     arrival_model: ArrivalModelSettings = ArrivalModelSettings()
     sessions: SessionModelSettings = SessionModelSettings()
+    agents: AgentModelSettings = AgentModelSettings()
 
     def binning(self) -> dict:
         return {"exact_below": self.pmf_exact_below, "log_step": self.pmf_log_step}
@@ -243,6 +252,10 @@ class FidelitySettings:
     infinite_hit_abs: float = 0.03  # |infinite-cache hit rate, synthetic - source|
     lru_curve_abs: float = 0.05  # largest |hit rate difference| over the source's capacity ladder
     reuse_ks: float = 0.05  # reuse distance, turns per session, turn gap, follow-up context length
+    agent_ks: float = 0.05  # agent traces: calls per turn / session, gaps, context growth, outputs per kind
+    agent_share_abs: float = 0.03  # |difference| of the cached share, subagent share of calls, spawning turns
+    agent_fanout_abs: float = 0.2  # |difference| of the mean subagents per spawning turn
+    agent_sample: int = 200_000  # values per agent distribution compared, at most (a hash sample of the calls)
     min_window_cover: float = 0.5  # rate windows covered less than this fraction by both traces are left out
     floor_seeds: tuple[int, ...] = (1_000_001, 1_000_002)  # the seed-to-seed noise floor's two workloads
 

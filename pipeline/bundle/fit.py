@@ -22,6 +22,7 @@ import polars as pl
 
 from servetrace import grouping
 from servetrace.bundle import arrivals, lengths, sums
+from servetrace.bundle.agents import fit_agent_model
 from servetrace.bundle.arrival_model import with_arrival_model
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.sessions import ANALYZE, client_index, fit_reuse_models
@@ -340,10 +341,12 @@ def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = AN
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
-    """The bundle with v2's session and prefix models of DIR/requests.parquet; `reuse` is the block
-    reuse analysis when the caller already made it (characterize's prefix stage), else it is made here."""
+    """The bundle with v2's session and prefix models of DIR/requests.parquet, and the agent model
+    of an agent trace; `reuse` is the block reuse analysis when the caller already made it
+    (characterize's prefix stage), else it is made here."""
     return {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER),
-                                         settings.fit.sessions, settings.stages.reuse)}
+                                         settings.fit.sessions, settings.stages.reuse),
+            **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents)}
 
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:

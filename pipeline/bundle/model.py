@@ -6,6 +6,8 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
 - `schema`: "servetrace.bundle/v2" (written); "servetrace.bundle/v1" (no session or prefix model) still loads.
 - `sessions`, `prefix` (optional, v2): the session model and the shared-prefix model, documented
   in `pipeline/bundle/sessions.py`.
+- `agents` (optional, v2, traces with agent columns): the agent model, documented in
+  `pipeline/bundle/agents.py`; `generate` runs it in place of the session model.
 - `created_at`: ISO-8601 UTC time the bundle was made.
 - `source`: `path` (trace or pool it was fitted from), `sha256` (of that file; null for a pool
   directory), `rows` (requests read; null for a pool), `format` (e.g. "burstgpt", "servegen");
@@ -341,6 +343,21 @@ def _check_reuse_models(bundle: dict, name: str) -> None:
             if q:
                 if (np.diff(_floats(q["quantiles"], f"{name}: sessions.{key}")) < 0).any():
                     raise ServetraceError(f"{name}: sessions.{key}.quantiles: decreasing")
+    agents = bundle.get("agents")
+    if agents:
+        pmfs = [agents["turns"], agents["calls_per_turn"]]
+        sub = agents.get("subagents")
+        if sub:
+            pmfs += [p for p in (sub["fanout"], sub["calls"]) if p]
+            if not 0 <= sub["spawn_share"] <= 1:
+                raise ServetraceError(f"{name}: agents.subagents.spawn_share: not a share")
+        _check_pmfs([{"values": p["values"], "probs": p["probs"]} for p in pmfs], f"{name}: agents", False)
+        quantiles = [agents.get(k) for k in ("latency_s", "think_gap_s", "tool_gap_s", "subagent_gap_s")]
+        for group in ("input_tokens", "cached_ratio", "output_tokens"):
+            quantiles += list((agents.get(group) or {}).values())
+        for q in quantiles + [(sub or {}).get("start_s")]:
+            if q and (np.diff(_floats(q["quantiles"], f"{name}: agents")) < 0).any():
+                raise ServetraceError(f"{name}: agents: a quantile function decreases")
     pre = bundle.get("prefix")
     if pre:
         pop = _floats(pre["groups"]["popularity"], f"{name}: prefix.groups.popularity")

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from servetrace.bundle.coverage import covered_span
+from servetrace.generation import agents
 from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
 from servetrace.generation.failures import draw_failures, failure_probabilities
 from servetrace.generation.lengths import LengthSampler
@@ -88,8 +89,16 @@ class Generation:
     def sessions(self) -> bool:
         return bool(self.bundle.get("sessions")) and self.options.sessions
 
+    @property
+    def agents(self) -> bool:
+        return bool(self.bundle.get("agents")) and self.options.sessions
+
     def blocks(self) -> Iterator[pa.Table]:
         """Canonical tables, one per block, each sorted by arrival and after the one before."""
+        if self.agents:  # agent sessions (generation/agents.py)
+            yield from merged(agents.agent_tables(self, self._stretch), self.block_rows, self.scratch_beside)
+            self._finish(self.summary["requests"])
+            return
         if self.sessions:
             yield from merged(self._session_tables(), self.block_rows, self.scratch_beside)
             self._finish(self.summary["requests"])
@@ -186,7 +195,8 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     check_segments(end - start, float(bundle["window_s"]))
     every = window_params(bundle, list(range(len(bundle["clients"]))))
     # the session layer runs the windows' renewal processes (the model was chosen without sessions)
-    sessions = bool(bundle.get("sessions")) and options.sessions
+    sessions = bool(bundle.get("sessions") or bundle.get("agents")) and options.sessions
+    block_rows = agents.block_rows(bundle, options, block_rows)
     model = "renewal" if sessions or modulation_spec(bundle) is None else bundle["arrival_model"]["chosen"]
     if model == "cox" and poisson_base(bundle):  # the Cox model: Poisson within the modulated time
         every = WindowParams(every.rate, np.zeros_like(every.family), np.ones_like(every.shape))

@@ -8,6 +8,7 @@ from pathlib import Path
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from servetrace.outputs import FIDELITY, FIDELITY_PAGE, FIDELITY_WINDOWS, INPUTS, table_path
 from servetrace.settings import Settings
+from servetrace.validation.agents import agent_fidelity
 from servetrace.validation.fidelity import fidelity
 from servetrace.validation.inputs import load_requests, requests_path
 from servetrace.validation.noise import find_bundle, seed_traces
@@ -30,6 +31,11 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
         result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings),
                                   seed_traces(bundle_path, thresholds.floor_seeds))
+        agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds)
+        if agents:  # agent traces: their checks join the others (named agent_*)
+            result["agents"] = agents["values"] | {"noise_floor_basis": agents["noise_floor_basis"]}
+            result["checks"].update({f"agent_{k}": c for k, c in agents["checks"].items()})
+            result["pass"] = all(c["pass"] for c in result["checks"].values() if c["pass"] is not None)
         result["inputs"] = {"source": str(source), "synthetic": str(synthetic),
                             "bundle": None if bundle_path is None else str(bundle_path)}
         write_parquet(table_path(out_dir, FIDELITY_WINDOWS), tables["windows"].to_arrow(), {WRITTEN_BY: "validate"})

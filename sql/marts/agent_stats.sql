@@ -42,9 +42,11 @@ tool_time as (
 ),
 
 recursive_depth as (
-    -- a subagent whose parent is itself a subagent's call sits one level deeper
+    -- a subagent whose parent is itself a subagent's call sits one level deeper (a parent_id names
+    -- the spawning call's request_id, with `#k` for the k-th subagent of that call)
     with recursive edges as (
-        select request_id, parent_id from stg_agent_calls where call_kind = 'subagent'
+        select request_id, regexp_replace(parent_id, '#[0-9]+$', '') as parent_id from stg_agent_calls
+        where call_kind = 'subagent'
     ),
     walk(request_id, parent_id, depth) as (
         select request_id, parent_id, 1 from edges

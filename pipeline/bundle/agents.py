@@ -1,0 +1,181 @@
+"""The bundle's agent model (`agents`), fitted from a canonical trace with agent columns.
+
+Fitted over `sql/staging/stg_agent_calls.sql` (a call's chain, step, idle gap and its kind), so the
+model and the `agents` findings area read the calls the same way. A session is a main chain of
+user turns; a turn is one or more calls with tool gaps between them; a turn may spawn subagents,
+each a chain of calls of its own, which may spawn subagents in turn. Fields:
+
+- `sessions_per_call`: sessions over calls (session starts run at the clients' rates times this);
+  `session_iat_cv`: the CV of the gaps between session starts inside a rate window, each gap over
+  its window's mean gap (so rate changes between windows do not count; null under `min_start_gaps` such
+  gaps (settings `fit.agents`) or when every session starts at the same instant: starts are then Poisson). Calls cluster
+  in sessions, so the calls' own inter-arrival shapes would clump the session starts.
+- `turns` (user turns per session) and `calls_per_turn` (main calls per turn): PMFs `values`, `probs`.
+- `gap_measure`: "from previous end" (the source records call durations: a gap is the idle time
+  from the previous call's end) or "from previous arrival"; `latency_s`: the calls' durations
+  (null when not recorded). `think_gap_s` (before a turn's first call), `tool_gap_s` (between a
+  turn's calls), `subagent_gap_s` (between a subagent's calls): quantile functions.
+- `input_tokens`: `main_first` (a session's first call), `main_turn` (growth over the previous
+  call at a turn's first call), `main_tool` (growth inside a turn), `subagent_first`,
+  `subagent_growth`; growths may be negative (a context compacted).
+- `cached_ratio`: cached / input tokens, `main_first`, `main_later`, `subagent_first`,
+  `subagent_later` (null keys where the source records no cached tokens).
+- `output_tokens`: `main_opens`, `main_in_turn`, `subagent_opens`, `subagent_in_turn`.
+- `canceled_share`: canceled calls over those whose cancellation is recorded (null: unrecorded).
+- `subagents` (null without any): `spawn_share` (main turns that spawn any), `fanout` (PMF of
+  subagents per spawning turn), `calls` (PMF of calls per subagent), `start_s` (quantile
+  function: a subagent's first call after the latest call of its session before it), `depth_max`
+  and `nested_share` (per level from 2: the share of the level above's subagents that spawn).
+
+Quantile functions: `probs` (0, 0.01, ..., 1), `quantiles`, `n`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from servetrace.settings import AgentModelSettings
+from servetrace.stages import sql
+
+
+GAP = ("case when (select count(gap_s) from stg_agent_calls) > 0 then gap_s else interval_s end")
+MAIN = "call_kind <> 'subagent' and session_id is not null and turn is not null"
+SUB = "call_kind = 'subagent' and parent_id is not null"
+# a subagent names its spawning call: parent_id = that call's request_id, `#k` for its k-th subagent
+SPAWNER = r"regexp_replace(parent_id, '#[0-9]+$', '')"
+
+
+def _rows(con, query: str) -> list[tuple]:
+    return con.sql(query).fetchall()
+
+
+def _probs(points: int) -> list[float]:
+    return np.linspace(0, 1, points).round(10).tolist()
+
+
+def _qf(con, expr: str, where: str, probs: list[float]) -> dict | None:
+    n, q = _rows(con, f"select count({expr}), quantile_cont({expr}, {probs}) from stg_agent_calls "
+                      f"where ({where}) and ({expr}) is not null")[0]
+    if not n:
+        return None
+    return {"probs": probs, "quantiles": [float(v) for v in np.maximum.accumulate(np.asarray(q, dtype=float))],
+            "n": int(n)}
+
+
+def _pmf(con, query: str) -> dict | None:
+    rows = _rows(con, f"select n, count(*) from ({query}) where n is not null group by n order by n")
+    if not rows:
+        return None
+    counts = np.array([c for _, c in rows], dtype=float)
+    return {"values": [int(v) for v, _ in rows], "probs": (counts / counts.sum()).tolist()}
+
+
+def _subagents(con, probs: list[float]) -> dict | None:
+    subs = _rows(con, f"select count(distinct parent_id) from stg_agent_calls where {SUB}")[0][0]
+    if not subs:
+        return None
+    main_turns = _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {MAIN}")[0][0]
+    # each subagent's level: 1 when its spawning call is no subagent's call, else its spawner's + 1
+    levels = _rows(con, f"""
+        with recursive chains as (
+            select distinct parent_id as chain, {SPAWNER} as spawner from stg_agent_calls where {SUB}
+        ),
+        calls as (select request_id, parent_id as chain from stg_agent_calls where {SUB}),
+        edges as (select c.chain, k.chain as up from chains c join calls k on k.request_id = c.spawner),
+        walk(chain, up, level) as (
+            select chain, chain, 1 from chains
+            union all
+            select w.chain, e.up, w.level + 1 from walk w join edges e on e.chain = w.up where w.level < 32
+        ),
+        level as (select chain, max(level) as level from walk group by chain)
+        select l.level, count(*), count(distinct e.up) from level l
+        left join edges e on e.chain = l.chain group by l.level order by l.level""")
+    per_level = {lv: n for lv, n, _ in levels}
+    spawners = {lv: s for lv, _, s in levels}  # distinct spawning subagents of the level's chains
+    depth = max(per_level)
+    start = _rows(con, f"""
+        with firsts as (select session_id, arrival_s from stg_agent_calls where {SUB} and step = 1),
+        mains as (select session_id, arrival_s from stg_agent_calls where call_kind <> 'subagent')
+        select count(*), quantile_cont(f.arrival_s - m.arrival_s, {probs})
+        from firsts f asof join mains m on f.session_id = m.session_id and f.arrival_s >= m.arrival_s""")[0]
+    return {
+        "spawn_share": _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {SUB}")[0][0]
+        / max(main_turns, 1),
+        "fanout": _pmf(con, f"select count(distinct parent_id) as n from stg_agent_calls where {SUB} "
+                            "group by session_id, turn"),
+        "calls": _pmf(con, f"select count(*) as n from stg_agent_calls where {SUB} group by parent_id"),
+        "start_s": ({"probs": probs, "quantiles": [float(v) for v in np.maximum.accumulate(np.asarray(start[1], float))],
+                     "n": int(start[0])} if start[0] else None),
+        "depth_max": int(depth),
+        "nested_share": [spawners.get(lv + 1, 0) / per_level[lv] for lv in range(1, depth)],
+    }
+
+
+def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str | None = None,
+                    settings: AgentModelSettings = AgentModelSettings()) -> dict:
+    """{"agents": model} for a trace whose main calls carry session ids and turns, else {}."""
+    probs = _probs(settings.quantile_points)
+    import pyarrow.parquet as pq
+
+    from servetrace.stages.agents import agent_columns
+
+    if not {"turn", "session_id"} <= set(pq.read_schema(path).names):
+        return {}
+    with sql.connect(path, memory_limit) as con:
+        if "turn" not in agent_columns(con):
+            return {}
+        sql.run_sql(con, "stg_agent_calls")
+        calls, mains, sessions = _rows(con, f"select count(*), count(*) filter (where {MAIN}), "
+                                            f"count(distinct session_id) filter (where {MAIN}) from stg_agent_calls")[0]
+        # an agent trace: calls name their kind, or a user turn holds several calls (Bailian's
+        # turns are one request each: its session and prefix models generate it)
+        agentic = _rows(con, f"""select count(call_kind) filter (where call_kind <> 'unknown') > 0
+            or coalesce((select max(n) from (select count(*) as n from stg_agent_calls where {MAIN}
+                                             group by session_id, turn)), 0) > 1 from stg_agent_calls""")[0][0]
+        if mains < settings.min_calls or not agentic:
+            return {}
+        measured = _rows(con, "select count(gap_s) > 0 from stg_agent_calls")[0][0]
+        starts = _rows(con, f"""with s as (select min(arrival_s) as t from stg_agent_calls where {MAIN} group by session_id),
+            g as (select floor(t / {float(window_s)}) as w, t - lag(t) over (order by t) as g,
+                         floor(lag(t) over (order by t) / {float(window_s)}) as prev_w from s),
+            n as (select g / avg(g) over (partition by w) as x from g where w = prev_w)
+            select (select stddev_pop(x) from n where x is not null), (select count(x) from n),
+                   (select count(distinct t) from s)""")[0]
+        cached = _rows(con, "select count(cached_tokens) from stg_agent_calls")[0][0]
+        known, canceled = _rows(con, "select count(canceled), count(*) filter (where canceled) from stg_agent_calls")[0]
+        ratio = "cached_tokens::double / nullif(input_tokens, 0)"
+        model = {
+            "sessions_per_call": sessions / calls,
+            "session_iat_cv": starts[0] if starts[1] >= settings.min_start_gaps and starts[2] > 1 else None,
+            "turns": _pmf(con, f"select count(distinct turn) as n from stg_agent_calls where {MAIN} group by session_id"),
+            "calls_per_turn": _pmf(con, f"select count(*) as n from stg_agent_calls where {MAIN} group by session_id, turn"),
+            "gap_measure": "from previous end" if measured else "from previous arrival",
+            "latency_s": _qf(con, "latency_s", "true", probs) if measured else None,
+            "think_gap_s": _qf(con, GAP, f"{MAIN} and gap_kind = 'think'", probs),
+            "tool_gap_s": _qf(con, GAP, f"{MAIN} and gap_kind = 'tool'", probs),
+            "subagent_gap_s": _qf(con, GAP, f"{SUB} and step > 1", probs),
+            "input_tokens": {
+                "main_first": _qf(con, "input_tokens", f"{MAIN} and step = 1", probs),
+                "main_turn": _qf(con, "growth_tokens", f"{MAIN} and step > 1 and opens_turn", probs),
+                "main_tool": _qf(con, "growth_tokens", f"{MAIN} and step > 1 and not opens_turn", probs),
+                "subagent_first": _qf(con, "input_tokens", f"{SUB} and step = 1", probs),
+                "subagent_growth": _qf(con, "growth_tokens", f"{SUB} and step > 1", probs),
+            },
+            "cached_ratio": None if not cached else {
+                "main_first": _qf(con, ratio, f"{MAIN} and step = 1", probs),
+                "main_later": _qf(con, ratio, f"{MAIN} and step > 1", probs),
+                "subagent_first": _qf(con, ratio, f"{SUB} and step = 1", probs),
+                "subagent_later": _qf(con, ratio, f"{SUB} and step > 1", probs),
+            },
+            "output_tokens": {
+                "main_opens": _qf(con, "output_tokens", f"{MAIN} and opens_turn", probs),
+                "main_in_turn": _qf(con, "output_tokens", f"{MAIN} and not opens_turn", probs),
+                "subagent_opens": _qf(con, "output_tokens", f"{SUB} and step = 1", probs),
+                "subagent_in_turn": _qf(con, "output_tokens", f"{SUB} and step > 1", probs),
+            },
+            "canceled_share": canceled / known if known else None,
+            "subagents": _subagents(con, probs),
+        }
+    return {"agents": model}
