@@ -15,9 +15,10 @@ from conftest import FIXTURES, ROOT
 CHECKS = json.loads((ROOT / "sql" / "checks.json").read_text())["tables"]
 # Traces that between them make every checked table: sessions (BurstGPT v3, Bailian), prefix
 # reuse (Bailian, Mooncake), images (Azure multimodal), failures (BurstGPT v1), agents (Baseten,
-# Copilot).
+# Copilot), reasoning ratios and tokens per image (a generic CSV with those columns).
 TRACES = ("ingest/burstgpt_v1.csv", "ingest/burstgpt_v3.csv", "ingest/bailian.jsonl", "ingest/mooncake.jsonl",
-          "ingest/azure_mm2025.csv.gz", "agentic/baseten.parquet", "agentic/copilot.jsonl.gz")
+          "ingest/azure_mm2025.csv.gz", "agentic/baseten.parquet", "agentic/copilot.jsonl.gz",
+          "ingest/reasoning_images.csv")
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,35 @@ def test_the_checks_can_fail(tmp_path):
     assert any("repeat the grain" in f for f in found) and any("requests: 1 null" in f for f in found)
     assert any("hour: 1 value(s) outside" in f for f in found) and any("rate_rps: 1 value(s)" in f for f in found)
     assert failures(path, {"grain": ["hour"], "not_null": [], "range": {"nope": [0, 1]}}) == ["no column nope"]
+
+
+def test_reason_ratio_and_tokens_per_image_hold_the_fixture_s_values(table_dirs):
+    """The two tables of the reasoning / image fixture, counted again from the CSV in Python: the
+    reason ratio (reasoning / output, clipped at 1, rows with output > 0 and reasoning present) in
+    bins of 0.02, and the tokens per image of rows with images and image tokens."""
+    import csv
+
+    import numpy as np
+    import polars as pl
+
+    rows = list(csv.DictReader((FIXTURES / "ingest" / "reasoning_images.csv").open()))
+    tables = next(d for d in table_dirs if d.parent.name == "ingest-reasoning_images.csv")
+
+    ratio = np.array([min(int(r["reasoning_tokens"]) / int(r["output_tokens"]), 1.0) for r in rows
+                      if r["reasoning_tokens"] and int(r["output_tokens"]) > 0])
+    bins, counts = np.unique(np.minimum(np.floor(ratio * 50).astype(int), 49), return_counts=True)
+    got = pl.read_parquet(tables / "reason_ratio.parquet").sort("bin_idx")
+    assert got["bin_idx"].to_list() == bins.tolist() == [0, 5, 17, 25, 40, 49]
+    assert got["requests"].to_list() == counts.tolist()
+    assert got["requests"].sum() == 65 and counts[-1] == 19  # the 1.25 ratios are clipped into the last bin
+    np.testing.assert_allclose(got["share"].to_numpy(), counts / counts.sum(), rtol=1e-12)
+    np.testing.assert_allclose(got["cdf"].to_numpy(), np.cumsum(counts) / counts.sum(), rtol=1e-12)
+    np.testing.assert_allclose(got["ratio_lo"].to_numpy(), bins / 50, rtol=1e-12)
+
+    tpi = np.array([int(r["image_tokens"]) / int(r["num_images"]) for r in rows
+                    if int(r["num_images"]) > 0 and r["image_tokens"]])
+    values, counts = np.unique(tpi, return_counts=True)
+    got = pl.read_parquet(tables / "multimodal_tokens_per_image.parquet").sort("tokens_per_image")
+    assert got["tokens_per_image"].to_list() == values.tolist() == [85.0, 765.0, 1105.0]
+    assert got["requests"].to_list() == counts.tolist() == [20, 21, 21]
+    np.testing.assert_allclose(got["share"].to_numpy(), counts / counts.sum(), rtol=1e-12)
