@@ -68,8 +68,8 @@ def characterize_requests(requests: str | Path, settings: Settings, trace_info: 
 def _characterize(requests: str | Path, settings: Settings, trace_info: dict | None,
                   progress: Callable[[str], None] | None, scratch_dir: str | Path | None,
                   with_bundle: bool, engine: Engine | None = None) -> tuple[dict, dict[str, pl.DataFrame], dict | None]:
-    """The stages and, `with_bundle`, the bundle: its first pass rides on the stages' row stream
-    (DuckDB; on Spark the gap statistics are set-based SQL and the bundle is left to the caller)."""
+    """The stages and, `with_bundle`, the bundle: on DuckDB its first pass rides on the stages' row
+    stream; on Spark the gap statistics and the fit are set-based SQL (sql/gaps/, sql/fit/)."""
     check_settings(settings)
     engine = engine or Engine()
     step = progress or (lambda name: None)
@@ -77,6 +77,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
     has_hash = HASH_IDS in pq.read_schema(requests).names
     tables: dict[str, pl.DataFrame] = {}
     found: list = []
+    bundle = None
     with engine.connect(requests, settings.memory_limit, settings.threads, scratch_dir) as con:
         step("profile")
         profile = trace_profile(con)
@@ -132,6 +133,12 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             ("arrivals", lambda: arrivals(con, ctx, window_rates, gap)),
             ("clients", lambda: clients(con, ctx)),
             ("failures", lambda: failures(con, ctx)))})
+        if engine.name == "spark" and with_bundle and ctx.rows:  # the set-based fit, where the rows lie
+            from servetrace.bundle import fit_sql
+            from servetrace.bundle.fit import source_of, with_reuse_models
+
+            bundle = with_reuse_models(fit_sql.fit_on(con, settings, ctx.grouping, source_of(Path(requests)),
+                                                      ingest_of(ctx.meta)), Path(requests), settings, reuse)
         found.append(_trace_finding(ctx, meta, trace_info or {}))
         for name in STAGES[2:]:  # findings in the published order
             result, produced = results[name]
@@ -139,7 +146,6 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             tables.update(produced)
     tables.setdefault("window_rates", window_rates)
     run_settings = record(settings, ctx.group_by, ingest_of(ctx.meta))
-    bundle = None
     if fit is not None:
         from servetrace.bundle.fit import with_models
 
@@ -280,10 +286,6 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
             findings, tables, bundle = _characterize(requests, settings, summary, step, out_dir, with_bundle=True,
                                                      engine=engine)
             lap("stages")
-            if bundle is None and engine is not None and engine.name == "spark":
-                from servetrace.bundle.fit import fit_bundle
-
-                bundle = fit_bundle(out_dir, settings)  # the one-process streamed fit (not distributed yet)
             if bundle is None:
                 from servetrace.bundle.fit import source_of
 

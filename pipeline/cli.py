@@ -45,6 +45,10 @@ GroupByOpt = Annotated[
 MemoryOpt = Annotated[
     Optional[str], typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; larger work spills to disk.")
 ]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Where the work runs: duckdb (this machine) or spark "
+                                                         "(needs pyspark: pip install 'servetrace[spark]', and Java 17+).")]
+SparkMasterOpt = Annotated[Optional[str], typer.Option("--spark-master", help="Spark master URL (default local[2]).")]
+SparkConfOpt = Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")]
 
 
 @app.callback()
@@ -105,10 +109,9 @@ def characterize(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     memory_limit: MemoryOpt = None,
-    engine: Annotated[str, typer.Option("--engine", help="Where the stages run: duckdb (this machine) or spark "
-                                                          "(needs pyspark: pip install 'servetrace[spark]', and Java 17+).")] = "duckdb",
-    spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="Spark master URL (default local[2]).")] = None,
-    spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")] = None,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
+    spark_conf: SparkConfOpt = None,
 ) -> None:
     """Ingest TRACE (reused when unchanged) and run every stage: DIR/tables/*.parquet and DIR/findings.json."""
     import servetrace
@@ -219,12 +222,18 @@ def fit(
     window_s: Annotated[int, typer.Option("--window", callback=opt.checked, help="Rate window in seconds.")] = 600,
     group_by: GroupByOpt = None,
     as_json: JsonOpt = False,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
+    spark_conf: SparkConfOpt = None,
 ) -> None:
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""
     from servetrace.bundle.cli_support import fit_to_bundle
     from servetrace.settings import Settings
+    from servetrace.spark.session import parse_conf
+    from servetrace.stages.engine import Engine
 
-    summary = fit_to_bundle(out_dir, Settings(window_s=window_s, group_by=group_by))
+    summary = fit_to_bundle(out_dir, Settings(window_s=window_s, group_by=group_by),
+                            Engine(engine, spark_master, parse_conf(spark_conf)))
     _emit("fit", summary, as_json)
 
 

@@ -87,6 +87,16 @@ def test_tables_equal_between_engines(both):
                 assert x.to_list() == y.to_list(), (name, col)
 
 
+def test_bundle_equal_between_engines(both):
+    """The bundle: DuckDB's streamed row fit, Spark's set-based SQL fit (sql/fit/); the same sums in
+    other orders, so every number within float tolerance, everything else equal."""
+    from tests.test_spark_fit import assert_close
+
+    a, b = (json.loads((d / "bundle.json").read_text()) for d in both)
+    assert len(a["clients"]) > 1 and "arrival_model" in a
+    assert_close(a, b)
+
+
 def test_cli_engine_options(tmp_path):
     bad = run_cli("characterize", SAMPLE, "--out", tmp_path / "x", "--engine", "flink")
     assert bad.returncode == 2 and "--engine 'flink'" in bad.stderr and "Traceback" not in bad.stderr

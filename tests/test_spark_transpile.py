@@ -15,7 +15,11 @@ from servetrace.stages.sql import sql_text  # noqa: E402
 VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              **grouping.parse("model,service").sql_variables(), "jitter_s": 1.0, "idc_scales": [1.0, 10.0, 60.0, 600.0], "sample_p": 0.25, "grid_every": 1,
              "per_window_n": 500, "max_groups": 1000, "max_groups_detail": 20, "rate_bin_s": 3600.0,
-             "drift_bin_s": 86400.0, "origin_weekday": 3, "drift_bins_per_decade": 50}
+             "drift_bin_s": 86400.0, "origin_weekday": 3, "drift_bins_per_decade": 50,
+             # the bundle fit's (sql/fit/, servetrace/bundle/fit_sql.py)
+             "fit_max_clients": 256, "fit_other": "(other)", "fit_g0": 0, "fit_inv_window": 1 / 600,
+             "fit_inv_dataset": 1 / 21600, "iat_floor_s": 1e-6, "fit_ks_sample": 20000, "fit_category": "reason",
+             "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name != "ingest")
 
 

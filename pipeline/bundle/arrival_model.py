@@ -117,6 +117,15 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     g0 = float(bundle["aggregate"]["window_start_s"][0])
     bins = (scan.select(((pl.col("arrival_s") - g0) / t.modulation.bin_s).floor().cast(pl.Int64).alias("b"))
             .group_by("b").len().collect())
-    b, n = bins["b"].to_numpy(), bins["len"].to_numpy()
-    ok = b >= 0
-    return {**bundle, "arrival_model": choose(head, covered_counts(b[ok], n[ok], bundle, t), bundle, t)}
+    return arrival_model_of(bundle, head, bins["b"].to_numpy(), bins["len"].to_numpy(), t)
+
+
+def arrival_model_of(bundle: dict, head: np.ndarray, bins: np.ndarray, counts: np.ndarray,
+                     t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
+    """The bundle with its `arrival_model`, from the source's first `max_rows` arrival times
+    (sorted) and its requests per `modulation.bin_s` bin counted from the first window start
+    (`bins`, `counts`)."""
+    if len(head) < 3:
+        return bundle
+    ok = bins >= 0
+    return {**bundle, "arrival_model": choose(head, covered_counts(bins[ok], counts[ok], bundle, t), bundle, t)}

@@ -16,13 +16,21 @@ def _summary(bundle: dict, path: Path) -> dict:
             "span_s": bundle["span_s"], "bytes": os.path.getsize(path)}
 
 
-def fit_to_bundle(out_dir: str | Path, settings: Settings) -> dict:
-    from servetrace.bundle.fit import fit_bundle
-
+def fit_to_bundle(out_dir: str | Path, settings: Settings, engine=None) -> dict:
+    """Fit DIR/requests.parquet into DIR/bundle.json: the streamed row fit (DuckDB, the default), or
+    the set-based SQL fit on `engine` (a servetrace.stages.engine.Engine: Spark)."""
     from servetrace.io import output_lock
+    from servetrace.outputs import REQUESTS
 
     with output_lock(out_dir):  # one run at a time per output directory
-        bundle = fit_bundle(out_dir, settings)
+        if engine is None or engine.name == "duckdb":
+            from servetrace.bundle.fit import fit_bundle
+
+            bundle = fit_bundle(out_dir, settings)
+        else:
+            from servetrace.bundle.fit_sql import fit_file
+
+            bundle = fit_file(Path(out_dir) / REQUESTS, settings, engine)
         return _summary(bundle, save_bundle(Path(out_dir) / BUNDLE, bundle))
 
 

@@ -78,8 +78,8 @@ class Fit:
         window_s = int(settings.window_s)
         self.settings, self.source, self.by, self.t0, self.category = settings, source, by, t0, category
         self.binning, self.ingest = settings.fit.binning(), ingest
-        self.dataset_window_s = max(window_s, int(round(settings.fit.dataset_window_s / window_s)) * window_s)
-        self.grid = sums.Grid(int(np.floor(t0 / window_s) * window_s), window_s, self.dataset_window_s)
+        self.dataset_window_s = dataset_window(settings)
+        self.grid = sums.Grid(grid_start(t0, window_s), window_s, self.dataset_window_s)
         self.clients = sums.Clients(groups, settings.fit.max_clients, OTHER)
         self.inputs = [c for c in lengths.LENGTH_INPUTS if c in columns]
         self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, settings.fit.ks_sample)
@@ -102,22 +102,43 @@ class Fit:
         """The second pass over `batches` (Weibull sums, Spearman numerators) and the bundle."""
         window_s, t0, t1, k = int(self.settings.window_s), self.t0, self.t1, len(self.clients.names)
         first, counts = self.sums.result(), self.counts.result()
-        covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
-        per_window = arrivals.moment_fits(moments(first["per_window"]), covered)
-        per_client = arrivals.moment_fits(moments(first["per_client"]), max(t1 - t0, arrivals.MIN_COVER_S))
+        per_window, per_client, overall = first_fits(first, window_s, t0, t1)
         jnames = lengths.joint_fields(self.category)
         ranks = {n: midranks(counts[n], n) for n in jnames}
         powers, cross = Powers(k, self.grid, per_window, per_client), CrossRanks(k, self.category, ranks)
         read.run(self.reader(batches(self.read)), powers, cross)
         (pw_power, pc_power), cross = powers.result(), cross.result()
-        per_window = _with_power(per_window, pw_power, ["client", "window_start_s"])
-        per_client = _with_power(per_client, pc_power, ["client"])
-        overall = arrivals.moment_fits(moments(first["overall"]), covered)
-        pmf_counts = {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
-                      for n, f in counts.items()}
-        agg = Aggregates(self.clients.names, self.by.name, self.category, self.rows, t0, t1, per_window, per_client,
-                         overall, first["ks"], first["nonzero"], pmf_counts, spearman(ranks, cross, jnames))
+        agg = Aggregates(self.clients.names, self.by.name, self.category, self.rows, t0, t1,
+                         with_power(per_window, pw_power, ["client", "window_start_s"]),
+                         with_power(per_client, pc_power, ["client"]), overall, first["ks"], first["nonzero"],
+                         pmf_counts(counts), spearman(ranks, cross, jnames))
         return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning, self.ingest)
+
+
+def grid_start(t0: float, window_s: int) -> int:
+    """The fit's windows start at multiples of the window: the first at or before the first arrival."""
+    return int(np.floor(t0 / window_s) * window_s)
+
+
+def dataset_window(settings: Settings) -> int:
+    """The length distributions' window: the setting rounded to whole analysis windows."""
+    window_s = int(settings.window_s)
+    return max(window_s, int(round(settings.fit.dataset_window_s / window_s)) * window_s)
+
+
+def first_fits(first: dict, window_s: int, t0: float, t1: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The moment-matched fits of the first pass's sums (per_window, per_client, overall frames of
+    SUMS): per (client, window), per client and per window of all rows."""
+    covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
+    return (arrivals.moment_fits(moments(first["per_window"]), covered),
+            arrivals.moment_fits(moments(first["per_client"]), max(t1 - t0, arrivals.MIN_COVER_S)),
+            arrivals.moment_fits(moments(first["overall"]), covered))
+
+
+def pmf_counts(counts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Value counts (client, dataset_start_s, field, n) per field, joint or not, as the PMFs take them."""
+    return {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
+            for n, f in counts.items()}
 
 
 def category_of(batches: read.Batches, columns: list[str]) -> str:
@@ -141,7 +162,8 @@ def fit_batches(batches: read.Batches, columns: list[str], settings: Settings, s
     return fit.finish(batches)
 
 
-def _with_power(fits: pl.DataFrame, power: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
+def with_power(fits: pl.DataFrame, power: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
+    """The fits with the Weibull power sums of the second pass, and the family each chooses."""
     power = power if power is not None else pl.DataFrame(schema={**fits.select(keys).schema, "sum_wpow": pl.Float64})
     return arrivals.choose_family(fits.join(power, on=keys, how="left"))
 

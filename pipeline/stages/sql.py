@@ -20,10 +20,11 @@ from servetrace import db
 from servetrace.resources import SQL_DIR
 
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
-VIEWS = frozenset({"stg_requests"})
+VIEWS = frozenset({"stg_requests", "fit_length_rows"})
 # Where a table's SQL file lives: staging and marts, and the set-based form of the gap statistics
-# (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream).
-LAYERS = ("staging", "marts", "gaps")
+# (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream) and of the
+# bundle fit (sql/fit/, the same for the streamed fit).
+LAYERS = ("staging", "marts", "gaps", "fit")
 UINT64 = 18446744073709551616.0
 
 

@@ -1,0 +1,96 @@
+"""`servetrace fit --engine spark`: the set-based bundle fit (sql/fit/) on local Spark gives DuckDB's
+bundle, every number within float tolerance (the engines sum in different orders), every string
+and list length equal. tests/test_fit_sql.py holds the SQL form equal to the streamed fit on DuckDB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'servetrace[spark]')")
+if shutil.which("java") is None:
+    pytest.skip("no Java runtime for Spark (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+
+from servetrace.bundle import fit_sql  # noqa: E402
+from servetrace.settings import FitSettings, Settings  # noqa: E402
+from servetrace.stages.engine import Engine  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+from tests.test_fit_sql import write_trace  # noqa: E402
+
+SPARK = Engine("spark", "local[2]")
+REL = 1e-6  # both engines fit the same sums; only the order of floating additions differs
+
+
+def assert_close(a, b, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            if k != "created_at":
+                assert_close(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{path}/{i}")
+    elif isinstance(a, float) and not isinstance(b, bool):
+        assert b == pytest.approx(a, rel=REL, abs=1e-9, nan_ok=True), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    """Request tables: many clients (some merged into "(other)") with ties, idle windows and
+    failures; reasoning lengths; multimodal lengths."""
+    w = tmp_path_factory.mktemp("spark_fit")
+    rng = np.random.default_rng(11)
+    t = np.sort(np.floor(rng.exponential(3.0, 5000).cumsum()))
+    t[2500:] += 7000.0
+    n = len(t)
+    for name in ("clients", "reason", "images"):
+        (w / name).mkdir()
+    write_trace(w / "clients" / "requests.parquet", t, client_id=rng.choice([f"c{i}" for i in range(9)], n).tolist(),
+                input_tokens=rng.integers(1, 400, n).tolist(), output_tokens=rng.integers(0, 50, n).tolist(),
+                failed=(rng.random(n) < 0.05).tolist())
+    out = rng.integers(1, 2000, n)
+    write_trace(w / "reason" / "requests.parquet", t, model=rng.choice(["m1", "m2"], n).tolist(),
+                input_tokens=rng.integers(1, 999, n).tolist(), output_tokens=out.tolist(),
+                reason_tokens=(out * rng.random(n)).astype(int).tolist())
+    images = rng.integers(0, 4, n)
+    write_trace(w / "images" / "requests.parquet", t, service=rng.choice(["s1", "s2"], n).tolist(),
+                input_tokens=(images * 200 + rng.integers(0, 500, n)).tolist(),
+                output_tokens=rng.integers(1, 300, n).tolist(), image_count=images.tolist(),
+                image_tokens=(images * 200 + (images == 2)).tolist())
+    return w
+
+
+@pytest.mark.parametrize("name", ["clients", "reason", "images"])
+def test_spark_bundle_equals_duckdb(traces, name):
+    settings = Settings(fit=FitSettings(max_clients=5, ks_sample=500))
+    path = traces / name / "requests.parquet"
+    a = fit_sql.fit_file(path, settings, Engine())
+    b = fit_sql.fit_file(path, settings, SPARK)
+    assert len(a["clients"]) > 1 and "arrival_model" in a
+    assert_close(a, b)
+
+
+def test_fit_command_on_spark(traces, tmp_path):
+    """The documented form, in its own process: `servetrace fit DIR --engine spark --spark-master
+    local[2] --spark-conf K=V`, equal to `servetrace fit DIR`; bad options are one-line errors."""
+    d = tmp_path / "c"
+    shutil.copytree(traces / "clients", d)
+    run_cli("fit", d, "--json", check=True)
+    a = json.loads((d / "bundle.json").read_text())
+    proc = run_cli("fit", d, "--engine", "spark", "--spark-master", "local[2]",
+                   "--spark-conf", "spark.sql.shuffle.partitions=3", "--json", check=True)
+    assert json.loads(proc.stdout)["clients"] == len(a["clients"])
+    b = json.loads((d / "bundle.json").read_text())
+    # the streamed fit (DuckDB's default) and the SQL fit on Spark: the same bundle
+    assert_close({k: v for k, v in a.items() if k != "arrival_model"}, {k: v for k, v in b.items() if k != "arrival_model"})
+    assert b["arrival_model"]["chosen"] == a["arrival_model"]["chosen"]
+    bad = run_cli("fit", d, "--engine", "spark", "--spark-conf", "novalue")
+    assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+    mixed = run_cli("fit", d, "--spark-master", "local[1]")
+    assert mixed.returncode == 2 and "go with --engine spark" in mixed.stderr
