@@ -119,6 +119,46 @@ def test_citeable_section_records_settings_versions_and_sha(page):
     assert "ab" * 32 in cite and "window_s" in cite and "vega-lite (report)" in cite and "duckdb" in cite
 
 
+def test_nested_settings_are_tabled_branch_by_branch(tmp_path):
+    """The recorded settings tree (run values, then stages, fit, ingest and their nested branches)
+    reads as one table per branch holding its own values, lists comma-separated, null as none."""
+    from servetrace.settings import DEFAULTS, record, tree
+
+    doc = findings_doc()
+    doc["settings"] = record(DEFAULTS, "model,service", {"format": "auto", "mapping": {}, "time_unit": "auto",
+                                                        "outliers": tree()["ingest"]["outliers"]})
+    out = write_trace_dir(tmp_path / "nested", findings=doc)
+    write_report(out)
+    cite = (out / "report.html").read_text(encoding="utf-8")
+    cite = cite[cite.index('<section id="cite">'):]
+    found = {}
+    for caption, body in re.findall(r"<table><caption>(Settings: [^<]+)</caption>.*?<tbody>(.*?)</tbody>", cite, re.S):
+        found[caption] = {html.unescape(k): html.unescape(v) for k, v in
+                          re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", body)}
+    known = ["Settings: run", "Settings: stages", "Settings: stages.reuse", "Settings: fit", "Settings: fit.arrival_model",
+             "Settings: fit.arrival_model.modulation", "Settings: fit.sessions", "Settings: ingest",
+             "Settings: ingest.outliers"]
+    assert [c for c in found if c in known] == known  # in the tree's order, each nested branch after its parent
+    assert found["Settings: run"] == {"window_s": "600", "idc_scales_s": "1, 10, 60, 600", "group_by": "model,service",
+                                      "top_k": "1, 5, 10", "fit_sample": "200000", "seed": "0"}
+    assert found["Settings: stages"]["ks_fits"] == "0.05" and "reuse" not in found["Settings: stages"]
+    assert found["Settings: stages.reuse"]["coarser_blocks"] == "64, 512, 2048"
+    assert found["Settings: fit.arrival_model"]["candidates"] == "renewal, cox, cox-renewal"
+    assert found["Settings: fit.arrival_model.modulation"] == {
+        "theta_s": "1.0, 8.0, 60.0, 400.0", "bin_s": "0.25",
+        "tau_s": "0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0", "min_sigma2": "0.001"}
+    assert found["Settings: ingest"] == {"format": "auto", "mapping": "none", "time_unit": "auto"}
+    assert found["Settings: ingest.outliers"]["gap_floor_s"] == "86400.0"
+
+    def leaves(d):
+        return sum(leaves(v) if isinstance(v, dict) and v else 1 for v in d.values())
+
+    assert sum(len(t) for t in found.values()) == leaves(doc["settings"])  # every leaf once, none twice
+    assert "{" not in "".join(v for t in found.values() for v in t.values())  # no branch shown as JSON
+    line = html.unescape(re.search(r"<li>(Characterization of .*?)</li>", cite, re.S).group(1))
+    assert 'window_s=600' in line and "stages, fit, ingest settings tabled below" in line and "ks_fits" not in line
+
+
 def test_big_tables_are_thinned(tmp_path):
     import numpy as np
     import polars as pl
