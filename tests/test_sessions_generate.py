@@ -92,11 +92,23 @@ def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
     d, table, _, b = fitted
     syn, _ = generate_table(b, GenerateOptions(seed=2))
     io.write_parquet(tmp_path / "syn.parquet", syn, {})
-    good = validate_traces(d / "requests.parquet", tmp_path / "syn.parquet", tmp_path / "good", page=False)
+    good = validate_traces(d / "requests.parquet", tmp_path / "syn.parquet", tmp_path / "good", page=False,
+                           bundle=d / "bundle.json")
+    # the seed-to-seed floor: the same comparison between the bundle's two floor seeds, by hand
+    from servetrace.settings import FidelitySettings
+    from servetrace.validation.reuse import _profile, compare
+
+    for i, s in enumerate(FidelitySettings().floor_seeds):
+        io.write_parquet(tmp_path / f"floor{i}.parquet", generate_table(b, GenerateOptions(seed=s))[0], {})
+    by_hand = compare(*(_profile(tmp_path / f"floor{i}.parquet", 16) for i in range(2)))
     for key in ("infinite_hit_rate", "lru_curve_max_diff", "ks_reuse_distance", "ks_turns", "ks_turn_gap", "ks_context"):
         c = good["checks"][key]
         assert c["pass"] is True, (key, c)
-        assert c["noise_floor"] is not None and 0 <= c["noise_floor"] < 0.2
+        floor = c["noise_floor"]
+        want = by_hand[key]["diff"] if isinstance(by_hand[key], dict) else by_hand[key]
+        assert floor["seed_to_seed"] == pytest.approx(want, abs=1e-12), key
+        assert 0 <= floor["half_to_half"] < 0.2
+        assert c["within_noise"] is (c["value"] <= max(floor.values()))
     # the same requests with every block fresh: no reuse, no sessions to infer
     fresh = syn.drop_columns(["hash_ids", "session_id"])
     n = (-(-syn["input_tokens"].to_numpy() // 16))
@@ -106,6 +118,8 @@ def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
     io.write_parquet(tmp_path / "fresh.parquet", fresh, {})
     bad = validate_traces(d / "requests.parquet", tmp_path / "fresh.parquet", tmp_path / "bad", page=False)
     assert bad["checks"]["infinite_hit_rate"]["pass"] is False
+    assert bad["checks"]["infinite_hit_rate"]["within_noise"] is False  # a miss far beyond either floor
+    assert bad["checks"]["infinite_hit_rate"]["noise_floor"]["seed_to_seed"] is None  # no bundle given
     assert bad["reuse"]["infinite_hit_rate"]["synthetic"] == 0.0
     assert bad["checks"]["lru_curve_max_diff"]["pass"] is False
 

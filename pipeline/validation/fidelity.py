@@ -189,7 +189,8 @@ def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
                        ("ks_context", t.reuse_ks)):
         if key in reuse:
             v = reuse[key]
-            out[key] = {**_check(v["diff"] if isinstance(v, dict) else v, limit), "noise_floor": floor.get(key)}
+            out[key] = with_floor(_check(v["diff"] if isinstance(v, dict) else v, limit),
+                                  floor.get(key) or {"seed_to_seed": None, "half_to_half": None})
     return out
 
 

@@ -38,16 +38,16 @@ def find_bundle(bundle: str | Path | None, source: str | Path) -> Path | None:
     return own if Path(source).is_dir() and own.is_file() else None
 
 
-def seed_traces(bundle_path: Path | None, seeds: tuple[int, int] = FidelitySettings.floor_seeds
-                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The arrival times of two workloads generated from the bundle (two `seeds`, source span)."""
+def seed_tables(bundle_path: Path | None, seeds: tuple[int, int] = FidelitySettings.floor_seeds) -> tuple | None:
+    """Two workloads generated from the bundle (two `seeds`, source span), as Arrow tables: their
+    arrival times give the arrival checks' floor, their blocks and sessions the reuse checks'."""
     if bundle_path is None:
         return None
     from servetrace.bundle import load_bundle
     from servetrace.generation import GenerateOptions, generate_table
 
     bundle = load_bundle(bundle_path)
-    a, b = (generate_table(bundle, GenerateOptions(seed=s))[0].column("arrival_s").to_numpy() for s in seeds)
+    a, b = (generate_table(bundle, GenerateOptions(seed=s))[0] for s in seeds)
     return a, b
 
 

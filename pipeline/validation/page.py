@@ -11,8 +11,8 @@ W, H = 460, 220
 
 
 def _checks_table(f: dict) -> dict:
-    """Each check beside its noise floors (seed to seed, half to half: validation/noise.py; the
-    reuse checks' floor is the source's half against half) and whether its value is within them."""
+    """Each check beside its noise floors (seed to seed, half to half: validation/noise.py, and for
+    the reuse checks validation/reuse.py) and whether its value is within them."""
     rows, classes = [], []
     for name, c in f["checks"].items():
         verdict = "skipped" if c["pass"] is None else ("pass" if c["pass"] else "fail")

@@ -1,7 +1,8 @@
 """Fidelity of block reuse and sessions: the infinite-cache hit rate, the LRU curve over the
 source's capacity ladder, reuse distances, turns per session, gaps between turns (arrival to
 arrival: a synthetic trace has no service times) and follow-up input (context) lengths. Each
-comes with its noise floor: the same number between two halves of the source's sessions."""
+comes with its noise floors: the same number between two workloads generated from the bundle
+(seed to seed) and between two halves of the source's sessions (half to half)."""
 
 from __future__ import annotations
 
@@ -81,8 +82,10 @@ def _value(v) -> float | None:
     return v["diff"] if isinstance(v, dict) else v
 
 
-def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS) -> dict:
-    """{metric: value or pair} plus `noise_floor` {metric: source half against half}."""
+def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS, seeds: tuple | None = None) -> dict:
+    """{metric: value or pair} plus `noise_floor` {metric: {seed_to_seed, half_to_half}}: the
+    same number between two workloads generated from the bundle (`seeds`: two tables; null
+    without) and between two halves of the source's sessions."""
     src = _profile(source, None, settings)
     block = src[0].block_size if src[0] is not None else None
     out = compare(src, _profile(synthetic, block, settings))
@@ -94,8 +97,15 @@ def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS)
         if frame is not None:
             session = frame.sort("row")["session"].to_numpy() if frame.height == pq.read_metadata(source).num_rows else None
         h1, h2 = _halves(Path(source), session, Path(tmp))
-        floor = compare(_profile(h1, block, settings), _profile(h2, block, settings))
-    out["noise_floor"] = {k: _value(v) for k, v in floor.items()}
-    out["noise_floor_basis"] = "the source's sessions split in two halves by a hash (each half against the other)"
+        half = compare(_profile(h1, block, settings), _profile(h2, block, settings))
+        seed = {}
+        if seeds is not None:
+            paths = [Path(tmp) / f"seed_{i}.parquet" for i in range(2)]
+            for p, table in zip(paths, seeds):
+                write_parquet(p, table, {})
+            seed = compare(*(_profile(p, block, settings) for p in paths))
+    out["noise_floor"] = {k: {"seed_to_seed": _value(seed.get(k)), "half_to_half": _value(half.get(k))} for k in out}
+    out["noise_floor_basis"] = {"seed_to_seed": "two workloads generated from the bundle, one against the other",
+                                "half_to_half": "the source's sessions split in two halves by a hash (each half against the other)"}
     out["block_size"] = block
     return out

@@ -11,7 +11,7 @@ from servetrace.settings import Settings
 from servetrace.validation.agents import agent_fidelity
 from servetrace.validation.fidelity import fidelity
 from servetrace.validation.inputs import load_requests, requests_path
-from servetrace.validation.noise import find_bundle, seed_traces
+from servetrace.validation.noise import find_bundle, seed_tables
 from servetrace.validation.reuse import reuse_fidelity
 from servetrace.validation.page import fidelity_page
 from servetrace.settings import FidelitySettings
@@ -29,8 +29,10 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         src_path = requests_path(source, out_dir / INPUTS / "source")
         syn_path = requests_path(synthetic, out_dir / INPUTS / "synthetic")
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
-        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings),
-                                  seed_traces(bundle_path, thresholds.floor_seeds))
+        seeds = seed_tables(bundle_path, thresholds.floor_seeds)
+        arrivals = None if seeds is None else tuple(t.column("arrival_s").to_numpy() for t in seeds)
+        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings, seeds),
+                                  arrivals)
         agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds)
         if agents:  # agent traces: their checks join the others (named agent_*)
             result["agents"] = agents["values"] | {"noise_floor_basis": agents["noise_floor_basis"]}
