@@ -12,6 +12,8 @@ def numpy_of(arr: pa.Array | pa.ChunkedArray, null: int | float | None = None) -
     becomes `null` when given. Other types, and nulls without a `null`, go through pyarrow."""
     if isinstance(arr, pa.ChunkedArray):
         parts = [numpy_of(c, null) for c in arr.chunks if len(c)]
+        if not parts:
+            return numpy_of(pa.nulls(0, arr.type), null)
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
     numeric = pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
     if not numeric or (arr.null_count and null is None):
@@ -23,3 +25,25 @@ def numpy_of(arr: pa.Array | pa.ChunkedArray, null: int | float | None = None) -
         out = out.copy()
         out[valid[arr.offset: arr.offset + len(arr)] == 0] = null
     return out
+
+
+def arrow_of(x: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A numeric or boolean numpy array as Arrow (numbers zero-copy); `mask` True marks a null."""
+    x = np.ascontiguousarray(x)
+    validity = None if mask is None else pa.py_buffer(np.packbits(~np.asarray(mask, bool), bitorder="little"))
+    nulls = -1 if mask is None else int(np.count_nonzero(mask))
+    if x.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), x.size, [validity, pa.py_buffer(np.packbits(x, bitorder="little"))],
+                                     nulls)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), x.size, [validity, pa.py_buffer(x)], nulls)
+
+
+def strings_of(values: list[str | None]) -> pa.Array:
+    """A short list of strings (names, one per client: not a column of rows) as an Arrow string array."""
+    data = [v.encode() if v is not None else b"" for v in values]
+    offsets = np.zeros(len(data) + 1, np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    missing = np.array([v is None for v in values], bool)
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
+    return pa.Array.from_buffers(pa.string(), len(data), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))],
+                                 int(missing.sum()))

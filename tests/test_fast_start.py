@@ -59,11 +59,11 @@ def test_length_family_cdfs_equal_scipy_stats():
         np.testing.assert_allclose(_cdf(family, params, x), dist.cdf(x), rtol=1e-14, atol=1e-300, err_msg=family)
 
 
-def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_statsmodels_or_altair(tmp_path):
+def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_statsmodels_altair_or_pandas(tmp_path):
     trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
     code = ("import sys\nfrom servetrace.characterization import characterize\n"
             f"characterize({str(trace)!r}, {str(tmp_path)!r}, quiet=True)\n"
-            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels', 'altair') if m in sys.modules))")
+            "print(sorted(m for m in ('scipy.stats', 'scipy.signal', 'statsmodels', 'altair', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -101,4 +101,23 @@ def test_arrow_to_numpy_through_buffers_equals_pyarrow(kind):
         assert got.dtype == np.dtype(kind) and np.array_equal(got, want)
     clean = pa.chunked_array([pa.array(values[:20]), pa.array(values[20:]).slice(5)])
     assert np.array_equal(numpy_of(clean), clean.to_numpy())
+    empty = numpy_of(pa.chunked_array([], pa.from_numpy_dtype(np.dtype(kind))))
+    assert empty.dtype == np.dtype(kind) and empty.size == 0
     assert np.array_equal(numpy_of(arr), arr.to_numpy(zero_copy_only=False), equal_nan=True)  # nulls: pyarrow's way
+
+
+def test_numpy_to_arrow_through_buffers_equals_pyarrow():
+    import pyarrow as pa
+
+    from servetrace.arrays import arrow_of, strings_of
+
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(size=70), rng.integers(-9, 9, 70).astype(np.int32), rng.integers(0, 9, 70).astype(np.uint16),
+              rng.random(70) < 0.3, np.zeros(0), np.zeros(0, bool)):
+        assert arrow_of(x).equals(pa.array(x))
+        mask = rng.random(len(x)) < 0.2
+        assert arrow_of(x, mask=mask).equals(pa.array(x, mask=mask))
+        assert arrow_of(x[::2]).equals(pa.array(x[::2]))  # a strided view is copied, not misread
+    names = ["GPT-4", None, "", "modèle ü", "a" * 300]
+    assert strings_of(names).equals(pa.array(names, pa.string()))
+    assert strings_of([]).equals(pa.array([], pa.string()))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from servetrace.arrays import numpy_of
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.settings import ArrivalModelSettings
 from servetrace.stats import fidelity as metrics
@@ -81,7 +82,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
             continue
         trial = copy.copy(bundle)
         trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
-        traces = [generate_table(trial, o)[0]["arrival_s"].to_numpy() for o in options]
+        traces = [numpy_of(generate_table(trial, o)[0]["arrival_s"]) for o in options]
         runs = [score(sample, trace, t.scales_s) for trace in traces]
         per_scale = {k: _mean([r["idc_error"][k] for r in runs]) for k in runs[0]["idc_error"]}
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)

@@ -151,12 +151,12 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
     """Requests of (a sample of) the sessions, in session and turn order, with their turn
     number, gap, think time, context growth and new prompt. Past `max_rows` requests, whole
     sessions are kept by a hash of their code (about `max_rows` requests)."""
-    cols = ["arrival_s", "input_tokens", "output_tokens", "latency_s"]
-    frame = pl.from_arrow(pq.read_table(path, columns=cols)).with_row_index("row")
     if codes is None and reuse is not None:
         codes = reuse.session
     if codes is None:
         return None
+    cols = ["arrival_s", "input_tokens", "output_tokens", "latency_s"]
+    frame = pl.from_arrow(pq.read_table(path, columns=cols)).with_row_index("row")
     frame = frame.with_columns(session=pl.Series(codes))
     if reuse is not None and reuse.shared_blocks is not None:
         frame = frame.with_columns(shared_tokens=pl.Series(reuse.shared_blocks * reuse.block_size))

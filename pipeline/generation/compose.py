@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from servetrace.arrays import arrow_of, strings_of
 from servetrace.bundle.coverage import covered_span
 from servetrace.generation import agents
 from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
@@ -31,7 +32,7 @@ def _tokens(x: np.ndarray | None) -> pa.Array | None:
         return None
     missing = np.isnan(x)
     vals = np.rint(np.where(missing, 0, x)).astype(np.int32)
-    return pa.array(vals, mask=missing if missing.any() else None)
+    return arrow_of(vals, mask=missing if missing.any() else None)
 
 
 def canonical_lengths(f: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
@@ -171,10 +172,10 @@ def block_table(t: np.ndarray, client: np.ndarray, lengths: dict, failed: np.nda
             if lengths[name] is not None:
                 lengths[name] = np.where(failed, 0.0, lengths[name])
     order = np.argsort(t, kind="stable")
-    codes = pa.array(client[order].astype(np.int32))
+    codes = arrow_of(client[order].astype(np.int32))
     cols = {"arrival_s": t[order]}
     for column, values in groups.items():
-        cols[column] = pa.DictionaryArray.from_arrays(codes, pa.array(values, type=pa.string())).cast(pa.string())
+        cols[column] = pa.DictionaryArray.from_arrays(codes, strings_of(values)).cast(pa.string())
     for name, x in lengths.items():
         if x is not None:
             cols[name] = _tokens(x[order])

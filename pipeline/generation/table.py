@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from servetrace.arrays import arrow_of
 from servetrace.schema import CANONICAL
 
 
@@ -17,11 +18,13 @@ def canonical_table(columns: dict[str, object]) -> pa.Table:
     n = len(columns["arrival_s"])
     arrays = []
     for f in CANONICAL:
-        if f.name in columns:
-            arrays.append(pa.array(columns[f.name], type=f.type) if not isinstance(columns[f.name], pa.Array)
-                          else columns[f.name].cast(f.type))
+        x = columns.get(f.name)
+        if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":  # through the buffers: pa.array imports pandas
+            arrays.append(arrow_of(x).cast(f.type))
+        elif x is not None:
+            arrays.append(x.cast(f.type) if isinstance(x, pa.Array) else pa.array(x, type=f.type))
         elif f.name == "failed":
-            arrays.append(pa.array(np.zeros(n, dtype=bool)))
+            arrays.append(arrow_of(np.zeros(n, dtype=bool)))
         else:
             arrays.append(pa.nulls(n, type=f.type))
     return pa.Table.from_arrays(arrays, schema=CANONICAL)
