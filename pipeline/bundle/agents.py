@@ -37,14 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from servetrace.settings import AgentModelSettings
+from servetrace.resources import fragment, statement
 from servetrace.stages import sql
 
 
-GAP = ("case when (select count(gap_s) from stg_agent_calls) > 0 then gap_s else interval_s end")
-MAIN = "call_kind <> 'subagent' and session_id is not null and turn is not null"
-SUB = "call_kind = 'subagent' and parent_id is not null"
-# a subagent names its spawning call: parent_id = that call's request_id, `#k` for its k-th subagent
-SPAWNER = r"regexp_replace(parent_id, '#[0-9]+$', '')"
+# the calls' conditions and gap, shared with validation/agents.py (sql/agents/)
+GAP, MAIN, SUB = fragment("agents/gap"), fragment("agents/main_call"), fragment("agents/subagent_call")
 
 
 def _rows(con, query: str) -> list[tuple]:
@@ -78,33 +76,15 @@ def _subagents(con, probs: list[float]) -> dict | None:
         return None
     main_turns = _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {MAIN}")[0][0]
     # each subagent's level: 1 when its spawning call is no subagent's call, else its spawner's + 1
-    levels = _rows(con, f"""
-        with recursive chains as (
-            select distinct parent_id as chain, {SPAWNER} as spawner from stg_agent_calls where {SUB}
-        ),
-        calls as (select request_id, parent_id as chain from stg_agent_calls where {SUB}),
-        edges as (select c.chain, k.chain as up from chains c join calls k on k.request_id = c.spawner),
-        walk(chain, up, level) as (
-            select chain, chain, 1 from chains
-            union all
-            select w.chain, e.up, w.level + 1 from walk w join edges e on e.chain = w.up where w.level < 32
-        ),
-        level as (select chain, max(level) as level from walk group by chain)
-        select l.level, count(*), count(distinct e.up) from level l
-        left join edges e on e.chain = l.chain group by l.level order by l.level""")
+    levels = _rows(con, statement("agents/subagent_levels", sub=SUB))
     per_level = {lv: n for lv, n, _ in levels}
     spawners = {lv: s for lv, _, s in levels}  # distinct spawning subagents of the level's chains
     depth = max(per_level)
-    start = _rows(con, f"""
-        with firsts as (select session_id, arrival_s from stg_agent_calls where {SUB} and step = 1),
-        mains as (select session_id, arrival_s from stg_agent_calls where call_kind <> 'subagent')
-        select count(*), quantile_cont(f.arrival_s - m.arrival_s, {probs})
-        from firsts f asof join mains m on f.session_id = m.session_id and f.arrival_s >= m.arrival_s""")[0]
+    start = _rows(con, statement("agents/subagent_start", sub=SUB, probs=probs))[0]
     return {
         "spawn_share": _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {SUB}")[0][0]
         / max(main_turns, 1),
-        "fanout": _pmf(con, f"select count(distinct parent_id) as n from stg_agent_calls where {SUB} "
-                            "group by session_id, turn"),
+        "fanout": _pmf(con, statement("agents/fanout", sub=SUB)),
         "calls": _pmf(con, f"select count(*) as n from stg_agent_calls where {SUB} group by parent_id"),
         "start_s": ({"probs": probs, "quantiles": [float(v) for v in np.maximum.accumulate(np.asarray(start[1], float))],
                      "n": int(start[0])} if start[0] else None),
@@ -131,18 +111,11 @@ def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str |
                                             f"count(distinct session_id) filter (where {MAIN}) from stg_agent_calls")[0]
         # an agent trace: calls name their kind, or a user turn holds several calls (Bailian's
         # turns are one request each: its session and prefix models generate it)
-        agentic = _rows(con, f"""select count(call_kind) filter (where call_kind <> 'unknown') > 0
-            or coalesce((select max(n) from (select count(*) as n from stg_agent_calls where {MAIN}
-                                             group by session_id, turn)), 0) > 1 from stg_agent_calls""")[0][0]
+        agentic = _rows(con, statement("agents/agentic", main=MAIN))[0][0]
         if mains < settings.min_calls or not agentic:
             return {}
         measured = _rows(con, "select count(gap_s) > 0 from stg_agent_calls")[0][0]
-        starts = _rows(con, f"""with s as (select min(arrival_s) as t from stg_agent_calls where {MAIN} group by session_id),
-            g as (select floor(t / {float(window_s)}) as w, t - lag(t) over (order by t) as g,
-                         floor(lag(t) over (order by t) / {float(window_s)}) as prev_w from s),
-            n as (select g / avg(g) over (partition by w) as x from g where w = prev_w)
-            select (select stddev_pop(x) from n where x is not null), (select count(x) from n),
-                   (select count(distinct t) from s)""")[0]
+        starts = _rows(con, statement("agents/session_starts", main=MAIN, window_s=float(window_s)))[0]
         cached = _rows(con, "select count(cached_tokens) from stg_agent_calls")[0][0]
         known, canceled = _rows(con, "select count(canceled), count(*) filter (where canceled) from stg_agent_calls")[0]
         ratio = "cached_tokens::double / nullif(input_tokens, 0)"

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from servetrace.errors import ServetraceError
 from servetrace.io import atomic_path, scratch_dir
+from servetrace.outputs import REQUESTS
 from servetrace.schema import CANONICAL
 
 FORMATS = ("parquet", "csv", "burstgpt", "mooncake", "vidur")
@@ -110,7 +111,7 @@ def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, meta
     except ImportError:
         raise ServetraceError(f"--format {fmt}: the {fmt} exporter is not available in this build") from None
     with scratch_dir(path) as tmp:
-        rows = Path(tmp) / "requests.parquet"
+        rows = Path(tmp) / REQUESTS
         write_generated(tables, rows, "parquet", {})
         export(rows, fmt, path)
     return path

@@ -15,12 +15,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from servetrace import io
+from servetrace.bundle.agents import GAP, MAIN, SUB
+from servetrace.resources import statement
 from servetrace.settings import FidelitySettings
 from servetrace.stages import sql
 
-MAIN = "call_kind <> 'subagent' and session_id is not null and turn is not null"
-SUB = "call_kind = 'subagent' and parent_id is not null"
-GAP = "case when (select count(gap_s) from stg_agent_calls) > 0 then gap_s else interval_s end"
 DISTRIBUTIONS = {
     "calls_per_turn": f"select count(*) as v, min(row_id) as row_id from stg_agent_calls where {MAIN} group by session_id, turn",
     "calls_per_session": "select count(*) as v, min(row_id) as row_id from stg_agent_calls "
@@ -38,8 +37,7 @@ SHARES = {
     "subagent_share": "select count(*) filter (where call_kind = 'subagent') / count(*) from stg_agent_calls",
     "spawn_share": f"select (select count(distinct (session_id, turn)) from stg_agent_calls where {SUB}) / "
                    f"nullif((select count(distinct (session_id, turn)) from stg_agent_calls where {MAIN}), 0)",
-    "fanout_mean": f"select avg(n) from (select count(distinct parent_id) as n from stg_agent_calls where {SUB} "
-                   "group by session_id, turn)",
+    "fanout_mean": f"select avg(n) from ({statement('agents/fanout', sub=SUB)})",
 }
 
 
