@@ -158,3 +158,33 @@ def test_one_cc_trace_file_is_detected(tmp_path):
     s, req, _ = ingest(SOURCES["cc-traces"] / "a.json", tmp_path)
     assert (s["format"], s["rows_read"], s["rows_kept"]) == ("cc-traces", 7, 7)
     assert set(col(req, "session_id")) == {"ta"}
+
+
+def test_over_long_agent_records_keep_64_ki_and_mark_the_cut(tmp_path):
+    """A refused agent record keeps its first 65,536 characters and a marker with its full length,
+    as the other formats' rejects: a call (Copilot), a line that is not JSON, a cc-traces file."""
+    pad = "y" * 100_000
+    call = {"message_id": "m1", "timestamp": "2026-06-01T10:00:00.000Z", "duration_ms": 1000, "model": pad,
+            "result": "Success", "tokens": {"prompt": "many", "completion": 5, "cached": 0}}
+    good = {**call, "message_id": "m2", "model": "A", "tokens": {"prompt": 10, "completion": 5, "cached": 0}}
+    lines = [json.dumps({"session_id": "s1", "turns": [{"llm_calls": [call, good], "tool_batches": []}]}),
+             '{"session_id": "s2", "turns": ' + pad]
+    (tmp_path / "c.jsonl").write_text("\n".join(lines) + "\n")
+    ingest_trace(tmp_path / "c.jsonl", tmp_path / "o", ingest_settings("copilot", [], "auto"))
+    rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet").sort("line")
+    assert rejects["line"].to_list() == [1, 2]
+    first, second = rejects["record"].to_list()
+    assert first.startswith('{"message_id":"m1"') and first.endswith(" characters in all]")
+    assert len(first) == 65_536 + len(f" [cut: {int(first.rsplit(' ', 4)[1])} characters in all]")
+    assert int(first.rsplit(" ", 4)[1]) > 100_000  # the whole call's JSON (its model name alone is 100,000)
+    assert second == lines[1][:65_536] + f" [cut: {len(lines[1])} characters in all]"
+    d = tmp_path / "cc"
+    d.mkdir()
+    bad = '{"id": "t1", "requests": [' + pad  # not JSON: the file's text is the record
+    (d / "a.json").write_text(bad)
+    (d / "b.json").write_text(json.dumps({"id": "t2", "requests": [{"t": 0, "type": "n", "model": "m", "in": 5,
+                                                                     "out": 1, "hash_ids": [1], "api_time": 1}]}))
+    ingest_trace(d, tmp_path / "o2", ingest_settings("cc-traces", [], "auto"))
+    rec = pl.read_parquet(tmp_path / "o2" / "rejects.parquet")["record"][0]
+    whole = f"{d / 'a.json'}: {bad}"
+    assert rec == whole[:65_536] + f" [cut: {len(whole)} characters in all]"

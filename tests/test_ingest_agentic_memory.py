@@ -5,6 +5,7 @@ limit the process alone already fills is refused up front."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -104,3 +105,40 @@ def test_a_limit_below_what_the_process_holds_is_refused_up_front(tmp_path):
     result = _ingest_in_child(SOURCES["copilot"], tmp_path / "out", 100)
     assert "rows" not in result and "raise --memory-limit to at least" in result["error"], result
     assert len(result["error"].splitlines()) == 1 and not (tmp_path / "out" / "requests.parquet").exists()
+
+
+def test_the_stream_after_the_reader_is_held_under_the_limit_too(tmp_path, monkeypatch):
+    """After the reader, the checks, the stream and the sort keep DuckDB under the limit less what
+    the process holds and the rows in flight: rows that cannot fit beside the process are refused
+    there with one line naming the least limit, nothing is written, and the limit is restored."""
+    from servetrace.errors import ServetraceError
+    from servetrace.ingest import agentic, ingest_trace
+
+    seen = []
+    real = agentic.held_under_limit
+
+    def spy(con, path, name, setting):
+        seen.append(setting)
+        return real(con, path, name, setting)
+
+    monkeypatch.setattr(agentic, "held_under_limit", spy)
+    monkeypatch.setattr(agentic, "stream_margin", lambda flat, rows: 10 ** 12)  # a terabyte of rows in flight
+    with pytest.raises(ServetraceError) as err:
+        ingest_trace(SOURCES["copilot"], tmp_path / "out", memory_limit="1GB")
+    text = str(err.value)
+    assert len(text.splitlines()) == 1 and "of rows in flight; raise --memory-limit to at least" in text
+    assert int(text.rsplit(" ", 1)[1].removesuffix("MB")) > 10 ** 6  # the rows' terabyte, in MB
+    assert not (tmp_path / "out" / "requests.parquet").exists() and seen == ["1GB"]
+    monkeypatch.setattr(agentic, "stream_margin", lambda flat, rows: 0)
+    budgets = []
+
+    @contextlib.contextmanager
+    def record(con, path, name, setting):
+        with real(con, path, name, setting) as budget:
+            yield lambda *args: budgets.append(budget(*args)) or budgets[-1]
+        budgets.append(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+
+    monkeypatch.setattr(agentic, "held_under_limit", record)
+    ingest_trace(SOURCES["copilot"], tmp_path / "ok", memory_limit="1GB")
+    # the reader's budget, then the stream's, both under the limit; the limit restored after
+    assert len(budgets) == 3 and budgets[0] < 1e9 and budgets[1] < 1e9 and budgets[2] == "953.6 MiB"  # 1GB

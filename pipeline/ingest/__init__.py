@@ -35,6 +35,7 @@ from servetrace.ingest.outliers import outlying_cuts
 from servetrace.ingest.parents import sessions_from_parents
 from servetrace.ingest.queries import statement
 from servetrace.ingest.source import Source, inspect_source, unpadded
+from servetrace.ingest.stream import BATCH_ROWS as STREAM_BATCH_ROWS
 from servetrace.ingest.stream import StreamResult, stream_typed
 from servetrace.outputs import REJECTS, REQUESTS, SPILL
 from servetrace.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
@@ -186,13 +187,16 @@ def ingest_trace(
                 spill.mkdir(parents=True, exist_ok=True)
                 data = unpadded(src, spill / "unpadded.gz") if src is not None else None  # DuckDB refuses padding
                 if agent_format:
-                    # The format's reader flattens the source to one row per call; the checks read that.
+                    # The format's reader flattens the source to one row per call; the checks read that,
+                    # all of it under the limit less what the process holds.
                     flat = spill / "flat.parquet"
-                    agentic.flatten(con, agent_format, data.path if data else trace, compression, flat)
-                    read, spec = inspect_source(flat), agentic.spec(agent_format)
-                else:
-                    read = jsonl_keys(con, data) if data.container == "jsonl" else data
-                    spec = format_spec(read, settings.format, settings.mapping, settings.time_unit)
+                    with agentic.held_under_limit(con, trace, agent_format, memory_limit) as budget:
+                        agentic.flatten(con, agent_format, data.path if data else trace, compression, flat, budget)
+                        budget(agentic.stream_margin(flat, STREAM_BATCH_ROWS), agentic.MIN_STREAM_BUDGET)
+                        return _ingest(con, inspect_source(flat), agentic.spec(agent_format), sha_future, settings,
+                                       out_dir, spill, shown, compression, serial)
+                read = jsonl_keys(con, data) if data.container == "jsonl" else data
+                spec = format_spec(read, settings.format, settings.mapping, settings.time_unit)
                 return _ingest(con, read, spec, sha_future, settings, out_dir, spill, shown, compression, serial)
             except duckdb.OutOfMemoryException as exc:
                 raise db.out_of_memory(trace, memory_limit, exc) from None

@@ -293,4 +293,6 @@ def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src:
     else:
         raw_cols = dict.fromkeys(layout.column_of.values())
         record = "concat_ws(',', " + ", ".join(f"coalesce(cast({ident(c)} as varchar), '')" for c in raw_cols) + ")"
-    con.execute(statement("reject_records", record=clipped(record), numbered=numbered))
+    # a flattened format's reader clipped its records already (a call's own JSON, marked where cut)
+    con.execute(statement("reject_records", record=record if layout.flattened and src.container != "jsonl"
+                          else clipped(record), numbered=numbered))

@@ -18,6 +18,7 @@ and the chunks' rows are written in order: memory is a chunk's, whatever the sou
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -42,38 +43,68 @@ def detect(path: Path, container: str | None, header: list[str]) -> str | None:
     return None
 
 
-def flatten(con, name: str, path: Path, compression: str, out: Path) -> list[str]:
-    """Write the intermediate of `path` in format `name` to `out`; return the canonical columns it fills.
-    The reader runs on one chunk of the source at a time, chunks in source order, and DuckDB gets
-    the memory limit less what the process already holds: peak memory is bounded by the limit
-    whatever the source size."""
-    reader = READERS[name]
+@contextlib.contextmanager
+def held_under_limit(con, path: Path, name: str, setting: str | None):
+    """While an agentic source is ingested (the reader, then the checks, the stream and the sort),
+    DuckDB gets the memory limit less what the process holds and the rows it has in flight outside
+    DuckDB: `budget(margin)` sets that and returns it. The limit (`setting`, the --memory-limit
+    the connection was opened with; None: DuckDB's default) is restored on the way out."""
     limit = _memory_limit(con)
-    budget = limit - _rss() - ARROW_BYTES
-    if budget < MIN_BUDGET:
-        raise ServetraceError(f"{path}: the memory limit ({limit / 2**20:.0f} MiB) leaves {max(budget, 0) / 2**20:.0f} MiB "
-                              f"to read {name} after this process's own {_rss() / 2**20:.0f} MiB; "
-                              f"raise --memory-limit to at least {(limit - budget + MIN_BUDGET) / 2**20:.0f}MB")
-    chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, budget / CHUNK_SHARE)))
-    con.execute(f"set memory_limit = '{int(budget)}B'")
+
+    def budget(margin: float, least: float = MIN_BUDGET) -> float:
+        rss = _rss()
+        left = limit - rss - margin
+        if left < least:
+            need = math.ceil((rss + margin + least) / 1e6) + HEADROOM_MB  # DuckDB's MB: 10^6 bytes
+            raise ServetraceError(f"{path}: the memory limit ({limit / 2**20:.0f} MiB) leaves {max(left, 0) / 2**20:.0f} MiB "
+                                  f"to {name} ingest after this process's own {rss / 2**20:.0f} MiB and "
+                                  f"{margin / 2**20:.0f} MiB of rows in flight; raise --memory-limit to at least {need}MB")
+        con.execute(f"set memory_limit = '{int(left)}B'")
+        return left
+
     try:
-        if reader.CONTAINER == "jsonl":
-            lines = out.with_name("lines.parquet")
-            _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), lines,
-                  f"row_group_size_bytes {ROW_GROUP_BYTES}")
-            chunks = [records.jsonl_records(records.line_range(lit(str(lines)), a, b))
-                      for a, b in _line_chunks(lines, chunk)]
-        elif reader.CONTAINER == "dir":
-            chunks = [records.json_file_records(files, first) for files, first in _file_chunks(path, chunk)]
-        else:
-            chunks = [path]
-        parts = out.with_name("parts.parquet") if hasattr(reader, "finish_sql") else out
-        _write_chunks(con, path, name, [reader.select_sql(c) for c in chunks], parts)
-        if parts != out:  # a column that needs the whole source (TraceLab's turn, over a session's rounds)
-            _copy(con, path, name, reader.finish_sql(lit(str(parts))), out)
+        yield budget
     finally:
-        con.execute(f"set memory_limit = '{int(limit)}B'")
+        if setting:
+            con.execute("set memory_limit = ?", [setting])
+        else:
+            con.execute("reset memory_limit")
+
+
+def flatten(con, name: str, path: Path, compression: str, out: Path, budget) -> list[str]:
+    """Write the intermediate of `path` in format `name` to `out`; return the canonical columns it fills.
+    The reader runs on one chunk of the source at a time, chunks in source order, under `budget`
+    (`held_under_limit`): peak memory is bounded by the limit whatever the source size."""
+    reader = READERS[name]
+    chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, budget(ARROW_BYTES) / CHUNK_SHARE)))
+    if reader.CONTAINER == "jsonl":
+        lines = out.with_name("lines.parquet")
+        _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), lines,
+              f"row_group_size_bytes {ROW_GROUP_BYTES}")
+        chunks = [records.jsonl_records(records.line_range(lit(str(lines)), a, b))
+                  for a, b in _line_chunks(lines, chunk)]
+    elif reader.CONTAINER == "dir":
+        chunks = [records.json_file_records(files, first) for files, first in _file_chunks(path, chunk)]
+    else:
+        chunks = [path]
+    parts = out.with_name("parts.parquet") if hasattr(reader, "finish_sql") else out
+    _write_chunks(con, path, name, [reader.select_sql(c) for c in chunks], parts)
+    if parts != out:  # a column that needs the whole source (TraceLab's turn, over a session's rounds)
+        _copy(con, path, name, reader.finish_sql(lit(str(parts))), out)
     return list(reader.COLUMNS)
+
+
+def stream_margin(flat: Path, batch_rows: int) -> float:
+    """The rows the ingest stream holds outside DuckDB: a batch of `batch_rows` calls, sized from the
+    intermediate's columns but its record text (values as text: more than the typed batch holds)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(flat).metadata
+    rows = max(meta.num_rows, 1)
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    size = sum(meta.row_group(g).column(i).total_uncompressed_size for g in range(meta.num_row_groups)
+               for i, n in enumerate(names) if not n.startswith("_record"))
+    return size * min(1.0, batch_rows / rows)
 
 
 MAX_CHUNK_BYTES = 32 << 20  # source text per chunk (a single longer trace file is one chunk)
@@ -82,7 +113,9 @@ MAX_CHUNK_BYTES = 32 << 20  # source text per chunk (a single longer trace file 
 CHUNK_SHARE = 40
 ROW_GROUP_BYTES = 1 << 20  # of numbered lines: the unit a range of lines is read in
 ARROW_BYTES = 32 << 20  # the flattened rows in flight to Parquet, outside DuckDB
-MIN_BUDGET = 64 << 20
+MIN_BUDGET = 64 << 20  # DuckDB's least for the reader
+MIN_STREAM_BUDGET = 32 << 20  # ... and for the checks, the stream and the sort after it
+HEADROOM_MB = 16  # the least limit suggested: the process's memory moves a little run to run
 
 
 def _memory_limit(con) -> float:

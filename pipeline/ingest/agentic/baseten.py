@@ -31,7 +31,7 @@ def select_sql(path: Path) -> str:
     """One row per request of the Parquet file `path` (read as a stream: no chunks needed)."""
     import pyarrow.parquet as pq
 
-    from servetrace.ingest.canonical import MAX_RECORD_CHARS, lit
+    from servetrace.ingest.canonical import clipped, lit
 
     names = set(pq.read_schema(path).names)
 
@@ -43,7 +43,7 @@ def select_sql(path: Path) -> str:
 
     session = next((c for c in SESSION_COLUMNS if c in names), None)
     record = " || ',' || ".join(f"coalesce(cast(\"{c}\" as varchar), '')" for c in sorted(KEYS))
-    return statement("agentic/baseten", record=record, record_chars=MAX_RECORD_CHARS,
+    return statement("agentic/baseten", record=clipped(record),
                      arrival_s=text("timestamp_start_unix_ms"), session_id=text(session) if session else "null::varchar",
                      input_tokens=text("input_tokens"), output_tokens=text("output_tokens"),
                      latency_s=text("duration_e2e_ms", 0.001), ttft_s=text("duration_ttft_ms", 0.001),

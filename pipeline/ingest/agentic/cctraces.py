@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servetrace.ingest.agentic.records import one_each, typed
-from servetrace.ingest.canonical import MAX_RECORD_CHARS
+from servetrace.ingest.canonical import clipped
 from servetrace.ingest.queries import statement
 
 NAME = "cc-traces"
@@ -51,5 +51,6 @@ TRACE = f'{{"id": "VARCHAR", "requests": [{{{CALL}, "agent_id": "VARCHAR", "requ
 def select_sql(records: str) -> str:
     """One row per call (and per subagent call) of the traces in `records` (records.json_file_records)."""
     return statement("agentic/cctraces", traces=typed(records, TRACE, "requests"), requests=one_each("s.requests"),
-                     positions=one_each("range(1, len(s.requests) + 1)"), record_chars=MAX_RECORD_CHARS,
+                     positions=one_each("range(1, len(s.requests) + 1)"), call_record=clipped("call_text"),
+                     entry_record=clipped("entry_text"),
                      id_stride=ID_STRIDE)

@@ -9,7 +9,7 @@ order), each turn `llm_calls[]`; one row per LLM call.
 from __future__ import annotations
 
 from servetrace.ingest.agentic.records import scaled, typed
-from servetrace.ingest.canonical import MAX_RECORD_CHARS
+from servetrace.ingest.canonical import clipped
 from servetrace.ingest.queries import statement
 
 NAME = "copilot"
@@ -31,5 +31,6 @@ SESSION = f'{{"session_id": "VARCHAR", "turns": [{{"llm_calls": [{CALL}], "tool_
 
 def select_sql(records: str) -> str:
     """One row per call of the sessions in `records` (records.jsonl_records): sql/ingest/agentic/copilot.sql."""
-    return statement("agentic/copilot", sessions=typed(records, SESSION, "turns"), record_chars=MAX_RECORD_CHARS,
+    return statement("agentic/copilot", sessions=typed(records, SESSION, "turns"), turn_record=clipped("turn_text"),
+                     call_record=clipped("call_text"),
                      latency_s=scaled("c.duration_ms", 0.001), tool_s=statement("agentic/copilot_tool_s"))

@@ -10,7 +10,7 @@ read twice is held in memory): a record with a problem rides along as one null e
 
 from __future__ import annotations
 
-from servetrace.ingest.canonical import MAX_LINE_BYTES, MAX_RECORD_CHARS, lit
+from servetrace.ingest.canonical import MAX_LINE_BYTES, clipped, lit
 from servetrace.ingest.queries import statement
 
 EXTRA = ("_line", "_record", "_problem")
@@ -30,13 +30,14 @@ def line_range(lines: str, first: int, last: int) -> str:
 def jsonl_records(lines: str) -> str:
     """One row per non-blank line of `lines` (numbered_lines rows, e.g. a line_range): `_line`,
     `j` (the text), `_record` and `_problem` when the line is not a JSON object."""
-    return statement("agentic/jsonl_records", lines=lines, record_chars=MAX_RECORD_CHARS)
+    return statement("agentic/jsonl_records", lines=lines, record=clipped("j"))
 
 
 def json_file_records(files: list[str], first: int = 1) -> str:
     """One row per file of `files` (in name order): `_line` is its number, `first` for the first."""
     listed = "[" + ", ".join(lit(f) for f in files) + "]"
-    return statement("agentic/json_file_records", files=listed, before=int(first) - 1, record_chars=MAX_RECORD_CHARS)
+    return statement("agentic/json_file_records", files=listed, before=int(first) - 1,
+                     record=clipped("filename || ': ' || j"))
 
 
 def typed(records: str, structure: str, key: str, keep_record: bool = False) -> str:

@@ -1,7 +1,7 @@
 -- Baseten's Parquet traces (ingest/agentic/baseten.py): one row per request, every field as text
--- (a column the file lacks is null), read as a stream. Filled in by Python: the record text, the
--- kept record length, each field's expression and the path.
-select row_number() over () as _line, left({record}, {record_chars}) as _record, null::varchar as _problem,
+-- (a column the file lacks is null), read as a stream. Filled in by Python: the record text
+-- (clipped), each field's expression and the path.
+select row_number() over () as _line, {record} as _record, null::varchar as _problem,
        {arrival_s} as arrival_s,
        {session_id} as session_id,
        {input_tokens} as input_tokens,

@@ -1,6 +1,6 @@
 -- cc-traces (ingest/agentic/cctraces.py): one row per call (and per subagent call) of the traces
 -- in `records`, every field as text, in the source's order. Filled in by Python: the typed traces,
--- the one-element-per-problem lists, the kept record length, the hash ids as a list and the
+-- the one-element-per-problem lists, the clipped call and entry records, the hash ids as a list and the
 -- per-trace id stride.
 with entries as (
     select _line, _record, _problem, s.id as sid,
@@ -35,8 +35,7 @@ final as (
     select _line, k as _k, m as _m,
            case when m > 0 then 'requests[' || (k - 1) || '].requests[' || (m - 1) || ']'
                 when k is not null then 'requests[' || (k - 1) || ']' end as _item,
-           left(case when _problem is null then call_text else coalesce(entry_text, _record) end,
-                {record_chars}) as _record,
+           case when _problem is null then {call_record} else coalesce({entry_record}, _record) end as _record,
            _problem,
            c.t as arrival_s,
            case when _problem is null then sid end as session_id,

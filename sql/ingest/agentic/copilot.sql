@@ -1,6 +1,6 @@
 -- GitHub Copilot coding-agent traces (ingest/agentic/copilot.py): one row per LLM call of the
 -- sessions in `records`, every field as text, in the source's order. Filled in by Python: the
--- typed sessions, the kept record length, the latency and tool-time expressions.
+-- typed sessions, the clipped turn and call records, the latency and tool-time expressions.
 with turns as (
     select _line, _record, _problem, s.session_id as session_id,
            unnest(coalesce(s.turns, [null])) as t,
@@ -13,12 +13,12 @@ calls as (
            unnest(range(1, coalesce(len(t.llm_calls), 0) + 1)) as _call
     from (select * replace (coalesce(_problem, case when t.llm_calls is null
                                 then 'turns[' || (turn - 1) || '].llm_calls missing or not a list' end) as _problem,
-                            coalesce(_record, case when t.llm_calls is null then turn_text end) as _record)
+                            coalesce(_record, case when t.llm_calls is null then {turn_record} end) as _record)
           from (select *, cast(to_json(t) as varchar) as turn_text from turns))
 ),
 final as (
     select _line, turn as _turn, _call,
-           case when _problem is null then left(call_text, {record_chars}) else _record end as _record,
+           case when _problem is null then {call_record} else _record end as _record,
            _problem,
            c.timestamp as arrival_s,
            case when _problem is null then session_id end as session_id,
