@@ -12,7 +12,9 @@ Rules from the loaders (see pipeline/exports/tools.py for the copies read):
 - vLLM's TimedTrace expands each id to `--timed-trace-chunk-hash-size` tokens (default 16) and
   stops when the ids run out; AIPerf's `--isl-block-size` defaults to 512; both must be told B.
 - `session_id` is written only when asked (`sessions`): AIPerf (src/aiperf/dataset/loader/mooncake_trace.py)
-  groups rows sharing one into a multi-turn conversation; the other loaders ignore the key."""
+  groups rows sharing one into a multi-turn conversation; the other loaders ignore the key. In an
+  agent trace a subagent's calls get their `parent_id` (the subagent) instead: a conversation of
+  their own."""
 
 from __future__ import annotations
 
@@ -91,13 +93,25 @@ def replay_options(block_size: int, turns: bool) -> dict:
     }
 
 
+def conversations(rows: pl.DataFrame) -> pl.Series:
+    """The conversation each row replays in: its session, or for a subagent's call the subagent
+    (its `parent_id`): a subagent runs beside its session's main agent with a context of its own,
+    so one multi-turn conversation would serialize the two and mix their contexts."""
+    if not {"call_kind", "parent_id"} <= set(rows.columns):
+        return rows["session_id"]
+    sub = (pl.col("call_kind") == "subagent") & pl.col("parent_id").is_not_null()
+    return rows.select(pl.when(sub).then(pl.col("parent_id")).otherwise(pl.col("session_id"))).to_series()
+
+
 def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512, sessions: bool = False) -> dict:
     out = Path(out)
     rows = read_rows(rows_path)
     frame, replaced = mooncake_rows(rows, block_size)
     with_sessions = sessions and "session_id" in rows.columns and rows["session_id"].null_count() < rows.height
+    agents = with_sessions and {"call_kind", "parent_id"} <= set(rows.columns) and \
+        (rows["call_kind"] == "subagent").any()
     if with_sessions:
-        frame = frame.with_columns(rows["session_id"].alias("session_id"))
+        frame = frame.with_columns(conversations(rows).alias("session_id"))
     with atomic_path(out, ".jsonl") as tmp:
         frame.write_ndjson(tmp)
     has_known = HASH_IDS in rows.columns and rows[HASH_IDS].null_count() < rows.height
@@ -111,7 +125,8 @@ def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512, ses
                      if has_known else "unique ids numbered from 0 (prefix sharing unknown)"),
         "source_hash_ids_replaced": replaced,
         "session_id": ("written (AIPerf replays the rows of one session as a multi-turn conversation)"
-                       if with_sessions else MOONCAKE_CAVEATS["session_id"]),
+                       + ("; a subagent's calls are a conversation of their own, named by their parent_id"
+                          if agents else "") if with_sessions else MOONCAKE_CAVEATS["session_id"]),
         "replay": replay_options(block_size, with_sessions),
         "source": source_of(rows_path),
         "scaling": {"time_scale": 1.0, "shift_s": float(rows["arrival_s"].min())},

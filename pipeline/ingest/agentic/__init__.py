@@ -99,6 +99,8 @@ def stream_margin(flat: Path, batch_rows: int) -> float:
     intermediate's columns but its record text (values as text: more than the typed batch holds)."""
     import pyarrow.parquet as pq
 
+    if not flat.exists():  # no call at all: nothing to stream (the checks say why)
+        return 0.0
     meta = pq.ParquetFile(flat).metadata
     rows = max(meta.num_rows, 1)
     names = [meta.schema.column(i).path for i in range(meta.num_columns)]
