@@ -142,3 +142,26 @@ def test_the_stream_after_the_reader_is_held_under_the_limit_too(tmp_path, monke
     ingest_trace(SOURCES["copilot"], tmp_path / "ok", memory_limit="1GB")
     # the reader's budget, then the stream's, both under the limit; the limit restored after
     assert len(budgets) == 3 and budgets[0] < 1e9 and budgets[1] < 1e9 and budgets[2] == "953.6 MiB"  # 1GB
+
+
+def _one_big_trace(path, calls: int) -> None:
+    """One cc-traces object (kv-cache-tester's trace format, as tests/fixtures/agentic/make_fixtures.py)."""
+    reqs = [{"t": 2.0 * i, "type": "n", "model": "claude", "in": 1000 + 50 * (i % 400), "out": 50,
+             "hash_ids": list(range(1, -(-(1000 + 50 * (i % 400)) // 64) + 1)), "stop": "tool_use", "api_time": 1.0}
+            for i in range(calls)]
+    path.mkdir()
+    (path / "big.json").write_text(json.dumps({"id": "big", "block_size": 64, "hash_id_scope": "local",
+                                                "requests": reqs}))
+
+
+def test_a_trace_file_too_big_for_the_limit_is_refused_up_front_with_the_limit_that_reads_it(tmp_path):
+    """A cc-traces file is read whole (its calls nest in one object): one that cannot fit is refused
+    before any work with the least limit, and that limit reads it with the peak RSS under it."""
+    _one_big_trace(tmp_path / "cc", 5000)
+    result = _ingest_in_child(tmp_path / "cc", tmp_path / "out", LIMIT_MB)
+    assert "rows" not in result and "is read whole" in result["error"], result
+    assert len(result["error"].splitlines()) == 1 and not (tmp_path / "out" / "requests.parquet").exists()
+    need = int(result["error"].rsplit(" ", 1)[1].removesuffix("MB"))
+    result = _ingest_in_child(tmp_path / "cc", tmp_path / "out", need)
+    assert result.get("rows") == [5000, 5000, 0], result
+    assert result["maxrss_mb"] < need, result

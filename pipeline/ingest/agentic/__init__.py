@@ -62,6 +62,7 @@ def held_under_limit(con, path: Path, name: str, setting: str | None):
         con.execute(f"set memory_limit = '{int(left)}B'")
         return left
 
+    budget.limit = limit
     try:
         yield budget
     finally:
@@ -76,7 +77,10 @@ def flatten(con, name: str, path: Path, compression: str, out: Path, budget) -> 
     The reader runs on one chunk of the source at a time, chunks in source order, under `budget`
     (`held_under_limit`): peak memory is bounded by the limit whatever the source size."""
     reader = READERS[name]
-    chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, budget(ARROW_BYTES) / CHUNK_SHARE)))
+    left = budget(ARROW_BYTES)
+    chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, left / CHUNK_SHARE)))
+    if reader.CONTAINER == "dir":
+        _one_file_fits(path, left, budget.limit)
     if reader.CONTAINER == "jsonl":
         lines = out.with_name("lines.parquet")
         _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), lines,
@@ -113,6 +117,9 @@ MAX_CHUNK_BYTES = 32 << 20  # source text per chunk (a single longer trace file 
 # DuckDB's memory for a chunk, measured on Copilot sessions, is up to ~20x its text (nested
 # structs, unnested with the record text beside them): a chunk gets 1/40 of DuckDB's memory.
 CHUNK_SHARE = 40
+# A single trace file is read whole. Measured on cc-traces (hash_ids lists of up to ~330 ids): DuckDB
+# needed 32-53x the text of a 4.3 MB trace (135 MiB ran out, 229 MiB did) and 21-46x of a 37 MB one.
+FILE_FACTOR = 56
 ROW_GROUP_BYTES = 1 << 20  # of numbered lines: the unit a range of lines is read in
 ARROW_BYTES = 32 << 20  # the flattened rows in flight to Parquet, outside DuckDB
 MIN_BUDGET = 64 << 20  # DuckDB's least for the reader
@@ -157,6 +164,20 @@ def _line_chunks(lines: Path, most: int) -> list[tuple[int, int]]:
         size += group.total_byte_size
         line += group.num_rows
     return chunks + [(first, line)] if line >= first else chunks
+
+
+def _one_file_fits(path: Path, left: float, limit: float) -> None:
+    """A trace file is read whole (its `requests` nest its calls): refused up front, with the least
+    limit that reads it, where its text times the reader's need would not fit in DuckDB's share."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    big = max(files, key=os.path.getsize, default=None)
+    if big is None:
+        return
+    need = os.path.getsize(big) * FILE_FACTOR
+    if need > left:
+        raise ServetraceError(f"{big}: one trace of {os.path.getsize(big) / 1e6:.0f} MB is read whole and needs about "
+                              f"{FILE_FACTOR}x its text; raise --memory-limit to at least "
+                              f"{math.ceil((limit - left + need) / 1e6) + HEADROOM_MB}MB")
 
 
 def _file_chunks(path: Path, most: int) -> list[tuple[list[str], int]]:
