@@ -124,6 +124,9 @@ class ArrivalModelSettings:
     max_rows: int = 1_000_000  # the source's first rows the candidates are compared with
     min_bins: int = 30  # a scale scores only with this many whole bins
     max_modulation_windows: int = 4096  # windows of bin_s counts the modulation fit reads (~80 MB)
+    dominant_share: float = 0.1  # a client with this share of the requests ...
+    dominant_requests: int = 2_000  # ... and this many gets a modulation of its own (ServeGen: clients differ)
+    max_dominant: int = 8  # at most this many clients get their own
     modulation: ModulationSettings = ModulationSettings()
 
 

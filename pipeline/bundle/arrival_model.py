@@ -61,15 +61,42 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def dominant_clients(bundle: dict, t: ArrivalModelSettings = ArrivalModelSettings()) -> list[str]:
+    """Ids of the clients fitted a modulation of their own: the largest (at most `max_dominant`)
+    with `dominant_share` of the requests and `dominant_requests`, where there are several clients."""
+    from servetrace.bundle.fit import OTHER  # a merged group of small clients is no client
+
+    if len(bundle["clients"]) < 2:
+        return []
+    big = sorted((c for c in bundle["clients"] if c["id"] != OTHER and c["share"] >= t.dominant_share
+                  and c["requests"] >= t.dominant_requests), key=lambda c: -c["requests"])
+    return [c["id"] for c in big[:t.max_dominant]]
+
+
+def fit_modulations(counts: np.ndarray, bundle: dict, resolution_s: float, clients: dict[str, np.ndarray] | None = None,
+                    t: ArrivalModelSettings = ArrivalModelSettings()) -> dict | None:
+    """The pooled modulation fitted to `counts` (the clients without one of their own), with
+    `clients`: each dominant client's own, fitted to its counts (a client too sparse to fit joins the pool)."""
+    window_s, m = float(bundle["window_s"]), t.modulation
+    pooled = fit_modulation(counts, m.bin_s, window_s, resolution_s, m) if len(counts) else None
+    own = {cid: f for cid, c in (clients or {}).items()
+           if len(c) and (f := fit_modulation(c, m.bin_s, window_s, resolution_s, m))}
+    if not own:
+        return pooled
+    if pooled is None:  # every client has its own: the pooled one is unused
+        pooled = {"kind": "log-gaussian OU", "theta_s": list(m.theta_s), "sigma2": [0.0] * len(m.theta_s), "bin_s": m.bin_s}
+    return {**pooled, "clients": {cid: {"sigma2": f["sigma2"], "fit": f["fit"]} for cid, f in own.items()}}
+
+
 def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
-           t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
-    """The `arrival_model` entry: the fitted modulation, each candidate's evidence, the winner."""
+           t: ArrivalModelSettings = ArrivalModelSettings(), clients: dict[str, np.ndarray] | None = None) -> dict:
+    """The `arrival_model` entry: the fitted modulation (per dominant client in `clients`, their
+    counts; `counts` the others'), each candidate's evidence, the winner."""
     from servetrace.generation import GenerateOptions, generate_table
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
     whole_seconds = bool(np.all(arrival_s == np.round(arrival_s)))  # BurstGPT's timestamps: 1 s resolution
-    modulation = fit_modulation(counts, t.modulation.bin_s, float(bundle["window_s"]), 1.0 if whole_seconds else 0.0,
-                                t.modulation) if len(counts) else None
+    modulation = fit_modulations(counts, bundle, 1.0 if whole_seconds else 0.0, clients, t)
     sample = arrival_s[:t.max_rows]
     start, end = float(sample[0]), float(sample[-1])
     options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9)) for s in t.seeds]
@@ -104,29 +131,47 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
 def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
                        t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
     """The bundle with its `arrival_model`, from a requests Parquet file sorted by arrival (as
-    ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace (one
-    aggregation) and the first `max_rows` arrival times (a file's first rows: nothing more is read
-    into memory)."""
-    if isinstance(requests, pl.LazyFrame):
-        scan = requests.select("arrival_s")
-        head = scan.sort("arrival_s").head(t.max_rows).collect()["arrival_s"].to_numpy()
-    else:
-        scan = pl.scan_parquet(requests).select("arrival_s")
-        head = scan.head(t.max_rows).collect()["arrival_s"].to_numpy()
+    ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace and of each
+    dominant client (one aggregation each) and the first `max_rows` arrival times (a file's first
+    rows: nothing more is read into memory)."""
+    frame = requests if isinstance(requests, pl.LazyFrame) else pl.scan_parquet(requests)
+    scan = frame.select("arrival_s")
+    head = (scan.sort("arrival_s") if isinstance(requests, pl.LazyFrame) else scan).head(t.max_rows).collect()
+    head = head["arrival_s"].to_numpy()
     if len(head) < 3:
         return bundle
     g0 = float(bundle["aggregate"]["window_start_s"][0])
-    bins = (scan.select(((pl.col("arrival_s") - g0) / t.modulation.bin_s).floor().cast(pl.Int64).alias("b"))
-            .group_by("b").len().collect())
-    return arrival_model_of(bundle, head, bins["b"].to_numpy(), bins["len"].to_numpy(), t)
+    b = ((pl.col("arrival_s") - g0) / t.modulation.bin_s).floor().cast(pl.Int64).alias("b")
+
+    def bins_of(rows: pl.LazyFrame) -> tuple[np.ndarray, np.ndarray]:
+        got = rows.select(b).group_by("b").len().collect()
+        return got["b"].to_numpy(), got["len"].to_numpy()
+
+    cols, own = bundle["group_by"].split(","), {}
+    if set(cols) <= set(frame.collect_schema().names()):
+        name = pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|")
+        own = {cid: bins_of(frame.filter(name == cid)) for cid in dominant_clients(bundle, t)}
+    return arrival_model_of(bundle, head, *bins_of(scan), t, own)
 
 
 def arrival_model_of(bundle: dict, head: np.ndarray, bins: np.ndarray, counts: np.ndarray,
-                     t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
+                     t: ArrivalModelSettings = ArrivalModelSettings(),
+                     own: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
     """The bundle with its `arrival_model`, from the source's first `max_rows` arrival times
     (sorted) and its requests per `modulation.bin_s` bin counted from the first window start
-    (`bins`, `counts`)."""
+    (`bins`, `counts`), and `own`: the same of each dominant client (`dominant_clients`), whose
+    requests the pooled counts the modulation of the others is fitted on leave out."""
     if len(head) < 3:
         return bundle
     ok = bins >= 0
-    return {**bundle, "arrival_model": choose(head, covered_counts(bins[ok], counts[ok], bundle, t), bundle, t)}
+    bins, counts = bins[ok], np.asarray(counts[ok], dtype=np.int64)
+    order = np.argsort(bins)
+    bins, tail = bins[order], counts[order]
+    mine = {}
+    for cid, (b, n) in (own or {}).items():
+        keep = b >= 0
+        b, n = b[keep], np.asarray(n[keep], dtype=np.int64)
+        np.subtract.at(tail, np.searchsorted(bins, b), n)  # a client's bins are among the trace's
+        mine[cid] = covered_counts(b, n, bundle, t)
+    pooled = covered_counts(bins, tail, bundle, t) if not mine or tail.sum() else covered_counts(bins, counts[order], bundle, t)
+    return {**bundle, "arrival_model": choose(head, pooled, bundle, t, mine)}

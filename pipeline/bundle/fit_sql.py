@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from servetrace.bundle import arrivals, fit, lengths
-from servetrace.bundle.arrival_model import arrival_model_of
+from servetrace.bundle.arrival_model import arrival_model_of, dominant_clients
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.bundle.ranks import midranks, spearman
 from servetrace.errors import ServetraceError
@@ -87,7 +87,19 @@ def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | N
     bins = sql.table(con, "fit_bins")
     head = sql.table(con, "fit_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
     return arrival_model_of(bundle, head, bins["bin"].cast(pl.Int64).to_numpy(), bins["n"].cast(pl.Int64).to_numpy(),
-                            model)
+                            model, _client_bins(con, bundle, sorted(names["client_name"].to_list()), unorder, model))
+
+
+def _client_bins(con, bundle: dict, names: list[str], unorder: dict[int, int], model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each dominant client's requests per modulation bin (`arrival_model_of`'s `own`); `names`:
+    the clients in Python's order, `unorder` from that order to the engine's index."""
+    index = {name: i for i, name in enumerate(names)}
+    own = {}
+    for cid in dominant_clients(bundle, model):
+        sql.set_variables(con, {"fit_client": unorder[index[cid]]})
+        got = sql.table(con, "fit_client_bins")
+        own[cid] = (got["bin"].cast(pl.Int64).to_numpy(), got["n"].cast(pl.Int64).to_numpy())
+    return own
 
 
 def fit_file(requests: str | Path, settings: Settings, engine) -> dict:

@@ -23,7 +23,9 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
 - `arrival_model` (optional; absent in older bundles and imports, which generate `renewal`):
   `chosen` ("renewal" | "cox" | "cox-renewal", see bundle/arrival_model.py), `modulation` (the
   fitted multi-scale log-Gaussian rate modulation: `theta_s`, `sigma2`, `bin_s`, `fit` with the
-  observed and modelled within-window dispersion; null when not fitted), `candidates` (per model:
+  observed and modelled within-window dispersion; null when not fitted; with `clients`: per
+  dominant client id its own `sigma2` and `fit`, the top level then the other clients' pooled
+  modulation), `candidates` (per model:
   IDC relative error per scale, its seed-to-seed floor, inter-arrival KS and CV, score),
   `scales_s`, `scored_scales_s`, `source` (the source's IDC per scale, IAT CV and requests
   scored), `note`. findings.json repeats it as `arrivals.arrival_model`. The session layer (v2) does not use the modulation yet.

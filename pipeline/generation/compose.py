@@ -19,7 +19,7 @@ from servetrace.generation import agents
 from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
 from servetrace.generation.failures import draw_failures, failure_probabilities
 from servetrace.generation.lengths import LengthSampler
-from servetrace.generation.modulation import Modulation, modulation_spec, poisson_base
+from servetrace.generation.modulation import Modulation, modulation_groups, modulation_spec, poisson_base
 from servetrace.generation.options import GenerateOptions, Timeline, select_clients, span_of, timeline
 from servetrace.generation.plan import BLOCK_ROWS, Plan, check_segments, plan
 from servetrace.generation.merge import merged
@@ -105,10 +105,7 @@ class Generation:
             self._finish(self.summary["requests"])
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
-        process = ArrivalProcess(self.params, chosen, seed)
-        spec = modulation_spec(bundle) if self.summary["arrival_model"] != "renewal" else None
-        origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
-        mod = Modulation(spec, seed, origin, window_s) if spec else None
+        processes = self._arrival_groups()
         reachable = np.zeros_like(self.params.rate, dtype=bool)
         reachable[:, np.unique(tl.window)] = True
         reachable &= self.params.rate > 0
@@ -118,14 +115,7 @@ class Generation:
         made = exhausted = 0
         for lo, hi, block in self.plan.bounds:
             part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
-            if mod is None:
-                arr = process.block(part, block)
-            else:  # the clients' processes run in modulated time, their arrivals mapped back
-                knot_t, knot_u = mod.knots(part.begin_s[0], part.end_s[-1], block)
-                warped = Timeline(np.interp(part.begin_s, knot_t, knot_u), np.interp(part.end_s, knot_t, knot_u),
-                                  part.window, part.factor)
-                arr = process.block(warped, block)
-                arr = Arrivals(arr.client, np.interp(arr.arrival_s, knot_u, knot_t), arr.window, arr.pool_exhausted)
+            arr = _joined([_arrivals(rows, process, mod, part, block) for rows, process, mod in processes])
             exhausted += arr.pool_exhausted
             made += len(arr.client)
             self.summary.update(requests=made, pool_exhausted_cells=exhausted)
@@ -135,6 +125,17 @@ class Generation:
             failed = draw_failures(fail_p, chosen, arr.client, arr.window, seed, block)
             yield block_table(self._stretch(arr.arrival_s), arr.client, ln, failed, groups, bundle)
         self._finish(made)
+
+    def _arrival_groups(self) -> list[tuple[np.ndarray, ArrivalProcess, Modulation | None]]:
+        """The clients' processes by the modulation they run in (generation/modulation.py)."""
+        bundle, chosen, seed, p = self.bundle, self.chosen, self.options.seed, self.params
+        groups = modulation_groups(bundle, chosen) if self.summary["arrival_model"] != "renewal" else \
+            [(np.arange(len(chosen)), None, ())]
+        origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
+        return [(rows, ArrivalProcess(WindowParams(p.rate[rows], p.family[rows], p.shape[rows]),
+                                      [chosen[r] for r in rows], seed),
+                 Modulation(spec, seed, origin, window_s, stream) if spec else None)
+                for rows, spec, stream in groups]
 
     def _stretch(self, t: np.ndarray) -> np.ndarray:
         s = self.options.time_scale
@@ -162,6 +163,27 @@ class Generation:
             self.summary.update(requests=made, pool_exhausted_cells=exhausted, sessions=sessions)
             if table.num_rows:
                 yield table
+
+
+def _arrivals(rows: np.ndarray, process: ArrivalProcess, mod: Modulation | None, part: Timeline, block: int) -> Arrivals:
+    """A group's arrivals in a block, its clients as rows of the chosen clients. With a modulation
+    the processes run in modulated time and their arrivals are mapped back."""
+    if mod is None:
+        arr = process.block(part, block)
+    else:
+        knot_t, knot_u = mod.knots(part.begin_s[0], part.end_s[-1], block)
+        warped = Timeline(np.interp(part.begin_s, knot_t, knot_u), np.interp(part.end_s, knot_t, knot_u),
+                          part.window, part.factor)
+        arr = process.block(warped, block)
+        arr = Arrivals(arr.client, np.interp(arr.arrival_s, knot_u, knot_t), arr.window, arr.pool_exhausted)
+    return Arrivals(rows[arr.client], arr.arrival_s, arr.window, arr.pool_exhausted)
+
+
+def _joined(parts: list[Arrivals]) -> Arrivals:
+    if len(parts) == 1:
+        return parts[0]
+    return Arrivals(np.concatenate([a.client for a in parts]), np.concatenate([a.arrival_s for a in parts]),
+                    np.concatenate([a.window for a in parts]), sum(a.pool_exhausted for a in parts))
 
 
 def block_table(t: np.ndarray, client: np.ndarray, lengths: dict, failed: np.ndarray | None,

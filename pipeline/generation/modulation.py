@@ -29,20 +29,20 @@ class Modulation:
     mean 1: the modulation moves requests inside a window, the window's rate keeps its count
     (the fit reads only the scatter inside windows, so it adds nothing above the window scale)."""
 
-    def __init__(self, spec: dict, seed: int, origin: float, window_s: float):
+    def __init__(self, spec: dict, seed: int, origin: float, window_s: float, stream: tuple[int, ...] = ()):
         keep = np.asarray(spec["sigma2"], dtype=float) > 0
         self.theta = np.asarray(spec["theta_s"], dtype=float)[keep]
         self.sigma2 = np.asarray(spec["sigma2"], dtype=float)[keep]
         self.per = max(1, int(round(window_s / float(spec["bin_s"]))))
         self.step = window_s / self.per
-        self.origin, self.window_s, self.seed = origin, window_s, seed
+        self.origin, self.window_s, self.seed, self.stream = origin, window_s, seed, stream
         self.last_j: int | None = None  # the last window made, its M, and the components' state after it
         self.last_m = np.ones(self.per)
         self.last_x = np.zeros(len(self.sigma2))
 
     def _windows(self, j0: int, j1: int, block: int) -> np.ndarray:
         """M over windows j0 .. j1 - 1, (windows x steps); j0 is the last window made or after it."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, MODULATION_STREAM, block]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, MODULATION_STREAM, *self.stream, block]))
         reuse = self.last_j is not None and j0 == self.last_j
         first = j0 + 1 if reuse else j0
         n = max(j1 - first, 0) * self.per
@@ -77,13 +77,37 @@ class Modulation:
         return t, u
 
 
+def _varies(spec: dict | None) -> bool:
+    return bool(spec) and any(v > 0 for v in spec["sigma2"])
+
+
 def modulation_spec(bundle: dict) -> dict | None:
-    """The modulation to generate with: the bundle's, when its chosen arrival model has one."""
+    """The modulation to generate with: the bundle's, when its chosen arrival model has one (the
+    pooled one or a client's own with some variance)."""
     model = bundle.get("arrival_model") or {}
     if model.get("chosen") in ("cox", "cox-renewal") and model.get("modulation"):
         spec = model["modulation"]
-        return spec if any(v > 0 for v in spec["sigma2"]) else None
+        own = (spec.get("clients") or {}).values()
+        return spec if _varies(spec) or any(_varies(c) for c in own) else None
     return None
+
+
+def modulation_groups(bundle: dict, chosen: list[int]) -> list[tuple[np.ndarray, dict | None, tuple[int, ...]]]:
+    """(rows of `chosen`, the modulation they share or None, its seed stream): each client with a
+    modulation of its own (`modulation.clients`, its id) alone, the others together under the
+    pooled one. Without per-client modulations: one group of every row (the shared modulation)."""
+    spec = modulation_spec(bundle)
+    rows = np.arange(len(chosen))
+    if spec is None:
+        return [(rows, None, ())]
+    own = spec.get("clients") or {}
+    mine = np.array([bundle["clients"][ci]["id"] in own for ci in chosen], dtype=bool)
+    groups = [(rows[~mine], spec if _varies(spec) else None, ())] if (~mine).any() else []
+    for r in rows[mine]:
+        client = own[bundle["clients"][chosen[r]]["id"]]
+        groups.append((np.array([r]), {**client, "theta_s": spec["theta_s"], "bin_s": spec["bin_s"]}
+                       if _varies(client) else None, (1 + chosen[r],)))
+    return groups
 
 
 def poisson_base(bundle: dict) -> bool:
