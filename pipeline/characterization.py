@@ -158,8 +158,9 @@ def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
     from servetrace.bundle import fit
 
     columns = fit.fit_columns(Path(requests), settings.group_by)
+    batches = read.file_batches(Path(requests))
     return fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
-                   fit.category_of(read.file_batches(Path(requests)), columns), ingest_of(ctx.meta))
+                   fit.category_of(batches, columns), ingest_of(ctx.meta), fit.clock_of_batches(batches, settings))
 
 
 def with_arrival_model(findings: dict, bundle: dict) -> dict:

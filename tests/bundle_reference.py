@@ -12,6 +12,7 @@ from servetrace.bundle.arrival_model import with_arrival_model
 from servetrace.bundle.fit import OTHER, Aggregates, assemble, choose_grouping
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.settings import Settings
+from servetrace.stats.clock import clock_of
 
 
 def key_expr(cols: list[str]) -> pl.Expr:
@@ -32,7 +33,8 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
         requests = requests.with_columns(pl.lit(False).alias("failed"))
     t0, t1 = float(requests["arrival_s"].min()), float(requests["arrival_s"].max())
     g0 = int(t0 // window_s * window_s)
-    grid = sums.Grid(g0, window_s, dataset_window_s)
+    clock_s = clock_of(requests["arrival_s"].to_numpy(), settings.stages.grid_share, settings.stages.deround_from_s)
+    grid = sums.Grid(g0, window_s, dataset_window_s, clock_s)
     key = key_expr(cols)
     counts = requests.group_by(key.alias("client")).len().sort(["len", "client"], descending=[True, False])
     top = counts["client"].to_list()
@@ -55,7 +57,11 @@ def reference_bundle(requests: pl.DataFrame, settings: Settings, source: dict) -
         stats = frame.group_by(keys).agg(
             pl.len().alias("requests"), v.count().alias("n_iat"), v.mean().alias("iat_mean"), v.std().alias("iat_std"),
             v.log().sum().alias("sum_log"), v.sum().alias("sum_x"), pl.col("failed").sum().alias("failed"))
-        stats = arrivals.moment_fits(stats, span)
+        if clock_s:  # per group, the sum over clock ticks of the arrivals in the tick, squared
+            tick = ((pl.col("arrival_s") - g0) / clock_s).floor().alias("tick")
+            squares = frame.group_by(*keys, tick).len().group_by(keys).agg((pl.col("len").cast(pl.Float64) ** 2).sum().alias("sum_tick_n2"))
+            stats = stats.join(squares, on=keys, how="left")
+        stats = arrivals.moment_fits(stats, span, clock_s)
         power = (frame.join(stats.select(*keys, "w_shape", "w_scale"), on=keys).filter(pl.col("w_shape").is_finite())
                  .group_by(keys).agg(((v / pl.col("w_scale")) ** pl.col("w_shape")).sum().alias("sum_wpow")))
         return arrivals.choose_family(stats.join(power, on=keys, how="left"))

@@ -19,7 +19,7 @@ VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              # the bundle fit's (sql/fit/, servetrace/bundle/fit_sql.py)
              "fit_max_clients": 256, "fit_other": "(other)", "fit_g0": 0, "fit_inv_window": 1 / 600,
              "fit_inv_dataset": 1 / 21600, "iat_floor_s": 1e-6, "fit_ks_sample": 20000, "fit_category": "reason",
-             "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000, "fit_client": 0}
+             "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000, "fit_client": 0, "fit_clock_s": 1.0}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name not in ("ingest", "agents"))
 
 

@@ -21,6 +21,7 @@ import polars as pl
 from servetrace.arrays import numpy_of
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.settings import ArrivalModelSettings
+from servetrace.stats import clock
 from servetrace.stats import fidelity as metrics
 
 
@@ -95,8 +96,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     from servetrace.generation import GenerateOptions, generate_table
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
-    whole_seconds = bool(np.all(arrival_s == np.round(arrival_s)))  # BurstGPT's timestamps: 1 s resolution
-    modulation = fit_modulations(counts, bundle, 1.0 if whole_seconds else 0.0, clients, t)
+    tick = clock.clock_of(arrival_s)  # BurstGPT's timestamps: whole seconds
+    modulation = fit_modulations(counts, bundle, tick or 0.0, clients, t)
     sample = arrival_s[:t.max_rows]
     start, end = float(sample[0]), float(sample[-1])
     options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9)) for s in t.seeds]
@@ -109,7 +110,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
             continue
         trial = copy.copy(bundle)
         trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
-        traces = [numpy_of(generate_table(trial, o)[0]["arrival_s"]) for o in options]
+        # read on the source's clock: a coarse clock's ties are compared with ties
+        traces = [clock.on_clock(numpy_of(generate_table(trial, o)[0]["arrival_s"]), tick) for o in options]
         runs = [score(sample, trace, t.scales_s) for trace in traces]
         per_scale = {k: _mean([r["idc_error"][k] for r in runs]) for k in runs[0]["idc_error"]}
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)
@@ -122,7 +124,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     best = min(evidence, key=lambda n: evidence[n]["score"])
     return {"chosen": best, "modulation": modulation, "candidates": evidence,
             "scales_s": list(t.scales_s), "scored_scales_s": [float(k) for k in scored],
-            "source": {"idc": source_idc, "iat_cv": metrics.iat_cv(sample), "requests": int(len(sample))},
+            "source": {"idc": source_idc, "iat_cv": metrics.iat_cv(sample), "requests": int(len(sample)),
+                       "clock_s": tick},
             "note": f"source IDC {source_idc}, IAT CV {metrics.iat_cv(sample)}; score = mean IDC relative "
                     f"error over the scales + inter-arrival KS, mean of seeds {list(t.seeds)}, over the "
                     f"source's first {len(sample):,} requests"}

@@ -18,6 +18,8 @@ from servetrace.stats.families import weibull_shape_for_cv
 MIN_IATS = 3  # fewer inter-arrivals than this in a window: no family fitted
 IAT_FLOOR_S = 1e-6  # tied timestamps would give log(0): inter-arrivals are floored here
 MIN_COVER_S = 1.0  # a window the trace touches for less than this counts as covered this long
+DENSE_TICK = 2.0  # arrivals per clock tick from which the CV comes from the counts per tick
+MIN_CLOCK_CV = 0.05  # a CV under a coarse clock is at least this (a near-regular process)
 
 
 def covered_seconds(window_start: pl.Expr, window_s: float, first_s: float, last_s: float) -> pl.Expr:
@@ -47,13 +49,30 @@ def _moment_params(stats: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def moment_fits(stats: pl.DataFrame, span_s: pl.Expr | float) -> pl.DataFrame:
+def clock_cv(span_s: pl.Expr | float, clock_s: float) -> pl.Expr:
+    """The inter-arrival CV of a group whose timestamps a clock of `clock_s` seconds wrote (stats/clock.py).
+
+    Where a tick holds DENSE_TICK arrivals or more (on average), the gaps are mostly ties and say
+    nothing of the process inside a tick; the counts per tick are exact, and a renewal process's
+    counts have an index of dispersion that tends to CV^2 once a bin holds many arrivals, so
+    CV^2 = sum over ticks of n^2 / N - N / ticks. Sparser, the gaps are seen whole but each end is
+    moved by a uniform rounding: their variance is the process's + clock^2 / 6 (Sheppard)."""
+    n, ticks = pl.col("requests"), pl.lit(span_s) / clock_s if isinstance(span_s, float) else span_s / clock_s
+    idc = pl.col("sum_tick_n2") / n - n / ticks
+    sheppard = (pl.col("iat_std") ** 2 - clock_s**2 / 6).clip(lower_bound=0.0)
+    cv2 = pl.when(n / ticks >= DENSE_TICK).then(idc).otherwise(sheppard / pl.col("iat_mean") ** 2)
+    return cv2.clip(lower_bound=MIN_CLOCK_CV**2).sqrt()
+
+
+def moment_fits(stats: pl.DataFrame, span_s: pl.Expr | float, clock_s: float | None = None) -> pl.DataFrame:
     """Adds rate_rps, cv and the moment-matched Gamma (g_shape, g_scale) and Weibull (w_shape,
-    w_scale) to `stats`, one row per group with requests, n_iat, iat_mean, iat_std; `span_s` is
-    the seconds each group covers."""
+    w_scale) to `stats`, one row per group with requests, n_iat, iat_mean, iat_std (and, with a
+    coarse `clock_s`, sum_tick_n2: the CV is then the process's under the clock, `clock_cv`);
+    `span_s` is the seconds each group covers."""
+    cv = clock_cv(span_s, clock_s) if clock_s else pl.col("iat_std") / pl.col("iat_mean")
     return _moment_params(stats.with_columns(
         (pl.col("requests") / span_s).alias("rate_rps"),
-        pl.when(pl.col("n_iat") >= 2).then(pl.col("iat_std") / pl.col("iat_mean")).alias("cv"),
+        pl.when(pl.col("n_iat") >= 2).then(cv).alias("cv"),
     ))
 
 

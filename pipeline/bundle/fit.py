@@ -35,6 +35,7 @@ from servetrace.rows.moments import moments
 from servetrace.outputs import BUNDLE, REQUESTS
 from servetrace.settings import Settings, ingest_of, record
 from servetrace.stages.context import check_span
+from servetrace.stats import clock
 from servetrace.stats.pmf import pmf_fit
 
 OTHER = "(other)"  # the clients past settings.fit.max_clients, merged
@@ -74,12 +75,13 @@ class Fit:
     second pass and the bundle."""
 
     def __init__(self, columns: list[str], settings: Settings, source: dict, by: Grouping, groups: Codes, t0: float,
-                 category: str, ingest: dict | None = None):
+                 category: str, ingest: dict | None = None, clock_s: float | None = None):
         window_s = int(settings.window_s)
         self.settings, self.source, self.by, self.t0, self.category = settings, source, by, t0, category
         self.binning, self.ingest = settings.fit.binning(), ingest
         self.dataset_window_s = dataset_window(settings)
-        self.grid = sums.Grid(grid_start(t0, window_s), window_s, self.dataset_window_s)
+        # on a coarse clock (BurstGPT: whole seconds) the CVs are the process's under it (bundle/arrivals.py)
+        self.grid = sums.Grid(grid_start(t0, window_s), window_s, self.dataset_window_s, clock_s)
         self.clients = sums.Clients(groups, settings.fit.max_clients, OTHER)
         self.inputs = [c for c in lengths.LENGTH_INPUTS if c in columns]
         self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, settings.fit.ks_sample)
@@ -102,7 +104,7 @@ class Fit:
         """The second pass over `batches` (Weibull sums, Spearman numerators) and the bundle."""
         window_s, t0, t1, k = int(self.settings.window_s), self.t0, self.t1, len(self.clients.names)
         first, counts = self.sums.result(), self.counts.result()
-        per_window, per_client, overall = first_fits(first, window_s, t0, t1)
+        per_window, per_client, overall = first_fits(first, window_s, t0, t1, self.grid.clock_s)
         jnames = lengths.joint_fields(self.category)
         ranks = {n: midranks(counts[n], n) for n in jnames}
         powers, cross = Powers(k, self.grid, per_window, per_client), CrossRanks(k, self.category, ranks)
@@ -126,13 +128,31 @@ def dataset_window(settings: Settings) -> int:
     return max(window_s, int(round(settings.fit.dataset_window_s / window_s)) * window_s)
 
 
-def first_fits(first: dict, window_s: int, t0: float, t1: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def first_fits(first: dict, window_s: int, t0: float, t1: float,
+               clock_s: float | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The moment-matched fits of the first pass's sums (per_window, per_client, overall frames of
-    SUMS): per (client, window), per client and per window of all rows."""
+    SUMS): per (client, window), per client and per window of all rows; on a coarse `clock_s`, the
+    process's CVs under the clock (bundle/arrivals.py `clock_cv`)."""
     covered = arrivals.covered_seconds(pl.col("window_start_s"), window_s, t0, t1)
-    return (arrivals.moment_fits(moments(first["per_window"]), covered),
-            arrivals.moment_fits(moments(first["per_client"]), max(t1 - t0, arrivals.MIN_COVER_S)),
-            arrivals.moment_fits(moments(first["overall"]), covered))
+    return (arrivals.moment_fits(moments(first["per_window"]), covered, clock_s),
+            arrivals.moment_fits(moments(first["per_client"]), max(t1 - t0, arrivals.MIN_COVER_S), clock_s),
+            arrivals.moment_fits(moments(first["overall"]), covered, clock_s))
+
+
+def clock_of_batches(batches: read.Batches, settings: Settings) -> float | None:
+    """The clock the source's timestamps were written with (stats/clock.py), from its first arrivals."""
+    head, n = [], 0
+    for b in batches(["arrival_s"]):
+        head.append(pl.Series(read.column(b, "arrival_s")).to_numpy())
+        n += b.num_rows
+        if n >= clock.SAMPLE:
+            break
+    return clock_of_head(np.concatenate(head) if head else np.empty(0), settings)
+
+
+def clock_of_head(arrival_s: np.ndarray, settings: Settings) -> float | None:
+    """The source's coarse clock (stats/clock.py) judged on its first arrivals, as every fit judges it."""
+    return clock.clock_of(arrival_s[:clock.SAMPLE], settings.stages.grid_share, settings.stages.deround_from_s)
 
 
 def pmf_counts(counts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
@@ -157,7 +177,8 @@ def fit_batches(batches: read.Batches, columns: list[str], settings: Settings, s
     t0 = read.first_arrival(batches)
     if t0 is None:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
-    fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns), ingest)
+    fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns), ingest,
+              clock_of_batches(batches, settings))
     fit.first_pass(batches(fit.read))
     return fit.finish(batches)
 

@@ -60,11 +60,14 @@ def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | N
             frame = frame.with_columns((pl.col("dataset_idx").cast(pl.Int64) * dataset_s + g0).alias("dataset_start_s"))
         return frame
 
+    head = sql.table(con, "fit_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
+    clock_s = fit.clock_of_head(head, settings)  # a coarse clock's CVs (bundle/arrivals.py), as the stream fits them
+    sql.set_variables(con, {"fit_clock_s": float(clock_s or 0.0)})
     sql.run_sql(con, "fit_rows")
     sums = fetch("fit_sums")
     first = {name: _sums(sums.filter(pl.col("level") == level), keys) for level, name, keys in (
         (1, "per_window", ["client", "window_start_s"]), (2, "per_client", ["client"]), (3, "overall", ["window_start_s"]))}
-    per_window, per_client, overall = fit.first_fits(first, window_s, t0, t1)
+    per_window, per_client, overall = fit.first_fits(first, window_s, t0, t1, clock_s)
     unorder = {v: k for k, v in order.items()}
     con.register("fit_window_params", _params(per_window, ["client", "window_start_s"], unorder, window_s, g0))
     con.register("fit_client_params", _params(per_client, ["client"], unorder, window_s, g0))
@@ -85,7 +88,6 @@ def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | N
                          bool(s["nonzero"]), fit.pmf_counts(counts), spearman(ranks, cross, jnames))
     bundle = fit.assemble(agg, settings, source, dataset_s, settings.fit.binning(), ingest)
     bins = sql.table(con, "fit_bins")
-    head = sql.table(con, "fit_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
     return arrival_model_of(bundle, head, bins["bin"].cast(pl.Int64).to_numpy(), bins["n"].cast(pl.Int64).to_numpy(),
                             model, _client_bins(con, bundle, sorted(names["client_name"].to_list()), unorder, model))
 

@@ -98,6 +98,32 @@ class Gaps:
         return ByClient(order, c, x, starts, np.where(prev_w == w, x, np.nan))
 
 
+class TickSquares:
+    """Per group, the sum over the source's clock ticks of (the group's arrivals in the tick)^2, for
+    the dispersion of counts at the clock's resolution (bundle/arrivals.py): a tick a batch edge
+    cuts counts whole (each client's last tick is carried to the next batch)."""
+
+    def __init__(self, n_clients: int):
+        self.tick = np.full(n_clients, -1, np.int64)
+        self.n = np.zeros(n_clients)
+
+    def __call__(self, client: np.ndarray, tick: np.ndarray, group_starts: np.ndarray) -> np.ndarray:
+        """`client`, `tick`: rows in client order, ticks ascending within a client; groups begin
+        at `group_starts` and never split a client's tick."""
+        if client.size == 0:
+            return np.zeros(group_starts.size)
+        run = np.r_[0, np.flatnonzero((client[1:] != client[:-1]) | (tick[1:] != tick[:-1])) + 1]
+        n = np.diff(np.r_[run, client.size]).astype(np.float64)
+        rc, rt = client[run], tick[run]
+        first = np.r_[True, rc[1:] != rc[:-1]]
+        before = np.where(first & (self.tick[rc] == rt), self.n[rc], 0.0)  # the part an earlier batch counted
+        total = n + before
+        last = np.r_[rc[1:] != rc[:-1], True]
+        self.tick[rc[last]], self.n[rc[last]] = rt[last], total[last]
+        group = np.searchsorted(group_starts, run, side="right") - 1
+        return np.bincount(group, weights=total**2 - before**2, minlength=group_starts.size)
+
+
 class Accumulator:
     """Partial sums per group, merged every COMPACT_EVERY batches. Rows come in arrival order:
     once a batch begins past every window of the parts so far, those windows are complete, and
@@ -126,8 +152,9 @@ class Grid:
     """Windows and dataset windows of arrivals: their indices from g0, and their starts, by the
     expressions the fit has always used."""
 
-    def __init__(self, g0: int, window_s: int, dataset_window_s: int):
+    def __init__(self, g0: int, window_s: int, dataset_window_s: int, clock_s: float | None = None):
         self.g0, self.window_s, self.dataset_window_s = g0, window_s, dataset_window_s
+        self.clock_s = clock_s  # the source's coarse clock (stats/clock.py), or None
         a = pl.col("arrival_s")
         self.window = (((a - g0) // window_s).cast(pl.Int64) * window_s + g0).alias("window_start_s")
         self.dataset = (((a - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s")
@@ -190,6 +217,7 @@ class ArrivalSums:
 
     def __init__(self, n_clients: int, grid: Grid, ks_sample: int):
         self.k, self.grid, self.gaps, self.all_gaps = n_clients, grid, Gaps(n_clients), Gaps(1)
+        self.ticks = (TickSquares(n_clients), TickSquares(n_clients), TickSquares(1))
         self.per_window = Accumulator(["client", "window_start_s"], merge_sums)
         self.per_client = Accumulator(["client"], merge_sums)
         self.overall = Accumulator(["window_start_s"], merge_sums)
@@ -203,12 +231,20 @@ class ArrivalSums:
         w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
         by = self.gaps(r.client, r.t, r.window)
         failed = by.take(r.failed)
-        groups, sums = segment_sums(by.client.astype(np.int64) * nw + (by.take(r.window) - w0), by.x_window, failed)
+        tick = None if self.grid.clock_s is None else np.floor((r.t - self.grid.g0) / self.grid.clock_s).astype(np.int64)
+        key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
+        groups, sums = segment_sums(key, by.x_window, failed)
+        if tick is not None:
+            sums["sum_tick_n2"] = self.ticks[0](by.client, by.take(tick), starts_of(key))
         self.per_window.add(pl.DataFrame({"client": pl.Series(groups // nw, dtype=pl.Int32),
                                           "window_start_s": self._start(w0 + groups % nw), **sums}), w0, r.window[-1])
         groups, sums = segment_sums(by.client, by.x, failed)
+        if tick is not None:
+            sums["sum_tick_n2"] = self.ticks[1](by.client, by.take(tick), starts_of(by.client))
         self.per_client.add(pl.DataFrame({"client": pl.Series(groups, dtype=pl.Int32), **sums}), 0, 0)  # never complete
         groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t, r.window).x_window, r.failed)
+        if tick is not None:
+            sums["sum_tick_n2"] = self.ticks[2](np.zeros(r.t.size, np.int32), tick, starts_of(r.window))
         self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}), w0, r.window[-1])
         if self.need.any():
             _take_heads(by, self.need, self.heads)

@@ -70,7 +70,7 @@ def cv(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         return np.where(mean != 0, std / mean, np.nan)
 
 
-SUMS = ("requests", "n_iat", "sum_x", "sum_log", "m2", "failed")
+SUMS = ("requests", "n_iat", "sum_x", "sum_log", "m2", "failed", "sum_tick_n2")
 
 
 def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -87,7 +87,8 @@ def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray) -> tuple[np
     sums = {"requests": requests, "n_iat": n, "sum_x": sum_x,
             "sum_log": np.add.reduceat(np.log(x if every else np.where(ok, x, 1.0)), starts),
             "m2": np.add.reduceat(dev if every else np.where(ok, dev, 0.0), starts),
-            "failed": np.add.reduceat(failed, starts, dtype=np.int64)}
+            "failed": np.add.reduceat(failed, starts, dtype=np.int64),
+            "sum_tick_n2": np.zeros(starts.size)}  # bundle/sums.py TickSquares, on a coarse clock
     return key[starts], {k: v if k.startswith(("sum", "m2")) else v.astype(np.int64) for k, v in sums.items()}
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from servetrace.settings import Settings
+from servetrace.stats import clock
 from servetrace.stats import fidelity as m
 from servetrace.settings import FidelitySettings
 from servetrace.validation.noise import noise_floors, with_floor
@@ -88,6 +89,10 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
     times of two generator seeds, for the arrival checks' seed-to-seed noise floor
     (validation/noise.py; the half-to-half floor needs only the source)."""
     src_t, syn_t = _col(source, "arrival_s"), _col(synthetic, "arrival_s")
+    # a source written on a coarse clock (whole seconds) is compared with workloads read on that clock
+    tick = clock.clock_of(src_t, settings.stages.grid_share, settings.stages.deround_from_s)
+    syn_t = clock.on_clock(syn_t, tick)
+    seeds = tuple(clock.on_clock(s, tick) for s in seeds) if seeds else seeds
     numbers, windows = arrivals(src_t, syn_t, settings.window_s, settings.idc_scales_s, thresholds.min_window_cover)
     out: dict = {
         "schema": SCHEMA,
@@ -98,6 +103,7 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
         "rate_max_ape": numbers["rate_max_ape"],
         "mean_rps": {"source": _mean_rps(source), "synthetic": _mean_rps(synthetic)},
         "burstiness_span_s": numbers["burstiness_span_s"],
+        "source_clock_s": tick,
         "iat_cv": numbers["iat_cv"],
         "idc": numbers["idc"],
         "noise_floor": noise_floors(src_t, seeds, settings.window_s, settings.idc_scales_s, thresholds.min_window_cover),

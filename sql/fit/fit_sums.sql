@@ -2,16 +2,28 @@
 -- (client, window) of the inter-arrivals inside the window (level 1), per client of all its
 -- inter-arrivals across windows (level 2, window_idx null) and per window of every request as one
 -- client (level 3, client null). Each: requests, failures, and the count, sum, sum of logs and
--- squared deviations from their mean (m2) of the inter-arrivals.
+-- squared deviations from their mean (m2) of the inter-arrivals; on a coarse clock (fit_clock_s > 0:
+-- the source's timestamps written in whole ticks) also the sum over ticks of the group's requests
+-- in the tick, squared (each row counts its tick's requests), for the CV under the clock.
 with levels as (
     select
         l.level,
         case when l.level < 3 then r.client end as client,
         case when l.level <> 2 then r.window_idx end as window_idx,
         case l.level when 1 then r.x_window when 2 then r.x else r.x_all_window end as gap,
-        r.failed
+        r.failed,
+        case
+            when getvariable('fit_clock_s') > 0
+                then cast(floor((r.arrival_s - getvariable('fit_g0')) / getvariable('fit_clock_s')) as bigint)
+            else 0
+        end as tick
     from fit_rows as r
     cross join (select 1 as level union all select 2 union all select 3) as l
+),
+
+counted as (
+    select *, count(*) over (partition by level, client, window_idx, tick) as tick_n
+    from levels
 ),
 
 final as (
@@ -24,8 +36,9 @@ final as (
         coalesce(sum(gap), 0.0) as sum_x,
         coalesce(sum(ln(gap)), 0.0) as sum_log,
         coalesce(var_pop(gap) * count(gap), 0.0) as m2,
-        sum(case when failed then 1 else 0 end) as failed
-    from levels
+        sum(case when failed then 1 else 0 end) as failed,
+        case when getvariable('fit_clock_s') > 0 then cast(sum(tick_n) as double) else 0.0 end as sum_tick_n2
+    from counted
     group by level, client, window_idx
 )
 
