@@ -125,3 +125,16 @@ def test_findings_list_the_clients_modulations(planted):
     found = arrival_model_finding(bundle["arrival_model"])["modulation"]["clients"]
     own = bundle["arrival_model"]["modulation"]["clients"]
     assert {k: v["sigma2"] for k, v in found.items()} == {k: v["sigma2"] for k, v in own.items()}
+
+
+def test_the_set_based_fit_fits_the_same_client_modulations(planted, tmp_path):
+    """The SQL fit (the Spark engine's form, sql/fit/fit_client_bins.sql) equals the streamed one."""
+    from servetrace import io
+    from test_fit_sql import assert_same, both
+
+    frame, _ = planted
+    io.write_parquet(tmp_path / "requests.parquet", frame.to_arrow(), {})
+    stream, sets = both(tmp_path / "requests.parquet")
+    assert sorted(stream["arrival_model"]["modulation"]["clients"]) == ["a", "b"]
+    assert_same(stream["arrival_model"]["modulation"], sets["arrival_model"]["modulation"])
+    assert stream["arrival_model"]["chosen"] == sets["arrival_model"]["chosen"]
