@@ -138,6 +138,8 @@ class SessionModelSettings:
     class_min: int = 25  # sessions per class of turns
     cell_min: int = 10  # sessions per class and grouped / not, else the class's pooled prompts
     client_min: int = 50  # sessions a client needs for a prefix model of its own, else the pooled one
+    client_session_min: int = 200  # sessions a client needs for a session model of its own
+    client_models: int = 16  # at most this many clients (most sessions first) get their own session model
     quantile_points: int = 101  # quantiles kept per distribution (0, 1 %, ..., 100 %)
     by_turns_min: int = 100  # fewer sessions than this: no model by class of turns
 

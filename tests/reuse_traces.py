@@ -9,6 +9,26 @@ import pyarrow as pa
 from test_stages_support import canonical
 
 
+def with_blocks(rows: list, ids_at: int, **columns) -> tuple:
+    """(canonical table of `rows` (arrival first) with `columns` and hash_ids from each row's
+    content keys at `ids_at`, numbered in order of first sight; the rows' arrival order)."""
+    keys = {}
+    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[ids_at]] for r in rows]
+    arrival = np.array([r[0] for r in rows])
+    order = np.argsort(arrival, kind="stable")
+    table = canonical(arrival, **columns)
+    return table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64()))), order
+
+
+def client_table(rows: list, rng, fifth: str) -> tuple:
+    """(table, truth) of rows (arrival, client, session, turn, `fifth`, input tokens, content keys)."""
+    table, order = with_blocks(rows, 6, client_id=[r[1] for r in rows], input_tokens=np.array([r[5] for r in rows]),
+                               output_tokens=rng.integers(1, 50, len(rows)))
+    truth = pl.DataFrame({"client": [rows[i][1] for i in order], "session": [rows[i][2] for i in order],
+                          "turn": [rows[i][3] for i in order], fifth: [rows[i][4] for i in order]})
+    return table, truth
+
+
 def session_trace(n_sessions: int = 400, block: int = 16, groups: int = 5, seed: int = 0,
                   think_s: float = 30.0, latency_s: float | None = None):
     """Multi-turn sessions, each starting with one of `groups` shared system prompts (Zipf
@@ -105,16 +125,7 @@ def client_trace(block: int = 16, seed: int = 0, plan: dict = CLIENT_PLAN):
                 rows.append((t, client, s, k + 1, g, (pre + own) * block + int(rng.integers(1, block)), ids))
                 t += rng.exponential(30.0)
             s += 1
-    keys = {}
-    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[6]] for r in rows]
-    arrival = np.array([r[0] for r in rows])
-    order = np.argsort(arrival, kind="stable")
-    table = canonical(arrival, client_id=[r[1] for r in rows], input_tokens=np.array([r[5] for r in rows]),
-                      output_tokens=rng.integers(1, 50, len(rows)))
-    table = table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64())))
-    truth = pl.DataFrame({"client": [rows[i][1] for i in order], "session": [rows[i][2] for i in order],
-                          "turn": [rows[i][3] for i in order], "group": [rows[i][4] for i in order]})
-    return table, truth
+    return client_table(rows, rng, "group")
 
 
 def paced_trace(n_sessions: int = 1500, block: int = 16, rho: float = 0.6, seed: int = 0):
@@ -136,11 +147,31 @@ def paced_trace(n_sessions: int = 1500, block: int = 16, rho: float = 0.6, seed:
             gap = float(np.exp(3 + rho * z[s] + np.sqrt(1 - rho ** 2) * rng.standard_normal()))
             rows.append((t, s, k + 1, doc[s] * block + int(rng.integers(1, block)), ids))
             t += gap
-    keys = {}
-    hash_ids = [[keys.setdefault(i, len(keys)) for i in r[4]] for r in rows]
-    arrival = np.array([r[0] for r in rows])
-    order = np.argsort(arrival, kind="stable")
-    table = canonical(arrival, input_tokens=np.array([r[3] for r in rows]), output_tokens=rng.integers(1, 200, len(rows)))
-    table = table.append_column("hash_ids", pa.array([hash_ids[i] for i in order], pa.list_(pa.int64())))
+    table, order = with_blocks(rows, 4, input_tokens=np.array([r[3] for r in rows]),
+                               output_tokens=rng.integers(1, 200, len(rows)))
     truth = pl.DataFrame({"session": [rows[i][1] for i in order], "turn": [rows[i][2] for i in order]})
     return table, truth
+
+
+SESSION_PLAN = {"a": (900, 0.6, 10.0, 20), "b": (500, 0.25, 120.0, 120), "c": (30, 0.4, 40.0, 40)}
+
+
+def client_session_trace(block: int = 16, seed: int = 0, plan: dict = SESSION_PLAN):
+    """Clients with session habits of their own: `plan` client -> (sessions, p, median gap in s,
+    document blocks); a session has geometric(p) turns, lognormal gaps (sigma 0.5) around its
+    client's median and re-sends a document of about that many blocks with a new question (its
+    own last block) each turn. Session starts are uniform over 20,000 s. Returns (table, truth:
+    per request client, session, turn, gap before it (NaN at turn 1))."""
+    rng = np.random.default_rng(seed)
+    rows, s = [], 0
+    for client, (n, p, gap, blocks) in plan.items():
+        for _ in range(n):  # a test fixture: clarity over speed
+            doc = max(1, int(rng.poisson(blocks)))
+            t, before = rng.uniform(0, 20_000), np.nan
+            for k in range(int(rng.geometric(p))):
+                ids = [("s", s, j) for j in range(doc)] + [("q", s, k)]
+                rows.append((t, client, s, k + 1, before, doc * block + int(rng.integers(1, block)), ids))
+                before = float(gap * np.exp(0.5 * rng.standard_normal()))
+                t += before
+            s += 1
+    return client_table(rows, rng, "gap")

@@ -303,11 +303,16 @@ def test_prefix_model_per_client(tmp_path):
         mine = per.filter(pl.col("client") == name)
         assert (mine["tokens"] > 0).mean() == pytest.approx(share, abs=0.07)
         assert set((mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).unique().to_list()) == set(pop)
-    # one pooled model for every client: b gets a's groups and a share near the trace's
-    pooled, _ = generate_table({**b, "prefix": {**p, "clients": None}}, GenerateOptions(seed=0))
-    io.write_parquet(tmp_path / "pooled.parquet", pooled, {})
-    mine = _session_groups(tmp_path / "pooled.parquet", pooled).filter(pl.col("client") == "b")
-    assert (mine["tokens"] > 0).mean() > 0.35 and 0 in (mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).to_list()
+    # one pooled model for every client (prefix and sessions): b gets a's groups and a share near
+    # the trace's; the pooled prefix model alone still gives b a's groups
+    one = {**b, "prefix": {**p, "clients": None}, "sessions": {**b["sessions"], "clients": None, "tail": None}}
+    for bundle, share_above in ((one, 0.35), ({**b, "prefix": {**p, "clients": None}}, None)):
+        pooled, _ = generate_table(bundle, GenerateOptions(seed=0))
+        io.write_parquet(tmp_path / "pooled.parquet", pooled, {})
+        mine = _session_groups(tmp_path / "pooled.parquet", pooled).filter(pl.col("client") == "b")
+        assert 0 in (mine.filter(pl.col("tokens") > 0)["tokens"] // 64 - 2).to_list()
+        if share_above is not None:
+            assert (mine["tokens"] > 0).mean() > share_above
 
 
 def test_knob_card_replays_the_reuse_as_the_mooncake_export_does(fitted, tmp_path):
@@ -420,3 +425,49 @@ def test_mooncake_regenerates_its_reuse_and_length_correlation(tmp_path):
     src = pq.read_table(tmp_path / "requests.parquet", columns=["input_tokens", "output_tokens"])
     rho = lambda t: stats.spearmanr(t["input_tokens"], t["output_tokens"]).statistic
     assert rho(src) < -0.4 and abs(rho(syn) - rho(src)) <= 0.05
+
+
+def _per_client_sessions(table, session) -> pl.DataFrame:
+    """Per client: sessions, requests, mean turns per session and median gap between turns."""
+    f = (pl.from_arrow(table.select(["arrival_s", "client_id"])).with_columns(session=session)
+         .sort(["session", "arrival_s"]).with_columns(gap=pl.col("arrival_s").diff().over("session")))
+    per = f.group_by("client_id", "session").agg(n=pl.len())
+    return (per.group_by("client_id").agg(sessions=pl.len(), requests=pl.col("n").sum(), turns=pl.col("n").mean())
+            .join(f.drop_nulls("gap").group_by("client_id").agg(gap=pl.col("gap").median()), on="client_id", how="left"))
+
+
+def test_session_model_per_client(tmp_path):
+    """Planted per-client session habits (reuse_traces.SESSION_PLAN: a 900 sessions of
+    geometric(0.6) turns 10 s apart, b 500 of geometric(0.25) turns 120 s apart, c 30: too few
+    for a model of its own) are fitted per client and regenerated per client: each client's
+    turns, gaps and request count come back; one pooled model gives a b's long, slow sessions."""
+    from reuse_traces import SESSION_PLAN, client_session_trace
+
+    table, truth = client_session_trace(seed=4)
+    io.write_parquet(tmp_path / "requests.parquet", table, {"servetrace.format": "test"})
+    b = fit_bundle(tmp_path)
+    s = b["sessions"]
+    models = dict(zip([c["id"] for c in b["clients"]], s["clients"]))
+    assert models["c"] is None and s["tail"] is None  # c started 30 sessions: the trace's model
+    planted = _per_client_sessions(table, pl.Series(truth["session"]))
+    want = {r["client_id"]: r for r in planted.iter_rows(named=True)}
+    for name in ("a", "b"):
+        n, p, gap, _ = SESSION_PLAN[name]
+        m = models[name]
+        mean_turns = float(np.dot(m["turns"]["values"], m["turns"]["probs"]))
+        assert m["sessions"] == n and mean_turns == pytest.approx(want[name]["turns"], abs=1e-9)  # sessions inferred exactly
+        assert mean_turns == pytest.approx(1 / p, abs=3 * np.sqrt(1 - p) / p / np.sqrt(n))  # 3 sd of the mean
+        assert np.interp(0.5, m["gap_s"]["probs"], m["gap_s"]["quantiles"]) == pytest.approx(gap, rel=0.1)
+    def gen(bundle):
+        syn, _ = generate_table(bundle, GenerateOptions(seed=0))
+        per = _per_client_sessions(syn, pl.Series(syn["session_id"].to_pylist()))
+        return {r["client_id"]: r for r in per.iter_rows(named=True)}
+
+    got = gen(b)
+    for name in ("a", "b"):
+        n, p, gap, _ = SESSION_PLAN[name]
+        assert got[name]["turns"] == pytest.approx(want[name]["turns"], rel=0.1)
+        assert got[name]["gap"] == pytest.approx(gap, rel=0.15)
+        assert got[name]["requests"] == pytest.approx(want[name]["requests"], rel=0.1)
+    pooled = gen({**b, "sessions": {**s, "clients": None, "tail": None}})
+    assert pooled["a"]["turns"] > 1.3 * want["a"]["turns"] and pooled["a"]["gap"] > 3 * SESSION_PLAN["a"][2]

@@ -1,6 +1,7 @@
 """The bundle's session and prefix models (schema v2), fitted from a canonical trace.
 
-`sessions`: `source` ("session ids" | "inferred from prefix chains"); `follow_up_share`;
+`sessions`: `source` ("session ids" | "inferred from prefix chains"); `sessions` (count);
+`grouped_share` (of sessions starting under a shared prefix); `follow_up_share`;
 `turns` (PMF of turns per session, `fit`: geometric p with its KS); `gap_s` (arrival to
 arrival) and `think_s` (from the previous turn's end, only where latency is known; null
 otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit` and KS;
@@ -11,7 +12,9 @@ functions by quarter of the session, null for the pooled one; `gap_rho` the Gaus
 correlation of a gap (its normal score in its class and quarter) with its session's first input
 (its normal score in its class)), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
-previous input), quantile functions. `prefix` (traces with hash_ids): `block_size`, `groups`
+previous input), quantile functions; `clients` (per bundle client, where the bundle's clients are
+client groups: its own session model with these fields, or null) and `tail` (the other clients'
+sessions pooled, or null: the trace's model; `client_sessions`). `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
 popular first, at most `max_groups`; `owners`: per group, runs [first token, owner group]: a
 block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share`
@@ -204,6 +207,52 @@ def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int,
     return out
 
 
+def session_model(frame: pl.DataFrame, t: SessionModelSettings) -> dict:
+    """The session model of `session_frame`'s requests (with `turns` and `first_in` per session)."""
+    quantiles = lambda x: _quantiles(x, t.quantile_points)
+    follow = frame.filter(pl.col("turn") > 1)
+    first = frame.filter(pl.col("turn") == 1)
+    turns = first["turns"].to_numpy()
+    first_new = np.maximum((first["input_tokens"] - first["shared_tokens"]).cast(pl.Float64).to_numpy(), 1)
+    f = lambda c, df=follow: df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    think = f("think_s")
+    return {
+        "sessions": int(first.height),
+        "grouped_share": float((first["shared_tokens"] > 0).mean()),
+        "follow_up_share": float(follow.height / frame.height),
+        "turns": _turns(turns),
+        "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
+                              follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t,
+                              first["input_tokens"].to_numpy(), follow["first_in"].to_numpy()),
+        "gap_s": {**(quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
+        "think_s": {**quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
+        "first_new_tokens": quantiles(first_new),
+        "new_prompt_tokens": quantiles(np.maximum(f("new_prompt"), 1)) if follow.height else None,
+        "growth_tokens": quantiles(f("growth")) if follow.height else None,
+    }
+
+
+def client_sessions(frame: pl.DataFrame, index: tuple[np.ndarray, int], t: SessionModelSettings) -> dict:
+    """Session models per client: each of the `client_models` clients that started the most
+    sessions, at least `client_session_min`, gets its own (`clients`: per bundle client, its
+    model or null); the other clients' sessions pooled make `tail` (null when no client has a
+    model of its own or the tail started fewer than `client_session_min`: the trace's model).
+    A session is its first request's client's."""
+    client = pl.Series(index[0]).gather(frame["row"]).to_numpy()
+    frame = frame.with_columns(client=pl.Series(client)).with_columns(pl.col("client").first().over("session"))
+    starts = frame.filter(pl.col("turn") == 1)["client"].to_numpy()
+    n = np.bincount(starts[starts >= 0], minlength=index[1])
+    own = [int(c) for c in np.argsort(-n, kind="stable")[:t.client_models] if n[c] >= t.client_session_min]
+    models: list = [None] * index[1]
+    for c in own:  # a loop over the dominant clients
+        models[c] = session_model(frame.filter(pl.col("client") == c), t)
+    rest = frame.filter(~pl.col("client").is_in(own))
+    tail = None
+    if own and rest.filter(pl.col("turn") == 1).height >= t.client_session_min:
+        tail = session_model(rest, t)
+    return {"clients": models if own else None, "tail": tail}
+
+
 ANALYZE = object()  # fit_reuse_models's default: make the block reuse analysis
 
 
@@ -221,27 +270,14 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     out = {}
     quantiles = lambda x: _quantiles(x, t.quantile_points)
     frame = session_frame(path, codes, reuse, t.session_rows)
+    index = None
     if frame is not None and frame.height:
         frame = frame.with_columns(turns=pl.len().over("session"), first_in=pl.col("input_tokens").first().over("session"))
-        follow = frame.filter(pl.col("turn") > 1)
-        first = frame.filter(pl.col("turn") == 1)
-        turns = first["turns"].to_numpy()
-        first_new = np.maximum((first["input_tokens"] - first["shared_tokens"]).cast(pl.Float64).to_numpy(), 1)
-        f = lambda c, df=follow: df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        think = f("think_s")
-        out["sessions"] = {
-            "source": "session ids" if codes is not None else "inferred from prefix chains",
-            "follow_up_share": float(follow.height / frame.height),
-            "turns": _turns(turns),
-            "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
-                                  follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t,
-                                  first["input_tokens"].to_numpy(), follow["first_in"].to_numpy()),
-            "gap_s": {**(quantiles(f("gap_s")) or {}), "fit": _lognormal(f("gap_s"))} if follow.height else None,
-            "think_s": {**quantiles(think), "fit": _lognormal(think)} if np.isfinite(think).any() else None,
-            "first_new_tokens": quantiles(first_new),
-            "new_prompt_tokens": quantiles(np.maximum(f("new_prompt"), 1)) if follow.height else None,
-            "growth_tokens": quantiles(f("growth")) if follow.height else None,
-        }
+        out["sessions"] = {"source": "session ids" if codes is not None else "inferred from prefix chains",
+                           **session_model(frame, t)}
+        index = clients() if clients is not None else None
+        if index is not None:
+            out["sessions"].update(client_sessions(frame, index, t))
     if reuse is not None and reuse.groups is not None:
         g = reuse.groups.filter(pl.col("first_turns") > 0).head(t.max_groups)
         owners = group_owners(reuse.refs, g)
@@ -258,7 +294,8 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             slope = float(np.polyfit(np.log(rank), np.log(pop), 1)[0])
             fitted = rank ** slope
             model["zipf"] = {"s": -slope, "ks": float(np.abs(np.cumsum(fitted / fitted.sum()) - np.cumsum(pop / pop.sum())).max())}
-        index = clients() if clients is not None else None
+        if index is None and clients is not None:
+            index = clients()
         if index is not None:
             first = np.unique(reuse.session, return_index=True)[1]
             pid = request_groups(reuse.refs, reuse.shared_blocks)[first]

@@ -1,7 +1,8 @@
 """Sessions and shared prefixes over the per-client arrivals (bundle v2 `sessions`, `prefix`).
 
 Session starts are each client's own arrival process (its fitted windows, rates scaled by the
-share of requests that start a session, so shapes and burstiness are kept); each session draws
+share of requests that start a session, so shapes and burstiness are kept); each session, from its
+client's session model (`session_models`: its own, the other clients' pooled tail, or the trace's), draws
 its number of turns, whether it starts under a shared prefix and its first new prompt (jointly,
 by class of turns), and a shared prefix group by popularity. Turn k + 1 arrives a
 fitted gap (arrival to arrival; a synthetic trace has no service times to add a think time to)
@@ -153,13 +154,35 @@ def draw_gaps(rng, sess: dict, bucket: np.ndarray | None, turn: int, turns: np.n
     return out
 
 
-def client_factor(pre: dict, client: np.ndarray | None) -> np.ndarray | None:
-    """Per session, its client's share of grouped sessions over the trace's (None: one model)."""
+def client_factor(pre: dict, client: np.ndarray | None, base: np.ndarray | None = None) -> np.ndarray | None:
+    """Per session, its client's share of grouped sessions over its session model's (`base`, per
+    session; default the trace's): None when no client has a prefix model of its own."""
     models = pre.get("clients")
     if client is None or not models or not any(models):
         return None
-    share = np.array([m["grouped_share"] if m else pre["grouped_share"] for m in models])
-    return share[client] / pre["grouped_share"]
+    base = np.full(len(client), pre["grouped_share"]) if base is None else base
+    own = np.array([m is not None for m in models])[client]
+    share = np.array([m["grouped_share"] if m else 0.0 for m in models])[client]
+    return np.where(own & (base > 0), share / np.where(base > 0, base, 1), 1.0)
+
+
+def session_models(sess: dict, client: np.ndarray | None, n: int) -> tuple[list[dict], np.ndarray]:
+    """(the session models in use, each session's index into them): a client's own model
+    (`sessions.clients`), else the other clients' pooled `tail`, else the trace's."""
+    models, key = [sess], np.zeros(n, dtype=np.int64)
+    own = sess.get("clients")
+    if client is None or not own:
+        return models, key
+    tail = sess.get("tail")
+    slot = np.zeros(len(own), dtype=np.int64)
+    if tail:
+        models.append(tail)
+        slot[:] = 1
+    for c, m in enumerate(own):  # a loop over the bundle's clients
+        if m:
+            models.append(m)
+            slot[c] = len(models) - 1
+    return models, slot[client]
 
 
 def assign_groups(rng, pre: dict, grouped: np.ndarray, client: np.ndarray | None) -> np.ndarray:
@@ -195,6 +218,19 @@ def rank_pair(client: np.ndarray, inp: np.ndarray, drawn_in: np.ndarray | None, 
     return out
 
 
+def follow_up(rng, sess: dict, mode: str, prev_in: np.ndarray, prev_out: np.ndarray,
+              prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(input, tokens kept from the previous input) of follow-ups: previous input + output + a new
+    prompt ("append"), or the previous input changed by a fitted growth ("growth"), never below
+    the shared prefix + 1."""
+    if mode == "append":
+        new = np.maximum(np.rint(_quantile_draw(rng, sess["new_prompt_tokens"], len(prev_in))), 1).astype(np.int64)
+        return prev_in + prev_out + new, prev_in
+    growth = np.rint(_quantile_draw(rng, sess["growth_tokens"], len(prev_in))).astype(np.int64)
+    inp = np.maximum(prev_in + growth, prefix + 1)
+    return inp, np.minimum(prev_in, inp - 1)
+
+
 def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: int, block_size: int | None,
            output_of, client: np.ndarray | None = None, block: int = 0, first_session: int = 0,
            first_partial: int = 0) -> SessionRequests:
@@ -207,21 +243,44 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E55, block]))
     s_n = len(starts.arrival_s)
     has_groups = bool(pre and pre["groups"]["tokens"])
-    factor = client_factor(pre, client) if has_groups else None
-    turns, first_new, grouped, bucket = first_turns(rng, sess, pre["grouped_share"] if has_groups else 0.0, s_n, factor)
+    models, key = session_models(sess, client, s_n)
+    factor = None
+    if has_groups:  # the share each session's model gives its class, against its client's prefix share
+        base = np.array([pre["grouped_share"] if m is sess else m["grouped_share"] for m in models])[key]
+        factor = client_factor(pre, client, base)
+        own = np.array([m is not sess and m is not sess.get("tail") for m in models])[key]
+        if factor is not None:  # a client's own session model has its own grouped shares already
+            factor = np.where(own, 1.0, factor)
+    turns = np.zeros(s_n, dtype=np.int64)
+    first_new = np.zeros(s_n, dtype=np.int64)
+    grouped = np.zeros(s_n, dtype=bool)
+    bucket = np.full(s_n, -1)
+    by = np.zeros(len(models), dtype=bool)  # the model has classes of turns
+    for i, m in enumerate(models):  # a loop over the session models in use (one without clients)
+        at = np.flatnonzero(key == i)
+        if not len(at):
+            continue
+        f = None if factor is None else factor[at]
+        share = (pre["grouped_share"] if m is sess else m["grouped_share"]) if has_groups else 0.0
+        turns[at], first_new[at], grouped[at], b = first_turns(rng, m, share, len(at), f)
+        if b is not None:
+            bucket[at], by[i] = b, True
     turns = np.minimum(turns, MAX_TURNS)
     group = np.full(s_n, -1)
     gtok = np.zeros(s_n, dtype=np.int64)
     if has_groups:
         group = assign_groups(rng, pre, grouped, client)
         gtok[grouped] = np.asarray(pre["groups"]["tokens"], dtype=np.int64)[group[grouped]]
-    z = None if bucket is None else class_scores(gtok + first_new, bucket, gtok + first_new, bucket)
+    z = np.zeros(s_n)
+    for i in np.flatnonzero(by):  # each model's classes scored apart
+        at = key == i
+        z[at] = class_scores(gtok[at] + first_new[at], bucket[at], gtok[at] + first_new[at], bucket[at])
     # every request's output first (client and window of its session's start), one draw
     slots = np.repeat(np.arange(s_n), turns)
     drawn_in, out_all = output_of(starts.client[slots], starts.window[slots])
     out_all = np.maximum(np.rint(out_all), 1).astype(np.int64)
     slot0 = np.cumsum(turns) - turns
-    model = context_model(sess)
+    mode = [context_model(m) for m in models]
     B = block_size
     unit = (pre or {}).get("block_size") or B  # the source's block: the same lengths at any --block-size
     rows = []  # per turn: (session idx, turn, t, input, output, offsets, ids)
@@ -233,23 +292,20 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
     for k in range(1, int(turns.max(initial=0)) + 1):
         if k > 1:
             active = active[turns[active] >= k]
-            gap = draw_gaps(rng, sess, None if bucket is None else bucket[active], k, turns[active],
-                            None if z is None else z[active])
-            t[active] = t[active] + gap
+            for i in np.unique(key[active]):  # a loop over the session models in use
+                at = active[key[active] == i]
+                t[at] += draw_gaps(rng, models[i], bucket[at] if by[i] else None, k, turns[at], z[at])
         if not len(active):
             break
         a = active
         if k == 1:
             inp = gtok[a] + first_new[a]
             kept = np.zeros(len(a), dtype=np.int64)
-        elif model == "append":
-            new = np.maximum(np.rint(_quantile_draw(rng, sess["new_prompt_tokens"], len(a))), 1).astype(np.int64)
-            inp = prev_in[a] + prev_out[a] + new
-            kept = prev_in[a]
         else:
-            growth = np.rint(_quantile_draw(rng, sess["growth_tokens"], len(a))).astype(np.int64)
-            inp = np.maximum(prev_in[a] + growth, gtok[a] + 1)
-            kept = np.minimum(prev_in[a], inp - 1)
+            inp, kept = np.empty(len(a), dtype=np.int64), np.empty(len(a), dtype=np.int64)
+            for i in np.unique(key[a]):  # a loop over the session models in use
+                j = np.flatnonzero(key[a] == i)
+                inp[j], kept[j] = follow_up(rng, models[i], mode[i], prev_in[a[j]], prev_out[a[j]], gtok[a[j]])
         if unit:  # never a whole number of blocks: a last block of its own, so no input is all
             inp = inp + (inp % unit == 0)  # cached (wrapped turns come before their session's first)
         slot = rank_pair(starts.client[a], inp, drawn_in, slot0[a] + k - 1)
@@ -313,8 +369,9 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
     from servetrace.generation.compose import canonical_lengths
 
     sess, tl = bundle["sessions"], plan.timeline
-    share = 1.0 - float(sess["follow_up_share"])
-    process = ArrivalProcess(WindowParams(params.rate * share, params.family, params.shape), chosen, options.seed)
+    models, key = session_models(sess, np.asarray(chosen, dtype=np.int64), len(chosen))
+    share = 1.0 - np.array([float(m["follow_up_share"]) for m in models])[key]  # per chosen client
+    process = ArrivalProcess(WindowParams(params.rate * share[:, None], params.family, params.shape), chosen, options.seed)
     reachable = np.zeros_like(params.rate, dtype=bool)
     reachable[:, np.unique(tl.window)] = True
     lengths = LengthSampler(bundle, chosen, reachable & (params.rate > 0))
