@@ -51,6 +51,13 @@ SparkMasterOpt = Annotated[Optional[str], typer.Option("--spark-master", help="S
 SparkConfOpt = Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark setting KEY=VALUE (repeatable).")]
 
 
+def _engine(name: str, master: Optional[str], conf: Optional[List[str]]):
+    from servetrace.spark.session import parse_conf
+    from servetrace.stages.engine import Engine
+
+    return Engine(name, master, parse_conf(conf))
+
+
 @app.callback()
 def _root() -> None:
     """Characterize LLM-serving request traces, fit workload bundles, generate and validate."""
@@ -81,6 +88,9 @@ def ingest(
     time_unit: TimeUnitOpt = "auto",
     memory_limit: MemoryOpt = None,
     as_json: JsonOpt = False,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
+    spark_conf: SparkConfOpt = None,
 ) -> None:
     """Land a raw trace as DIR/requests.parquet (canonical, sorted) and DIR/rejects.parquet."""
     from servetrace.ingest import ingest_trace
@@ -92,7 +102,8 @@ def ingest(
 
         _emit("bundle from-servegen", servegen_to_bundle(trace, out), as_json)
         return
-    summary = ingest_trace(trace, out, _ingest_settings(fmt, maps, time_unit), memory_limit=memory_limit)
+    summary = ingest_trace(trace, out, _ingest_settings(fmt, maps, time_unit), memory_limit=memory_limit,
+                           engine=_engine(engine, spark_master, spark_conf))
     _emit("ingest", summary, as_json)
 
 
@@ -229,11 +240,9 @@ def fit(
     """Fit DIR/requests.parquet into the workload bundle DIR/bundle.json (schema servetrace.bundle/v1)."""
     from servetrace.bundle.cli_support import fit_to_bundle
     from servetrace.settings import Settings
-    from servetrace.spark.session import parse_conf
-    from servetrace.stages.engine import Engine
 
     summary = fit_to_bundle(out_dir, Settings(window_s=window_s, group_by=group_by),
-                            Engine(engine, spark_master, parse_conf(spark_conf)))
+                            _engine(engine, spark_master, spark_conf))
     _emit("fit", summary, as_json)
 
 

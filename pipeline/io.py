@@ -307,12 +307,20 @@ def write_parquet(path: str | os.PathLike, table: pa.Table, metadata: dict[str, 
 TRACE_SHA = "servetrace.sha256"  # Parquet key: the sha256 of the source trace the file was made from
 
 
+PARQUET_SIDECAR = "_servetrace.json"  # a directory of Parquet parts (Spark's output): its key-value metadata
+
+
 def parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
+    if Path(path).is_dir():
+        sidecar = Path(path) / PARQUET_SIDECAR
+        return json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}
 
 
 def parquet_columns(path: str | os.PathLike) -> list[str]:
+    if Path(path).is_dir():
+        path = min(Path(path).glob("*.parquet"))
     return pq.read_schema(path).names
 
 

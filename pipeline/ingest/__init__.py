@@ -41,8 +41,9 @@ from servetrace.outputs import REJECTS, REQUESTS, SPILL
 from servetrace.schema import CANONICAL, COLUMNS, HASH_IDS, SQL_TYPES
 from servetrace.settings import IngestSettings
 
-def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict | None:
-    """The summary of an earlier ingest of the same bytes with the same settings, if one is there."""
+def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings, engine_ok: bool = False) -> dict | None:
+    """The summary of an earlier ingest of the same bytes with the same settings, if one is there;
+    `engine_ok`: a table Spark wrote (a directory of parts) may be reused."""
     path = out_dir / REQUESTS
     if not (path.exists() and (out_dir / REJECTS).exists()):
         return None
@@ -51,6 +52,8 @@ def cached_summary(out_dir: Path, sha256: str, settings: IngestSettings) -> dict
     except Exception:  # noqa: BLE001 - an unreadable old output is simply redone
         return None
     if meta.get("servetrace.sha256") != sha256:
+        return None
+    if path.is_dir() and not engine_ok:  # Spark's directory of parts: reused by Spark only
         return None
     if set(COLUMNS) - set(io.parquet_columns(path)):  # written before the canonical table grew
         return None
@@ -160,10 +163,16 @@ def ingest_trace(
     out_dir: str | os.PathLike,
     settings: IngestSettings | None = None,
     memory_limit: str | None = None,
+    engine=None,
 ) -> dict:
-    """Ingest `trace` into `out_dir`; reuse an earlier result when the source and settings match."""
+    """Ingest `trace` into `out_dir`; reuse an earlier result when the source and settings match.
+    `engine`: a `stages.engine.Engine`; Spark's ingest is `servetrace.spark.ingest`."""
     settings = settings or IngestSettings()
     trace, out_dir = Path(trace), Path(out_dir)
+    if engine is not None and engine.name == "spark":
+        from servetrace.spark.ingest import ingest_on_spark
+
+        return ingest_on_spark(trace, out_dir, settings, engine)
     if settings.format == "servegen" or (trace.is_dir() and any(trace.glob("chunk-*-trace.csv"))):
         raise ServetraceError(f"{trace}: a ServeGen pool holds fitted parameters, not requests: "
                               "import it with `servetrace bundle from-servegen POOL_DIR --out DIR`")
@@ -178,6 +187,11 @@ def ingest_trace(
             cached = cached_summary(out_dir, sha_future.result(), settings)
             if cached:
                 return cached
+        for name in (REQUESTS, REJECTS):  # Spark's directories of parts (servetrace.spark.ingest) make way
+            if (out_dir / name).is_dir() and (out_dir / name / io.PARQUET_SIDECAR).exists():
+                import shutil
+
+                shutil.rmtree(out_dir / name)
         spill = out_dir / SPILL
         for serial in (False, True):
             con = db.connect(memory_limit=memory_limit, temp_dir=spill)

@@ -170,10 +170,11 @@ def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: For
 
 
 def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec, unit: str, src: Source,
-                epoch: bool = False) -> None:
+                epoch: bool = False, numbered: bool | None = None) -> None:
     """Create the view `typed`: parsed canonical values, and the first reason a record is refused
     (NULL if kept). Each source value is parsed once (layer `p`), then tested.
-    `epoch`: the unit was guessed from epoch magnitudes; a timestamp outside EPOCH_S is refused."""
+    `epoch`: the unit was guessed from epoch magnitudes; a timestamp outside EPOCH_S is refused.
+    `numbered`: the raw records carry their number `rec` (JSON lines; every container on Spark)."""
     parsed: dict[str, str] = {}  # name in layer p -> expression over raw
     checks: list[tuple[str, str]] = []
     values: dict[str, str] = {}  # canonical column -> expression over p
@@ -252,7 +253,7 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         # int64: a list DuckDB would coerce (round 1.5, null a string or 2^64) is refused.
         parsed["h"] = (f"case when regexp_full_match(cast({h} as varchar), '{HASH_LIST_RE}') "
                        f"then try_cast({h} as bigint[]) end")
-        h_ok = f"(h is not null and list_count(h) = len(h))"
+        h_ok = f"(h is not null and list_count(h) = array_length(h))"
         checks.append((f"not coalesce({h_ok}, false) and {h} is not null and cast({h} as varchar) <> 'null'",
                        "hash_ids not a list of integers"))
         values[HASH_IDS] = "h"
@@ -279,7 +280,7 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
     # JSON lines carry their own record number (blank lines are dropped after numbering); CSV and
     # Parquet records are numbered by their position in the stream that reads them.
     con.execute(statement("typed", parsed=p_select, reason=reason, values=v_select,
-                          rec="rec, " if src.container == "jsonl" else ""))
+                          rec="rec, " if (src.container == "jsonl" if numbered is None else numbered) else ""))
 
 
 def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src: Source) -> None:

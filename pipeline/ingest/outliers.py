@@ -29,16 +29,29 @@ def _tail_cut(near: np.ndarray, far_end: float, m: int, t: OutlierSettings) -> i
     return int(k[ok].max()) if ok.any() else 0
 
 
+def ends_needed(rows: int, t: OutlierSettings = OutlierSettings()) -> int | None:
+    """How many of the smallest and of the largest arrivals decide the outliers (m + 1 of each are
+    read); None: too few rows to judge."""
+    m = max(t.few, int(rows * t.share))
+    return None if rows - m < t.min_rest else m
+
+
+def cuts_from_ends(low, high, m: int, t: OutlierSettings = OutlierSettings()) -> tuple[float | None, float | None]:
+    """(low, high) cuts from the m + 1 smallest arrivals and the m + 1 largest, both ascending:
+    arrivals below low or above high are outlying; None: no outlier on that side."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    top = _tail_cut(high, low[min(m, len(low) - 1)], m, t)
+    bottom = _tail_cut(-low[::-1], -high[-top - 1], m, t)
+    return (float(low[bottom]) if bottom else None), (float(high[-top - 1]) if top else None)
+
+
 def outlying_cuts(con, kept: Path, rows: int, t: OutlierSettings = OutlierSettings()) -> tuple[float | None, float | None]:
     """(low, high): arrivals (on the clock of `kept`) below low or above high are outlying; None:
     no outlier on that side."""
-    m = max(t.few, int(rows * t.share))
-    if rows - m < t.min_rest:
+    m = ends_needed(rows, t)
+    if m is None:
         return None, None
     ends = [np.array([r[0] for r in con.execute(statement("arrival_ends", path=lit(str(kept)), order=order,
                                                           limit=m + 1)).fetchall()])
             for order in ("asc", "desc")]
-    low, high = ends[0], ends[1][::-1]
-    top = _tail_cut(high, low[min(m, len(low) - 1)], m, t)
-    bottom = _tail_cut(-low[::-1], -high[-top - 1], m, t)
-    return (float(low[bottom]) if bottom else None), (float(high[-top - 1]) if top else None)
+    return cuts_from_ends(ends[0], ends[1][::-1], m, t)

@@ -5,6 +5,9 @@ What does not carry over by dialect alone is rewritten on the parsed tree, once 
   that a view could read);
 - the macros of sql/macros.sql are expanded in place, their parameters replaced by the call's
   arguments;
+- ingest's parsing functions: `isfinite`, `regexp_full_match`, `strlen`, `list_count`,
+  `left(s, -n)`, `epoch(timestamp)` and a cast of JSON text to a list of integers, each as the
+  Spark expression that answers the same (`_ingest_function`);
 - `hash(...)` (DuckDB's unsigned 64-bit hash, divided by 2^64 for a seeded uniform) becomes
   Spark's `xxhash64(...)` shifted to unsigned: the uniforms are as uniform and as repeatable, but
   other numbers, so sampled fits agree with DuckDB's in distribution, not digit for digit.
@@ -121,6 +124,9 @@ def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
                                                                  node.expression.copy().transform(rewrite)])
         if _is_fractional(node) and not isinstance(node.parent, exp.Cast):
             return _double(node.copy())
+        spark_form = _ingest_function(node, name)
+        if spark_form is not None:
+            return spark_form.transform(rewrite)
         if name == "hash":
             hashed = exp.Anonymous(this="xxhash64", expressions=[e.copy().transform(rewrite) for e in node.expressions])
             return exp.Paren(this=exp.Add(this=hashed, expression=exp.Literal.number(repr(_SIGNED_OFFSET))))
@@ -133,6 +139,37 @@ def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         _posexplode(select)
     return tree
+
+
+def _spark(template: str, **parts: exp.Expression) -> exp.Expression:
+    """A Spark SQL expression with the columns named in `parts` replaced by those expressions."""
+    tree = sqlglot.parse_one(template, read="spark")
+    return tree.transform(lambda n: parts[n.name].copy()
+                          if isinstance(n, exp.Column) and not n.table and n.name in parts else n)
+
+
+_INT_LIST = exp.DataType.build("bigint[]", dialect="duckdb")
+
+
+def _ingest_function(node: exp.Expression, name: str | None) -> exp.Expression | None:
+    """The Spark form of a DuckDB function ingest's checks use, or None."""
+    if name == "isfinite":  # null stays null, as DuckDB's does
+        return exp.Paren(this=_spark("NOT (ISNAN(x__) OR ABS(x__) = CAST('Infinity' AS DOUBLE))", x__=node.expressions[0]))
+    if name == "strlen":  # bytes, not characters
+        return _spark("OCTET_LENGTH(x__)", x__=node.expressions[0])
+    if name == "list_count":  # the non-null elements
+        return _spark("SIZE(FILTER(x__, v__ -> v__ IS NOT NULL))", x__=node.expressions[0])
+    if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
+        return exp.RegexpLike(this=node.this.copy(), expression=exp.Literal.string(f"^(?:{node.expression.this})$"))
+    if isinstance(node, exp.TryCast) and node.to == _INT_LIST:
+        # JSON text of a list: each element read exactly (decimal), an integer past int64 becomes null
+        return _spark("TRANSFORM(FROM_JSON(CAST(x__ AS STRING), 'array<decimal(38,0)>'), v__ -> TRY_CAST(v__ AS BIGINT))",
+                      x__=node.this)
+    if isinstance(node, exp.TimeToUnix):  # seconds with their fraction (Spark's UNIX_TIMESTAMP drops it)
+        return _spark("UNIX_MICROS(x__) / CAST(1000000 AS DOUBLE)", x__=node.this)
+    if isinstance(node, exp.Left) and isinstance(node.expression, exp.Neg):  # all but the last n characters
+        return _spark("SUBSTRING(s__, 1, LENGTH(s__) - n__)", s__=node.this, n__=node.expression.this)
+    return None
 
 
 def _posexplode(select: exp.Select) -> None:
