@@ -126,12 +126,12 @@ def test_mixed_rejects_named(landed):
     assert spark["rows_read"] == 10 and spark["rows_kept"] == 4
 
 
-def test_output_is_reused_and_characterized_on_spark(landed):
+def test_output_is_reused_on_spark_and_replaced_by_duckdb(landed):
     _, spark, out = landed["burstgpt_v3.csv"]
-    again = ingest_trace(CASES[0], out / "spark", engine=SPARK)
+    again = ingest_trace(FIXTURES / "burstgpt_v3.csv", out / "spark", engine=SPARK)
     assert again["cached"] and again["rows_kept"] == spark["rows_kept"]
     # the same bytes on DuckDB are landed again, as DuckDB's file, not Spark's directory
-    duck = ingest_trace(CASES[0], out / "spark")
+    duck = ingest_trace(FIXTURES / "burstgpt_v3.csv", out / "spark")
     assert not duck["cached"] and (out / "spark" / "requests.parquet").is_file()
 
 
@@ -141,7 +141,7 @@ def test_agent_format_says_it_needs_duckdb(tmp_path):
 
 
 def test_cli_ingest_on_spark(tmp_path):
-    done = run_cli("ingest", FIXTURES / "generic.csv", "--out", tmp_path, "--engine", "spark",
+    done = run_cli("ingest", FIXTURES / "burstgpt_v1.csv", "--out", tmp_path, "--engine", "spark",
                    "--spark-master", "local[2]", "--spark-conf", "spark.sql.shuffle.partitions=2", "--json", check=True)
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["rows_read"] == summary["rows_kept"] + summary["rows_rejected"]

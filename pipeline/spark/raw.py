@@ -7,8 +7,9 @@ counted, the counts summed over the few blocks, broadcast), then
 - CSV: lines with an odd number of quote characters open and close quoted newlines (as
   `ingest/lines.py` finds them for DuckDB); the lines between are joined into one record. Each
   record is split by `from_csv` into the header's columns, c0, c1, ... (short rows padded with
-  nulls, as DuckDB's null_padding does); a record with more fields than the header, an
-  unterminated quote or bytes that are not UTF-8 is unreadable, with DuckDB's reason.
+  nulls, as DuckDB's null_padding does); a record with a non-empty field past the header's, an
+  unterminated quote or bytes that are not UTF-8 (Spark keeps a line's bytes as read:
+  `is_valid_utf8`) is unreadable, with DuckDB's reason.
 - JSON lines: each non-blank line a record; `valid` (parses as JSON) and `ok` (an object), the
   format's keys as c0, c1, ...
 - Parquet: the file's columns, rows numbered by their index in the file.
@@ -96,7 +97,7 @@ def csv_raw(spark, src: Source) -> SparkRaw:
     fields = F.size(F.split(stripped, d, -1))
     problem = (F.when(F.col("open"), F.lit(UNTERMINATED))
                .when(F.length("record") > MAX_LINE_BYTES, F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)))
-               .when(F.col("record").contains("\ufffd"), F.lit(BAD_ENCODING))
+               .when(~F.expr("is_valid_utf8(record)"), F.lit(BAD_ENCODING))
                .when(fields > n, F.lit(TOO_MANY.format(n=n, found=n + 1))))
     checked = records.withColumn("problem", problem)
     parsed = checked.where(F.col("problem").isNull()).select(
@@ -105,7 +106,7 @@ def csv_raw(spark, src: Source) -> SparkRaw:
     raw = parsed.select("rec", *[F.when(F.col(f"c{i}") != "", F.col(f"c{i}")).alias(f"c{i}") for i in range(n)])
     structural = checked.where(F.col("problem").isNotNull()).select(
         F.col("rec").alias("line"), F.col("problem").alias("reason"),
-        F.regexp_replace("record", "\ufffd", "?").alias("record"))
+        F.regexp_replace(F.expr("make_valid_utf8(record)"), "\ufffd", "?").alias("record"))
     column_of: dict[str, str] = {}
     for i, name in enumerate(src.header):
         column_of.setdefault(name, f"c{i}")
@@ -128,11 +129,12 @@ def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> Spar
     for i, key in enumerate(keys):
         column_of[key] = f"c{i}"
         fields.append(F.when(F.col("ok"), F.get_json_object("j", _json_path(key))).alias(f"c{i}"))
-    too_long = F.length("j") > MAX_LINE_BYTES
-    raw = records.where(~too_long).select("rec", "j", "valid", "ok", *fields)
-    structural = records.where(too_long).select(F.col("rec").alias("line"),
-                                                F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)).alias("reason"),
-                                                F.col("j").alias("record"))
+    problem = (F.when(F.length("j") > MAX_LINE_BYTES, F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)))
+               .when(~F.expr("is_valid_utf8(j)"), F.lit(BAD_ENCODING)))
+    raw = records.where(problem.isNull()).select("rec", "j", "valid", "ok", *fields)
+    structural = records.where(problem.isNotNull()).select(
+        F.col("rec").alias("line"), problem.alias("reason"),
+        F.regexp_replace(F.expr("make_valid_utf8(j)"), "\ufffd", "?").alias("record"))
     return SparkRaw(raw, structural, column_of, raw.select("rec", F.col("j").alias("record")))
 
 
