@@ -103,6 +103,10 @@ def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str |
 
     if not {"turn", "session_id"} <= set(pq.read_schema(path).names):
         return {}
+    import polars as pl
+
+    if not pl.scan_parquet(path).select(pl.col("turn").is_not_null().any()).collect().item():
+        return {}  # no turns: no agent trace, and no second database opened for it
     with sql.connect(path, memory_limit) as con:
         if "turn" not in agent_columns(con):
             return {}
