@@ -275,3 +275,40 @@ def test_sidecars_of_exports_sharing_a_stem(rows_path, tmp_path):
     formats = {p.name: json.loads(p.read_text())["format"] for p in tmp_path.glob("*.meta.json")}
     assert formats == {"out.jsonl.meta.json": "mooncake timed JSONL", "out.csv.meta.json": "BurstGPT v1 CSV",
                        "out.vidur.csv.meta.json": "Vidur trace CSV"}
+
+
+def test_mooncake_export_leaves_no_shared_prefix_longer_than_its_input(tmp_path):
+    """AIPerf 0.13's synthesizer takes a row's leading ids that appear twice or more in the file
+    as its shared prefix (len x block size tokens) and refuses a row whose input is shorter: the
+    public Mooncake trace's repeated prompts end in a shared partial block. The export gives such a
+    row's partial last block an id of its own (a cache holds full blocks only) and leaves every
+    other id as it was."""
+    from collections import Counter
+
+    from conftest import shared_file
+    from servetrace.ingest import ingest_trace
+
+    ingest_trace(shared_file("mooncake", "synthetic_trace.jsonl"), tmp_path)
+    export(tmp_path / "requests.parquet", "mooncake", tmp_path / "out.jsonl", block_size=512)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    side = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
+
+    def too_long(rows):  # AIPerf's rule (aiperf/dataset/synthesis/synthesizer.py), written out
+        count = Counter(h for r in rows for h in r["hash_ids"])
+        out = []
+        for r in rows:
+            lead = next((i for i, h in enumerate(r["hash_ids"]) if count[h] < 2), len(r["hash_ids"]))
+            out.append(lead * 512 > r["input_length"])
+        return np.array(out)
+
+    assert not too_long(rows).any()
+    source = pl.read_parquet(tmp_path / "requests.parquet")["hash_ids"].to_list()
+    plain = [{"hash_ids": h, "input_length": r["input_length"]} for h, r in zip(source, rows)]
+    refused = too_long(plain)  # the source's own ids, unchanged (the export renumbers them densely)
+    assert side["partial_last_blocks_made_own"] == refused.sum() > 0
+    dense: dict = {}
+    for i, (h, r) in enumerate(zip(source, rows)):  # every other id: the source's, renumbered densely
+        want = [dense.setdefault(x, len(dense)) for x in h]
+        assert r["hash_ids"][:-1] == want[:-1] and (refused[i] or r["hash_ids"][-1] == want[-1])
+    own = Counter(h for r in rows for h in r["hash_ids"])
+    assert all(own[rows[i]["hash_ids"][-1]] == 1 for i in np.flatnonzero(refused))

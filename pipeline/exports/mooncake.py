@@ -53,7 +53,8 @@ def _dense_ids(known: pl.Series) -> pl.Series:
 
 
 def mooncake_rows(rows: pl.DataFrame, block_size: int) -> tuple[pl.DataFrame, int]:
-    """The JSONL columns, vectorized, and how many source hash_id lists were replaced (wrong count for B)."""
+    """The JSONL columns, vectorized, how many source hash_id lists were replaced (wrong count for
+    B) and how many rows' partial last block got an id of its own (`own_partial_blocks`)."""
     if block_size < 1:
         raise ServetraceError(f"--block-size {block_size}: must be a positive number of tokens")
     t0 = rows["arrival_s"].min()
@@ -74,10 +75,32 @@ def mooncake_rows(rows: pl.DataFrame, block_size: int) -> tuple[pl.DataFrame, in
     frame = frame.with_columns(need.alias("_n")).with_columns((pl.col("_n").cum_sum() - pl.col("_n") + start).alias("_at"))
     fresh = pl.int_ranges(pl.col("_at"), pl.col("_at") + pl.col("_n"))
     out = frame.select("timestamp", "input_length", "output_length", pl.coalesce(pl.col("_known"), fresh).alias("hash_ids"))
+    out, own_last = own_partial_blocks(out, block_size)
     top = out["hash_ids"].list.max().max()
     if top is not None and top > INT32_MAX:
         raise ServetraceError(f"{top + 1} distinct hash ids at block size {block_size}: more than guidellm's int32 ids hold")
-    return out, replaced
+    return out, replaced, own_last
+
+
+def own_partial_blocks(out: pl.DataFrame, block_size: int) -> tuple[pl.DataFrame, int]:
+    """`out` with a fresh last id for each row whose last block is partial and whose every id
+    appears in other rows too, and how many rows that is. AIPerf 0.13's synthesizer
+    (aiperf/dataset/synthesis/synthesizer.py) takes the leading ids seen twice or more as the
+    shared prefix, len x block_size tokens, and refuses a row whose input is shorter ("input_len
+    (...) < prefix_len (...)"), as the public Mooncake traces' repeated prompts are. A cache holds
+    full blocks only, so a partial last block was never a prefix hit."""
+    ids = out.select(pl.int_range(pl.len()).alias("row"), "hash_ids").explode("hash_ids")
+    seen = ids.with_columns(shared=pl.len().over("hash_ids") > 1).group_by("row").agg(pl.col("shared").all())
+    hit = out.select(pl.int_range(pl.len()).alias("row"), partial=pl.col("input_length") % block_size != 0)
+    fix = hit.join(seen, on="row", how="left").sort("row").select(pl.col("partial") & pl.col("shared").fill_null(False))
+    fix = fix.to_series()
+    n = int(fix.sum())
+    if not n:
+        return out, 0
+    top = out["hash_ids"].list.max().max()
+    fresh = pl.Series(np.where(fix.to_numpy(), np.cumsum(fix.to_numpy()) + int(top), -1))
+    new = out.select(pl.concat_list(pl.col("hash_ids").list.head(pl.col("hash_ids").list.len() - 1), fresh))
+    return out.with_columns(pl.when(fix).then(new.to_series()).otherwise(pl.col("hash_ids")).alias("hash_ids")), n
 
 
 def replay_options(block_size: int, turns: bool) -> dict:
@@ -106,7 +129,7 @@ def conversations(rows: pl.DataFrame) -> pl.Series:
 def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512, sessions: bool = False) -> dict:
     out = Path(out)
     rows = read_rows(rows_path)
-    frame, replaced = mooncake_rows(rows, block_size)
+    frame, replaced, own_last = mooncake_rows(rows, block_size)
     with_sessions = sessions and "session_id" in rows.columns and rows["session_id"].null_count() < rows.height
     agents = with_sessions and {"call_kind", "parent_id"} <= set(rows.columns) and \
         (rows["call_kind"] == "subagent").any()
@@ -124,6 +147,7 @@ def export_mooncake(rows_path: Path, out: str | Path, block_size: int = 512, ses
                      "from 0 in order of first appearance (equal ids stay equal); other rows get unique ids"
                      if has_known else "unique ids numbered from 0 (prefix sharing unknown)"),
         "source_hash_ids_replaced": replaced,
+        "partial_last_blocks_made_own": own_last,
         "session_id": ("written (AIPerf replays the rows of one session as a multi-turn conversation)"
                        + ("; a subagent's calls are a conversation of their own, named by their parent_id"
                           if agents else "") if with_sessions else MOONCAKE_CAVEATS["session_id"]),
