@@ -93,15 +93,32 @@ def _subagents(con, probs: list[float]) -> dict | None:
     }
 
 
+def has_turns(path: str | Path) -> bool:
+    """Whether the table's `turn` and `session_id` columns hold any value, from the Parquet
+    statistics (no database is opened for a trace that has none; no statistics: maybe)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    for col in ("turn", "session_id"):
+        if col not in names:
+            return False
+        i = names.index(col)
+        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        if not any(g.column(i).statistics is None or not g.column(i).statistics.has_null_count
+                   or g.column(i).statistics.null_count < g.num_rows for g in groups):
+            return False
+    return True
+
+
 def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str | None = None,
                     settings: AgentModelSettings = AgentModelSettings()) -> dict:
     """{"agents": model} for a trace whose main calls carry session ids and turns, else {}."""
-    probs = _probs(settings.quantile_points)
-    import pyarrow.parquet as pq
-
     from servetrace.stages.agents import agent_columns
 
-    if not {"turn", "session_id"} <= set(pq.read_schema(path).names):
+    probs = _probs(settings.quantile_points)
+
+    if not has_turns(path):
         return {}
     import polars as pl
 

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from servetrace import io
 from servetrace.bundle.agents import GAP, MAIN, SUB
@@ -46,7 +45,9 @@ def profile(path: Path, sample: int = FidelitySettings().agent_sample) -> dict |
     `sample` values per distribution, drawn by a hash of the row."""
     from servetrace.stages.agents import agent_columns
 
-    if "turn" not in pq.read_schema(path).names:
+    from servetrace.bundle.agents import has_turns
+
+    if not has_turns(path):
         return None
     with sql.connect(path) as con:
         if "turn" not in agent_columns(con):
