@@ -51,6 +51,12 @@ def test_rewrites_that_keep_numbers_equal():
     assert "GROUP BY ALL" not in out.upper()
 
 
+def test_xor_keeps_its_grouping():
+    # Spark's ^ binds looser than +: xor(a, b) + c must not become a ^ (b + c)
+    out = to_spark("select xor(a, b) + c as x, (a >> 16) * 3 as y from t", {})
+    assert "(a ^ b) + c" in out and "(SHIFTRIGHT(a, 16)) * 3" in out
+
+
 def test_macros_expand_with_their_arguments():
     out = to_spark("select group_key_of(m, s, key_part) as g from t", grouping.parse("model").sql_variables())
     assert "GROUP_KEY_OF" not in out.upper() and "CONCAT_WS('|', key_part, CASE WHEN TRUE THEN m END" in out

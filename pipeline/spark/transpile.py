@@ -8,9 +8,12 @@ What does not carry over by dialect alone is rewritten on the parsed tree, once 
 - ingest's parsing functions: `isfinite`, `regexp_full_match`, `strlen`, `list_count`,
   `left(s, -n)`, `epoch(timestamp)` and a cast of JSON text to a list of integers, each as the
   Spark expression that answers the same (`_ingest_function`);
-- `hash(...)` (DuckDB's unsigned 64-bit hash, divided by 2^64 for a seeded uniform) becomes
-  Spark's `xxhash64(...)` shifted to unsigned: the uniforms are as uniform and as repeatable, but
-  other numbers, so sampled fits agree with DuckDB's in distribution, not digit for digit.
+- `hash(...)` (DuckDB's unsigned 64-bit hash, which the stages compare for equality only: exact
+  duplicate rows) becomes Spark's `xxhash64(...)` shifted to unsigned: other numbers, equal where
+  DuckDB's are. The seeded uniforms are a portable hash in plain arithmetic (stg_requests.sql),
+  the same bits on both engines;
+- bit operations (`xor(a, b)`, `&`, `|`, `<<`, `>>`) are parenthesized (Spark's `^` binds looser
+  than `+`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from servetrace.resources import SQL_DIR
 
 _MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s+(.*?);", re.I | re.S)
 _SIGNED_OFFSET = 9223372036854775808.0  # 2^63: xxhash64 is signed
+BITWISE = (exp.BitwiseXor, exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseLeftShift, exp.BitwiseRightShift)
 
 
 def _literal(value) -> exp.Expression:
@@ -124,6 +128,13 @@ def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
                                                                  node.expression.copy().transform(rewrite)])
         if _is_fractional(node) and not isinstance(node.parent, exp.Cast):
             return _double(node.copy())
+        if isinstance(node, BITWISE) and not isinstance(node.parent, exp.Paren):
+            # DuckDB's xor(a, b) is Spark's a ^ b, which binds looser than + there: sqlglot writes
+            # xor(a, b) + c as a ^ b + c, i.e. a ^ (b + c); parenthesized, it means what it says
+            grouped = node.copy()
+            for arg in ("this", "expression"):
+                grouped.set(arg, grouped.args[arg].transform(rewrite))
+            return exp.Paren(this=grouped)
         spark_form = _ingest_function(node, name)
         if spark_form is not None:
             return spark_form.transform(rewrite)
