@@ -156,11 +156,12 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
 def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
     """The bundle fit of the stages' grouping and first arrival (`servetrace fit` finds the same)."""
     from servetrace.bundle import fit
+    from servetrace.stats import clock
 
     columns = fit.fit_columns(Path(requests), settings.group_by)
     batches = read.file_batches(Path(requests))
     return fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
-                   fit.category_of(batches, columns), ingest_of(ctx.meta), fit.clock_of_batches(batches, settings))
+                   fit.category_of(batches, columns), ingest_of(ctx.meta), clock.clock_of_batches(batches, settings))
 
 
 def with_arrival_model(findings: dict, bundle: dict) -> dict:

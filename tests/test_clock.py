@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from servetrace.bundle import fit as bundle_fit
 from servetrace.bundle.fit import bundle_from_requests
 from servetrace.generation import GenerateOptions, generate_table
 from servetrace.settings import Settings
+from servetrace.stats import clock as clock_module
 from servetrace.stats import fidelity as m
 from servetrace.stats.clock import clock_of, on_clock
 from servetrace.validation.fidelity import fidelity
@@ -80,7 +80,7 @@ def test_a_floored_trace_is_generated_back_on_its_clock(monkeypatch):
     assert got["iat_cv"] <= 0.10, got
     for scale in ("idc_1", "idc_10", "idc_60"):
         assert got[scale] <= 0.20, got
-    monkeypatch.setattr(bundle_fit, "clock_of_batches", lambda *a: None)
+    monkeypatch.setattr(clock_module, "clock_of_batches", lambda *a: None)
     tied = bundle_from_requests(source, Settings(), SOURCE)
     tied = {**tied, "arrival_model": {**tied["arrival_model"], "chosen": "renewal"}}
     tied_cv = np.nanmedian(np.asarray(tied["clients"][0]["windows"]["cv"], dtype=float))

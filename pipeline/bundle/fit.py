@@ -139,22 +139,6 @@ def first_fits(first: dict, window_s: int, t0: float, t1: float,
             arrivals.moment_fits(moments(first["overall"]), covered, clock_s))
 
 
-def clock_of_batches(batches: read.Batches, settings: Settings) -> float | None:
-    """The clock the source's timestamps were written with (stats/clock.py), from its first arrivals."""
-    head, n = [], 0
-    for b in batches(["arrival_s"]):
-        head.append(pl.Series(read.column(b, "arrival_s")).to_numpy())
-        n += b.num_rows
-        if n >= clock.SAMPLE:
-            break
-    return clock_of_head(np.concatenate(head) if head else np.empty(0), settings)
-
-
-def clock_of_head(arrival_s: np.ndarray, settings: Settings) -> float | None:
-    """The source's coarse clock (stats/clock.py) judged on its first arrivals, as every fit judges it."""
-    return clock.clock_of(arrival_s[:clock.SAMPLE], settings.stages.grid_share, settings.stages.deround_from_s)
-
-
 def pmf_counts(counts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Value counts (client, dataset_start_s, field, n) per field, joint or not, as the PMFs take them."""
     return {n: lengths.with_image_default(f.group_by("client", "dataset_start_s", n).agg(pl.col("n").sum()), n)
@@ -178,7 +162,7 @@ def fit_batches(batches: read.Batches, columns: list[str], settings: Settings, s
     if t0 is None:
         raise ServetraceError(f"{source.get('path')}: no requests to fit")
     fit = Fit(columns, settings, source, chosen, groups_of(chosen), t0, category_of(batches, columns), ingest,
-              clock_of_batches(batches, settings))
+              clock.clock_of_batches(batches, settings))
     fit.first_pass(batches(fit.read))
     return fit.finish(batches)
 

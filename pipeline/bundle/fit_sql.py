@@ -27,6 +27,7 @@ from servetrace.grouping import Grouping
 from servetrace.rows.moments import SUMS
 from servetrace.settings import Settings
 from servetrace.stages import sql
+from servetrace.stats import clock
 from servetrace.stats.pmf import REASON_BINS
 
 def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | None = None) -> dict:
@@ -61,7 +62,7 @@ def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | N
         return frame
 
     head = sql.table(con, "fit_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
-    clock_s = fit.clock_of_head(head, settings)  # a coarse clock's CVs (bundle/arrivals.py), as the stream fits them
+    clock_s = clock.clock_of_head(head, settings)  # a coarse clock's CVs (bundle/arrivals.py), as the stream fits them
     sql.set_variables(con, {"fit_clock_s": float(clock_s or 0.0)})
     sql.run_sql(con, "fit_rows")
     sums = fetch("fit_sums")

@@ -27,8 +27,7 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
   dominant client id its own `sigma2` and `fit`, the top level then the other clients' pooled
   modulation), `candidates` (per model:
   IDC relative error per scale, its seed-to-seed floor, inter-arrival KS and CV, score),
-  `scales_s`, `scored_scales_s`, `source` (the source's IDC per scale, IAT CV and requests
-  scored), `note`. findings.json repeats it as `arrivals.arrival_model`. The session layer (v2) does not use the modulation yet.
+  `scales_s`, `scored_scales_s`, `source` (IDC per scale, IAT CV, requests), `note`; findings.json repeats it. The session layer (v2) does not use the modulation yet.
 - `group_by`: what a "client" is: "client_id", or the fallback grouping ("model,service", ...).
 - `category`: "language" | "reason" | "multimodal" (decides which length fields exist).
 - `pmf_binning`: how token-count PMFs were compressed: counts below `exact_below` are exact;

@@ -38,3 +38,23 @@ def on_clock(arrival_s: np.ndarray, clock_s: float | None) -> np.ndarray:
         return arrival_s
     return np.floor(np.asarray(arrival_s, dtype=float) / clock_s) * clock_s
 
+
+
+def clock_of_batches(batches, settings) -> float | None:
+    """The clock a source's batches of rows (rows/read.py) were written with, from its first arrivals."""
+    import polars as pl
+
+    from servetrace.rows import read
+
+    head, n = [], 0
+    for b in batches(["arrival_s"]):
+        head.append(pl.Series(read.column(b, "arrival_s")).to_numpy())
+        n += b.num_rows
+        if n >= SAMPLE:
+            break
+    return clock_of_head(np.concatenate(head) if head else np.empty(0), settings)
+
+
+def clock_of_head(arrival_s: np.ndarray, settings) -> float | None:
+    """A source's coarse clock judged on its first SAMPLE arrivals, as every fit judges it."""
+    return clock_of(arrival_s[:SAMPLE], settings.stages.grid_share, settings.stages.deround_from_s)
