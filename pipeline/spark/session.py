@@ -7,7 +7,9 @@ import shutil
 from servetrace.errors import ServetraceError
 
 # Settings every run gets (a user's --spark-conf overrides them): UTC so timestamps never move,
-# no UI server (nothing listens on a port), shuffles sized for aggregated stages.
+# no UI server (nothing listens on a port), shuffles sized for aggregated stages, and a driver
+# heap that holds one session's many fits: Spark keeps each query's plan for its status store
+# (50 kept, not 1,000), and local mode runs every task in the driver too.
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -15,7 +17,8 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.memory": "2g",
+    "spark.driver.memory": "4g",
+    "spark.sql.ui.retainedExecutions": "50",
     # Spark 4.1 fails on CTEs whose grouping sets it prunes ("key not found"); the stages' CTEs are
     # small chains, so nothing is lost by not pushing predicates into them.
     "spark.sql.optimizer.excludedRules":
