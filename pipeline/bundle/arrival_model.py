@@ -94,6 +94,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     """The `arrival_model` entry: the fitted modulation (per dominant client in `clients`, their
     counts; `counts` the others'), each candidate's evidence, the winner."""
     from servetrace.generation import GenerateOptions, generate_table
+    from servetrace.generation.modulation import shared_draws
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
     tick = clock.clock_of(arrival_s)  # BurstGPT's timestamps: whole seconds
@@ -104,14 +105,17 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     source_idc = {str(int(s)): metrics.idc(sample, s) for s in t.scales_s}
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
+    names = [n for n in t.candidates if n == "renewal" or modulation is not None]
+    made: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for o in options:
+        with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
+            for name in names:
+                trial = copy.copy(bundle)
+                trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
+                # read on the source's clock: a coarse clock's ties are compared with ties
+                made[name].append(clock.on_clock(numpy_of(generate_table(trial, o)[0]["arrival_s"]), tick))
     evidence = {}
-    for name in t.candidates:
-        if name != "renewal" and modulation is None:
-            continue
-        trial = copy.copy(bundle)
-        trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
-        # read on the source's clock: a coarse clock's ties are compared with ties
-        traces = [clock.on_clock(numpy_of(generate_table(trial, o)[0]["arrival_s"]), tick) for o in options]
+    for name, traces in made.items():
         runs = [score(sample, trace, t.scales_s) for trace in traces]
         per_scale = {k: _mean([r["idc_error"][k] for r in runs]) for k in runs[0]["idc_error"]}
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)

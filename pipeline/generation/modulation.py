@@ -8,10 +8,29 @@ are mapped back through the inverse of U (piecewise linear, one np.interp)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import polars as pl
 
 MODULATION_STREAM = 3  # seed purpose, beside arrivals 0, lengths 1, failures 2
+SHARED_BYTES = 256 << 20  # what `shared_draws` may hold
+
+_shared: ContextVar[dict | None] = ContextVar("shared_draws", default=None)  # key -> knots and state after
+
+
+@contextmanager
+def shared_draws() -> Iterator[None]:
+    """Inside: a modulation's knots drawn once are handed to every later generation drawing the
+    same ones (same spec, seed, stream, block, span and state before): the arrival model's `cox` and
+    `cox-renewal` candidates run in the same modulated time for a seed. At most SHARED_BYTES kept."""
+    token = _shared.set({"bytes": 0})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
 
 
 def ar1(a: float, s: float, eps: np.ndarray, before: float) -> np.ndarray:
@@ -20,7 +39,9 @@ def ar1(a: float, s: float, eps: np.ndarray, before: float) -> np.ndarray:
     u = s eps / (1 - a) (scipy.signal costs ~1 s of import on every characterize; a test holds the two equal)."""
     if eps.size == 0:
         return np.empty(0)
-    u = np.r_[before, eps * (s / (1.0 - a))]
+    u = np.empty(eps.size + 1)
+    u[0] = before
+    np.multiply(eps, s / (1.0 - a), out=u[1:])
     return pl.Series(u).ewm_mean(alpha=1.0 - a, adjust=False).to_numpy()[1:]
 
 
@@ -52,20 +73,40 @@ class Modulation:
         else:
             x_prev = self.last_x
         eps = rng.standard_normal((n, len(self.theta)))
-        x = np.empty((n, len(self.theta)))
-        for j in range(len(self.theta)):  # one filter per component, not per step
+        total, last_x = np.zeros(n), np.zeros(len(self.theta))
+        for j in range(len(self.theta)):  # one filter per component, not per step; summed in order
             s = np.sqrt(self.sigma2[j] * (1 - a[j] ** 2))
-            x[:, j] = ar1(a[j], s, eps[:, j], x_prev[j])
-        m = np.exp(x.sum(axis=1)).reshape(-1, self.per)
+            x = ar1(a[j], s, eps[:, j], x_prev[j])
+            total += x
+            last_x[j] = x[-1] if n else 0.0
+        del eps
+        m = np.exp(total, out=total).reshape(-1, self.per)
         m /= m.mean(axis=1, keepdims=True)
         if reuse:
-            m = np.r_[self.last_m[None, :], m]
+            m = np.concatenate([self.last_m[None, :], m])
         if n:
-            self.last_j, self.last_m, self.last_x = j1 - 1, m[-1], x[-1]
+            self.last_j, self.last_m, self.last_x = j1 - 1, m[-1], last_x
         return m
 
     def knots(self, begin: float, end: float, block: int) -> tuple[np.ndarray, np.ndarray]:
-        """(t, U(t) - U(begin)) at `begin`, each step edge inside, and `end`."""
+        """(t, U(t) - U(begin)) at `begin`, each step edge inside, and `end` (read-only arrays)."""
+        shared = _shared.get()
+        if shared is None:
+            return self._knots(begin, end, block)
+        key = (self.theta.tobytes(), self.sigma2.tobytes(), self.per, self.step, self.origin, self.window_s,
+               self.seed, self.stream, block, begin, end, self.last_j, self.last_x.tobytes(), self.last_m.tobytes())
+        if key in shared:
+            t, u, self.last_j, self.last_m, self.last_x = shared[key]
+            return t, u
+        t, u = self._knots(begin, end, block)
+        size = t.nbytes + u.nbytes
+        if shared["bytes"] + size <= SHARED_BYTES:
+            t.flags.writeable = u.flags.writeable = False
+            shared[key] = (t, u, self.last_j, self.last_m, self.last_x)
+            shared["bytes"] += size
+        return t, u
+
+    def _knots(self, begin: float, end: float, block: int) -> tuple[np.ndarray, np.ndarray]:
         j0 = int(np.floor((begin - self.origin) / self.window_s))
         j1 = max(int(np.ceil((end - self.origin) / self.window_s)), j0 + 1)
         m = self._windows(j0, j1, block).ravel()
@@ -73,7 +114,9 @@ class Modulation:
         lo = max(int(np.searchsorted(edges, begin, side="right")) - 1, 0)
         hi = max(int(np.searchsorted(edges, end, side="left")), lo + 1)
         t = np.clip(edges[lo:hi + 1], begin, end)
-        u = np.r_[0.0, np.cumsum(m[lo:hi] * np.diff(t))]
+        u = np.empty(len(t))
+        u[0] = 0.0
+        np.cumsum(m[lo:hi] * np.diff(t), out=u[1:])
         return t, u
 
 
