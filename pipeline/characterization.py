@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
 
 from servetrace import grouping, io
 from servetrace.errors import ServetraceError
@@ -74,7 +73,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
     engine = engine or Engine()
     step = progress or (lambda name: None)
     meta = io.parquet_metadata(requests)
-    has_hash = HASH_IDS in pq.read_schema(requests).names
+    has_hash = HASH_IDS in io.parquet_columns(requests)
     tables: dict[str, pl.DataFrame] = {}
     found: list = []
     bundle = None

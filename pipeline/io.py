@@ -243,8 +243,6 @@ def _refuse_foreign(path: Path) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -310,7 +308,21 @@ TRACE_SHA = "servetrace.sha256"  # Parquet key: the sha256 of the source trace t
 PARQUET_SIDECAR = "_servetrace.json"  # a directory of Parquet parts (Spark's output): its key-value metadata
 
 
+# A Parquet table is a file or a directory of parts (Spark's output: part-*.parquet, rows in file
+# order = parts by name, then rows in each part). Every reader of a table goes through these.
+def parquet_parts(path: str | os.PathLike) -> list[Path]:
+    """The table's Parquet files in row order: `path` itself, or a directory's parts by name."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    parts = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not parts:
+        raise ServetraceError(f"{path}: a directory without Parquet parts")
+    return parts
+
+
 def parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The table's servetrace key-value metadata (a directory's is in its PARQUET_SIDECAR)."""
     if Path(path).is_dir():
         sidecar = Path(path) / PARQUET_SIDECAR
         return json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
@@ -318,10 +330,34 @@ def parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}
 
 
+def parquet_schema(path: str | os.PathLike) -> pa.Schema:
+    return pq.read_schema(parquet_parts(path)[0])
+
+
 def parquet_columns(path: str | os.PathLike) -> list[str]:
-    if Path(path).is_dir():
-        path = min(Path(path).glob("*.parquet"))
-    return pq.read_schema(path).names
+    return parquet_schema(path).names
+
+
+def parquet_footers(path: str | os.PathLike) -> list[pq.FileMetaData]:
+    """Each part's footer (row groups, column statistics), in row order."""
+    return [pq.read_metadata(p) for p in parquet_parts(path)]
+
+
+def parquet_rows(path: str | os.PathLike) -> int:
+    return sum(meta.num_rows for meta in parquet_footers(path))
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """The whole table (or `columns` of it) in row order."""
+    tables = [pq.read_table(p, columns=columns) for p in parquet_parts(path)]
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def parquet_batches(path: str | os.PathLike, columns: list[str] | None = None, batch_size: int = 65_536,
+                    **options: Any) -> Iterator[pa.RecordBatch]:
+    """The table's batches in row order, part after part (`options`: pyarrow.parquet.ParquetFile's)."""
+    for part in parquet_parts(path):
+        yield from pq.ParquetFile(part, **options).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

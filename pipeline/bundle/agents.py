@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from servetrace import io
 from servetrace.settings import AgentModelSettings
 from servetrace.resources import fragment, statement
 from servetrace.stages import sql
@@ -96,15 +97,13 @@ def _subagents(con, probs: list[float]) -> dict | None:
 def has_turns(path: str | Path) -> bool:
     """Whether the table's `turn` and `session_id` columns hold any value, from the Parquet
     statistics (no database is opened for a trace that has none; no statistics: maybe)."""
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).metadata
-    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    metas = io.parquet_footers(path)
+    names = [metas[0].schema.column(i).path for i in range(metas[0].num_columns)]
     for col in ("turn", "session_id"):
         if col not in names:
             return False
         i = names.index(col)
-        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        groups = [meta.row_group(g) for meta in metas for g in range(meta.num_row_groups)]
         if not any(g.column(i).statistics is None or not g.column(i).statistics.has_null_count
                    or g.column(i).statistics.null_count < g.num_rows for g in groups):
             return False
@@ -122,7 +121,7 @@ def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str |
         return {}
     import polars as pl
 
-    if not pl.scan_parquet(path).select(pl.col("turn").is_not_null().any()).collect().item():
+    if not pl.scan_parquet(io.parquet_parts(path)).select(pl.col("turn").is_not_null().any()).collect().item():
         return {}  # no turns: no agent trace, and no second database opened for it
     with sql.connect(path, memory_limit) as con:
         if "turn" not in agent_columns(con):

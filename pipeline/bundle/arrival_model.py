@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from servetrace import io
 from servetrace.arrays import numpy_of
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.settings import ArrivalModelSettings
@@ -141,7 +142,7 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace and of each
     dominant client (one aggregation each) and the first `max_rows` arrival times (a file's first
     rows: nothing more is read into memory)."""
-    frame = requests if isinstance(requests, pl.LazyFrame) else pl.scan_parquet(requests)
+    frame = requests if isinstance(requests, pl.LazyFrame) else pl.scan_parquet(io.parquet_parts(requests))
     scan = frame.select("arrival_s")
     head = (scan.sort("arrival_s") if isinstance(requests, pl.LazyFrame) else scan).head(t.max_rows).collect()
     head = head["arrival_s"].to_numpy()

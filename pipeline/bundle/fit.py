@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from servetrace import grouping
+from servetrace import grouping, io
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.agents import fit_agent_model
 from servetrace.bundle.arrival_model import with_arrival_model
@@ -274,9 +274,7 @@ def assemble(agg: Aggregates, settings: Settings, source: dict, dataset_window_s
 
 
 def source_of(requests_path: Path) -> dict:
-    from servetrace.io import parquet_metadata
-
-    meta = parquet_metadata(requests_path)
+    meta = io.parquet_metadata(requests_path)
     rows = meta.get("servetrace.rows_read")
     # File names only: a bundle records no output location (the same input gives the same bytes).
     return {"path": meta.get("servetrace.source", requests_path.name), "sha256": meta.get("servetrace.sha256"),
@@ -285,28 +283,25 @@ def source_of(requests_path: Path) -> dict:
 
 def _all_null(path: Path) -> set[str]:
     """Columns whose Parquet statistics say every value is null (a grouping or a length never present)."""
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).metadata
     nulls: dict[str, int] = {}
-    for g in range(meta.num_row_groups):
-        for i in range(meta.num_columns):
-            col = meta.row_group(g).column(i)
-            stats = col.statistics
-            count = stats.null_count if stats is not None and stats.has_null_count else -(meta.num_rows + 1)
-            nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + count
-    return {c for c, n in nulls.items() if n == meta.num_rows and meta.num_rows > 0}
+    rows = io.parquet_rows(path)
+    for meta in io.parquet_footers(path):
+        for g in range(meta.num_row_groups):
+            for i in range(meta.num_columns):
+                col = meta.row_group(g).column(i)
+                stats = col.statistics
+                count = stats.null_count if stats is not None and stats.has_null_count else -(rows + 1)
+                nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + count
+    return {c for c, n in nulls.items() if n == rows and rows > 0}
 
 
 def fit_columns(path: Path, group_by: str | None) -> list[str]:
     """The columns of DIR/requests.parquet a bundle is fitted from (arrivals, grouping, lengths),
     all-null ones left out."""
-    import pyarrow.parquet as pq
-
     if not path.exists():
         raise ServetraceError(f"{path}: no such file (run `servetrace ingest` first)")
     try:
-        schema = pq.read_schema(path)
+        schema = io.parquet_schema(path)
         named = {c.strip() for c in (group_by or "").split(",")}
         wanted = {"arrival_s", "input_tokens", "output_tokens", *named,
                   *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - _all_null(path))}
@@ -326,7 +321,8 @@ def _sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str |
     con = db.connect(memory_limit=memory_limit, temp_dir=into)
     try:
         cols = ", ".join(f'"{c}"' for c in columns)
-        con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)", [str(path)])
+        con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)",
+                    [[str(p) for p in io.parquet_parts(path)]])
     finally:
         con.close()
     return out
@@ -350,7 +346,7 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     if settings.group_by:
         grouping.parse(settings.group_by)  # a bad --group-by fails before any work
     columns = fit_columns(path, settings.group_by)
-    lo, hi = pl.scan_parquet(path).select(lo=pl.col("arrival_s").min(), hi=pl.col("arrival_s").max()).collect().row(0)
+    lo, hi = pl.scan_parquet(io.parquet_parts(path)).select(lo=pl.col("arrival_s").min(), hi=pl.col("arrival_s").max()).collect().row(0)
     check_span((hi or 0.0) - (lo or 0.0), settings.window_s, path)
     try:
         bundle = with_arrival_model(_fit_file(path, columns, settings, path), path, settings.fit.arrival_model)
@@ -378,13 +374,9 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:
     """The bundle of the table at `path` (sorted), recording `original`'s source and ingest settings."""
-    import pyarrow.parquet as pq
-
-    from servetrace.io import parquet_metadata
-
-    rows = pq.ParquetFile(path).metadata.num_rows
+    rows = io.parquet_rows(path)
     return fit_batches(read.file_batches(path), columns, settings, source_of(original),
-                       lambda by: group_codes(path, rows, by), ingest_of(parquet_metadata(original)))
+                       lambda by: group_codes(path, rows, by), ingest_of(io.parquet_metadata(original)))
 
 
 def write_bundle(out_dir: str | Path, settings: Settings | None = None) -> Path:

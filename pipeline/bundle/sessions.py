@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
+from servetrace import io
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
@@ -159,7 +159,7 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
     if codes is None:
         return None
     cols = ["arrival_s", "input_tokens", "output_tokens", "latency_s"]
-    frame = pl.from_arrow(pq.read_table(path, columns=cols)).with_row_index("row")
+    frame = pl.from_arrow(io.read_parquet(path, cols)).with_row_index("row")
     frame = frame.with_columns(session=pl.Series(codes))
     if reuse is not None and reuse.shared_blocks is not None:
         frame = frame.with_columns(shared_tokens=pl.Series(reuse.shared_blocks * reuse.block_size))
@@ -182,9 +182,9 @@ def client_index(path, bundle: dict, other: str) -> tuple[np.ndarray, int] | Non
     as the fit names them; the number of clients), or None when the bundle's clients are not
     client groups (all, sessions)."""
     cols = bundle["group_by"].split(",")
-    if cols == ["all"] or "session_id" in cols or not set(cols) <= set(pq.read_schema(path).names):
+    if cols == ["all"] or "session_id" in cols or not set(cols) <= set(io.parquet_columns(path)):
         return None
-    table = pl.from_arrow(pq.read_table(path, columns=cols))
+    table = pl.from_arrow(io.read_parquet(path, cols))
     names = table.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|"))
     ids = {c["id"]: i for i, c in enumerate(bundle["clients"])}
     index = names.to_series().replace_strict(ids, default=ids.get(other, -1), return_dtype=pl.Int64).to_numpy()
@@ -263,7 +263,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     block reuse analysis of `path` with this seed and `reuse_settings` when the caller made it
     already (None: no blocks). `clients()`: `client_index`'s answer, asked only for a prefix model
     (per-client models). `t`: the models' thresholds."""
-    names = pq.read_schema(path).names
+    names = io.parquet_columns(path)
     codes = session_codes(path) if "session_id" in names else None
     if reuse is ANALYZE:
         reuse = analyze(path, sessions=codes, seed=seed, t=reuse_settings) if HASH_IDS in names else None

@@ -7,14 +7,14 @@ from pathlib import Path
 import polars as pl
 
 from servetrace.errors import ServetraceError
-from servetrace.io import atomic_path, dumps_json, parquet_metadata, write_text
+from servetrace.io import atomic_path, dumps_json, parquet_metadata, parquet_parts, write_text
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 
 
 def read_rows(path: Path) -> pl.DataFrame:
     try:
-        frame = pl.read_parquet(path)
+        frame = pl.read_parquet(parquet_parts(path))
     except Exception as exc:  # noqa: BLE001 - polars raises several types for an unreadable file
         raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     missing = [c for c in REQUIRED if c not in frame.columns]

@@ -54,7 +54,7 @@ def _one_trace(out_dir: Path, findings: dict) -> None:
         return
     for path in [out_dir / REQUESTS, *sorted((out_dir / TABLES).glob("*.parquet"))]:
         try:
-            other = parquet_metadata(path).get(TRACE_SHA) if path.is_file() else None
+            other = parquet_metadata(path).get(TRACE_SHA) if path.exists() else None
         except Exception:  # noqa: BLE001 - an unreadable table is reported where it is read
             continue
         if other and other != sha:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
+from servetrace import io
 from servetrace.reuse.blocks import block_counts, infer_block_size, read_refs
 from servetrace.reuse.chains import infer_parents, session_roots
 from servetrace.reuse.curve import INF, capacity_ladder, distances, hit_curve, leading_seen, reuse_histogram
@@ -44,7 +44,7 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
             seed: int = 0, t: ReuseSettings = ReuseSettings()) -> Reuse:
     """`sessions`: explicit session codes per request (file order) when the trace has them; `t`:
     the analysis' sizes (settings.ReuseSettings)."""
-    table = pq.read_table(path, columns=["input_tokens"])
+    table = io.read_parquet(path, ["input_tokens"])
     inp = np.nan_to_num(table["input_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64)
     n_blocks = block_counts(path)
     rows, totals = len(n_blocks), {1: int(n_blocks.sum())}

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from servetrace import io
 from servetrace.reuse.stack import _mix, shards_sample
 from servetrace.schema import HASH_IDS
 from servetrace.settings import ReuseSettings
@@ -72,7 +72,7 @@ def block_counts(path) -> np.ndarray:
     """Blocks per request (0 for a null list), in file order, read batch by batch (the lengths only
     are kept, never the ids)."""
     parts = [pc.list_value_length(b.column(0)).fill_null(0).to_numpy(zero_copy_only=False)
-             for b in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=[HASH_IDS])]
+             for b in io.parquet_batches(path, [HASH_IDS], BATCH_ROWS)]
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
@@ -86,7 +86,7 @@ def read_refs(path, block_size: int, factors: tuple[int, ...] = (1,), exact_max:
              for m in factors}
     parts: dict[int, list] = {m: [] for m in factors}
     row0 = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=[HASH_IDS]):
+    for batch in io.parquet_batches(path, [HASH_IDS], BATCH_ROWS):
         col = batch.column(0)
         col = col.fill_null(pa.scalar([], type=col.type)) if col.null_count else col
         offsets = col.offsets.to_numpy() - col.offsets[0].as_py()

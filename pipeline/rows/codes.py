@@ -68,11 +68,13 @@ def combined(parts: list[Codes], rows: int) -> Codes:
 
 
 def load_codes(requests_path, rows: int, names: list[str]) -> dict[str, Codes]:
-    """The codes of the named string columns of a Parquet file, in file order."""
+    """The codes of the named string columns of a Parquet table (a file or parts), in file order."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(requests_path, read_dictionary=names)
-    return {name: _column_codes(parquet, name, rows) for name in names}
+    from servetrace import io
+
+    parts = [pq.ParquetFile(p, read_dictionary=names) for p in io.parquet_parts(requests_path)]
+    return {name: _column_codes(parts, name, rows) for name in names}
 
 
 def group_codes(requests_path, rows: int, by: Grouping) -> Codes:
@@ -92,13 +94,13 @@ def frame_group_codes(frame: pl.DataFrame, by: Grouping) -> Codes:
     return combined(parts, frame.height)
 
 
-def _column_codes(parquet, name: str, rows: int) -> Codes:
+def _column_codes(parts: list, name: str, rows: int) -> Codes:
     """One dictionary-encoded column, row group by row group, as codes into one growing level list
     (memory: the codes, 2 bytes a row, plus one row group); a null is the level '(none)'."""
     levels = pa.nulls(0, pa.string())  # pa.array of a Python list would import pandas
     out = np.empty(rows, np.int16)
     at = 0
-    for group in range(parquet.num_row_groups):
+    for parquet, group in ((p, g) for p in parts for g in range(p.num_row_groups)):
         for chunk in parquet.read_row_group(group, columns=[name]).column(0).chunks:
             dictionary = chunk.dictionary.cast(pa.string())
             new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))

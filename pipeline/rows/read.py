@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from servetrace import io
 from servetrace.errors import ServetraceError
 
 BATCH_ROWS = 1 << 20
@@ -35,15 +36,12 @@ def file_batches(path: Path, rows: int | None = None) -> Batches:
     """Batches of a Parquet file, string columns read as dictionary codes, the next batch decoded
     on a second thread while the caller works on the current one."""
     def read(cols: list[str]) -> Iterator[Batch]:
-        import pyarrow.parquet as pq
-
         try:
-            schema = pq.read_schema(path)
+            schema = io.parquet_schema(path)
             strings = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
             # pre_buffer=False: pre-buffered column ranges stay cached for the file's lifetime, which
             # made memory grow by ~4 MB a batch (read back over 100 M rows: 0.64 GB against 0.23 GB)
-            f = pq.ParquetFile(path, pre_buffer=False, read_dictionary=strings)
-            yield from ahead(f.iter_batches(batch_size=rows or BATCH_ROWS, columns=cols))
+            yield from ahead(io.parquet_batches(path, cols, rows or BATCH_ROWS, pre_buffer=False, read_dictionary=strings))
         except (OSError, ValueError) as exc:  # pyarrow's read errors (ArrowInvalid is a ValueError)
             raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     return read

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from servetrace import io
 from servetrace.findings import Absent, Finding
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.stages import sql
@@ -18,7 +19,7 @@ from servetrace.stages.context import Context, fmt, pct
 
 def session_codes(requests: str | Path) -> np.ndarray | None:
     """Integer session per request (file order) from the session_id column; a null is its own session."""
-    col = pl.read_parquet(requests, columns=["session_id"]).to_series()
+    col = pl.from_arrow(io.read_parquet(requests, ["session_id"])).to_series()
     if col.null_count() == len(col):
         return None
     codes = col.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+import numpy as np
 import polars as pl
 
-from servetrace import db
-from servetrace.resources import SQL_DIR
+from servetrace import db, io
+from servetrace.resources import SQL_DIR, statement
 
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
 VIEWS = frozenset({"stg_requests", "fit_length_rows"})
@@ -65,14 +66,23 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
         con = db.connect(Path(tmp) / "stages.duckdb", memory_limit=memory_limit or db.DEFAULT_MEMORY_LIMIT,
                          threads=threads, temp_dir=tmp, keep_order=False)
         try:
-            path = str(requests_path).replace("'", "''")
-            con.execute(f"create view requests as select * from read_parquet('{path}', file_row_number = true)")
+            con.execute(_requests_view(requests_path))
             con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             yield con
         except duckdb.OutOfMemoryException as exc:  # a clear message, not a traceback
             raise db.out_of_memory(requests_path, memory_limit, exc) from None
         finally:
             con.close()
+
+
+def _requests_view(requests_path: str | Path) -> str:
+    """`requests` over the table: one Parquet file, or a directory of parts numbered across them."""
+    parts = io.parquet_parts(requests_path)
+    quoted = ["'" + str(p).replace("'", "''") + "'" for p in parts]
+    if len(parts) == 1:
+        return f"create view requests as select * from read_parquet({quoted[0]}, file_row_number = true)"
+    offsets = np.cumsum([0] + [meta.num_rows for meta in io.parquet_footers(requests_path)][:-1])
+    return statement("requests_parts", files=f"[{', '.join(quoted)}]", offsets=f"{offsets.tolist()}")
 
 
 def sql_variables_value(con: duckdb.DuckDBPyConnection, name: str):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
+from servetrace import io
 from servetrace.errors import ServetraceError
 from servetrace.outputs import REQUESTS
 
@@ -19,19 +19,19 @@ def _is_canonical_parquet(path: Path) -> bool:
     if path.suffix.lower() != ".parquet":
         return False
     try:
-        names = set(pq.read_schema(path).names)
+        names = set(io.parquet_columns(path))
     except Exception as exc:  # not Parquet after all: a clear message, not a traceback
         raise ServetraceError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     return all(n in names for n in NEEDED)
 
 
 def _read(path: Path) -> pl.DataFrame:
-    names = pq.read_schema(path).names
+    names = io.parquet_columns(path)
     missing = [n for n in NEEDED if n not in names]
     if missing:
         raise ServetraceError(f"{path}: not a canonical request table (missing {', '.join(missing)})")
     try:
-        return pl.read_parquet(path, columns=[c for c in COLUMNS if c in names])
+        return pl.from_arrow(io.read_parquet(path, [c for c in COLUMNS if c in names]))
     except Exception as exc:
         raise ServetraceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
 
@@ -41,7 +41,7 @@ def requests_path(path: str | Path, work_dir: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         found = path / REQUESTS
-        if not found.is_file():
+        if not found.exists():  # a file, or Spark's directory of parts
             raise ServetraceError(f"{path}: a directory without {REQUESTS} (run `servetrace ingest` first)")
         return found
     if not path.is_file():

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import polars as pl
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from scipy import stats
 
+from servetrace import io
 from servetrace.bundle.sessions import session_frame
 from servetrace.io import write_parquet
 from servetrace.reuse.analysis import Reuse, analyze
@@ -25,7 +25,7 @@ from servetrace.stages.prefix import session_codes
 
 
 def _profile(path: Path, block_size: int | None, settings: Settings = DEFAULTS) -> tuple[Reuse | None, pl.DataFrame | None]:
-    names = pq.read_schema(path).names
+    names = io.parquet_columns(path)
     codes = session_codes(path) if "session_id" in names else None
     reuse = analyze(path, block_size=block_size, sessions=codes, t=settings.stages.reuse) if HASH_IDS in names else None
     return reuse, session_frame(path, codes, reuse, settings.fit.sessions.session_rows)
@@ -69,7 +69,7 @@ def compare(a: tuple, b: tuple) -> dict:
 def _halves(path: Path, session: np.ndarray | None, work: Path) -> tuple[Path, Path]:
     """The source's sessions (each request its own without sessions) split in two by a hash of
     the session: both halves span the whole trace, so they differ by sampling alone."""
-    table = pq.read_table(path)
+    table = io.read_parquet(path)
     key = session if session is not None else np.arange(table.num_rows)
     odd = (((key.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & np.uint64(1)).astype(bool)
     a, b = work / "half_a.parquet", work / "half_b.parquet"
@@ -95,7 +95,7 @@ def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS,
         frame = src[1]
         session = None
         if frame is not None:
-            session = frame.sort("row")["session"].to_numpy() if frame.height == pq.read_metadata(source).num_rows else None
+            session = frame.sort("row")["session"].to_numpy() if frame.height == io.parquet_rows(source) else None
         h1, h2 = _halves(Path(source), session, Path(tmp))
         half = compare(_profile(h1, block, settings), _profile(h2, block, settings))
         seed = {}
