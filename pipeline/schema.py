@@ -25,6 +25,9 @@ CANONICAL = pa.schema(
         ("parent_id", pa.string()),  # request_id of the call (or agent) that led to this one
         ("call_kind", pa.string()),  # "main" (the session's own agent) or "subagent"
         ("tool_s", pa.float64()),  # seconds the tools this call asked for ran before the chain's next call
+        ("tool_calls", pa.int32()),  # tools this call asked for (0: none)
+        ("tool_failures", pa.int32()),  # of those, the ones that failed or timed out
+        ("auto_continued", pa.bool_()),  # the agent went on by itself after this call's tools ran
     ]
 )
 COLUMNS = CANONICAL.names
@@ -50,9 +53,13 @@ SQL_TYPES = {
     "parent_id": "VARCHAR",
     "call_kind": "VARCHAR",
     "tool_s": "DOUBLE",
+    "tool_calls": "INTEGER",
+    "tool_failures": "INTEGER",
+    "auto_continued": "BOOLEAN",
 }
 # The agent columns: older formats leave them all null.
-AGENT_COLUMNS = ("cached_tokens", "canceled", "ttft_s", "turn", "request_id", "parent_id", "call_kind", "tool_s")
+AGENT_COLUMNS = ("cached_tokens", "canceled", "ttft_s", "turn", "request_id", "parent_id", "call_kind", "tool_s",
+                 "tool_calls", "tool_failures", "auto_continued")
 CALL_KINDS = ("main", "subagent")
 # Optional trailing column, present only when the source carries KV-cache block hashes
 # (Mooncake, Bailian): the prefix-reuse stage reads it.

@@ -3,6 +3,7 @@ workload recovered within their sampling error."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -64,6 +65,50 @@ def test_copilot_cached_share_and_cancels(tmp_path):
     assert a["tool_time_s"] == {"count": 1, "p50": 3.0, "mean": 3.0, "share_of_tool_gap": 1.0}
     assert a["think_gap_s"]["mean"] == 54.0  # m3 at 10:01:00, m2 ended 10:00:06
     assert a["arrivals"]["sessions"] == {"count": 2, "iat_mean_s": 30.0, "iat_cv": 0.0}
+
+
+def copilot_tool_counts() -> tuple[list[int], int, list[bool]]:
+    """Counted straight from the fixture's JSON: per kept call (numeric prompt), the function_calls of
+    its turn's tool_batches whose request_id is its message_id; the failed ones (status 2); and the
+    auto_continue of the calls that had a batch."""
+    calls, failed, auto = [], 0, []
+    for line in gzip.open(AG / "copilot.jsonl.gz", "rt"):
+        try:
+            session = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(session.get("turns"), list):
+            continue
+        for turn in session["turns"]:
+            for call in turn["llm_calls"]:
+                if not isinstance(call["tokens"]["prompt"], int):
+                    continue
+                mine = [b for b in turn["tool_batches"] if b["request_id"] == call["message_id"]]
+                fcalls = [f for b in mine for f in b["function_calls"]]
+                calls.append(len(fcalls))
+                failed += sum(f["status"] == 2 for f in fcalls)
+                if mine:
+                    auto.append(all(b["auto_continue"] for b in mine))
+    return calls, failed, auto
+
+
+def test_copilot_tool_calls_failures_and_auto_continue(tmp_path):
+    characterize(AG / "copilot.jsonl.gz", tmp_path, quiet=True)
+    t = json.loads((tmp_path / "findings.json").read_text())["agents"]["tool_calls"]
+    calls, failed, auto = copilot_tool_counts()
+    assert (calls, failed, auto) == ([3, 0, 0, 1], 2, [True, False])  # m1..m4 as written
+    assert t["calls"] == len(calls)
+    assert t["per_call"]["mean"] == pytest.approx(np.mean(calls))
+    assert t["per_call"]["p50"] == pytest.approx(np.quantile(calls, 0.5))
+    assert t["per_call"]["p90"] == pytest.approx(np.quantile(calls, 0.9))
+    assert t["per_call"]["max"] == max(calls)
+    assert t["failure_share"] == pytest.approx(failed / sum(calls))
+    assert t["auto_continue_share"] == pytest.approx(sum(auto) / len(auto))
+
+
+def test_no_tool_calls_recorded_is_absent(cc):
+    a = json.loads((cc[0] / "findings.json").read_text())["agents"]
+    assert a["tool_calls"] == {"absent": "the source records no tool calls"}
 
 
 def test_older_formats_have_no_agent_area(tmp_path):

@@ -50,6 +50,11 @@ def test_copilot_sessions_of_turns_of_calls(tmp_path):
     assert col(req, "canceled") == [False, False, False, True]  # result UserCancel
     # tool_batches: m1 asked for a 3 s batch (request_id m1); the others asked for none
     assert col(req, "tool_s") == [3.0, 0.0, 0.0, 0.0]
+    # function_calls of those batches (status 2 = failure/timeout) and their auto_continue: m1 asked
+    # for 3 tools (1 failed) and went on; m4's batch of one failed tool did not; m2, m3 asked for none
+    assert col(req, "tool_calls") == [3, 0, 1, 0]
+    assert col(req, "tool_failures") == [1, 0, 1, 0]
+    assert col(req, "auto_continued") == [True, None, False, None]
     assert col(req, "model") == ["Model A", "Model A", "Model A", "Model B"]
     assert req["parent_id"].null_count() == req["call_kind"].null_count() == 4  # not published
     assert list(zip(col(rej, "line"), col(rej, "item"), col(rej, "reason"))) == [

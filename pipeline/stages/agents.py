@@ -51,6 +51,15 @@ def _arrivals(s: dict) -> dict:
                                          "iat_cv": s["session_iat_cv"]}}
 
 
+def _tool_calls(s: dict) -> dict:
+    if not s["tool_calls_known"]:
+        return _absent("the source records no tool calls")
+    auto = (s["auto_continued_calls"] / s["auto_continue_known"] if s["auto_continue_known"]
+            else _absent("the source records no auto-continue"))
+    return {"calls": s["tool_calls_known"], "per_call": _quantiles(s, "tool_calls"),
+            "failure_share": s["tool_failure_share"], "auto_continue_share": auto}
+
+
 def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
     present = agent_columns(con)
     if not present or not ctx.rows:
@@ -80,6 +89,7 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
         "tool_time_s": ({"count": s["tool_time_gaps"], "p50": s["tool_time_p50_s"], "mean": s["tool_time_mean_s"],
                          "share_of_tool_gap": s["tool_time_share"]} if s["tool_time_gaps"]
                         else _absent("the source records no tool time")),
+        "tool_calls": _tool_calls(s),
         "subagents": sub,
         "context_growth_tokens": {"p50": s["growth_p50"], "mean": s["growth_mean"]},
         "cached_share": s["cached_share"] if s["cached_calls"] else _absent("the source records no cached tokens"),
@@ -94,6 +104,9 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
             "tool_time_s": "tool time the source records for the call before a tool gap (Copilot tool_batches), "
                            "and its sum over the sum of those gaps",
             "context_growth_tokens": "input tokens of a call minus those of the chain's previous call",
+            "tool_calls": "tools a call asked for (Copilot function_calls of its tool_batches), per call; "
+                          "failure_share: failed or timed-out ones over all; auto_continue_share: calls whose "
+                          "tools ran after which the agent went on by itself, over those that record it",
         },
     }
     statement = f"{s['sessions']:,} sessions made {s['calls']:,} calls"
@@ -103,6 +116,8 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
         statement += f"; median tool gap {fmt(s['tool_gap_p50_s'])} s"
     if s["tool_time_gaps"] and s["tool_time_share"] is not None:
         statement += f" (tools recorded for {pct(s['tool_time_share'])} of it)"
+    if s["tool_calls_known"] and s["tool_failure_share"] is not None:
+        statement += f" ({fmt(s['tool_calls_mean'])} tool calls per call, {pct(s['tool_failure_share'])} failed)"
     if s["think_gaps"]:
         statement += f", median think gap {fmt(s['think_gap_p50_s'])} s"
     if s["cached_calls"] and s["cached_share"] is not None:

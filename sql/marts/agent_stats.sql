@@ -1,7 +1,9 @@
 -- agent_stats: one row for the whole agent trace: calls, sessions, turns; calls per turn and per
 -- session; idle gaps between a chain's calls by kind (see stg_agent_calls); subagents, their
 -- fan-out per spawning turn and their depth (subagents spawned by subagents); the cached share
--- of the input and the context growth per step; canceled calls; and the arrival process of
+-- of the input and the context growth per step; canceled calls; the tools a call asked for (per
+-- call, the failed share of them, the calls after whose tools the agent went on by itself, where the
+-- source records them: Copilot function_calls, auto_continue); and the arrival process of
 -- sessions (first calls) against that of all calls (mean gap, population CV of the gaps).
 with per_turn as (
     select count(*) as calls from stg_agent_calls
@@ -75,7 +77,15 @@ calls as (
         quantile_cont(growth_tokens, 0.5) as growth_p50,
         avg(growth_tokens) as growth_mean,
         count(canceled) as canceled_known,
-        count(*) filter (where canceled) as canceled_calls
+        count(*) filter (where canceled) as canceled_calls,
+        count(tool_calls) as tool_calls_known,
+        avg(tool_calls) as tool_calls_mean,
+        quantile_cont(tool_calls, 0.5) as tool_calls_p50,
+        quantile_cont(tool_calls, 0.9) as tool_calls_p90,
+        max(tool_calls) as tool_calls_max,
+        sum(tool_failures) / nullif(sum(tool_calls) filter (where tool_failures is not null), 0) as tool_failure_share,
+        count(auto_continued) as auto_continue_known,
+        count(*) filter (where auto_continued) as auto_continued_calls
     from stg_agent_calls
 ),
 

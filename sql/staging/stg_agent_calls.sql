@@ -21,6 +21,9 @@ with calls as (
         cached_tokens,
         canceled,
         tool_s,
+        tool_calls,
+        tool_failures,
+        auto_continued,
         case
             when call_kind = 'subagent' and parent_id is not null then 'agent:' || parent_id
             when session_id is not null then 'session:' || session_id
