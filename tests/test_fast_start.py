@@ -70,14 +70,14 @@ def test_a_small_trace_without_failures_never_imports_scipy_stats_signal_statsmo
     assert (tmp_path / "report.html").exists() and (tmp_path / "bundle.json").exists()
 
 
-def test_ingest_imports_neither_scipy_pandas_nor_polars(tmp_path):
+def test_ingest_imports_neither_scipy_pandas_polars_nor_pydantic(tmp_path):
     """`servetrace ingest` needs DuckDB and Arrow only: the bundle's family names come without scipy,
-    Arrow <-> numpy without pandas."""
+    Arrow <-> numpy without pandas, the options are parsed without pydantic (typer < 0.29)."""
     trace = shared_file("azure2023", "AzureLLMInferenceTrace_conv.csv")
     code = ("import sys\nfrom servetrace.cli import main\n"
             f"sys.argv = ['servetrace', 'ingest', {str(trace)!r}, '--out', {str(tmp_path)!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('scipy', 'pandas', 'polars') if m in sys.modules))")
+            "print(sorted(m for m in ('scipy', 'pandas', 'polars', 'pydantic') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -6,18 +6,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 from pathlib import Path
 
 from servetrace.io import write_text
+from servetrace.resources import user_cache
 from servetrace.report.specs import VEGA_LITE
 
 
 def _cache_path(vl_version: str) -> Path:
     import vl_convert
 
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "servetrace"
-    return root / f"vega-bundle-{vl_convert.__version__}-vl{vl_version}.js"
+    return user_cache() / f"vega-bundle-{vl_convert.__version__}-vl{vl_version}.js"
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ import json
 
 from markupsafe import Markup
 
-from servetrace.resources import resource_dir
+from servetrace.resources import resource_dir, template_cache
 
 REPORTS_DIR = resource_dir("reports")
 
@@ -23,7 +23,8 @@ def environment():
     from servetrace.report.summary import Num
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(REPORTS_DIR / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             bytecode_cache=template_cache())
     env.tests["num"] = lambda x: isinstance(x, Num)
     env.globals["json"] = json.dumps
     return env
