@@ -348,8 +348,9 @@ def parquet_rows(path: str | os.PathLike) -> int:
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """The whole table (or `columns` of it) in row order."""
-    tables = [pq.read_table(p, columns=columns) for p in parquet_parts(path)]
+    """The whole table (or `columns` of it) in row order (ParquetFile, not pq.read_table: through
+    pyarrow.dataset that imports pandas, ~0.24 s of a small characterize)."""
+    tables = [pq.ParquetFile(p).read(columns=columns) for p in parquet_parts(path)]
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
