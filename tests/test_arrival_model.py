@@ -136,3 +136,16 @@ def test_whole_second_timestamps_are_fitted_above_their_resolution():
     assert got[0] < 0.1 and got.sum() == pytest.approx(sum(sigma2), rel=0.25)
     naive = fit_modulation(counts, BIN_S, W)
     assert naive["sigma2"][0] > 0.3  # the rounding's dispersion read as a 1 s component
+
+
+def test_a_modulated_model_must_beat_renewal_beyond_its_seed_floor():
+    from servetrace.bundle.arrival_model import simplest_within_noise
+
+    def ev(score, floor):
+        return {"score": score, "idc_seed_floor": {"1": floor, "10": floor, "600": None}}
+
+    scored = ["1", "10"]
+    assert simplest_within_noise({"renewal": ev(0.6, 0.1), "cox": ev(0.52, 0.1)}, scored) == "renewal"
+    assert simplest_within_noise({"renewal": ev(0.6, 0.1), "cox": ev(0.45, 0.1), "cox-renewal": ev(0.48, 0.0)}, scored) == "cox"
+    assert simplest_within_noise({"renewal": ev(0.3, 0.5), "cox": ev(0.4, 0.0)}, scored) == "renewal"
+    assert simplest_within_noise({"cox": ev(0.4, 0.0), "cox-renewal": ev(0.3, 0.2)}, ["1"]) == "cox-renewal"

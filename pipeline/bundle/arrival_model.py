@@ -7,12 +7,12 @@ the source's span (its first `max_rows` rows for a larger source, the `seeds`) a
 the source: the index of dispersion of counts at `scales_s` (whole bins; relative error, averaged
 over seeds and over the scales with at least `min_bins` bins; the seed-to-seed difference is kept
 beside it as the noise floor) and the Kolmogorov-Smirnov distance of the inter-arrival times. The
-lowest sum wins; every candidate's figures stay in `bundle.arrival_model.candidates`. The names in
+lowest sum wins, a modulated candidate only by more than its seed floor over `renewal`; every
+candidate's figures stay in `bundle.arrival_model.candidates`. The names in
 backquotes are settings.ArrivalModelSettings."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +90,23 @@ def fit_modulations(counts: np.ndarray, bundle: dict, resolution_s: float, clien
     return {**pooled, "clients": {cid: {"sigma2": f["sigma2"], "fit": f["fit"]} for cid, f in own.items()}}
 
 
+def simplest_within_noise(evidence: dict, scored: list[str]) -> str:
+    """The lowest score, unless it is a modulated candidate that beats `renewal` by no more than
+    its own seed-to-seed IDC floor (mean over the `scored` scales): then `renewal`, the simpler
+    model, as the evidence cannot tell them apart."""
+    best = min(evidence, key=lambda n: evidence[n]["score"])
+    if best == "renewal" or "renewal" not in evidence:
+        return best
+    floor = _mean([evidence[best]["idc_seed_floor"].get(k) for k in scored]) or 0.0
+    return best if evidence["renewal"]["score"] - evidence[best]["score"] > floor else "renewal"
+
+
 def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
-           t: ArrivalModelSettings = ArrivalModelSettings(), clients: dict[str, np.ndarray] | None = None) -> dict:
+           t: ArrivalModelSettings = ArrivalModelSettings(), clients: dict[str, np.ndarray] | None = None,
+           share: float | None = None) -> dict:
     """The `arrival_model` entry: the fitted modulation (per dominant client in `clients`, their
-    counts; `counts` the others'), each candidate's evidence, the winner."""
+    counts; `counts` the others'), each candidate's evidence, the winner. `share`: the arrivals
+    are session starts, this share of the requests (candidates run at the window rates x share)."""
     from servetrace.generation import GenerateOptions, generate_table
     from servetrace.generation.modulation import shared_draws
 
@@ -102,7 +115,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     modulation = fit_modulations(counts, bundle, tick or 0.0, clients, t)
     sample = arrival_s[:t.max_rows]
     start, end = float(sample[0]), float(sample[-1])
-    options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9)) for s in t.seeds]
+    options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9), rate_scale=share) for s in t.seeds]
     source_idc = {str(int(s)): metrics.idc(sample, s) for s in t.scales_s}
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
@@ -111,7 +124,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     for o in options:
         with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
             for name in names:
-                trial = copy.copy(bundle)
+                trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
                 trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
                 # read on the source's clock: a coarse clock's ties are compared with ties
                 made[name].append(clock.on_clock(numpy_of(generate_table(trial, o)[0]["arrival_s"]), tick))
@@ -126,8 +139,9 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
         evidence[name] = {"idc_error": per_scale, "idc_seed_floor": floor, "idc_error_mean": idc_err,
                           "iat_ks": ks, "iat_cv": _mean([r["iat_cv"] for r in runs]),
                           "score": (idc_err or 0.0) + (ks or 0.0)}
-    best = min(evidence, key=lambda n: evidence[n]["score"])
-    return {"chosen": best, "modulation": modulation, "candidates": evidence,
+    best = simplest_within_noise(evidence, scored)
+    on = {"fitted_on": "session starts", "start_share": share} if share else {"fitted_on": "requests"}
+    return {"chosen": best, **on, "modulation": modulation, "candidates": evidence,
             "scales_s": list(t.scales_s), "scored_scales_s": [float(k) for k in scored],
             "source": {"idc": source_idc, "iat_cv": metrics.iat_cv(sample), "requests": int(len(sample)),
                        "clock_s": tick},
@@ -136,8 +150,27 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
                     f"source's first {len(sample):,} requests"}
 
 
+def with_start_arrival_model(bundle: dict, path: Path, reuse, t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
+    """A session trace's bundle (sessions, no agents) with its arrival model fitted on the
+    sessions' first requests (bundle/sessions.session_starts): follow-up turns cluster after their
+    start, and a model fitted on every request would count that clustering as rate modulation,
+    which the session layer then adds again on top of its turn gaps. Other bundles as they are."""
+    from servetrace.bundle.sessions import session_starts
+
+    if not bundle.get("sessions") or bundle.get("agents"):
+        return bundle
+    starts = session_starts(path, reuse)
+    frame = pl.scan_parquet(io.parquet_parts(path))
+    rows = io.parquet_rows(path)
+    if starts is None or len(starts) < 3 or not rows:
+        return bundle
+    first = (frame.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+             .join(pl.LazyFrame({"_row": starts.astype(np.int64)}), on="_row", how="semi").drop("_row"))
+    return with_arrival_model(bundle, first, t, len(starts) / rows)
+
+
 def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
-                       t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:
+                       t: ArrivalModelSettings = ArrivalModelSettings(), share: float | None = None) -> dict:
     """The bundle with its `arrival_model`, from a requests Parquet file sorted by arrival (as
     ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace and of each
     dominant client (one aggregation each) and the first `max_rows` arrival times (a file's first
@@ -159,12 +192,12 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     if set(cols) <= set(frame.collect_schema().names()):
         name = pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|")
         own = {cid: bins_of(frame.filter(name == cid)) for cid in dominant_clients(bundle, t)}
-    return arrival_model_of(bundle, head, *bins_of(scan), t, own)
+    return arrival_model_of(bundle, head, *bins_of(scan), t, own, share)
 
 
 def arrival_model_of(bundle: dict, head: np.ndarray, bins: np.ndarray, counts: np.ndarray,
                      t: ArrivalModelSettings = ArrivalModelSettings(),
-                     own: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+                     own: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, share: float | None = None) -> dict:
     """The bundle with its `arrival_model`, from the source's first `max_rows` arrival times
     (sorted) and its requests per `modulation.bin_s` bin counted from the first window start
     (`bins`, `counts`), and `own`: the same of each dominant client (`dominant_clients`), whose
@@ -182,4 +215,4 @@ def arrival_model_of(bundle: dict, head: np.ndarray, bins: np.ndarray, counts: n
         np.subtract.at(tail, np.searchsorted(bins, b), n)  # a client's bins are among the trace's
         mine[cid] = covered_counts(b, n, bundle, t)
     pooled = covered_counts(bins, tail, bundle, t) if not mine or tail.sum() else covered_counts(bins, counts[order], bundle, t)
-    return {**bundle, "arrival_model": choose(head, pooled, bundle, t, mine)}
+    return {**bundle, "arrival_model": choose(head, pooled, bundle, t, mine, share)}

@@ -23,9 +23,9 @@ import polars as pl
 from servetrace import grouping, io
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.agents import fit_agent_model
-from servetrace.bundle.arrival_model import with_arrival_model
+from servetrace.bundle.arrival_model import with_arrival_model, with_start_arrival_model
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
-from servetrace.bundle.sessions import ANALYZE, client_index, fit_reuse_models
+from servetrace.bundle.sessions import ANALYZE, analyzed, client_index, fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
@@ -360,16 +360,19 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
 def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
     """The bundle of DIR/requests.parquet (sorted by arrival, as ingest writes it) with its arrival
     model (bundle/arrival_model.py) and v2's session and prefix models."""
-    return with_reuse_models(with_arrival_model(bundle, path, settings.fit.arrival_model), path, settings, reuse)
+    out = with_reuse_models(bundle, path, settings, reuse)  # a session trace's arrival model: on its starts
+    return out if "arrival_model" in out else with_arrival_model(out, path, settings.fit.arrival_model)
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
     """The bundle with v2's session and prefix models of DIR/requests.parquet, and the agent model
     of an agent trace; `reuse` is the block reuse analysis when the caller already made it
-    (characterize's prefix stage), else it is made here."""
-    return {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER),
-                                         settings.fit.sessions, settings.stages.reuse),
-            **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents)}
+    (characterize's prefix stage), else it is made here. With sessions, the arrival model is fitted on their starts."""
+    reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
+    out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER),
+                                        settings.fit.sessions, settings.stages.reuse),
+           **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents)}
+    return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)
 
 
 def _fit_file(path: Path, columns: list[str], settings: Settings, original: Path) -> dict:

@@ -25,12 +25,12 @@ A bundle is plain JSON, columnar (per-window values are parallel arrays), valida
   fitted multi-scale log-Gaussian rate modulation: `theta_s`, `sigma2`, `bin_s`, `fit` with the
   observed and modelled within-window dispersion; null when not fitted; with `clients`: per
   dominant client id its own `sigma2` and `fit`, the top level then the other clients' pooled
-  modulation), `candidates` (per model:
-  IDC relative error per scale, its seed-to-seed floor, inter-arrival KS and CV, score),
-  `scales_s`, `scored_scales_s`, `source` (IDC per scale, IAT CV, requests), `note`; findings.json repeats it. The session layer (v2) does not use the modulation yet.
+  modulation), `candidates` (per model: IDC relative error per scale, its seed-to-seed floor,
+  inter-arrival KS and CV, score), `scales_s`, `scored_scales_s`, `source` (IDC per scale, IAT CV,
+  requests), `note`, `fitted_on` ("requests", or "session starts" with their `start_share`: a
+  session trace's starts run in the model, its turns follow them); findings.json repeats it.
 - `group_by`: what a "client" is: "client_id", or the fallback grouping ("model,service", ...).
-- `category`: "language" | "reason" | "multimodal" (decides which length fields exist).
-- `pmf_binning`: how token-count PMFs were compressed: counts below `exact_below` are exact;
+- `category`: "language" | "reason" | "multimodal" (decides which length fields exist). `pmf_binning`: how token-count PMFs were compressed: counts below `exact_below` are exact;
   above it, log-spaced bins of relative width `log_step` (0.02 = 2 %) each represented by the
   probability-weighted mean count of the bin, rounded. `log_step` 0 means no binning.
 - `aggregate`: `window_start_s` (the full window grid, ascending ints, shared by all clients) and

@@ -256,6 +256,21 @@ def client_sessions(frame: pl.DataFrame, index: tuple[np.ndarray, int], t: Sessi
 ANALYZE = object()  # fit_reuse_models's default: make the block reuse analysis
 
 
+def analyzed(path, seed: int = 0, reuse_settings: ReuseSettings = ReuseSettings()) -> Reuse | None:
+    """The block reuse analysis of `path` (None without hash_ids), sessions by their ids where the trace has them."""
+    names = io.parquet_columns(path)
+    codes = session_codes(path) if "session_id" in names else None
+    return analyze(path, sessions=codes, seed=seed, t=reuse_settings) if HASH_IDS in names else None
+
+
+def session_starts(path, reuse: Reuse | None) -> np.ndarray | None:
+    """Rows (file order, ascending) of each session's first request: by session id, else by the
+    reuse analysis' prefix chains; None without sessions. The file is sorted by arrival."""
+    codes = session_codes(path) if "session_id" in io.parquet_columns(path) else None
+    codes = reuse.session if codes is None and reuse is not None else codes
+    return None if codes is None else np.sort(np.unique(codes, return_index=True)[1])
+
+
 def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None,
                      t: SessionModelSettings = SessionModelSettings(),
                      reuse_settings: ReuseSettings = ReuseSettings()) -> dict:
@@ -266,7 +281,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     names = io.parquet_columns(path)
     codes = session_codes(path) if "session_id" in names else None
     if reuse is ANALYZE:
-        reuse = analyze(path, sessions=codes, seed=seed, t=reuse_settings) if HASH_IDS in names else None
+        reuse = analyzed(path, seed, reuse_settings)
     out = {}
     quantiles = lambda x: _quantiles(x, t.quantile_points)
     frame = session_frame(path, codes, reuse, t.session_rows)

@@ -16,10 +16,10 @@ import pyarrow as pa
 from servetrace.arrays import arrow_of, strings_of
 from servetrace.bundle.coverage import covered_span
 from servetrace.generation import agents
-from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams, window_params
+from servetrace.generation.arrivals import WindowParams, window_params
 from servetrace.generation.failures import draw_failures, failure_probabilities
 from servetrace.generation.lengths import LengthSampler
-from servetrace.generation.modulation import Modulation, modulation_groups, modulation_spec, poisson_base
+from servetrace.generation.modulation import ModulatedArrivals, modulation_spec, poisson_base, starts_modulated
 from servetrace.generation.options import GenerateOptions, Timeline, select_clients, span_of, timeline
 from servetrace.generation.plan import BLOCK_ROWS, Plan, check_segments, plan
 from servetrace.generation.merge import merged
@@ -105,7 +105,7 @@ class Generation:
             self._finish(self.summary["requests"])
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
-        processes = self._arrival_groups()
+        process = ModulatedArrivals(bundle, chosen, self.params, seed, self.summary["arrival_model"])
         reachable = np.zeros_like(self.params.rate, dtype=bool)
         reachable[:, np.unique(tl.window)] = True
         reachable &= self.params.rate > 0
@@ -115,7 +115,7 @@ class Generation:
         made = exhausted = 0
         for lo, hi, block in self.plan.bounds:
             part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
-            arr = _joined([_arrivals(rows, process, mod, part, block) for rows, process, mod in processes])
+            arr = process.block(part, block)
             exhausted += arr.pool_exhausted
             made += len(arr.client)
             self.summary.update(requests=made, pool_exhausted_cells=exhausted)
@@ -125,17 +125,6 @@ class Generation:
             failed = draw_failures(fail_p, chosen, arr.client, arr.window, seed, block)
             yield block_table(self._stretch(arr.arrival_s), arr.client, ln, failed, groups, bundle)
         self._finish(made)
-
-    def _arrival_groups(self) -> list[tuple[np.ndarray, ArrivalProcess, Modulation | None]]:
-        """The clients' processes by the modulation they run in (generation/modulation.py)."""
-        bundle, chosen, seed, p = self.bundle, self.chosen, self.options.seed, self.params
-        groups = modulation_groups(bundle, chosen) if self.summary["arrival_model"] != "renewal" else \
-            [(np.arange(len(chosen)), None, ())]
-        origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
-        return [(rows, ArrivalProcess(WindowParams(p.rate[rows], p.family[rows], p.shape[rows]),
-                                      [chosen[r] for r in rows], seed),
-                 Modulation(spec, seed, origin, window_s, stream) if spec else None)
-                for rows, spec, stream in groups]
 
     def _stretch(self, t: np.ndarray) -> np.ndarray:
         s = self.options.time_scale
@@ -150,7 +139,8 @@ class Generation:
         bundle, chosen, options = self.bundle, self.chosen, self.options
         fail_p, groups = failure_probabilities(bundle, chosen), group_columns(bundle, chosen)
         made = sessions = exhausted = 0
-        for arr, lengths, turns, block in session_blocks(bundle, options, chosen, self.params, self.plan):
+        for arr, lengths, turns, block in session_blocks(bundle, options, chosen, self.params, self.plan,
+                                                            self.summary["arrival_model"]):
             failed = draw_failures(fail_p, chosen, arr.client, arr.window, options.seed, block)
             order = np.argsort(arr.arrival_s, kind="stable")
             extra = session_columns(turns, order)
@@ -163,27 +153,6 @@ class Generation:
             self.summary.update(requests=made, pool_exhausted_cells=exhausted, sessions=sessions)
             if table.num_rows:
                 yield table
-
-
-def _arrivals(rows: np.ndarray, process: ArrivalProcess, mod: Modulation | None, part: Timeline, block: int) -> Arrivals:
-    """A group's arrivals in a block, its clients as rows of the chosen clients. With a modulation
-    the processes run in modulated time and their arrivals are mapped back."""
-    if mod is None:
-        arr = process.block(part, block)
-    else:
-        knot_t, knot_u = mod.knots(part.begin_s[0], part.end_s[-1], block)
-        warped = Timeline(np.interp(part.begin_s, knot_t, knot_u), np.interp(part.end_s, knot_t, knot_u),
-                          part.window, part.factor)
-        arr = process.block(warped, block)
-        arr = Arrivals(arr.client, np.interp(arr.arrival_s, knot_u, knot_t), arr.window, arr.pool_exhausted)
-    return Arrivals(rows[arr.client], arr.arrival_s, arr.window, arr.pool_exhausted)
-
-
-def _joined(parts: list[Arrivals]) -> Arrivals:
-    if len(parts) == 1:
-        return parts[0]
-    return Arrivals(np.concatenate([a.client for a in parts]), np.concatenate([a.arrival_s for a in parts]),
-                    np.concatenate([a.window for a in parts]), sum(a.pool_exhausted for a in parts))
 
 
 def block_table(t: np.ndarray, client: np.ndarray, lengths: dict, failed: np.ndarray | None,
@@ -217,8 +186,8 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     start, end = span_of(bundle, options)
     check_segments(end - start, float(bundle["window_s"]))
     every = window_params(bundle, list(range(len(bundle["clients"]))))
-    # the session layer runs the windows' renewal processes (the model was chosen without sessions)
-    sessions = bool(bundle.get("sessions") or bundle.get("agents")) and options.sessions
+    # session starts run in the model fitted on them; agents, and starts of a model fitted on every request, renewal
+    sessions = options.sessions and bool(bundle.get("agents") or (bundle.get("sessions") and not starts_modulated(bundle)))
     block_rows = agents.block_rows(bundle, options, block_rows)
     model = "renewal" if sessions or modulation_spec(bundle) is None else bundle["arrival_model"]["chosen"]
     if model == "cox" and poisson_base(bundle):  # the Cox model: Poisson within the modulated time

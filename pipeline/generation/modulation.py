@@ -15,6 +15,9 @@ from contextvars import ContextVar
 import numpy as np
 import polars as pl
 
+from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams
+from servetrace.generation.options import Timeline
+
 MODULATION_STREAM = 3  # seed purpose, beside arrivals 0, lengths 1, failures 2
 SHARED_BYTES = 256 << 20  # what `shared_draws` may hold
 
@@ -157,3 +160,42 @@ def poisson_base(bundle: dict) -> bool:
     """The Cox model draws Poisson arrivals in modulated time (the windows' gap shapes set aside:
     their CV came from the same bursts the modulation now makes)."""
     return (bundle.get("arrival_model") or {}).get("chosen") == "cox" and modulation_spec(bundle) is not None
+
+
+def starts_modulated(bundle: dict) -> bool:
+    """A session trace's model was fitted on its session starts, so they run in it (older
+    bundles' models were fitted on every request: their starts stay renewal)."""
+    return (bundle.get("arrival_model") or {}).get("fitted_on") == "session starts"
+
+
+class ModulatedArrivals:
+    """The chosen clients' arrivals block by block, each group of clients (`modulation_groups`;
+    one group of all under `renewal`) its process run in its own modulated time and mapped back."""
+
+    def __init__(self, bundle: dict, chosen: list[int], p: WindowParams, seed: int, model: str):
+        groups = modulation_groups(bundle, chosen) if model != "renewal" else [(np.arange(len(chosen)), None, ())]
+        origin, window_s = float(bundle["aggregate"]["window_start_s"][0]), float(bundle["window_s"])
+        self.groups = [(rows, ArrivalProcess(WindowParams(p.rate[rows], p.family[rows], p.shape[rows]),
+                                             [chosen[r] for r in rows], seed),
+                        Modulation(spec, seed, origin, window_s, stream) if spec else None)
+                       for rows, spec, stream in groups]
+
+    def block(self, part: Timeline, block: int) -> Arrivals:
+        """Every group's arrivals in a block's segments, the clients as rows of the chosen ones."""
+        parts = [_group_block(rows, process, mod, part, block) for rows, process, mod in self.groups]
+        if len(parts) == 1:
+            return parts[0]
+        return Arrivals(np.concatenate([a.client for a in parts]), np.concatenate([a.arrival_s for a in parts]),
+                        np.concatenate([a.window for a in parts]), sum(a.pool_exhausted for a in parts))
+
+
+def _group_block(rows: np.ndarray, process: ArrivalProcess, mod: Modulation | None, part: Timeline, block: int) -> Arrivals:
+    if mod is None:
+        arr = process.block(part, block)
+    else:
+        knot_t, knot_u = mod.knots(part.begin_s[0], part.end_s[-1], block)
+        warped = Timeline(np.interp(part.begin_s, knot_t, knot_u), np.interp(part.end_s, knot_t, knot_u),
+                          part.window, part.factor)
+        arr = process.block(warped, block)
+        arr = Arrivals(arr.client, np.interp(arr.arrival_s, knot_u, knot_t), arr.window, arr.pool_exhausted)
+    return Arrivals(rows[arr.client], arr.arrival_s, arr.window, arr.pool_exhausted)

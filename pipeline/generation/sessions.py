@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from servetrace.bundle.sessions import class_scores, gap_quarter
-from servetrace.generation.arrivals import ArrivalProcess, Arrivals, WindowParams
+from servetrace.generation.arrivals import Arrivals, WindowParams
 from servetrace.generation.lengths import LengthSampler
+from servetrace.generation.modulation import ModulatedArrivals
 from servetrace.generation.options import Timeline
 from servetrace.generation.session_clients import assign_groups, client_factor, group_labels, session_models
 
@@ -299,9 +300,9 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
                            cat(4), offsets, ids, cat(7), partials)
 
 
-def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParams, plan) -> Iterator[tuple]:
+def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParams, plan, model: str = "renewal") -> Iterator[tuple]:
     """Per generation block (`plan`, in time order): (arrivals, canonical lengths, session
-    requests, block) of the sessions starting in it, every turn included (turns cross blocks, and
+    requests, block) of the sessions starting in it (their starts in arrival model `model`), every turn included (turns cross blocks, and
     past the span wrap to its start): the caller merges the blocks by arrival. Memory: one
     block's sessions."""
     from servetrace.generation.compose import canonical_lengths
@@ -309,7 +310,8 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
     sess, tl = bundle["sessions"], plan.timeline
     models, key = session_models(sess, np.asarray(chosen, dtype=np.int64), len(chosen))
     share = 1.0 - np.array([float(m["follow_up_share"]) for m in models])[key]  # per chosen client
-    process = ArrivalProcess(WindowParams(params.rate * share[:, None], params.family, params.shape), chosen, options.seed)
+    process = ModulatedArrivals(bundle, chosen, WindowParams(params.rate * share[:, None], params.family, params.shape),
+                                options.seed, model)
     reachable = np.zeros_like(params.rate, dtype=bool)
     reachable[:, np.unique(tl.window)] = True
     lengths = LengthSampler(bundle, chosen, reachable & (params.rate > 0))
