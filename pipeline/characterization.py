@@ -111,7 +111,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         try:
             for staging in ("stg_group_windows", "stg_top_groups"):
                 sql.run_sql(con, staging)
-            reuse = reuse_of(requests, ctx)  # block reuse: the prefix stage's, and sessions' without ids
+            reuse = reuse_of(requests, ctx, con)  # block reuse: the prefix stage's, and sessions' without ids
             results = {name: _run_stage(requests, name, stage, step) for name, stage in (
                 ("lengths", lambda: lengths(con, ctx)),
                 ("rate over time", lambda: periodicity(con, ctx)),

@@ -72,18 +72,27 @@ def analyze(path, block_size: int | None = None, sessions: np.ndarray | None = N
               "shards_rate": None if src.rate >= 1 else float(src.rate),
               "block_sizes": sorted(int(block_size * m) for m in factors)}
     out = Reuse(block_size, basis, curve, hist, sample, values)
-    if totals[1] > t.tree_max:
-        values["tree"] = {"absent": f"{totals[1]:,} block references: over {t.tree_max:,}, tree not built"}
+    return with_tree(out, path, inp, sessions, t, src if src.rate >= 1 else None)
+
+
+def with_tree(out: Reuse, path, inp: np.ndarray, sessions: np.ndarray | None, t: ReuseSettings,
+              full=None) -> Reuse:
+    """`out` with what needs every reference at the source's block size in memory (at most
+    `t.tree_max` of them, else a note why not): the per-request reused and new tokens, the
+    prefix tree, inferred parents and sessions, the shared-prefix groups. `full`: those
+    references when already read."""
+    values, block_size, rows = out.values, out.block_size, len(inp)
+    if values["blocks"] > t.tree_max:
+        values["tree"] = {"absent": f"{values['blocks']:,} block references: over {t.tree_max:,}, tree not built"}
         return out
-    full = src
-    if src.rate < 1:  # the LRU curve was sampled; the per-request numbers need every reference
+    if full is None:  # the LRU curve was sampled (or made elsewhere); the per-request numbers need every reference
         full = read_refs(path, block_size, (1,), exact_max=t.tree_max)[1]
-    hit_blocks = np.bincount(full.req[leading_seen(full)], minlength=rows)
-    reused_tok = np.minimum(hit_blocks * block_size, inp)
-    new_tok = inp - reused_tok
-    values["reused_tokens"] = _q(reused_tok)
-    values["new_tokens"] = _q(new_tok)
-    values["reused_token_share"] = float(reused_tok.sum() / max(inp.sum(), 1))
+    if "reused_tokens" not in values:  # the set-based form (reuse/aggregates.py) brings them
+        hit_blocks = np.bincount(full.req[leading_seen(full)], minlength=rows)
+        reused_tok = np.minimum(hit_blocks * block_size, inp)
+        values["reused_tokens"] = _q(reused_tok)
+        values["new_tokens"] = _q(inp - reused_tok)
+        values["reused_token_share"] = float(reused_tok.sum() / max(inp.sum(), 1))
     values["tree"] = tree_shape(full)
     parent, reused = infer_parents(full, inp)
     out.parent, out.reused_blocks = parent, reused

@@ -113,10 +113,19 @@ def infer_block_size(input_tokens: np.ndarray, n_blocks: np.ndarray) -> tuple[in
     rows ("exact"), else the power of two nearest the median tokens per block ("estimated")."""
     ok = (n_blocks > 0) & (input_tokens > 0)
     x, n = input_tokens[ok].astype(np.int64), n_blocks[ok].astype(np.int64)
-    if not len(x):
+    exact = {b: int(np.sum(-(-x // b) == n)) for b in CANDIDATE_SIZES}
+    return block_size_from(len(x), exact, float(np.median(x / n)) if len(x) else None)
+
+
+CANDIDATE_SIZES = tuple(2 ** k for k in range(0, 15))
+
+
+def block_size_from(eligible: int, exact_rows: dict[int, int], median: float | None) -> tuple[int, str]:
+    """`infer_block_size` from its counts: the rows with blocks and input tokens, those on which each
+    candidate size fits exactly, and the median tokens per block."""
+    if not eligible:
         return 512, "default (no blocks)"
-    for b in (2 ** k for k in range(0, 15)):
-        if np.mean(-(-x // b) == n) >= 0.99:
+    for b in CANDIDATE_SIZES:
+        if exact_rows.get(b, 0) / eligible >= 0.99:
             return b, "exact"
-    est = float(np.median(x / n))
-    return int(2 ** round(np.log2(max(est, 1.0)))), "estimated"
+    return int(2 ** round(np.log2(max(median, 1.0)))), "estimated"

@@ -51,17 +51,23 @@ def hit_curve(refs: Refs, capacities: np.ndarray, running: np.ndarray | None = N
     (capacity null); `running`: the references' running maxima when already computed."""
     if running is None:
         _, running = distances(refs)
-    n = max(len(running), 1)
     srt = np.sort(running)
     hits = np.searchsorted(srt, capacities, side="left")  # running < C
-    inf_hits = int(np.sum(running < INF))
+    return curve_frame(refs.block_size, capacities, hits, len(running), int(np.sum(running < INF)), refs.rate)
+
+
+def curve_frame(block_size: int, capacities: np.ndarray, hits: np.ndarray, refs: int, inf_hits: int,
+                rate: float, inf_refs: int | None = None) -> pl.DataFrame:
+    """The curve's table from its counts: `hits` per capacity out of `refs` references, `inf_hits`
+    (out of `inf_refs`, default `refs`) for the infinite cache."""
+    n, n_inf = max(refs, 1), max(inf_refs if inf_refs is not None else refs, 1)
     return pl.DataFrame({
-        "block_size": [refs.block_size] * (len(capacities) + 1),
+        "block_size": [block_size] * (len(capacities) + 1),
         "capacity_blocks": [*map(int, capacities), None],
-        "capacity_tokens": [*(int(c) * refs.block_size for c in capacities), None],
-        "hit_rate": [*(hits / n), inf_hits / n],
-        "method": ["exact" if refs.rate >= 1 else "shards"] * (len(capacities) + 1),
-        "sample_rate": [float(refs.rate)] * (len(capacities) + 1),
+        "capacity_tokens": [*(int(c) * block_size for c in capacities), None],
+        "hit_rate": [*(np.asarray(hits) / n), inf_hits / n_inf],
+        "method": ["exact" if rate >= 1 else "shards"] * (len(capacities) + 1),
+        "sample_rate": [float(rate)] * (len(capacities) + 1),
     }, schema_overrides={"capacity_blocks": pl.Int64, "capacity_tokens": pl.Int64})
 
 
@@ -69,10 +75,14 @@ def reuse_histogram(sd: np.ndarray) -> pl.DataFrame:
     """Reuse distances (blocks) in log2 bins [2^k, 2^(k+1)), bin 0 holding distance 0; first references apart."""
     reused = sd[sd < INF]
     k = np.where(reused > 0, np.floor(np.log2(np.maximum(reused, 1))).astype(np.int64) + 1, 0)
-    counts = np.bincount(k) if len(k) else np.zeros(1, np.int64)
+    return histogram_frame(np.bincount(k) if len(k) else np.zeros(1, np.int64), len(sd))
+
+
+def histogram_frame(counts: np.ndarray, refs: int) -> pl.DataFrame:
+    """The histogram's table from its counts per bin (bin k: bit length k) out of `refs` references."""
     lo = np.array([0] + [1 << (i - 1) for i in range(1, len(counts))], dtype=np.int64)
     return pl.DataFrame({"distance_lo": lo, "distance_hi": np.maximum(lo * 2, 1), "references": counts,
-                         "share": counts / max(len(sd), 1)})
+                         "share": counts / max(refs, 1)})
 
 
 def leading_seen(refs: Refs) -> np.ndarray:

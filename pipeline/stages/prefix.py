@@ -11,7 +11,8 @@ import polars as pl
 
 from servetrace import io
 from servetrace.findings import Absent, Finding
-from servetrace.reuse.analysis import Reuse, analyze
+from servetrace.reuse.aggregates import analyze_on
+from servetrace.reuse.analysis import Reuse, analyze, with_tree
 from servetrace.stages import sql
 from servetrace.stages.context import Context, fmt, pct
 
@@ -27,11 +28,21 @@ def session_codes(requests: str | Path) -> np.ndarray | None:
     return np.where(nulls, int(np.nanmax(np.where(nulls, -1, codes))) + 1 + np.arange(len(col)), codes)
 
 
-def reuse_of(requests: str | Path, ctx: Context) -> Reuse | None:
+def reuse_of(requests: str | Path, ctx: Context, con=None) -> Reuse | None:
+    """The block reuse analysis: numpy on DuckDB; on Spark (`con`) the set-based SQL
+    (reuse/aggregates.py), with the prefix tree, groups and inferred sessions read on the driver
+    where the trace has at most `tree_max` references."""
     if not ctx.has_hash_ids or not ctx.rows:
         return None
-    return analyze(requests, sessions=session_codes(requests) if ctx.has("session_id") else None,
-                   seed=ctx.settings.seed, t=ctx.settings.stages.reuse)
+    sessions = session_codes(requests) if ctx.has("session_id") else None
+    t = ctx.settings.stages.reuse
+    if getattr(con, "engine", "duckdb") != "spark":
+        return analyze(requests, sessions=sessions, seed=ctx.settings.seed, t=t)
+    reuse = analyze_on(con, seed=ctx.settings.seed, t=t)
+    if reuse.values["blocks"] > t.tree_max:
+        return with_tree(reuse, requests, np.zeros(0, np.int64), sessions, t)
+    inp = pl.from_arrow(io.read_parquet(requests, ["input_tokens"]))["input_tokens"].fill_null(0).cast(pl.Int64).to_numpy()
+    return with_tree(reuse, requests, inp, sessions, t)
 
 
 def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, dict]:

@@ -25,7 +25,7 @@ VIEWS = frozenset({"stg_requests", "fit_length_rows"})
 # Where a table's SQL file lives: staging and marts, and the set-based form of the gap statistics
 # (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream) and of the
 # bundle fit (sql/fit/, the same for the streamed fit).
-LAYERS = ("staging", "marts", "gaps", "fit")
+LAYERS = ("staging", "marts", "gaps", "fit", "reuse")
 UINT64 = 18446744073709551616.0
 
 

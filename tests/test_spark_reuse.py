@@ -1,0 +1,62 @@
+"""The block reuse analysis' SQL (sql/reuse/) on local Spark equals DuckDB's number for number:
+the prefix ids, the SHARDS sample and the distance sample are drawn by the same portable hash, so
+the curves, the histogram and the sample are the same bits (reuse/aggregates.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'servetrace[spark]')")
+
+from reuse_traces import session_trace  # noqa: E402
+from servetrace.reuse.aggregates import analyze_on  # noqa: E402
+from servetrace.reuse.analysis import analyze, with_tree  # noqa: E402
+from servetrace.settings import ReuseSettings  # noqa: E402
+from test_reuse_sql import _scrambled, mooncake, on_duckdb, written  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from servetrace.spark.session import spark_session
+
+    return spark_session()
+
+
+def on_spark(session, path, t: ReuseSettings = ReuseSettings()):
+    from servetrace.spark.connection import SparkConnection
+
+    return analyze_on(SparkConnection(session, path), t=t)
+
+
+def assert_identical(got, want) -> None:
+    assert got.values == want.values
+    assert got.curve.equals(want.curve)
+    assert got.distance_hist.equals(want.distance_hist)
+    assert np.array_equal(got.distance_sample, want.distance_sample)
+
+
+def test_shards_sample_equal_on_mooncake(spark, mooncake):
+    """Mooncake (122 k references of 512 tokens, re-blocked to 2048) sampled to ~20 k: the same
+    references kept, the same distances, the same sample."""
+    small = ReuseSettings(exact_max=30_000, sampled_target=20_000)
+    want = on_duckdb(mooncake, small)
+    assert want.values["lru_method"] == "shards"
+    assert_identical(on_spark(spark, mooncake, small), want)
+
+
+def test_exact_equal_with_ids_over_int64(spark, tmp_path):
+    """Sessions under shared prompts, block ids spread over the int64 range (past 2^32 and
+    negative: the hash's bit operations), four block sizes, every reference."""
+    table, _ = session_trace(n_sessions=60, seed=3)
+    path = written(tmp_path, _scrambled(table))
+    want = on_duckdb(path)
+    assert want.values["lru_method"] == "exact" and want.values["block_sizes"] == [16, 64, 512, 2048]
+    got = on_spark(spark, path)
+    assert_identical(got, want)
+    # with the prefix tree and groups read on the driver (the Spark prefix stage's reuse_of), every
+    # value is numpy's (its curve is exact here)
+    inp = table["input_tokens"].to_numpy().astype(np.int64)
+    full, numpy = with_tree(got, path, inp, None, ReuseSettings()), analyze(path)
+    assert full.values == numpy.values
+    assert full.groups.equals(numpy.groups) and np.array_equal(full.session, numpy.session)
