@@ -260,6 +260,7 @@ class FidelitySettings:
     agent_ks: float = 0.05  # agent traces: calls per turn / session, gaps, context growth, outputs per kind
     agent_share_abs: float = 0.03  # |difference| of the cached share, subagent share of calls, spawning turns
     agent_fanout_abs: float = 0.2  # |difference| of the mean subagents per spawning turn
+    agent_model_tv: float = 0.05  # total variation distance of the mix of models by call kind
     agent_sample: int = 200_000  # values per agent distribution compared, at most (a hash sample of the calls)
     min_window_cover: float = 0.5  # rate windows covered less than this fraction by both traces are left out
     floor_seeds: tuple[int, ...] = (1_000_001, 1_000_002)  # the seed-to-seed noise floor's two workloads

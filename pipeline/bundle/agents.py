@@ -22,6 +22,12 @@ each a chain of calls of its own, which may spawn subagents in turn. Fields:
   `subagent_later` (null keys where the source records no cached tokens).
 - `output_tokens`: `main_opens`, `main_in_turn`, `subagent_opens`, `subagent_in_turn`.
 - `canceled_share`: canceled calls over those whose cancellation is recorded (null: unrecorded).
+- `clients` (where the bundle's clients are client groups, e.g. `--group-by model`; else absent):
+  per bundle client, `sessions_per_call` (sessions it started, by its session's first main call,
+  over its calls: a client seen only inside others' sessions starts none), `session_iat_cv` (its
+  own starts' CV as above; null: the trace's), and `main` / `subagent`: PMFs (`values`: bundle
+  client indices) of the client of a main call after the session's first, and of a subagent (by
+  its first call), in the sessions it started (null: none seen).
 - `subagents` (null without any): `spawn_share` (main turns that spawn any), `fanout` (PMF of
   subagents per spawning turn), `calls` (PMF of calls per subagent), `start_s` (quantile
   function: a subagent's first call after the latest call of its session before it), `depth_max`
@@ -110,9 +116,32 @@ def has_turns(path: str | Path) -> bool:
     return True
 
 
+def _client_models(con, index: np.ndarray, n_clients: int, window_s: float, min_gaps: int) -> list[dict]:
+    """The model's `clients` (see above) from `index`, each call's bundle client (file order, -1: none)."""
+    import pyarrow as pa
+
+    rows = np.flatnonzero(index >= 0)
+    con.register("call_clients", pa.table({"row_id": rows.astype(np.int64), "client": index[rows].astype(np.int64)}))
+    out = [{"sessions_per_call": 0.0, "session_iat_cv": None, "main": None, "subagent": None} for _ in range(n_clients)]
+    for c, calls, sessions, distinct, cv, gaps in _rows(con, statement("agents/client_sessions", main=MAIN,
+                                                                     window_s=float(window_s))):
+        out[c].update(sessions_per_call=sessions / calls,
+                      session_iat_cv=cv if gaps >= min_gaps and distinct > 1 else None)
+    kinds: dict = {}
+    for kind, owner, c, n in _rows(con, statement("agents/client_kinds", main=MAIN, sub=SUB)):
+        kinds.setdefault((kind, owner), []).append((c, n))
+    for (kind, owner), pairs in kinds.items():
+        counts = np.array([n for _, n in pairs], dtype=float)
+        out[owner][kind] = {"values": [int(c) for c, _ in pairs], "probs": (counts / counts.sum()).tolist()}
+    con.unregister("call_clients")
+    return out
+
+
 def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str | None = None,
-                    settings: AgentModelSettings = AgentModelSettings()) -> dict:
-    """{"agents": model} for a trace whose main calls carry session ids and turns, else {}."""
+                    settings: AgentModelSettings = AgentModelSettings(), clients=None) -> dict:
+    """{"agents": model} for a trace whose main calls carry session ids and turns, else {}.
+    `clients()`: each call's bundle client and their number (bundle/sessions.py client_index), or
+    None when the bundle's clients are not client groups."""
     from servetrace.stages.agents import agent_columns
 
     probs = _probs(settings.quantile_points)
@@ -171,4 +200,7 @@ def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str |
             "canceled_share": canceled / known if known else None,
             "subagents": _subagents(con, probs),
         }
+        index = clients() if clients is not None else None
+        if index is not None:
+            model["clients"] = _client_models(con, index[0], index[1], window_s, settings.min_start_gaps)
     return {"agents": model}

@@ -369,9 +369,9 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
     of an agent trace; `reuse` is the block reuse analysis when the caller already made it
     (characterize's prefix stage), else it is made here. With sessions, the arrival model is fitted on their starts."""
     reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
-    out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, lambda: client_index(path, bundle, OTHER),
-                                        settings.fit.sessions, settings.stages.reuse),
-           **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents)}
+    clients = lambda: client_index(path, bundle, OTHER)
+    out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, clients, settings.fit.sessions, settings.stages.reuse),
+           **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents, clients)}
     return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)
 
 

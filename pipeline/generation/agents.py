@@ -1,8 +1,10 @@
 """Agent sessions from the bundle's agent model (`agents`, pipeline/bundle/agents.py).
 
-Session starts are each client's own arrival process, its window rates times the model's
-sessions per call, with Gamma gaps of the session starts' own CV (calls cluster in sessions: the
-calls' window shapes would clump the starts; Poisson where the source does not tell). Each session draws its user turns, each turn its
+Session starts are each client's own arrival process, its window rates times its sessions per
+call, with Gamma gaps of its session starts' own CV (generation/agent_clients.py: calls cluster in
+sessions, so the calls' window shapes would clump the starts; Poisson where the source does not
+tell); a session may start under a shared prefix of the prefix model, and with per-client parts
+its calls' clients are drawn by kind. Each session draws its user turns, each turn its
 main calls; a turn's first call comes a think gap after the previous call's end, the others a
 tool gap after theirs (from the previous arrival where the source records no call durations).
 A call's input is the previous one's plus a drawn growth (at a turn's first call or inside a
@@ -30,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from servetrace.generation.arrivals import ArrivalProcess, WindowParams
+from servetrace.generation.agent_clients import call_clients, group_block_ids, prefix_groups, start_params
+from servetrace.generation.arrivals import ArrivalProcess
 from servetrace.generation.options import Timeline
 
 STREAM = 0xA9E7
@@ -68,12 +71,13 @@ def _seg_cumsum(x: np.ndarray, seg: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return c - base[seg]
 
 
-def _contexts(start: np.ndarray, growth: np.ndarray, seg: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Per chain, input_1 = start, input_k = max(input_(k-1) + growth_k, 1) (Lindley's recursion
-    from a segmented running sum and its segmented running minimum)."""
-    s = _seg_cumsum(np.where(pos == 0, start - 1, growth).astype(np.int64), seg, pos)
+def _contexts(start: np.ndarray, growth: np.ndarray, seg: np.ndarray, pos: np.ndarray,
+              floor: np.ndarray | int = 1) -> np.ndarray:
+    """Per chain, input_1 = start, input_k = max(input_(k-1) + growth_k, floor) (Lindley's recursion
+    from a segmented running sum and its segmented running minimum); `floor` per call, >= 1."""
+    s = _seg_cumsum(np.where(pos == 0, start - floor, growth).astype(np.int64), seg, pos)
     low = np.minimum.accumulate(s - seg * BIG) + seg * BIG
-    return s - np.minimum(low, 0) + 1
+    return s - np.minimum(low, 0) + floor
 
 
 def _mix(*parts: np.ndarray) -> np.ndarray:
@@ -107,10 +111,10 @@ class Calls:
 
 
 def _chain_calls(rng, m: dict, n_calls: np.ndarray, t0: np.ndarray, first_gap: np.ndarray | None,
-                 kind: str, opens: np.ndarray | None = None) -> dict:
+                 kind: str, opens: np.ndarray | None = None, floor: np.ndarray | None = None) -> dict:
     """Timing, context and lengths of chains of `n_calls` calls whose first call arrives at
     `t0` (+ `first_gap`). Main chains (`opens`: the call opens a user turn) take think and tool
-    gaps, subagent chains their own gaps."""
+    gaps, subagent chains their own gaps. `floor`: per chain, the least input (a shared prefix + 1)."""
     seg, pos = _segments(n_calls)
     n = len(seg)
     first = pos == 0
@@ -134,7 +138,8 @@ def _chain_calls(rng, m: dict, n_calls: np.ndarray, t0: np.ndarray, first_gap: n
                           _qdraw(rng, out_q.get("subagent_in_turn") or out_q.get("main_in_turn"), n, 1.0))
     step_gap = np.where(first, 0.0 if first_gap is None else first_gap[seg], np.r_[0.0, latency[:-1]] + np.maximum(gap, 0))
     arrival = t0[seg] + _seg_cumsum(step_gap, seg, pos)
-    inp = _contexts(np.maximum(np.rint(start), 1).astype(np.int64), np.rint(growth).astype(np.int64), seg, pos)
+    low = 1 if floor is None else floor[seg]
+    inp = _contexts(np.maximum(np.rint(start), low).astype(np.int64), np.rint(growth).astype(np.int64), seg, pos, low)
     cached = None
     ratios = m.get("cached_ratio")
     if ratios:
@@ -173,14 +178,17 @@ def _spawn(rng, m: dict, calls: Calls, unit: np.ndarray, prob: float, level: int
                  c["cached"], _ids(parent_rows, pos, "/"), parent_rows)
 
 
-def agent_calls(m: dict, n_sessions: int, start_s: np.ndarray, rng, first_session: int) -> Calls:
-    """Every call of `n_sessions` sessions starting at `start_s` (numbered from `first_session`)."""
+def agent_calls(m: dict, n_sessions: int, start_s: np.ndarray, rng, first_session: int,
+                prefix_tokens: np.ndarray | None = None) -> Calls:
+    """Every call of `n_sessions` sessions starting at `start_s` (numbered from `first_session`);
+    `prefix_tokens`: per session, the shared prefix its main calls hold (0: none)."""
     turns = _pmf_draw(rng, m["turns"], n_sessions)
     per_turn = np.maximum(_pmf_draw(rng, m["calls_per_turn"], int(turns.sum())), 1)
     t_sess, t_no = _segments(turns)
     c_turn, c_k = _segments(per_turn)
     sess_calls = np.bincount(t_sess[c_turn], minlength=n_sessions)
-    c = _chain_calls(rng, m, sess_calls, start_s, None, "main", opens=c_k == 0)
+    c = _chain_calls(rng, m, sess_calls, start_s, None, "main", opens=c_k == 0,
+                     floor=None if prefix_tokens is None else prefix_tokens + 1)
     session = c["seg"]
     names = pa.array(np.char.add("s", (session + first_session).astype(str)))
     calls = Calls(session, (t_no[c_turn] + 1).astype(np.int64), c["pos"], session, np.zeros(len(session), np.int64),
@@ -210,9 +218,12 @@ def _concat(parts: list[Calls]) -> Calls:
                  pa.concat_arrays([p.request_id for p in parts]), pa.concat_arrays([p.parent_id for p in parts]))
 
 
-def hash_ids(calls: Calls, block_size: int, block: int, first_session: int) -> tuple[np.ndarray, np.ndarray]:
+def hash_ids(calls: Calls, block_size: int, block: int, first_session: int,
+             prefix: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(list offsets, ids) per call: a chain's full blocks are (chain, epoch, position), the epoch
-    moving on where its context shrank; a partial last block is the call's own."""
+    moving on where its context shrank; a partial last block is the call's own. `prefix`: (prefix
+    model, group and prefix tokens per session): a main call's full blocks inside its session's
+    shared prefix carry the group's ids."""
     n = len(calls.step)
     shrink = np.r_[False, calls.input_tokens[1:] < calls.input_tokens[:-1]] & (calls.step > 0)
     starts = calls.step == 0
@@ -227,6 +238,11 @@ def hash_ids(calls: Calls, block_size: int, block: int, first_session: int) -> t
     row, j = _segments(nb)
     ids = np.where(j < full[row], _mix(key[row], epoch[row], j),
                    _mix(np.full(len(row), block), np.full(len(row), 2), row))
+    if prefix is not None:
+        pre, group, tokens = prefix
+        shared = np.flatnonzero((calls.level[row] == 0) & (j < (tokens[calls.session] // block_size)[row]))
+        if len(shared):
+            ids[shared] = group_block_ids(pre, group[calls.session[row[shared]]], j[shared], block_size)
     return offsets, ids
 
 
@@ -252,11 +268,7 @@ def agent_tables(gen, stretch) -> Iterator[pa.Table]:
 
     bundle, options, chosen, params, plan = gen.bundle, gen.options, gen.chosen, gen.params, gen.plan
     m, tl = bundle["agents"], plan.timeline
-    share = float(m["sessions_per_call"])
-    # session starts: the clients' window rates times the sessions per call, gaps of the starts' own CV
-    cv = m.get("session_iat_cv") or 1.0
-    shape = np.full_like(params.shape, float(np.clip(1 / max(cv, 1e-3) ** 2, 0.01, 100.0)))
-    process = ArrivalProcess(WindowParams(params.rate * share, np.zeros_like(params.family), shape), chosen, options.seed)
+    process = ArrivalProcess(start_params(m, chosen, params), chosen, options.seed)
     block_size = options.block_size or (bundle.get("prefix") or {}).get("block_size")
     fail_p, groups = failure_probabilities(bundle, chosen), group_columns(bundle, chosen)
     made = sessions = 0
@@ -266,9 +278,12 @@ def agent_tables(gen, stretch) -> Iterator[pa.Table]:
         n = len(starts.arrival_s)
         if not n:
             continue
-        calls = agent_calls(m, n, starts.arrival_s, rng, sessions)
+        group, tokens = prefix_groups(rng, bundle, chosen, starts.client)
+        calls = agent_calls(m, n, starts.arrival_s, rng, sessions, tokens)
         t = stretch(calls.arrival_s)
-        client, window = starts.client[calls.session], starts.window[calls.session]
+        client = call_clients(rng, m, chosen, starts.client, calls.session, calls.level, calls.chain,
+                              calls.step)
+        window = starts.window[calls.session]
         failed = draw_failures(fail_p, chosen, client, window, options.seed, block)
         order = np.argsort(t, kind="stable")
         take = pa.array(order)
@@ -287,7 +302,8 @@ def agent_tables(gen, stretch) -> Iterator[pa.Table]:
             if col is not None:
                 table = table.set_column(table.schema.get_field_index(name), name, col.cast(table.schema.field(name).type))
         if block_size:
-            offsets, ids = hash_ids(calls, int(block_size), block, sessions)
+            offsets, ids = hash_ids(calls, int(block_size), block, sessions,
+                                    (bundle["prefix"], group, tokens) if (group >= 0).any() else None)
             lens = np.diff(offsets)[order]
             begin = offsets[:-1][order]
             idx = np.repeat(begin - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))

@@ -1,7 +1,10 @@
 """Fidelity of agent workloads: calls per turn and per session, tool / think / subagent gaps,
 context growth, output lengths per call kind (KS distances), the cached share of the input, the
 share of calls made by subagents and of turns that spawn any, and the mean fan-out (absolute
-differences). Read as the `agents` area reads them (sql/staging/stg_agent_calls.sql). Each check
+differences); the gaps between session starts of one model (KS; none where the source starts
+every session at one instant, as cc-traces do), the mix of models by call kind
+(total variation distance) and, with block ids, the share of sessions whose first call starts with
+a block another session's first call starts with (a shared system prompt; absolute difference). Read as the `agents` area reads them (sql/staging/stg_agent_calls.sql). Each check
 carries its noise floors: `half_to_half`, the same number between two halves of the source's
 sessions (split by a hash of the session id), and `seed_to_seed`, between two workloads generated
 from the bundle with other seeds (when a bundle with an agent model is given)."""
@@ -16,6 +19,7 @@ import numpy as np
 from servetrace import io
 from servetrace.bundle.agents import GAP, MAIN, SUB
 from servetrace.resources import statement
+from servetrace.schema import HASH_IDS
 from servetrace.settings import FidelitySettings
 from servetrace.stages import sql
 
@@ -29,6 +33,7 @@ DISTRIBUTIONS = {
     "context_growth": f"select growth_tokens as v, row_id from stg_agent_calls where {MAIN} and step > 1",
     "output_main": "select output_tokens as v, row_id from stg_agent_calls where call_kind <> 'subagent'",
     "output_subagent": f"select output_tokens as v, row_id from stg_agent_calls where {SUB}",
+    "session_start_gap": statement("agents/session_start_gaps", main=MAIN),
 }
 SHARES = {
     "cached_share": "select sum(cached_tokens) / nullif(sum(input_tokens) filter (where cached_tokens is not null), 0) "
@@ -59,10 +64,25 @@ def profile(path: Path, sample: int = FidelitySettings().agent_sample) -> dict |
             keep = f"where v is not null and hash(row_id) % 1000003 < {int(1000003 * min(1.0, sample / max(n, 1)))}"
             v = con.sql(f"select v::double from ({query}) {keep}").fetchnumpy()
             out[name] = np.asarray(list(v.values())[0], dtype=float) if n else np.zeros(0)
+        if not out["session_start_gap"].any():  # every session starts at one instant (cc-traces): untold
+            out["session_start_gap"] = np.zeros(0)
         for name, query in SHARES.items():
             value = con.sql(query).fetchall()[0][0]
             out[name] = None if value is None else float(value)
+        out["kind_models"] = {(k, m): n for k, m, n in con.sql(statement("agents/kind_models")).fetchall()}
+        shared = None
+        if HASH_IDS in con.sql("describe requests").pl()["column_name"].to_list():
+            shared = con.sql(statement("agents/shared_first_blocks")).fetchall()[0][0]
+        out["shared_prefix_share"] = None if shared is None else float(shared)
     return out
+
+
+def _tv(a: dict, b: dict) -> float | None:
+    """Total variation distance between two count tables (None when either is empty)."""
+    na, nb = sum(a.values()), sum(b.values())
+    if not na or not nb:
+        return None
+    return 0.5 * sum(abs(a.get(k, 0) / na - b.get(k, 0) / nb) for k in set(a) | set(b))
 
 
 def _ks(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -76,7 +96,8 @@ def compare(a: dict | None, b: dict | None) -> dict:
     if a is None or b is None:
         return {}
     out = {f"ks_{k}": _ks(a[k], b[k]) for k in DISTRIBUTIONS}
-    out.update({k: None if a[k] is None or b[k] is None else abs(a[k] - b[k]) for k in SHARES})
+    out.update({k: None if a[k] is None or b[k] is None else abs(a[k] - b[k]) for k in (*SHARES, "shared_prefix_share")})
+    out["kind_model_tv"] = _tv(a["kind_models"], b["kind_models"])
     return out
 
 
@@ -127,6 +148,8 @@ def agent_fidelity(source: Path, synthetic: Path, bundle_path: Path | None = Non
         limit = thresholds.agent_ks if name.startswith("ks_") else thresholds.agent_share_abs
         if name == "fanout_mean":
             limit = thresholds.agent_fanout_abs
+        if name == "kind_model_tv":
+            limit = thresholds.agent_model_tv
         check = {"value": value, "threshold": limit, "pass": None if value is None else bool(value <= limit)}
         checks[name] = with_floor(check, {"seed_to_seed": seed.get(name), "half_to_half": half.get(name)})
     return {"values": values, "checks": checks,

@@ -12,6 +12,7 @@ with calls as (
         arrival_s,
         latency_s,
         session_id,
+        model,
         turn,
         coalesce(call_kind, 'unknown') as call_kind,
         parent_id,
