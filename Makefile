@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,spark]'
+	$(BIN)/python -m compileall -q pipeline  # bytecode, as a non-editable install writes it (PYTHONDONTWRITEBYTECODE machines)
 	touch $(STAMP)
 
 characterize: $(STAMP)
