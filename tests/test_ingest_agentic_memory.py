@@ -36,7 +36,9 @@ def test_one_line_or_file_per_chunk_changes_nothing(tmp_path, monkeypatch, fmt):
     monkeypatch.setattr(agentic, "ROW_GROUP_BYTES", 1)  # a row group per line
     monkeypatch.setattr(agentic, "MAX_CHUNK_BYTES", 1)  # a chunk per row group / file
     chunked = _outputs(SOURCES[fmt], tmp_path / "chunked")
-    assert seen == [{"copilot": 5, "tracelab": 7, "cc-traces": 3}[fmt]], "one chunk per line (blank too) or file"
+    # one chunk per line (blank too) or file; a trace file longer than a chunk in pieces of its
+    # requests (ingest/agentic/split.py), here one per entry
+    assert seen == [{"copilot": 5, "tracelab": 7, "cc-traces": _entries(SOURCES["cc-traces"])}[fmt]]
     assert whole[:3] == chunked[:3]
     assert whole[3].equals(chunked[3]) and whole[4].equals(chunked[4])
 
@@ -144,24 +146,51 @@ def test_the_stream_after_the_reader_is_held_under_the_limit_too(tmp_path, monke
     assert len(budgets) == 3 and budgets[0] < 1e9 and budgets[1] < 1e9 and budgets[2] == "953.6 MiB"  # 1GB
 
 
-def _one_big_trace(path, calls: int) -> None:
-    """One cc-traces object (kv-cache-tester's trace format, as tests/fixtures/agentic/make_fixtures.py)."""
+def _entries(directory) -> int:
+    """Entries of the `requests` of the directory's trace files, plus one per file that is no trace."""
+    n = 0
+    for f in directory.glob("*.json"):
+        try:
+            n += len(json.loads(f.read_text())["requests"])
+        except (ValueError, KeyError, TypeError):
+            n += 1
+    return n
+
+
+def _one_big_trace(path, calls: int, name: str = "big.json", array: bool = False) -> None:
+    """One cc-traces object (kv-cache-tester's trace format, as tests/fixtures/agentic/make_fixtures.py)
+    whose every 7th call ends a user turn; `array`: its calls as a bare JSON array, no trace."""
     reqs = [{"t": 2.0 * i, "type": "n", "model": "claude", "in": 1000 + 50 * (i % 400), "out": 50,
-             "hash_ids": list(range(1, -(-(1000 + 50 * (i % 400)) // 64) + 1)), "stop": "tool_use", "api_time": 1.0}
+             "hash_ids": list(range(1, -(-(1000 + 50 * (i % 400)) // 64) + 1)),
+             "stop": "end_turn" if i % 7 == 6 else "tool_use", "api_time": 1.0}
             for i in range(calls)]
     path.mkdir()
-    (path / "big.json").write_text(json.dumps({"id": "big", "block_size": 64, "hash_id_scope": "local",
-                                                "requests": reqs}))
+    (path / name).write_text(json.dumps(reqs if array else {"id": "big", "block_size": 64, "hash_id_scope": "local",
+                                                            "requests": reqs}))
 
 
-def test_a_trace_file_too_big_for_the_limit_is_refused_up_front_with_the_limit_that_reads_it(tmp_path):
-    """A cc-traces file is read whole (its calls nest in one object): one that cannot fit is refused
-    before any work with the least limit, and that limit reads it with the peak RSS under it."""
-    _one_big_trace(tmp_path / "cc", 5000)
+def test_a_trace_file_too_big_to_read_whole_is_read_in_pieces_under_the_limit(tmp_path):
+    """A cc-traces file whose text DuckDB cannot hold whole under the limit (it needs ~56x; before,
+    such a file was refused up front, and before that ran out of memory part way) is split into
+    pieces of its `requests` and ingested with the process's peak RSS under the limit, with the same
+    rows as one whole read: positions, and turns that carry across pieces."""
+    _one_big_trace(tmp_path / "cc", 8000)
+    assert (tmp_path / "cc" / "big.json").stat().st_size * agentic.FILE_FACTOR > LIMIT_MB * 1e6
+    result = _ingest_in_child(tmp_path / "cc", tmp_path / "out", LIMIT_MB)
+    assert result.get("rows") == [8000, 8000, 0], result
+    assert result["maxrss_mb"] < LIMIT_MB, result
+    whole = _outputs(tmp_path / "cc", tmp_path / "whole")  # DuckDB's default limit: read whole
+    pieces = pl.read_parquet(tmp_path / "out" / "requests.parquet")
+    assert whole[3].equals(pieces)
+    assert pieces["turn"].to_list() == [1 + i // 7 for i in range(8000)]
+    assert pieces["request_id"].to_list() == [f"big/{i + 1}" for i in range(8000)]
+
+
+def test_a_trace_file_that_does_not_split_is_refused_up_front_with_the_limit_that_reads_it(tmp_path):
+    """A file too big to read whole that is no trace object (here a bare array of calls) cannot be
+    split: it is refused before any work, in one line naming the least limit."""
+    _one_big_trace(tmp_path / "cc", 5000, array=True)
     result = _ingest_in_child(tmp_path / "cc", tmp_path / "out", LIMIT_MB)
     assert "rows" not in result and "is read whole" in result["error"], result
     assert len(result["error"].splitlines()) == 1 and not (tmp_path / "out" / "requests.parquet").exists()
-    need = int(result["error"].rsplit(" ", 1)[1].removesuffix("MB"))
-    result = _ingest_in_child(tmp_path / "cc", tmp_path / "out", need)
-    assert result.get("rows") == [5000, 5000, 0], result
-    assert result["maxrss_mb"] < need, result
+    assert int(result["error"].rsplit(" ", 1)[1].removesuffix("MB")) > LIMIT_MB

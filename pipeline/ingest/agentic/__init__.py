@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from servetrace.errors import ServetraceError
-from servetrace.ingest.agentic import baseten, cctraces, copilot, records, tracelab
+from servetrace.ingest.agentic import baseten, cctraces, copilot, records, split, tracelab
 from servetrace.ingest.canonical import lit
 from servetrace.ingest.formats import FormatSpec
 
@@ -79,20 +79,23 @@ def flatten(con, name: str, path: Path, compression: str, out: Path, budget) -> 
     reader = READERS[name]
     left = budget(ARROW_BYTES)
     chunk = int(max(ROW_GROUP_BYTES, min(MAX_CHUNK_BYTES, left / CHUNK_SHARE)))
-    if reader.CONTAINER == "dir":
-        _one_file_fits(path, left, budget.limit)
     if reader.CONTAINER == "jsonl":
         lines = out.with_name("lines.parquet")
         _copy(con, path, name, records.numbered_lines(lit(str(path)), lit(compression)), lines,
               f"row_group_size_bytes {ROW_GROUP_BYTES}")
         chunks = [records.jsonl_records(records.line_range(lit(str(lines)), a, b))
                   for a, b in _line_chunks(lines, chunk)]
-    elif reader.CONTAINER == "dir":
-        chunks = [records.json_file_records(files, first) for files, first in _file_chunks(path, chunk)]
     else:
         chunks = [path]
     parts = out.with_name("parts.parquet") if hasattr(reader, "finish_sql") else out
-    _write_chunks(con, path, name, [reader.select_sql(c) for c in chunks], parts)
+    pieces: list[Path] = []
+    try:
+        selects = (_dir_selects(con, path, min(chunk, left / PIECE_SHARE), left, budget.limit, out, pieces)
+                   if reader.CONTAINER == "dir" else [reader.select_sql(c) for c in chunks])
+        _write_chunks(con, path, name, selects, parts)
+    finally:
+        for piece in pieces:
+            piece.unlink(missing_ok=True)
     if parts != out:  # a column that needs the whole source (TraceLab's turn, over a session's rounds)
         _copy(con, path, name, reader.finish_sql(lit(str(parts))), out)
     return list(reader.COLUMNS)
@@ -120,6 +123,10 @@ CHUNK_SHARE = 40
 # A single trace file is read whole. Measured on cc-traces (hash_ids lists of up to ~330 ids): DuckDB
 # needed 32-53x the text of a 4.3 MB trace (135 MiB ran out, 229 MiB did) and 21-46x of a 37 MB one.
 FILE_FACTOR = 56
+# A longer file is split into pieces of its requests (split.py) of 1/PIECE_SHARE of DuckDB's
+# memory: a piece's read then takes about half of it, and what DuckDB's allocator keeps of it
+# afterwards still leaves the stream its share (at 1/56, 40k calls under 300MB ran the stream out).
+PIECE_SHARE = 2 * FILE_FACTOR
 ROW_GROUP_BYTES = 1 << 20  # of numbered lines: the unit a range of lines is read in
 ARROW_BYTES = 32 << 20  # the flattened rows in flight to Parquet, outside DuckDB
 MIN_BUDGET = 64 << 20  # DuckDB's least for the reader
@@ -166,13 +173,35 @@ def _line_chunks(lines: Path, most: int) -> list[tuple[int, int]]:
     return chunks + [(first, line)] if line >= first else chunks
 
 
-def _one_file_fits(path: Path, left: float, limit: float) -> None:
-    """A trace file is read whole (its `requests` nest its calls): refused up front, with the least
-    limit that reads it, where its text times the reader's need would not fit in DuckDB's share."""
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-    big = max(files, key=os.path.getsize, default=None)
-    if big is None:
-        return
+def _dir_selects(con, path: Path, most: float, left: float, limit: float, out: Path, pieces: list[Path]) -> list[str]:
+    """The cc-traces reader's selects: groups of trace files of at most `most` bytes, each read
+    whole; a longer file split into pieces of its `requests` of about `most` bytes (split.py),
+    written beside `out` (listed in `pieces`), each told its first position and the user turns
+    ended before it (counted piece by piece, in order). A file that does not split is read whole
+    if it fits (`_one_file_fits`)."""
+    reader = READERS[cctraces.NAME]
+    selects = []
+    for files, first in _file_chunks(path, int(most)):  # a loop over groups of files
+        lay = split.layout(Path(files[0])) if os.path.getsize(files[0]) > most else None
+        if lay is None:
+            if len(files) == 1:
+                _one_file_fits(Path(files[0]), left, limit)
+            selects.append(reader.select_sql(records.json_file_records(files, first)))
+            continue
+        ended = 0
+        for a, b in split.pieces(lay, int(most)):  # a loop over pieces of a long file
+            pieces.append(out.with_name(f"piece-{first}-{len(pieces)}.json"))
+            split.write_piece(Path(files[0]), lay, a, b, pieces[-1])
+            piece = records.json_file_records([str(pieces[-1])], first)
+            selects.append(reader.select_sql(piece, base=a, turns=ended))
+            with _reading(path, reader.NAME):
+                ended += con.execute(reader.turns_ended_sql(piece)).fetchall()[0][0]
+    return selects
+
+
+def _one_file_fits(big: Path, left: float, limit: float) -> None:
+    """A trace file that does not split is read whole: refused up front, with the least limit that
+    reads it, where its text times the reader's need would not fit in DuckDB's share."""
     need = os.path.getsize(big) * FILE_FACTOR
     if need > left:
         raise ServetraceError(f"{big}: one trace of {os.path.getsize(big) / 1e6:.0f} MB is read whole and needs about "

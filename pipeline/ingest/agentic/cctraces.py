@@ -48,9 +48,16 @@ CALL = ('"t": "VARCHAR", "type": "VARCHAR", "model": "VARCHAR", "in": "VARCHAR",
 TRACE = f'{{"id": "VARCHAR", "requests": [{{{CALL}, "agent_id": "VARCHAR", "requests": [{{{CALL}}}]}}]}}'
 
 
-def select_sql(records: str) -> str:
-    """One row per call (and per subagent call) of the traces in `records` (records.json_file_records)."""
+def select_sql(records: str, base: int = 0, turns: int = 0) -> str:
+    """One row per call (and per subagent call) of the traces in `records` (records.json_file_records);
+    for a piece of a split trace file (ingest/agentic/split.py), `base` entries of its `requests`
+    come before the piece's and `turns` user turns ended in them."""
     return statement("agentic/cctraces", traces=typed(records, TRACE, "requests"), requests=one_each("s.requests"),
-                     positions=one_each("range(1, len(s.requests) + 1)"), call_record=clipped("call_text"),
-                     entry_record=clipped("entry_text"),
-                     id_stride=ID_STRIDE)
+                     positions=one_each(f"range({int(base)} + 1, {int(base)} + len(s.requests) + 1)"),
+                     call_record=clipped("call_text"), entry_record=clipped("entry_text"),
+                     id_stride=ID_STRIDE, turns=int(turns))
+
+
+def turns_ended_sql(records: str) -> str:
+    """The number of user turns that end in the traces of `records`."""
+    return statement("agentic/cctraces_turns_ended", traces=typed(records, TRACE, "requests"))

@@ -1,7 +1,8 @@
 -- cc-traces (ingest/agentic/cctraces.py): one row per call (and per subagent call) of the traces
 -- in `records`, every field as text, in the source's order. Filled in by Python: the typed traces,
--- the one-element-per-problem lists, the clipped call and entry records, the hash ids as a list and the
--- per-trace id stride.
+-- the one-element-per-problem lists, the clipped call and entry records, the hash ids as a list, the
+-- per-trace id stride, and the user turns that ended before the record's first entry (0 but for a
+-- piece of a trace file split by ingest/agentic/split.py, whose positions start where it starts).
 with entries as (
     select _line, _record, _problem, s.id as sid,
            unnest({requests}) as r, unnest({positions}) as k
@@ -15,7 +16,7 @@ placed as (
                    then 'requests[' || (k - 1) || ']: type ' || coalesce(r.type, 'missing') || ' is not n, s or subagent'
                when r.type = 'subagent' and r.requests is null
                    then 'requests[' || (k - 1) || ']: subagent requests missing or not a list' end) as _problem),
-           1 + coalesce(sum(case when r.type in ('n', 's') and r.stop = 'end_turn' then 1 else 0 end)
+           {turns} + 1 + coalesce(sum(case when r.type in ('n', 's') and r.stop = 'end_turn' then 1 else 0 end)
                over (partition by _line order by k rows between unbounded preceding and 1 preceding), 0) as turn
     from entries
 ),
