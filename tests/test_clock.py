@@ -41,7 +41,7 @@ def test_on_clock_floors():
     assert on_clock(np.array([0.2]), None).tolist() == [0.2]
 
 
-CV, RATE, WINDOWS = 2.0, 20.0, 6
+CV, RATE, WINDOWS = 2.0, 20.0, 24  # 240 bins of 60 s: the source's own IDC(60) within ~10 %
 
 
 def floored_renewal() -> pl.DataFrame:

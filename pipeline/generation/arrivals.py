@@ -52,6 +52,28 @@ def window_params(bundle: dict, chosen: list[int]) -> WindowParams:
     return WindowParams(rate, family, shape)
 
 
+def shrunk(p: WindowParams, covered_s: np.ndarray) -> WindowParams:
+    """Each client's active window rates drawn toward their mean by sqrt(1 - noise / var): a
+    fitted rate is the window's count over its `covered_s` seconds, whose variance across
+    windows holds the count noise of the source's process (cv^2 r / covered per window) on top of
+    the rates' own; the generator adds that noise once more, so unshrunk a steady client's window
+    counts vary twice as much as the source's (IDC at the window scale doubled). Shrunk, the
+    generated counts' variance equals the source's in expectation; inactive windows stay at 0, and
+    the centre is the mean weighted by covered seconds, so the expected count keeps."""
+    rate = p.rate.copy()
+    cover = np.maximum(np.asarray(covered_s, dtype=float), 1e-9)
+    noise = unit_cv(p.family, p.shape) ** 2 * p.rate / cover[None, :]
+    for row in np.flatnonzero((p.rate > 0).sum(axis=1) >= 2):  # a loop over clients
+        on = p.rate[row] > 0
+        r = p.rate[row, on]
+        var = r.var(ddof=1)
+        if var > 0:
+            f = np.sqrt(max(0.0, 1.0 - noise[row, on].mean() / var))
+            centre = np.average(r, weights=cover[on])
+            rate[row, on] = centre + f * (r - centre)
+    return WindowParams(rate, p.family, p.shape)
+
+
 def sparse_window_process(families: np.ndarray, shapes: np.ndarray) -> tuple[int, float]:
     """(family, shape) for a client's windows with too few arrivals to fit: its most common fitted
     window family with the median shape, or Poisson when none was fitted. Not the whole-span

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from servetrace.arrays import arrow_of, strings_of
-from servetrace.bundle.coverage import covered_span
+from servetrace.bundle.coverage import covered_seconds, covered_span
 from servetrace.generation import agents
-from servetrace.generation.arrivals import WindowParams, window_params
+from servetrace.generation.arrivals import WindowParams, shrunk, window_params
 from servetrace.generation.failures import draw_failures, failure_probabilities
 from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.modulation import ModulatedArrivals, modulation_spec, poisson_base, starts_modulated
@@ -187,11 +187,14 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     check_segments(end - start, float(bundle["window_s"]))
     every = window_params(bundle, list(range(len(bundle["clients"]))))
     # session starts run in the model fitted on them; agents, and starts of a model fitted on every request, renewal
-    sessions = options.sessions and bool(bundle.get("agents") or (bundle.get("sessions") and not starts_modulated(bundle)))
+    sessions_on = options.sessions and bool(bundle.get("agents") or bundle.get("sessions"))
+    sessions = sessions_on and bool(bundle.get("agents") or not starts_modulated(bundle))
     block_rows = agents.block_rows(bundle, options, block_rows)
     model = "renewal" if sessions or modulation_spec(bundle) is None else bundle["arrival_model"]["chosen"]
     if model == "cox" and poisson_base(bundle):  # the Cox model: Poisson within the modulated time
         every = WindowParams(every.rate, np.zeros_like(every.family), np.ones_like(every.shape))
+    if not sessions_on and bundle.get("arrival_model"):  # rates fitted from counts whose noise is not added twice
+        every = shrunk(every, covered_seconds(bundle))
     params = WindowParams(every.rate[chosen], every.family[chosen], every.shape[chosen])
     tl = timeline(bundle, options, params.rate)
     pl_ = plan(tl, every, params.rate, block_rows)
