@@ -30,8 +30,10 @@ def planted_trace(path: Path, seed: int = 3) -> Path:
     """A generic CSV (timestamp, client_id, input_tokens, output_tokens) with known burstiness."""
     import polars as pl
 
-    from servetrace.bundle.modulation import BIN_S, THETAS
     from servetrace.generation.modulation import Modulation
+    from servetrace.settings import ModulationSettings
+
+    BIN_S, THETAS = ModulationSettings().bin_s, ModulationSettings().theta_s
 
     window, rates = 600.0, 4.0 + 2.0 * np.sin(np.arange(24) / 24 * 2 * np.pi)
     mod = Modulation({"theta_s": list(THETAS), "sigma2": list(PLANTED_SIGMA2), "bin_s": BIN_S}, seed, 0.0, window)
