@@ -6,6 +6,7 @@ session starts keep their spread)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from servetrace import io
 from servetrace.bundle import load_bundle
 from servetrace.bundle.fit import write_bundle
+from servetrace.bundle.model import dumps_bundle
+from servetrace.errors import ServetraceError
 from servetrace.generation import GenerateOptions, generate_table
 from servetrace.ingest import ingest_trace
 from servetrace.settings import FidelitySettings, Settings
@@ -202,3 +205,12 @@ def test_validate_checks_models_starts_and_prefixes_with_noise_floors(fitted, tm
     bad = agent_fidelity(source, tmp_path / "pooled.parquet", tmp / "out" / "bundle.json", t)["checks"]
     for name in NEW_CHECKS:  # measured: start gaps KS 0.054 -> 0.205, model mix 0.007 -> 0.266, shared 0.018 -> 0.593
         assert bad[name]["value"] is not None and not (bad[name]["pass"] or bad[name]["within_noise"]), (name, bad[name])
+
+
+def test_a_client_pmf_that_does_not_sum_to_one_is_refused(fitted):
+    _, bundle, _ = fitted
+    dumps_bundle(bundle)  # the fitted one is valid against the schema and the checks
+    bad = copy.deepcopy(bundle)
+    bad["agents"]["clients"][_client(bundle, "A")]["main"]["probs"][0] += 0.5
+    with pytest.raises(ServetraceError, match="agents"):
+        dumps_bundle(bad)

@@ -346,7 +346,7 @@ def _check_reuse_models(bundle: dict, name: str) -> None:
                     raise ServetraceError(f"{name}: sessions.{key}.quantiles: decreasing")
     agents = bundle.get("agents")
     if agents:
-        pmfs = [agents["turns"], agents["calls_per_turn"]]
+        pmfs = [agents["turns"], agents["calls_per_turn"], *(c[k] for c in agents.get("clients") or [] for k in ("main", "subagent") if c[k])]
         sub = agents.get("subagents")
         if sub:
             pmfs += [p for p in (sub["fanout"], sub["calls"]) if p]
