@@ -146,3 +146,17 @@ def test_block_size_estimated_and_given_as_numpy(tmp_path):
     given = on_duckdb(path, block_size=8)
     assert_same(given, analyze(path, block_size=8))
     assert given.values["block_size_basis"] == "given"
+
+
+def test_fit_file_reuse_models_unchanged_on_duckdb(tmp_path):
+    """`fit --engine duckdb` (the SQL fit) hands its reuse analysis to the session and prefix
+    models: the same models as the streamed fit's own analysis."""
+    from servetrace.bundle import fit, fit_sql
+    from servetrace.settings import Settings
+    from servetrace.stages.engine import Engine
+
+    table, _ = session_trace(n_sessions=150, seed=9)
+    path = written(tmp_path, table)
+    got, want = fit_sql.fit_file(path, Settings(), Engine()), fit.fit_bundle(tmp_path)
+    assert got["sessions"]["source"] == "inferred from prefix chains" and got["prefix"]["groups"]["tokens"]
+    assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]

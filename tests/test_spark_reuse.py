@@ -60,3 +60,18 @@ def test_exact_equal_with_ids_over_int64(spark, tmp_path):
     full, numpy = with_tree(got, path, inp, None, ReuseSettings()), analyze(path)
     assert full.values == numpy.values
     assert full.groups.equals(numpy.groups) and np.array_equal(full.session, numpy.session)
+
+
+def test_fit_on_spark_reuse_models_equal(spark, tmp_path):
+    """`fit --engine spark` takes the set-based reuse analysis: its session and prefix models (sessions
+    inferred from prefix chains, shared-prefix groups) equal DuckDB's, number for number."""
+    from servetrace.bundle import fit_sql
+    from servetrace.settings import Settings
+    from servetrace.stages.engine import Engine
+
+    table, _ = session_trace(n_sessions=60, seed=9)
+    path = written(tmp_path, table)
+    want = fit_sql.fit_file(path, Settings(), Engine())
+    got = fit_sql.fit_file(path, Settings(), Engine("spark", "local[2]"))
+    assert want["prefix"]["groups"]["tokens"]
+    assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]

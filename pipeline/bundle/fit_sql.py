@@ -110,7 +110,9 @@ def fit_file(requests: str | Path, settings: Settings, engine) -> dict:
     SQL on that engine, with the session and prefix models."""
     from servetrace import grouping, io
     from servetrace.settings import ingest_of
+    from servetrace.schema import HASH_IDS
     from servetrace.stages.context import Context, check_span, sql_variables
+    from servetrace.stages.prefix import reuse_of
     from servetrace.stages.quality import trace_profile
 
     requests = Path(requests)
@@ -120,14 +122,16 @@ def fit_file(requests: str | Path, settings: Settings, engine) -> dict:
     meta = io.parquet_metadata(requests)
     with engine.connect(requests, settings.memory_limit, settings.threads, requests.parent) as con:
         profile = trace_profile(con)
-        ctx = Context(settings, profile, grouping.from_profile(profile, settings.group_by), meta)
+        ctx = Context(settings, profile, grouping.from_profile(profile, settings.group_by), meta,
+                      HASH_IDS in io.parquet_columns(requests))
         if not ctx.rows:
             raise ServetraceError(f"{meta.get('servetrace.source', requests.name)}: no requests to fit")
         check_span(ctx.span_s, settings.window_s, requests)
         sql.set_variables(con, sql_variables(ctx))
         sql.run_sql(con, "stg_requests")
         bundle = fit_on(con, settings, ctx.grouping, fit.source_of(requests), ingest_of(meta))
-    return fit.with_reuse_models(bundle, requests, settings)
+        reuse = reuse_of(requests, ctx, con)  # on Spark the set-based reuse analysis (reuse/aggregates.py)
+    return fit.with_reuse_models(bundle, requests, settings, reuse)
 
 
 def _python_order(names: list[str]) -> dict[int, int]:
