@@ -370,7 +370,8 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
     (characterize's prefix stage), else it is made here. With sessions, the arrival model is fitted on their starts."""
     reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
     clients = lambda: client_index(path, bundle, OTHER)
-    out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, clients, settings.fit.sessions, settings.stages.reuse),
+    out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, clients, settings.fit.sessions, settings.stages.reuse,
+                                          (bundle["aggregate"]["window_start_s"], bundle["window_s"])),
            **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents, clients)}
     return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)
 

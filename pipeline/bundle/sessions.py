@@ -2,7 +2,8 @@
 
 `sessions`: `source` ("session ids" | "inferred from prefix chains"); `sessions` (count);
 `grouped_share` (of sessions starting under a shared prefix); `follow_up_share`;
-`turns` (PMF of turns per session, `fit`: geometric p with its KS); `gap_s` (arrival to
+`turns` (PMF of turns per session, corrected for the sessions the span end cuts (bundle/turns.py),
+`fit`: geometric p with its KS); `gap_s` (arrival to
 arrival) and `think_s` (from the previous turn's end, only where latency is known; null
 otherwise) as quantile functions (`quantiles` at `probs`) with a lognormal `fit` and KS;
 `first_new_tokens` (a first turn's input beyond its shared prefix, >= 1), `by_turns` (by class of
@@ -12,7 +13,8 @@ functions by quarter of the session, null for the pooled one; `gap_rho` the Gaus
 correlation of a gap (its normal score in its class and quarter) with its session's first input
 (its normal score in its class)), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
-previous input), quantile functions; `clients` (per bundle client, where the bundle's clients are
+previous input), quantile functions; `start_share` (`origin_s`, `bin_s`, `share`: per bin, `start_bins`
+to a bundle window, the share of its requests that start a session); `clients` (per bundle client, where the bundle's clients are
 client groups: its own session model with these fields, or null) and `tail` (the other clients'
 sessions pooled, or null: the trace's model; `client_sessions`). `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -31,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
+from servetrace.bundle.turns import turns_model
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
@@ -55,17 +58,6 @@ def _lognormal(x: np.ndarray) -> dict | None:
 
     ks = float(stats.kstest(x, stats.lognorm(s=max(sigma, 1e-9), scale=np.exp(mu)).cdf).statistic)
     return {"family": "lognormal", "params": {"mu": mu, "sigma": sigma}, "ks": ks}
-
-
-def _turns(turns: np.ndarray) -> dict:
-    values, counts = np.unique(turns, return_counts=True)
-    p = 1 / turns.mean()
-    cdf = np.cumsum(counts) / counts.sum()
-    from scipy import stats
-
-    ks = float(np.abs(cdf - stats.geom(p).cdf(values)).max())
-    return {"values": values.tolist(), "probs": (counts / counts.sum()).tolist(),
-            "fit": {"family": "geometric", "params": {"p": float(p)}, "ks": ks}}
 
 
 def gap_quarter(turn: np.ndarray, turns: np.ndarray) -> np.ndarray:
@@ -152,7 +144,8 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
 def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
                   max_rows: int = SessionModelSettings.session_rows) -> pl.DataFrame | None:
     """Requests of (a sample of) the sessions, in session and turn order, with their turn
-    number, gap, think time, context growth and new prompt. Past `max_rows` requests, whole
+    number, gap, think time, context growth and new prompt, and the seconds from the session's
+    last turn to the trace's last arrival (`left_s`: how likely the span end cut it). Past `max_rows` requests, whole
     sessions are kept by a hash of their code (about `max_rows` requests)."""
     if codes is None and reuse is not None:
         codes = reuse.session
@@ -165,6 +158,7 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
         frame = frame.with_columns(shared_tokens=pl.Series(reuse.shared_blocks * reuse.block_size))
     else:
         frame = frame.with_columns(shared_tokens=pl.lit(0, pl.Int64))
+    frame = frame.with_columns(left_s=pl.col("arrival_s").max() - pl.col("arrival_s").max().over("session"))
     if frame.height > max_rows:
         keep = pl.col("session").hash(seed=0) % 1_000_000 < int(1_000_000 * max_rows / frame.height)
         frame = frame.filter(keep)
@@ -220,7 +214,7 @@ def session_model(frame: pl.DataFrame, t: SessionModelSettings) -> dict:
         "sessions": int(first.height),
         "grouped_share": float((first["shared_tokens"] > 0).mean()),
         "follow_up_share": float(follow.height / frame.height),
-        "turns": _turns(turns),
+        "turns": turns_model(turns, first["left_s"].to_numpy(), f("gap_s"), follow["turn"].to_numpy() - 1),
         "by_turns": _by_turns(first_new, turns, first["shared_tokens"].to_numpy() > 0,
                               follow["turn"].to_numpy(), follow["turns"].to_numpy(), f("gap_s"), t,
                               first["input_tokens"].to_numpy(), follow["first_in"].to_numpy()),
@@ -271,13 +265,25 @@ def session_starts(path, reuse: Reuse | None) -> np.ndarray | None:
     return None if codes is None else np.sort(np.unique(codes, return_index=True)[1])
 
 
+def start_share(frame: pl.DataFrame, window_start_s, window_s: float, bins: int) -> dict:
+    """{origin_s, bin_s, share}: per bin (`bins` to a window of the bundle's grid, from its first
+    window start), the share of its requests that start a session (null for a bin without any)."""
+    origin, bin_s = float(window_start_s[0]), float(window_s) / bins
+    n_bins = len(window_start_s) * bins
+    at = np.clip(np.floor((frame["arrival_s"].to_numpy() - origin) / bin_s).astype(np.int64), 0, n_bins - 1)
+    n = np.bincount(at, minlength=n_bins)
+    first = np.bincount(at, weights=(frame["turn"] == 1).to_numpy().astype(float), minlength=n_bins)
+    return {"origin_s": origin, "bin_s": bin_s, "share": [float(f / c) if c else None for f, c in zip(first, n)]}
+
+
 def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None,
                      t: SessionModelSettings = SessionModelSettings(),
-                     reuse_settings: ReuseSettings = ReuseSettings()) -> dict:
+                     reuse_settings: ReuseSettings = ReuseSettings(), windows: tuple | None = None) -> dict:
     """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither). `reuse`: the
     block reuse analysis of `path` with this seed and `reuse_settings` when the caller made it
     already (None: no blocks). `clients()`: `client_index`'s answer, asked only for a prefix model
-    (per-client models). `t`: the models' thresholds."""
+    (per-client models). `t`: the models' thresholds. `windows`: the bundle's (window starts, window_s),
+    for `sessions.start_share`."""
     names = io.parquet_columns(path)
     codes = session_codes(path) if "session_id" in names else None
     if reuse is ANALYZE:
@@ -290,6 +296,8 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
         frame = frame.with_columns(turns=pl.len().over("session"), first_in=pl.col("input_tokens").first().over("session"))
         out["sessions"] = {"source": "session ids" if codes is not None else "inferred from prefix chains",
                            **session_model(frame, t)}
+        if windows is not None and len(windows[0]):
+            out["sessions"]["start_share"] = start_share(frame, *windows, t.start_bins)
         index = clients() if clients is not None else None
         if index is not None:
             out["sessions"].update(client_sessions(frame, index, t))

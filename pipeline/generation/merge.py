@@ -1,6 +1,5 @@
 """Generation blocks merged by arrival time with bounded memory: the session layer's blocks each
-hold the sessions that start in them, whose later turns land in later blocks (or, wrapped, in
-earlier ones). One block is sorted in memory; more are spilled to Parquet in a scratch directory
+hold the sessions that start in them, whose later turns land in later blocks. One block is sorted in memory; more are spilled to Parquet in a scratch directory
 and read back in arrival order by DuckDB's sort, which spills to disk past its memory limit, a
 batch of `rows` at a time. Ties keep generation order (a sequence column), so the bytes are the
 same for a seed however many blocks the plan has."""

@@ -1,7 +1,8 @@
 """Sessions and shared prefixes over the per-client arrivals (bundle v2 `sessions`, `prefix`).
 
 Session starts are each client's own arrival process (its fitted windows, rates scaled by the
-share of requests that start a session, so shapes and burstiness are kept); each session, from its
+share of requests that start a session, in its model and, over time, in the trace's
+`start_share` bins; shapes and burstiness are kept); each session, from its
 client's session model (`session_models`: its own, the other clients' pooled tail, or the trace's), draws
 its number of turns, whether it starts under a shared prefix and its first new prompt (jointly,
 by class of turns), and a shared prefix group by popularity. Turn k + 1 arrives a
@@ -10,7 +11,8 @@ after turn k. A first turn's input is its group's prefix plus a new prompt (>= 1
 prefix covers a whole input); a follow-up keeps the previous turn's input as its prefix and adds
 the previous output and a new prompt ("append" context model), or the fitted change of input
 ("growth" model, where the source's turns do not carry the previous output: Mooncake). Turns
-past the generated span wrap to its start (the source's span cuts sessions at both ends too).
+past the generated span are not emitted: the span end cuts sessions as the source's did, and the
+turns PMF was fitted for that cut (bundle/turns.py).
 
 Block ids (`hash_ids`, `block_size` tokens per block) follow the content: a group's prefix
 blocks are the group's, a session's later full blocks keep the id of the turn that wrote them
@@ -31,7 +33,7 @@ from servetrace.generation.arrivals import Arrivals, WindowParams
 from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.modulation import ModulatedArrivals
 from servetrace.generation.options import Timeline
-from servetrace.generation.session_clients import assign_groups, client_factor, group_labels, session_models
+from servetrace.generation.session_clients import assign_groups, client_factor, group_labels, session_models, start_timeline
 
 GROUP_BIT = np.int64(1) << np.int64(62)
 MAX_TURNS = 4095
@@ -234,6 +236,8 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
             for i in np.unique(key[active]):  # a loop over the session models in use
                 at = active[key[active] == i]
                 t[at] += draw_gaps(rng, models[i], bucket[at] if by[i] else None, k, turns[at], z[at])
+            if end_s > start_s:  # turns past the span are not emitted: its end cuts sessions, as the source's did
+                active = active[t[active] < end_s]
         if not len(active):
             break
         a = active
@@ -246,7 +250,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
                 j = np.flatnonzero(key[a] == i)
                 inp[j], kept[j] = follow_up(rng, models[i], mode[i], prev_in[a[j]], prev_out[a[j]], gtok[a[j]])
         if unit:  # never a whole number of blocks: a last block of its own, so no input is all
-            inp = inp + (inp % unit == 0)  # cached (wrapped turns come before their session's first)
+            inp = inp + (inp % unit == 0)  # cached
         slot = rank_pair(starts.client[a], inp, drawn_in, slot0[a] + k - 1)
         out = out_all[slot]
         offsets = ids = writer = None
@@ -283,9 +287,6 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
                                e if B else None, e)
     sess_i = np.concatenate([r[0] for r in rows])
     at = np.concatenate([r[2] for r in rows])
-    # turns past the span wrap to its start: the source too shows sessions already under way at
-    # its start, and the session model was fitted on what its span shows
-    at = start_s + np.mod(at - start_s, end_s - start_s) if end_s > start_s else at
     cat = lambda i: np.concatenate([r[i] for r in rows])
     offsets = ids = None
     partials = 0
@@ -296,14 +297,18 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
         partial = ids < 0
         partials = int(partial.sum())
         ids[partial] = (np.int64(1) << np.int64(61)) + first_partial + np.arange(partials)  # own, unique
-    return SessionRequests(starts.client[sess_i], starts.window[sess_i], at, sess_i + first_session, cat(1), cat(3),
-                           cat(4), offsets, ids, cat(7), partials)
+    inp, out, slot = cat(3), cat(4), cat(7)
+    if drawn_in is not None and "append" not in mode:  # no input carries an output: pair every turn at once
+        slot = rank_pair(starts.client[sess_i], inp, drawn_in, slot)
+        out = out_all[slot]
+    return SessionRequests(starts.client[sess_i], starts.window[sess_i], at, sess_i + first_session, cat(1), inp,
+                           out, offsets, ids, slot, partials)
 
 
 def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParams, plan, model: str = "renewal") -> Iterator[tuple]:
     """Per generation block (`plan`, in time order): (arrivals, canonical lengths, session
-    requests, block) of the sessions starting in it (their starts in arrival model `model`), every turn included (turns cross blocks, and
-    past the span wrap to its start): the caller merges the blocks by arrival. Memory: one
+    requests, block) of the sessions starting in it (their starts in arrival model `model`), every
+    turn inside the span included (turns cross blocks): the caller merges the blocks by arrival. Memory: one
     block's sessions."""
     from servetrace.generation.compose import canonical_lengths
 
@@ -319,7 +324,8 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
     start_s, end_s = float(tl.begin_s[0]), float(tl.end_s[-1])
     sessions = partials = 0
     for lo, hi, block in plan.bounds:
-        starts = process.block(Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi]), block)
+        part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
+        starts = process.block(start_timeline(sess, part), block)
         drawn = {}
 
         def output_of(client, window, block=block):
