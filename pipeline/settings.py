@@ -142,7 +142,8 @@ class SessionModelSettings:
     client_models: int = 16  # at most this many clients (most sessions first) get their own session model
     quantile_points: int = 101  # quantiles kept per distribution (0, 1 %, ..., 100 %)
     by_turns_min: int = 100  # fewer sessions than this: no model by class of turns
-    start_bins: int = 5  # bins of sessions.start_share to a rate window (120 s at 600 s windows)
+    start_bins: int = 5  # bins of sessions.start_share to a rate window (120 s at 600 s windows) ...
+    start_bin_requests: int = 400  # ... or longer, to hold this many requests at the mean rate
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ correlation of a gap (its normal score in its class and quarter) with its sessio
 (its normal score in its class)), `new_prompt_tokens`
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions; `start_share` (`origin_s`, `bin_s`, `share`: per bin, `start_bins`
-to a bundle window, the share of its requests that start a session); `clients` (per bundle client, where the bundle's clients are
+to a bundle window or `start_bin_requests` requests long, the share of its requests that start a
+session); `clients` (per bundle client, where the bundle's clients are
 client groups: its own session model with these fields, or null) and `tail` (the other clients'
 sessions pooled, or null: the trace's model; `client_sessions`). `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -265,11 +266,14 @@ def session_starts(path, reuse: Reuse | None) -> np.ndarray | None:
     return None if codes is None else np.sort(np.unique(codes, return_index=True)[1])
 
 
-def start_share(frame: pl.DataFrame, window_start_s, window_s: float, bins: int) -> dict:
-    """{origin_s, bin_s, share}: per bin (`bins` to a window of the bundle's grid, from its first
-    window start), the share of its requests that start a session (null for a bin without any)."""
-    origin, bin_s = float(window_start_s[0]), float(window_s) / bins
-    n_bins = len(window_start_s) * bins
+def start_share(frame: pl.DataFrame, window_start_s, window_s: float, t: SessionModelSettings) -> dict:
+    """{origin_s, bin_s, share}: per bin from the bundle's first window start, the share of its
+    requests that start a session (null for a bin without any). A bin is `start_bins` to a window
+    or long enough for `start_bin_requests` requests at the trace's mean rate, the longer: a
+    share of a few requests is mostly noise."""
+    origin, span = float(window_start_s[0]), float(len(window_start_s) * window_s)
+    bin_s = max(float(window_s) / t.start_bins, t.start_bin_requests * span / max(frame.height, 1))
+    n_bins = max(int(np.ceil(span / bin_s - 1e-9)), 1)
     at = np.clip(np.floor((frame["arrival_s"].to_numpy() - origin) / bin_s).astype(np.int64), 0, n_bins - 1)
     n = np.bincount(at, minlength=n_bins)
     first = np.bincount(at, weights=(frame["turn"] == 1).to_numpy().astype(float), minlength=n_bins)
@@ -297,7 +301,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
         out["sessions"] = {"source": "session ids" if codes is not None else "inferred from prefix chains",
                            **session_model(frame, t)}
         if windows is not None and len(windows[0]):
-            out["sessions"]["start_share"] = start_share(frame, *windows, t.start_bins)
+            out["sessions"]["start_share"] = start_share(frame, *windows, t)
         index = clients() if clients is not None else None
         if index is not None:
             out["sessions"].update(client_sessions(frame, index, t))
