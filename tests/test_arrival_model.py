@@ -148,4 +148,6 @@ def test_a_modulated_model_must_beat_renewal_beyond_its_seed_floor():
     assert simplest_within_noise({"renewal": ev(0.6, 0.1), "cox": ev(0.52, 0.1)}, scored) == "renewal"
     assert simplest_within_noise({"renewal": ev(0.6, 0.1), "cox": ev(0.45, 0.1), "cox-renewal": ev(0.48, 0.0)}, scored) == "cox"
     assert simplest_within_noise({"renewal": ev(0.3, 0.5), "cox": ev(0.4, 0.0)}, scored) == "renewal"
+    # renewal's own floor counts too: one pair of traces can read a small floor by chance
+    assert simplest_within_noise({"renewal": ev(0.6, 0.2), "cox": ev(0.45, 0.02)}, scored) == "renewal"
     assert simplest_within_noise({"cox": ev(0.4, 0.0), "cox-renewal": ev(0.3, 0.2)}, ["1"]) == "cox-renewal"

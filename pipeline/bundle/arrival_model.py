@@ -7,7 +7,7 @@ the source's span (its first `max_rows` rows for a larger source, the `seeds`) a
 the source: the index of dispersion of counts at `scales_s` (whole bins; relative error, averaged
 over seeds and over the scales with at least `min_bins` bins; the seed-to-seed difference is kept
 beside it as the noise floor) and the Kolmogorov-Smirnov distance of the inter-arrival times. The
-lowest sum wins, a modulated candidate only by more than its seed floor over `renewal`; every
+lowest sum wins, a modulated candidate only by more than the seed floor over `renewal`; every
 candidate's figures stay in `bundle.arrival_model.candidates`. The names in
 backquotes are settings.ArrivalModelSettings."""
 
@@ -92,12 +92,13 @@ def fit_modulations(counts: np.ndarray, bundle: dict, resolution_s: float, clien
 
 def simplest_within_noise(evidence: dict, scored: list[str]) -> str:
     """The lowest score, unless it is a modulated candidate that beats `renewal` by no more than
-    its own seed-to-seed IDC floor (mean over the `scored` scales): then `renewal`, the simpler
-    model, as the evidence cannot tell them apart."""
+    the seed-to-seed IDC floor (mean over the `scored` scales; the larger of its own and
+    renewal's, each read from one pair of traces): then `renewal`, the simpler model, as the
+    evidence cannot tell them apart."""
     best = min(evidence, key=lambda n: evidence[n]["score"])
     if best == "renewal" or "renewal" not in evidence:
         return best
-    floor = _mean([evidence[best]["idc_seed_floor"].get(k) for k in scored]) or 0.0
+    floor = max(_mean([evidence[n]["idc_seed_floor"].get(k) for k in scored]) or 0.0 for n in (best, "renewal"))
     return best if evidence["renewal"]["score"] - evidence[best]["score"] > floor else "renewal"
 
 
