@@ -192,7 +192,11 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     cols, own = bundle["group_by"].split(","), {}
     if set(cols) <= set(frame.collect_schema().names()):
         name = pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|")
-        own = {cid: bins_of(frame.filter(name == cid)) for cid in dominant_clients(bundle, t)}
+        ids = dominant_clients(bundle, t)  # one pass for all of them, not one per client
+        got = frame.select(name.alias("_cid"), b).filter(pl.col("_cid").is_in(ids)).group_by("_cid", "b").len().collect() \
+            if ids else None
+        own = {cid: (part["b"].to_numpy(), part["len"].to_numpy()) for cid in ids
+               for part in [got.filter(pl.col("_cid") == cid)]}
     return arrival_model_of(bundle, head, *bins_of(scan), t, own, share)
 
 
