@@ -101,23 +101,26 @@ class FieldTable:
         self.starts = np.r_[0, np.cumsum(self.sizes)[:-1]].astype(np.int64)
         cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0))
         self.all_values, self.all_z, all_cdf = cat(self.values), cat(self.z), cat(self.cdf)
-        self.lo, self.hi = bin_ranges(self.all_values, self.binning)
-        self.cdf_hi = all_cdf
-        self.cdf_lo = np.r_[0.0, all_cdf[:-1]]
-        self.cdf_lo[self.starts] = 0.0
-        self.spread = bool((self.hi > self.lo).any())
+        self.lo, hi = bin_ranges(self.all_values, self.binning)
+        cdf_lo = np.r_[0.0, all_cdf[:-1]]
+        cdf_lo[self.starts] = 0.0
+        step = all_cdf - cdf_lo
+        # per value, what a draw needs (one gather each): its CDF step and the counts it spreads over
+        self.cdf_lo, self.step, self.width = cdf_lo, np.where(step > 0, step, 1.0), hi - self.lo + 1
+        self.wide = hi > self.lo
+        self.last = self.starts + self.sizes - 1
+        self.spread = bool(self.wide.any())
 
     def sample(self, pmf_id: np.ndarray, z: np.ndarray) -> np.ndarray:
         key = np.clip(z, -Z_MAX + 1e-9, Z_MAX - 1e-9) + LIFT * pmf_id
         idx = np.searchsorted(self.all_z, key, side="left")
-        idx = np.minimum(idx, self.starts[pmf_id] + self.sizes[pmf_id] - 1)
+        idx = np.minimum(idx, self.last[pmf_id])
         out = self.all_values[idx]
         if self.spread:
-            sel = np.flatnonzero(self.hi[idx] > self.lo[idx])
+            sel = np.flatnonzero(self.wide[idx])
             i = idx[sel]
-            step = self.cdf_hi[i] - self.cdf_lo[i]
-            w = np.clip((ndtr(z[sel]) - self.cdf_lo[i]) / np.where(step > 0, step, 1.0), 0.0, 1.0 - 1e-12)
-            out[sel] = self.lo[i] + np.floor(w * (self.hi[i] - self.lo[i] + 1))
+            w = np.clip((ndtr(z[sel]) - self.cdf_lo[i]) / self.step[i], 0.0, 1.0 - 1e-12)
+            out[sel] = self.lo[i] + np.floor(w * self.width[i])
         return out
 
 
