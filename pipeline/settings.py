@@ -265,7 +265,7 @@ class FidelitySettings:
     agent_model_tv: float = 0.05  # total variation distance of the mix of models by call kind
     agent_sample: int = 200_000  # values per agent distribution compared, at most (a hash sample of the calls)
     min_window_cover: float = 0.5  # rate windows covered less than this fraction by both traces are left out
-    floor_seeds: tuple[int, ...] = (1_000_001, 1_000_002)  # the seed-to-seed noise floor's two workloads
+    floor_seeds: tuple[int, ...] = (1_000_001, 1_000_002, 1_000_003)  # the seed-to-seed noise floor's workloads
 
     def to_dict(self) -> dict:
         return plain(self)

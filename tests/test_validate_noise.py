@@ -1,6 +1,6 @@
-"""The arrival checks' noise floors (validation/noise.py): half to half from the source alone, seed
-to seed from two more seeds of the bundle, each against a computation by hand, and whether a
-check's value lies within them."""
+"""The arrival and length checks' noise floors (validation/noise.py): half to half from the source
+alone, seed to seed the largest over the pairs of three more seeds of the bundle, each against a
+computation by hand, and whether a check's value lies within them."""
 
 from __future__ import annotations
 
@@ -73,25 +73,54 @@ def run_dir(tmp_path_factory):
     return d, b
 
 
-def test_the_seed_to_seed_floor_is_two_more_seeds_of_the_bundle(run_dir, tmp_path):
-    d, b = run_dir
-    result = validate_traces(d, d / "syn.parquet", tmp_path / "out", page=False)
-    assert result["inputs"]["bundle"] == str(d / "bundle.json")
-    x, y = (generate_table(b, GenerateOptions(seed=s))[0]["arrival_s"].to_numpy() for s in FidelitySettings().floor_seeds)
+def _arrival_floors(x: np.ndarray, y: np.ndarray) -> dict:
+    """The arrival checks' values of y against x, by hand (the run's 8 windows of 600 s)."""
     lo = np.ceil(max(x.min(), y.min()) / 600) * 600
     hi = np.floor(min(x.max(), y.max()) / 600) * 600
     xs, ys = x[(x >= lo) & (x < hi)], y[(y >= lo) & (y < hi)]
-    for s in (1, 10, 60):
-        want = abs(m.idc(ys, s, (lo, hi)) - m.idc(xs, s, (lo, hi))) / m.idc(xs, s, (lo, hi))
-        assert result["checks"][f"idc_{s}"]["noise_floor"]["seed_to_seed"] == pytest.approx(want, rel=1e-9)
-    assert result["checks"]["iat_cv"]["noise_floor"]["seed_to_seed"] == pytest.approx(
-        abs(m.iat_cv(ys) - m.iat_cv(xs)) / m.iat_cv(xs), rel=1e-9)
+    out = {f"idc_{s}": abs(m.idc(ys, s, (lo, hi)) - m.idc(xs, s, (lo, hi))) / m.idc(xs, s, (lo, hi)) for s in (1, 10, 60)}
+    out["iat_cv"] = abs(m.iat_cv(ys) - m.iat_cv(xs)) / m.iat_cv(xs)
     counts = [np.histogram(t, bins=np.arange(0, 8 * 600 + 1, 600))[0] for t in (x, y)]
     covered = np.minimum(np.arange(1, 9) * 600, min(x.max(), y.max())) - np.maximum(np.arange(8) * 600, max(x.min(), y.min()))
     keep = covered >= 300
     rx, ry = counts[0][keep] / covered[keep], counts[1][keep] / covered[keep]
-    assert result["checks"]["rate_mape"]["noise_floor"]["seed_to_seed"] == pytest.approx(
-        np.mean(np.abs(ry - rx) / rx), rel=1e-9)
+    out["rate_mape"] = np.mean(np.abs(ry - rx) / rx)
+    return out
+
+
+def test_the_seed_to_seed_floor_is_the_largest_over_pairs_of_three_more_seeds(run_dir, tmp_path):
+    """Three floor seeds, three pairs: each check's seed-to-seed floor is the largest of its three
+    values, computed here pair by pair (arrival checks by hand, lengths by scipy's KS and
+    Spearman); the length checks' half-to-half floor compares the source's rows split by a hash."""
+    from itertools import combinations
+
+    from scipy import stats
+
+    d, b = run_dir
+    result = validate_traces(d, d / "requests.parquet", tmp_path / "out", page=False)
+    assert result["inputs"]["bundle"] == str(d / "bundle.json")
+    seeds = FidelitySettings().floor_seeds
+    assert len(seeds) == 3
+    tables = [generate_table(b, GenerateOptions(seed=s))[0] for s in seeds]
+    pairs = [_arrival_floors(x["arrival_s"].to_numpy(), y["arrival_s"].to_numpy()) for x, y in combinations(tables, 2)]
+    for k in ("idc_1", "idc_10", "idc_60", "iat_cv", "rate_mape"):
+        assert result["checks"][k]["noise_floor"]["seed_to_seed"] == pytest.approx(max(p[k] for p in pairs), rel=1e-9), k
+    assert len({round(p["iat_cv"], 12) for p in pairs}) == 3  # three different pairs: the max is a choice
+    rho = lambda t: stats.spearmanr(t["input_tokens"], t["output_tokens"]).statistic
+    for name in ("input", "output"):
+        want = max(stats.ks_2samp(x[f"{name}_tokens"], y[f"{name}_tokens"]).statistic for x, y in combinations(tables, 2))
+        assert result["checks"][f"ks_{name}"]["noise_floor"]["seed_to_seed"] == pytest.approx(want, rel=1e-9)
+    want = max(abs(rho(x) - rho(y)) for x, y in combinations(tables, 2))
+    check = result["checks"]["spearman_input_output"]
+    assert check["noise_floor"]["seed_to_seed"] == pytest.approx(want, rel=1e-9)
+    src = pl.read_parquet(d / "requests.parquet")
+    odd = src.select((pl.int_range(pl.len(), dtype=pl.UInt64).hash(seed=0) % 2 == 1).alias("o"))["o"]
+    a, c = src.filter(~odd), src.filter(odd)
+    assert 0.4 < len(a) / len(src) < 0.6
+    assert result["checks"]["ks_input"]["noise_floor"]["half_to_half"] == pytest.approx(
+        stats.ks_2samp(a["input_tokens"], c["input_tokens"]).statistic, rel=1e-9)
+    assert check["noise_floor"]["half_to_half"] == pytest.approx(abs(rho(a) - rho(c)), rel=1e-9)
+    assert check["value"] == 0 and check["within_noise"] is True  # the source against itself
 
 
 def test_a_check_is_within_noise_only_up_to_its_larger_floor(run_dir, tmp_path):

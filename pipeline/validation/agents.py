@@ -6,8 +6,8 @@ every session at one instant, as cc-traces do), the mix of models by call kind
 (total variation distance) and, with block ids, the share of sessions whose first call starts with
 a block another session's first call starts with (a shared system prompt; absolute difference). Read as the `agents` area reads them (sql/staging/stg_agent_calls.sql). Each check
 carries its noise floors: `half_to_half`, the same number between two halves of the source's
-sessions (split by a hash of the session id), and `seed_to_seed`, between two workloads generated
-from the bundle with other seeds (when a bundle with an agent model is given)."""
+sessions (split by a hash of the session id), and `seed_to_seed`, the largest over the pairs of
+workloads generated from the bundle with the floor seeds (when a bundle with an agent model is given)."""
 
 from __future__ import annotations
 
@@ -112,28 +112,29 @@ def _halves(path: Path, work: Path) -> tuple[Path, Path]:
     return work / "half_a.parquet", work / "half_b.parquet"
 
 
-def _seeds(bundle_path: Path | None, work: Path, t: FidelitySettings) -> tuple[dict | None, dict | None] | None:
+def _seeds(bundle_path: Path | None, work: Path, t: FidelitySettings, tables: tuple | None = None) -> list[dict] | None:
+    """The agent profiles of the seed workloads (`tables`, validate's: generated here when not
+    given) where the bundle has an agent model."""
     if bundle_path is None:
         return None
     from servetrace.bundle import load_bundle
-    from servetrace.generation import GenerateOptions, generate_table
+    from servetrace.validation.noise import seed_tables
 
-    bundle = load_bundle(bundle_path)
-    if not bundle.get("agents"):
+    if not load_bundle(bundle_path).get("agents"):
         return None
     made = []
-    for seed in t.floor_seeds[:2]:
-        table, _ = generate_table(bundle, GenerateOptions(seed=seed))
-        io.write_parquet(work / f"seed_{seed}.parquet", table, {})
-        made.append(profile(work / f"seed_{seed}.parquet", t.agent_sample))
-    return made[0], made[1]
+    for i, table in enumerate(tables if tables is not None else seed_tables(bundle_path, t.floor_seeds)):
+        io.write_parquet(work / f"seed_{i}.parquet", table, {})
+        made.append(profile(work / f"seed_{i}.parquet", t.agent_sample))
+    return made
 
 
 def agent_fidelity(source: Path, synthetic: Path, bundle_path: Path | None = None,
-                   thresholds: FidelitySettings = FidelitySettings()) -> dict:
+                   thresholds: FidelitySettings = FidelitySettings(), seeds: tuple | None = None) -> dict:
     """{"values": {metric: value}, "checks": {metric: {value, threshold, pass, noise_floor,
-    within_noise}}}; empty when either trace is no agent trace."""
-    from servetrace.validation.noise import with_floor
+    within_noise}}}; empty when either trace is no agent trace. `seeds`: the floor seeds'
+    workloads when the caller generated them already."""
+    from servetrace.validation.noise import pair_max, with_floor
 
     src, syn = profile(Path(source), thresholds.agent_sample), profile(Path(synthetic), thresholds.agent_sample)
     values = compare(src, syn)
@@ -141,8 +142,8 @@ def agent_fidelity(source: Path, synthetic: Path, bundle_path: Path | None = Non
         return {}
     with tempfile.TemporaryDirectory(prefix=".validate-agents-", dir=Path(source).parent) as tmp:
         half = compare(*(profile(p, thresholds.agent_sample) for p in _halves(Path(source), Path(tmp))))
-        seeds = _seeds(bundle_path, Path(tmp), thresholds)
-        seed = compare(*seeds) if seeds else {}
+        profiles = _seeds(bundle_path, Path(tmp), thresholds, seeds)
+        seed = pair_max(compare, profiles) if profiles else {}
     checks = {}
     for name, value in values.items():
         limit = thresholds.agent_ks if name.startswith("ks_") else thresholds.agent_share_abs
@@ -154,5 +155,6 @@ def agent_fidelity(source: Path, synthetic: Path, bundle_path: Path | None = Non
         checks[name] = with_floor(check, {"seed_to_seed": seed.get(name), "half_to_half": half.get(name)})
     return {"values": values, "checks": checks,
             "noise_floor_basis": {"half_to_half": "the source's sessions split in two by a hash of the session id",
-                                  "seed_to_seed": "two workloads generated from the bundle, seeds "
-                                                  f"{thresholds.floor_seeds[0]} and {thresholds.floor_seeds[1]}"}}
+                                  "seed_to_seed": "workloads generated from the bundle with seeds "
+                                                  f"{', '.join(map(str, thresholds.floor_seeds))}, "
+                                                  "the largest over their pairs"}}

@@ -9,7 +9,7 @@ from servetrace.settings import Settings
 from servetrace.stats import clock
 from servetrace.stats import fidelity as m
 from servetrace.settings import FidelitySettings
-from servetrace.validation.noise import noise_floors, with_floor
+from servetrace.validation.noise import noise_floors, pair_max, with_floor
 
 SCHEMA = "servetrace.fidelity/v1"
 LENGTHS = ("input", "output", "reason")
@@ -76,19 +76,45 @@ def arrival_errors(f: dict) -> dict[str, float | None]:
     return out
 
 
+def length_numbers(a: pl.DataFrame, b: pl.DataFrame) -> dict[str, float | None]:
+    """The length checks' values of trace b against trace a: KS of each length (reason where both
+    have them) and |difference| of the input / output and input / reason Spearman."""
+    out = {}
+    for name in LENGTHS:
+        x, y = _col(a, f"{name}_tokens"), _col(b, f"{name}_tokens")
+        if name != "reason" or (len(x) and len(y)):
+            out[f"ks_{name}"] = m.ks_distance(x, y)
+    for key, (c1, c2) in PAIRS.items():
+        pair = _pair_of(lambda d: m.spearman(*_pair(d, c1, c2)), a, b)
+        if key != "input_reason" or pair["source"] is not None or pair["synthetic"] is not None:
+            out[f"spearman_{key}"] = _abs_diff(pair)
+    return out
+
+
+def length_floors(source: pl.DataFrame, seeds: tuple[pl.DataFrame, ...] | None) -> dict[str, dict]:
+    """{check: {seed_to_seed, half_to_half}} of the length checks: the largest over pairs of the
+    seed workloads, and between the source's rows split in two by a hash of the row."""
+    odd = source.select((pl.int_range(pl.len(), dtype=pl.UInt64).hash(seed=0) % 2 == 1).alias("odd"))["odd"]
+    half = length_numbers(source.filter(~odd), source.filter(odd)) if source.height >= 2 else {}
+    seed = pair_max(length_numbers, seeds) if seeds else {}
+    return {k: {"seed_to_seed": seed.get(k), "half_to_half": half.get(k)} for k in {**half, **seed}}
+
+
 def _pair_of(fn, source: pl.DataFrame, synthetic: pl.DataFrame) -> dict:
     return {"source": fn(source), "synthetic": fn(synthetic)}
 
 
 def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings = Settings(),
              thresholds: FidelitySettings = FidelitySettings(),
-             reuse: dict | None = None, seeds: tuple[np.ndarray, np.ndarray] | None = None
+             reuse: dict | None = None, seeds: tuple[pl.DataFrame, ...] | None = None
              ) -> tuple[dict, dict[str, pl.DataFrame]]:
     """Fidelity numbers (fidelity.json) and the tables the page draws from; `reuse`: the block
-    reuse and session numbers (`validate.reuse`), checked here when present; `seeds`: the arrival
-    times of two generator seeds, for the arrival checks' seed-to-seed noise floor
+    reuse and session numbers (`validate.reuse`), checked here when present; `seeds`: workloads
+    of the generator's floor seeds, for the arrival and length checks' seed-to-seed noise floor
     (validation/noise.py; the half-to-half floor needs only the source)."""
+    seed_frames = seeds
     src_t, syn_t = _col(source, "arrival_s"), _col(synthetic, "arrival_s")
+    seeds = tuple(_col(f, "arrival_s") for f in seeds) if seeds else None
     # a source written on a coarse clock (whole seconds) is compared with workloads read on that clock
     tick = clock.clock_of(src_t, settings.stages.grid_share, settings.stages.deround_from_s)
     syn_t = clock.on_clock(syn_t, tick)
@@ -108,6 +134,7 @@ def fidelity(source: pl.DataFrame, synthetic: pl.DataFrame, settings: Settings =
         "idc": numbers["idc"],
         "noise_floor": noise_floors(src_t, seeds, settings.window_s, settings.idc_scales_s, thresholds.min_window_cover),
     }
+    out["noise_floor"].update(length_floors(source, seed_frames))
     for name in LENGTHS:
         a, b = _col(source, f"{name}_tokens"), _col(synthetic, f"{name}_tokens")
         if name == "reason" and (len(a) == 0 or len(b) == 0):
@@ -176,8 +203,6 @@ def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
     out = {"rate_mape": _check(errors.pop("rate_mape"), t.rate_mape, "no common window"),
            "iat_cv": _check(errors.pop("iat_cv"), t.iat_cv_rel)}
     out.update({k: _check(v, t.idc_rel, "trace shorter than two bins") for k, v in errors.items()})
-    for name, floor in (f.get("noise_floor") or {}).items():
-        out[name] = with_floor(out[name], floor)
     for name in LENGTHS:
         if f"ks_{name}" in f:
             out[f"ks_{name}"] = _check(f[f"ks_{name}"], t.ks)
@@ -188,6 +213,9 @@ def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
     out[f"top_share_{t.top_share_k}"] = _check(_abs_diff(f["top_share"][str(t.top_share_k)]), t.top_share_abs,
                                                "no client ids")
     out["failure_rate"] = _check(_abs_diff(f["failure_rate"]), t.failure_rate_abs)
+    for name, floor in (f.get("noise_floor") or {}).items():
+        if name in out:
+            out[name] = with_floor(out[name], floor)
     reuse = f.get("reuse") or {}
     floor = reuse.get("noise_floor", {})
     for key, limit in (("infinite_hit_rate", t.infinite_hit_abs), ("lru_curve_max_diff", t.lru_curve_abs),

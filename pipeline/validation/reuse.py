@@ -18,6 +18,7 @@ from scipy import stats
 from servetrace import io
 from servetrace.bundle.sessions import session_frame
 from servetrace.io import write_parquet
+from servetrace.validation.noise import pair_max
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.schema import HASH_IDS
 from servetrace.settings import DEFAULTS, Settings
@@ -84,8 +85,8 @@ def _value(v) -> float | None:
 
 def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS, seeds: tuple | None = None) -> dict:
     """{metric: value or pair} plus `noise_floor` {metric: {seed_to_seed, half_to_half}}: the
-    same number between two workloads generated from the bundle (`seeds`: two tables; null
-    without) and between two halves of the source's sessions."""
+    largest of the same number over the pairs of workloads generated from the bundle (`seeds`:
+    their tables; null without) and between two halves of the source's sessions."""
     src = _profile(source, None, settings)
     block = src[0].block_size if src[0] is not None else None
     out = compare(src, _profile(synthetic, block, settings))
@@ -100,12 +101,13 @@ def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS,
         half = compare(_profile(h1, block, settings), _profile(h2, block, settings))
         seed = {}
         if seeds is not None:
-            paths = [Path(tmp) / f"seed_{i}.parquet" for i in range(2)]
+            paths = [Path(tmp) / f"seed_{i}.parquet" for i in range(len(seeds))]
             for p, table in zip(paths, seeds):
                 write_parquet(p, table, {})
-            seed = compare(*(_profile(p, block, settings) for p in paths))
+            seed = pair_max(compare, [_profile(p, block, settings) for p in paths])
     out["noise_floor"] = {k: {"seed_to_seed": _value(seed.get(k)), "half_to_half": _value(half.get(k))} for k in out}
-    out["noise_floor_basis"] = {"seed_to_seed": "two workloads generated from the bundle, one against the other",
+    out["noise_floor_basis"] = {"seed_to_seed": "workloads generated from the bundle with the floor seeds, "
+                                                "the largest over their pairs",
                                 "half_to_half": "the source's sessions split in two halves by a hash (each half against the other)"}
     out["block_size"] = block
     return out

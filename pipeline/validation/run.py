@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 
 from servetrace.io import WRITTEN_BY, output_lock, write_json, write_parquet, write_text
 from servetrace.outputs import FIDELITY, FIDELITY_PAGE, FIDELITY_WINDOWS, INPUTS, table_path
@@ -21,8 +23,9 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
                     settings: Settings = Settings(), thresholds: FidelitySettings = FidelitySettings(),
                     page: bool = True, bundle: str | Path | None = None) -> dict:
     """Compare `synthetic` with `source`; write DIR/fidelity.json, DIR/fidelity.html, and the
-    per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict. The arrival
-    checks' seed-to-seed noise floor comes from `bundle` (else the source directory's bundle.json)."""
+    per-window rates (DIR/tables/fidelity_windows.parquet). Returns the fidelity dict. The checks'
+    seed-to-seed noise floor comes from `bundle` (else the source directory's bundle.json): its
+    floor seeds' workloads, generated once for the arrival, length, reuse and agent checks."""
     out_dir = Path(out_dir)
     bundle_path = find_bundle(bundle, source)
     with output_lock(out_dir):
@@ -30,10 +33,12 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         syn_path = requests_path(synthetic, out_dir / INPUTS / "synthetic")
         src, syn = load_requests(src_path, out_dir), load_requests(syn_path, out_dir)
         seeds = seed_tables(bundle_path, thresholds.floor_seeds)
-        arrivals = None if seeds is None else tuple(t.column("arrival_s").to_numpy() for t in seeds)
+        keep = ["arrival_s", "input_tokens", "output_tokens", "reason_tokens"]
+        frames = None if seeds is None else tuple(pl.from_arrow(t.select([c for c in keep if c in t.column_names]))
+                                                  for t in seeds)
         result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings, seeds),
-                                  arrivals)
-        agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds)
+                                  frames)
+        agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds, seeds)
         if agents:  # agent traces: their checks join the others (named agent_*)
             result["agents"] = agents["values"] | {"noise_floor_basis": agents["noise_floor_basis"]}
             result["checks"].update({f"agent_{k}": c for k, c in agents["checks"].items()})
