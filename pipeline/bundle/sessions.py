@@ -232,19 +232,24 @@ def client_sessions(frame: pl.DataFrame, index: tuple[np.ndarray, int], t: Sessi
     sessions, at least `client_session_min`, gets its own (`clients`: per bundle client, its
     model or null); the other clients' sessions pooled make `tail` (null when no client has a
     model of its own or the tail started fewer than `client_session_min`: the trace's model).
-    A session is its first request's client's."""
+    A session is its first request's client's. A model's `starts_per_request`: the sessions its
+    clients started over their own requests (the rate their session starts run at): where a
+    session's turns change client (BurstGPT: a conversation moving from ChatGPT to GPT-4), the
+    requests of a client's sessions are not its requests."""
     client = pl.Series(index[0]).gather(frame["row"]).to_numpy()
     frame = frame.with_columns(client=pl.Series(client)).with_columns(pl.col("client").first().over("session"))
     starts = frame.filter(pl.col("turn") == 1)["client"].to_numpy()
     n = np.bincount(starts[starts >= 0], minlength=index[1])
+    req = np.bincount(client[client >= 0], minlength=index[1])
     own = [int(c) for c in np.argsort(-n, kind="stable")[:t.client_models] if n[c] >= t.client_session_min]
     models: list = [None] * index[1]
     for c in own:  # a loop over the dominant clients
-        models[c] = session_model(frame.filter(pl.col("client") == c), t)
+        models[c] = {**session_model(frame.filter(pl.col("client") == c), t), "starts_per_request": float(n[c] / req[c])}
     rest = frame.filter(~pl.col("client").is_in(own))
     tail = None
     if own and rest.filter(pl.col("turn") == 1).height >= t.client_session_min:
-        tail = session_model(rest, t)
+        others = np.setdiff1d(np.arange(index[1]), own)
+        tail = {**session_model(rest, t), "starts_per_request": float(n[others].sum() / max(req[others].sum(), 1))}
     return {"clients": models if own else None, "tail": tail}
 
 

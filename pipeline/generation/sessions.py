@@ -314,7 +314,8 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
 
     sess, tl = bundle["sessions"], plan.timeline
     models, key = session_models(sess, np.asarray(chosen, dtype=np.int64), len(chosen))
-    share = 1.0 - np.array([float(m["follow_up_share"]) for m in models])[key]  # per chosen client
+    # per chosen client, its model's sessions per request of its clients (the trace's: 1 - follow-up share)
+    share = np.array([float(m.get("starts_per_request", 1.0 - m["follow_up_share"])) for m in models])[key]
     process = ModulatedArrivals(bundle, chosen, WindowParams(params.rate * share[:, None], params.family, params.shape),
                                 options.seed, model)
     reachable = np.zeros_like(params.rate, dtype=bool)
