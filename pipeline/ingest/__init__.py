@@ -99,13 +99,20 @@ def _day0(t: float) -> float:
     return math.floor(t / 86400.0) * 86400.0
 
 
-def _stream_select(spec: FormatSpec, numbered: bool, outside: str | None = None) -> tuple[str, pa.Schema]:
+PARENT_LINKED = ("session_id", "request_id", "parent_id")  # filled from chat links, not from typed
+
+
+def _stream_select(spec: FormatSpec, numbered: bool, outside: str | None = None,
+                   absent: frozenset[str] = frozenset()) -> tuple[str, pa.Schema]:
     """The select the stream reads ([rec,] reason, canonical columns with their final types) and
     the schema of the rows it writes (chat links ride along until sessions are resolved);
-    `outside`: a condition on t.arrival_s refusing outlying arrivals."""
+    `outside`: a condition on t.arrival_s refusing outlying arrivals; `absent`: typed columns that are
+    the literal null, left out (the stream adds them as null arrays, not DuckDB row by row)."""
     fields = []
     schema = CANONICAL
     for name in COLUMNS:
+        if name in absent and name != "failed" and not (spec.parent_link and name in PARENT_LINKED):
+            continue
         if name == "failed":
             expr = f"coalesce(t.failed, {spec.failed.replace('output_tokens', 't.output_tokens')})"
         elif name == "session_id" and spec.parent_link:
@@ -271,7 +278,8 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     unit, epoch = guess_time_unit(con, layout, spec)
     build_typed(con, layout, spec, unit, src, epoch)
     numbered = src.container == "jsonl"
-    select, schema = _stream_select(spec, numbered)
+    absent = frozenset(r[0] for r in con.execute(statement("typed_null_columns")).fetchall())
+    select, schema = _stream_select(spec, numbered, absent=absent)
     spill.mkdir(parents=True, exist_ok=True)
     refused_path = spill / "refused.parquet"
     facts: dict = {}
@@ -336,7 +344,7 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
             low, high = outlying_cuts(con, requests_tmp, res.kept, settings.outliers)
             if low is not None or high is not None:  # read again, refusing them like any bad record
                 bounds = [f"t.arrival_s {op} {cut + res.shift!r}" for op, cut in (("<", low), (">", high)) if cut is not None]
-                select, _ = _stream_select(spec, numbered, " or ".join(bounds))
+                select, _ = _stream_select(spec, numbered, " or ".join(bounds), absent)
                 res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
             summary, shift = facts["summary"], facts["shift"]
             if res.refused:

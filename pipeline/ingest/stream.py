@@ -58,6 +58,28 @@ class _Writer:
             self.writer.close()
 
 
+class _Nulls:
+    """The columns of `schema` a batch lacks (the source has none of them), as null arrays made once
+    and sliced: DuckDB would make and hand over a buffer of nulls per column and batch."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema, self.made = schema, {}
+
+    def filled(self, table: pa.Table) -> pa.Table:
+        if table.num_columns == len(self.schema):
+            return table
+        n = table.num_rows
+        cols = []
+        for f in self.schema:
+            if f.name in table.column_names:
+                cols.append(table.column(f.name))
+                continue
+            if len(self.made.get(f.name, ())) < n:
+                self.made[f.name] = pa.nulls(max(n, BATCH_ROWS), f.type)
+            cols.append(self.made[f.name].slice(0, n))
+        return pa.Table.from_arrays(cols, schema=self.schema)
+
+
 # numpy -> Arrow through the buffers (servetrace/arrays.py: pyarrow's own conversions import pandas).
 def _float64_array(x: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.float64(), x.size, [None, pa.py_buffer(np.ascontiguousarray(x, np.float64))])
@@ -86,6 +108,7 @@ def stream_typed(
     refused = _Writer(refused_path, REFUSED, "zstd")
     last = -np.inf
     shift: float | None = None
+    nulls = _Nulls(kept_schema)
     try:
         reader = con.sql(select_sql).to_arrow_reader(BATCH_ROWS)
         for batch in reader:
@@ -113,7 +136,7 @@ def stream_typed(
                 arrival = arrival - shift
                 table = table.set_column(0, "arrival_s", _float64_array(arrival))
             out.kept += table.num_rows
-            kept.write(table)
+            kept.write(nulls.filled(table))
         out.refused = out.parsed - out.kept
         out.shift = shift or 0.0
         refused.close()
