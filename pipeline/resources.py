@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import importlib.util
 import json
-import marshal
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,36 +42,22 @@ def fragment(name: str) -> str:
 
 
 def user_cache() -> Path:
-    """Where what servetrace derives once is kept for later runs (the Vega bundle, the compiled
-    bundle validator, the report templates' bytecode): $XDG_CACHE_HOME/servetrace, else ~/.cache/servetrace."""
+    """Where what servetrace derives once is kept for later runs (the Vega bundle, the report
+    templates' bytecode): $XDG_CACHE_HOME/servetrace, else ~/.cache/servetrace."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "servetrace"
 
 
-def schema_validator(schema: dict) -> Callable:
-    """`schema` compiled to Python by fastjsonschema, as `fastjsonschema.compile` makes it. The
-    compiled code is kept in the user's cache (marshal, named by a hash of the schema, of
-    fastjsonschema's version and of Python's bytecode magic), so a later process loads it instead of
-    generating and compiling ~170 kB of Python again; a cache that cannot be read or written only
-    costs that time."""
+@functools.lru_cache(maxsize=4)
+def _validator(text: str) -> Callable:
     import fastjsonschema
 
-    from servetrace.errors import ServetraceError
-    from servetrace.io import atomic_path
+    return fastjsonschema.compile(json.loads(text), handlers={}, use_default=False)
 
-    text = json.dumps(schema, sort_keys=True)
-    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + f"{fastjsonschema.VERSION}\0{text}".encode()).hexdigest()[:20]
-    path = user_cache() / "validators" / f"schema_{key}.marshal"
-    try:
-        code = marshal.loads(path.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
-        source = fastjsonschema.compile_to_code(schema, handlers={}, use_default=False)
-        root = re.search(r"^def (\w+)", source, re.M)[1]  # the schema's root: what compile() returns
-        code = compile(f"{source}\n\nvalidate = {root}\n", f"<schema {key}>", "exec")
-        with contextlib.suppress(OSError, ServetraceError), atomic_path(path) as tmp:
-            tmp.write_bytes(marshal.dumps(code))
-    namespace: dict = {}
-    exec(code, namespace)
-    return namespace["validate"]
+
+def schema_validator(schema: dict) -> Callable:
+    """`schema` compiled to Python by fastjsonschema, once per process. The compiled validator is not
+    kept between processes: the package itself never loads code from a file it wrote."""
+    return _validator(json.dumps(schema, sort_keys=True))
 
 
 def template_cache():
