@@ -13,6 +13,7 @@ anything else ships rows).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -21,22 +22,38 @@ from bench.measure import REPO
 
 SAMPLE = REPO / "data" / "samples" / "burstgpt_sample.csv"
 MOONCAKE = REPO.parent / "shared" / "data" / "mooncake" / "synthetic_trace.jsonl"
-_EXCHANGE = re.compile(r"Exchange (\w+(?:\([^)]*\))?)")
 
 
-def exchanges(plan: str) -> list[tuple[str, str]]:
-    """(partitioning, what feeds it) per Exchange in a physical plan's text."""
-    lines = plan.splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        found = _EXCHANGE.search(line)
-        if not found or "ReusedExchange" in line:
-            continue
-        child = lines[i + 1].strip(" +-:") if i + 1 < len(lines) else ""
-        feeds = "partial aggregate" if child.startswith(("HashAggregate", "ObjectHashAggregate", "SortAggregate")) \
-            and "partial_" in child else child.split(" ", 1)[0].split("(")[0]
-        part = re.sub(r"#\d+L?", "", found.group(1))
-        out.append((re.sub(r", \d+\)$", ")", part), feeds))
+def exchanges(plan) -> list[tuple[str, str]]:
+    """(partitioning, what feeds it) per shuffle or broadcast exchange in a physical plan (a JVM
+    SparkPlan), walking its tree but not into the cached tables it reads (theirs are listed under
+    their own files) nor into subqueries."""
+    out: list[tuple[str, str]] = []
+
+    def walk(node) -> None:
+        name = node.nodeName()
+        if name == "AdaptiveSparkPlan":  # the physical plan with its exchanges, before adaptive stages
+            return walk(node.initialPlan())
+        if name in ("InMemoryTableScan", "ReusedExchange", "TableCacheQueryStage"):
+            return
+        if name.endswith("QueryStage"):
+            return walk(node.plan())
+        if "Exchange" in name:
+            child = node.children().apply(0)
+            while child.nodeName().startswith(("WholeStageCodegen", "InputAdapter")):
+                child = child.children().apply(0)
+            feeds = child.nodeName()
+            if feeds in ("HashAggregate", "ObjectHashAggregate", "SortAggregate") and "partial_" in child.toString():
+                feeds = "partial aggregate"
+            mode = node.outputPartitioning().toString() if name == "Exchange" else node.mode().toString()
+            entry = (re.sub(r"#\d+L?", "", re.sub(r", \d+\)$", ")", mode)).split("\n")[0][:90], feeds)
+            if entry not in out:
+                out.append(entry)
+        children = node.children()
+        for i in range(children.size()):
+            walk(children.apply(i))
+
+    walk(plan)
     return out
 
 
@@ -45,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", type=Path, default=SAMPLE)
     ap.add_argument("--reuse-trace", type=Path, default=MOONCAKE)
+    ap.add_argument("--dump", type=Path, help="also write each file's physical plan (text) to this JSON file")
     args = ap.parse_args(argv)
     from servetrace.bundle import fit_sql
     from servetrace.ingest import ingest_trace
@@ -55,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     from servetrace.stages.engine import Engine
 
     plans: dict[str, list[tuple[str, str]]] = {}
+    raw: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ingest_trace(args.trace, Path(tmp) / "fit")
         engine = Engine("spark")
@@ -65,7 +84,10 @@ def main(argv: list[str] | None = None) -> None:
             from servetrace.spark.transpile import sql_file, to_spark_steps
 
             *_, (_, final) = to_spark_steps(name, sql_file(name), self.variables)
-            plans[name] = exchanges(self.spark.sql(final)._jdf.queryExecution().executedPlan().toString())
+            plan = self.spark.sql(final)._jdf.queryExecution().executedPlan()
+            raw[name] = plan.toString()
+            cached = plan.nodeName() == "AdaptiveSparkPlan" and plan.initialPlan().nodeName() == "InMemoryTableScan"
+            plans[name] = exchanges(plan.initialPlan().relation().cachedPlan() if cached else plan)
 
         SparkConnection.run_sql = patched
         try:
@@ -75,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 analyze_on(SparkConnection(spark_session(), Path(tmp) / "reuse" / "requests.parquet"))
         finally:
             SparkConnection.run_sql = original
+    if args.dump:
+        args.dump.write_text(json.dumps(raw, indent=1), encoding="utf-8")
     print("| file | exchanges (partitioning <- what feeds it) |\n|---|---|")
     for name, found in plans.items():
         shown = "; ".join(f"`{p}` <- {f}" for p, f in found) or "none"

@@ -119,6 +119,21 @@ def test_multimodal_tokens_per_image(tmp_path):
     assert_same(a, b)
 
 
+def test_a_coarse_clock(tmp_path):
+    """Arrivals floored to whole seconds, several a second: the CVs under the clock need each
+    group's requests per tick, squared and summed (fit_sums' two aggregates, the stream's
+    TickSquares)."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    t = np.floor(np.sort(rng.uniform(0, 3000, n)))
+    path = write_trace(tmp_path / "r.parquet", t, client_id=rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]).tolist(),
+                       input_tokens=rng.integers(1, 99, n).tolist(), output_tokens=rng.integers(1, 99, n).tolist())
+    from servetrace.stats import clock
+
+    assert clock.clock_of_head(t, Settings()) == 1.0
+    assert_same(*both(path))
+
+
 def test_one_request_and_grouping_by_all(tmp_path):
     path = write_trace(tmp_path / "one.parquet", np.array([12.5]), input_tokens=[10], output_tokens=[3])
     a, b = both(path)

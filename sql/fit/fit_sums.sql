@@ -4,7 +4,8 @@
 -- client (level 3, client null). Each: requests, failures, and the count, sum, sum of logs and
 -- squared deviations from their mean (m2) of the inter-arrivals; on a coarse clock (fit_clock_s > 0:
 -- the source's timestamps written in whole ticks) also the sum over ticks of the group's requests
--- in the tick, squared (each row counts its tick's requests), for the CV under the clock.
+-- in the tick, squared, for the CV under the clock: requests counted per tick, then their squares
+-- summed, two aggregates (a window over the rows per tick shuffled every row three times on Spark).
 with levels as (
     select
         l.level,
@@ -21,12 +22,19 @@ with levels as (
     cross join (select 1 as level union all select 2 union all select 3) as l
 ),
 
-counted as (
-    select *, count(*) over (partition by level, client, window_idx, tick) as tick_n
+per_tick as (
+    select level, client, window_idx, count(*) as tick_n
     from levels
+    group by level, client, window_idx, tick
 ),
 
-final as (
+tick_sums as (
+    select level, client, window_idx, sum(tick_n * tick_n) as sum_tick_n2
+    from per_tick
+    group by level, client, window_idx
+),
+
+sums as (
     select
         level,
         client,
@@ -36,10 +44,20 @@ final as (
         coalesce(sum(gap), 0.0) as sum_x,
         coalesce(sum(ln(gap)), 0.0) as sum_log,
         coalesce(var_pop(gap) * count(gap), 0.0) as m2,
-        sum(case when failed then 1 else 0 end) as failed,
-        case when getvariable('fit_clock_s') > 0 then cast(sum(tick_n) as double) else 0.0 end as sum_tick_n2
-    from counted
+        sum(case when failed then 1 else 0 end) as failed
+    from levels
     group by level, client, window_idx
+),
+
+final as (
+    select
+        s.*,
+        case when getvariable('fit_clock_s') > 0 then cast(t.sum_tick_n2 as double) else 0.0 end as sum_tick_n2
+    from sums as s
+    inner join tick_sums as t
+        on t.level = s.level
+        and t.client is not distinct from s.client
+        and t.window_idx is not distinct from s.window_idx
 )
 
 select * from final
