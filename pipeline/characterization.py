@@ -277,8 +277,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         clock = now
 
     with io.output_lock(out_dir):
-        summary = ingest_trace(trace, out_dir, ingest_settings,
-                               memory_limit=settings.memory_limit)
+        summary = ingest_trace(trace, out_dir, ingest_settings, memory_limit=settings.memory_limit, engine=engine)
         lap("ingest")
         requests = Path(summary.get("requests") or out_dir / REQUESTS)
         if not requests.exists():
