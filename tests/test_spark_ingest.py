@@ -42,6 +42,72 @@ MIXED = (HEADER.encode() + b'5,ChatGPT,472,18,490,Conversation log\n'
          b'  \n'
          b'11,GPT-4,3,-1,2,API log\n'
          b'12,GPT-4,1,1,2,API log,x\n')
+
+
+def bailian_links() -> bytes:
+    """Bailian chats linked every way the session rule knows (SESSIONS: each chat's session)."""
+    rows = []
+
+    def add(chat, parent, t, ts=None):
+        rows.append({"chat_id": chat, "parent_chat_id": parent, "timestamp": t if ts is None else ts,
+                     "input_length": 100 + len(rows), "output_length": 10, "type": "text", "turn": 1,
+                     "hash_ids": [len(rows)]})
+    for k in range(40):  # a chain 40 deep: six pointer doublings
+        add(1000 + k, 1000 + k - 1 if k else -1, 1.0 + k)
+    for chat, parent, t in ((2000, "", 2.5), (2001, 2000, 3.5), (2002, 2000, 4.5), (2003, 2002, 5.5)):
+        add(chat, parent, t)  # a tree below an empty link
+    add(3000, 3000, 6.5)  # its own parent
+    add(3001, 999999, 7.5)  # a parent the trace does not hold
+    add(4001, 4002, 8.5), add(4002, 4001, 9.5), add(4003, 4002, 10.5)  # a cycle, and a chat below it
+    add(5000, -1, 11.5, ts="never"), add(5001, 5000, 12.5)  # the parent is refused: its child is a root
+    add(6000, -1, 13.5), add(6000, 1005, 14.5)  # one chat_id twice: a root link wins
+    add(7000, None, 15.5), add(7001, 7000, 16.5)  # a null link
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+SESSIONS = {**{str(1000 + k): "1000" for k in range(40)}, **dict.fromkeys(("2000", "2001", "2002", "2003"), "2000"),
+            "3000": "3000", "3001": "3001", "4001": "4001", "4002": "4002", "4003": "4003", "5001": "5001",
+            "6000": "6000", "7000": "7000", "7001": "7000"}
+
+
+def edges_csv() -> bytes:
+    """Values each engine's casts read their own way unless told: boolean spellings, spaces and
+    control characters around flags, numbers and text (Unicode spaces: DuckDB's trim strips them)."""
+    nb = "\u00a0"
+    rows = ["timestamp,input_tokens,output_tokens,failed,model"]
+    flags = ["true", "FALSE", "t", "f", "1", "0", "yes", "no", "y", "n", " Yes ", "\ttrue", "true\t", "on", "2",
+             f"{nb}true", "", "\x1ftrue"]
+    rows += [f"{1_700_000_000 + i},{10 + i},20,{flag},gpt" for i, flag in enumerate(flags)]
+    numbers = ["\t5", "5\t", " 5 ", "\x1f5", "5\x1f", f"{nb}5", "\x0b5"]
+    rows += [f"{1_700_000_100 + i},{n},20,false,gpt" for i, n in enumerate(numbers)]
+    models = [f"{nb}gpt{nb}", "\u3000gpt", "\tgpt\t", " gpt ", "\u2028gpt"]
+    rows += [f"{1_700_000_200 + i},10,20,false,{m}" for i, m in enumerate(models)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def dup_keys_jsonl() -> bytes:
+    """JSON lines with a key twice: DuckDB reads the first occurrence."""
+    lines = ['{"timestamp": 1000, "input_length": 10, "output_length": 5, "hash_ids": [1]}',
+             '{"timestamp": 2000, "timestamp": 1500, "input_length": 10, "output_length": 5, "hash_ids": [2]}',
+             '{"timestamp": 3000, "input_length": 10, "input_length": 99, "output_length": 5, "hash_ids": [3]}',
+             '{"timestamp": 4000, "input_length": 10, "output_length": 5, "hash_ids": [4], "hash_ids": [5, 6]}',
+             '{"timestamp": 5000, "input_length": "x", "input_length": 12, "output_length": 5, "hash_ids": [7]}',
+             '{"timestamp": 6000, "input_length": 12, "input_length": "x", "output_length": 5, "hash_ids": [8]}']
+    return ("\n".join(lines) + "\n").encode()
+
+
+def probe_order_csv() -> bytes:
+    """The first 10,000 records in ms (6,000 of them over two lines: a quoted newline), then 10,000
+    in s: the unit is guessed from the first 10,000 records, in file order."""
+    rows = ["timestamp,input_tokens,output_tokens,model"]
+    rows += [f"{(1_700_000_000 + i) * 1000},10,20,\"gpt\nx\"" for i in range(6000)]
+    rows += [f"{(1_700_000_000 + i) * 1000},10,20,gpt" for i in range(6000, 10000)]
+    rows += [f"{1_700_000_000 + i},10,20,gpt" for i in range(10000, 20000)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+GENERATED = {"mixed.csv": MIXED, "bailian_links.jsonl": bailian_links(), "edges.csv": edges_csv(),
+             "dup_keys.jsonl": dup_keys_jsonl(), "probe_order.csv": probe_order_csv()}
 CASES = [
     FIXTURES / "rows_bad.csv",  # typed refusals, a repeated header, too many fields, out of order
     "mixed.csv",
@@ -50,6 +116,10 @@ CASES = [
     FIXTURES / "azure_mm2025.csv.gz",  # gzip, images
     BAD / "mooncake_bad_line.jsonl",  # not JSON, not an object, missing value, bad hash_ids
     BAD / "unterminated_quote.csv",  # the quote runs to the end of the file: one unreadable record
+    "bailian_links.jsonl",  # parent-linked sessions (pointer jumping)
+    "edges.csv",  # boolean spellings, spaces and control characters around values
+    "dup_keys.jsonl",  # a JSON key twice
+    "probe_order.csv",  # the time unit guessed from the first records in file order
 ]
 NAMES = [Path(p).name for p in CASES]
 SUMMARY = ("format", "rows_read", "rows_kept", "rows_rejected", "reject_reasons", "was_sorted", "time_unit", "origin",
@@ -59,7 +129,8 @@ SUMMARY = ("format", "rows_read", "rows_kept", "rows_rejected", "reject_reasons"
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
     out = tmp_path_factory.mktemp("spark_ingest")
-    (out / "mixed.csv").write_bytes(MIXED)
+    for name, data in GENERATED.items():
+        (out / name).write_bytes(data)
     done = {}
     for i, path in enumerate(out / p if isinstance(p, str) else p for p in CASES):
         duck = ingest_trace(path, out / f"{i}" / "duckdb")
@@ -124,6 +195,36 @@ def test_mixed_rejects_named(landed):
     rejects = _read(out / "spark" / "rejects.parquet")
     assert rejects["line"].to_list() == [6, 9, 10, 11, 12, 13]
     assert spark["rows_read"] == 10 and spark["rows_kept"] == 4
+
+
+def test_bailian_sessions_resolved_on_spark(landed):
+    """Each chat's session is the root its links reach (the same rows as DuckDB's: test_kept_rows_equal)."""
+    _, spark, out = landed["bailian_links.jsonl"]
+    rows = _read(out / "spark" / "requests.parquet")
+    assert spark["reject_reasons"] == {"unparsable timestamp": 1} and rows.height == len(SESSIONS) + 1
+    assert dict(zip(rows["request_id"], rows["session_id"])) == SESSIONS
+
+
+def test_fidelity_edges_as_duckdb_reads_them(landed):
+    """The outcomes both engines must share (test_summary_equal, test_kept_rows_equal), stated."""
+    _, edges, out = landed["edges.csv"]
+    assert edges["reject_reasons"] == {"unparsable failed flag": 5, "non-numeric input_tokens": 3}
+    kept = _read(out / "spark" / "requests.parquet")
+    assert kept["failed"].sum() == 7 and kept["model"].to_list()[-5:] == ["gpt", "gpt", "\tgpt\t", "gpt", "\u2028gpt"]
+    _, dup, out = landed["dup_keys.jsonl"]
+    assert dup["reject_reasons"] == {"non-numeric input_tokens": 1}
+    kept = _read(out / "spark" / "requests.parquet")
+    assert kept["arrival_s"].to_list() == [1.0, 2.0, 3.0, 4.0, 6.0] and kept["hash_ids"].to_list()[3] == [4]
+    assert kept["input_tokens"].to_list() == [10, 10, 10, 10, 12]
+    _, probe, _ = landed["probe_order.csv"]
+    assert probe["time_unit"] == "ms" and probe["rows_kept"] == 10000
+
+
+def test_bad_input_on_spark_is_one_line(tmp_path):
+    """A refusal after the SparkSession started: the JVM's startup warnings stay off stderr."""
+    done = run_cli("ingest", BAD / "header_only.csv", "--out", tmp_path, "--engine", "spark")
+    assert done.returncode == 2 and "no data rows" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_output_is_reused_on_spark_and_replaced_by_duckdb(landed):

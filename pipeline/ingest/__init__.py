@@ -144,7 +144,8 @@ def _rewrite_requests(con, staged: Path, path: Path, spec: FormatSpec, delta: fl
     session, join = "t.session_id", ""
     if spec.parent_link:
         # A chat whose parent links never reach a root (a cycle) is a session of its own.
-        session = f"coalesce({sessions_from_parents(con, src)}, t.chat_id)"
+        con.execute(statement("session_chats", staged=src))
+        session = f"coalesce({sessions_from_parents(con)}, t.chat_id)"
         join = "left join roots on roots.chat_id = t.chat_id"
     fields = []
     for name in COLUMNS:

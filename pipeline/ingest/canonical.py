@@ -152,13 +152,16 @@ def _time_expr(v: str, unit: str) -> str:
 EPOCH_S = (1e8, 1e10)  # 1973 .. 2286: where an epoch timestamp in the guessed unit must land
 
 
-def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec) -> tuple[str, bool]:
-    """A generic file's timestamp unit, from a sample of its values, when not given; and whether
-    the guess rests on epoch magnitudes (then a value in another unit is refused, not misread)."""
+def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec,
+                    numbered: bool = False) -> tuple[str, bool]:
+    """A generic file's timestamp unit, from the first records' values, when not given; and whether
+    the guess rests on epoch magnitudes (then a value in another unit is refused, not misread).
+    `numbered`: the raw records carry their number `rec`, and "first" is by it (Spark)."""
     if spec.time_unit != "auto":
         return spec.time_unit, False
     v = _value(layout, spec, "arrival_s")
-    numeric, total, typical = con.execute(statement("time_unit_probe", value=v)).fetchall()[0]
+    order = "order by rec" if numbered else ""
+    numeric, total, typical = con.execute(statement("time_unit_probe", value=v, order=order)).fetchall()[0]
     if total and numeric < 0.5 * total:
         return "datetime", False
     typical = typical or 0.0

@@ -9,7 +9,8 @@ rows read = rows kept + rows rejected, counted by one aggregate over the typed r
 Spark writes each table as a directory of Parquet parts (DIR/requests.parquet/part-*.parquet),
 its key-value metadata (the summary, the source's sha256) in the directory's `_servetrace.json`
 (`servetrace.io.parquet_metadata` reads either). Formats read by their own Python reader (the
-agent formats) and Bailian's parent-linked sessions are refused in one line.
+agent formats) are refused in one line. Bailian's parent-linked sessions are resolved by the same
+pointer-jumping SQL as on DuckDB (ingest/parents.py), over a view of the kept rows.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from servetrace.ingest.canonical import RawLayout, build_typed, clipped, guess_t
 from servetrace.ingest.formats import format_spec
 from servetrace.ingest.outliers import REASON as OUTLYING
 from servetrace.ingest.outliers import cuts_from_ends, ends_needed
+from servetrace.ingest.parents import sessions_from_parents
 from servetrace.outputs import REJECTS, REQUESTS
 from servetrace.schema import COLUMNS, HASH_IDS
 from servetrace.settings import IngestSettings
@@ -37,7 +39,9 @@ CODECS = {"gzip": (".gz",), "zstd": (".zst", ".zstd"), "none": ()}
 
 class _SparkSQL:
     """The `execute(...).fetchall()` calls ingest's SQL builders make, answered by Spark: a
-    `create temp view` becomes a temporary view of the transpiled select."""
+    `create temp view` becomes a temporary view of the transpiled select, a `create temp table`
+    one computed there and then (a local checkpoint: a table rebuilt from itself, as pointer
+    jumping's is, keeps a plan of one step, not of every step before it)."""
 
     def __init__(self, spark) -> None:
         self.spark = spark
@@ -48,7 +52,9 @@ class _SparkSQL:
 
         tree = sqlglot.parse_one(query, read="duckdb")
         if isinstance(tree, exp.Create):
-            self.spark.sql(to_spark(tree.expression.sql(dialect="duckdb"), {})).createOrReplaceTempView(tree.this.name)
+            frame = self.spark.sql(to_spark(tree.expression.sql(dialect="duckdb"), {}))
+            frame = frame.localCheckpoint() if tree.args.get("kind") == "TABLE" else frame
+            frame.createOrReplaceTempView(tree.this.name)
             self._rows = []
         else:
             self._rows = [tuple(r) for r in self.spark.sql(to_spark(query, {})).collect()]
@@ -90,8 +96,6 @@ def ingest_on_spark(trace: Path, out_dir: Path, settings: IngestSettings, engine
         if src.container == "jsonl":
             src = replace(src, header=spark_raw.jsonl_keys(spark, src))
         spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
-        if spec.parent_link:
-            raise ServetraceError(f"{trace}: Bailian's parent-linked sessions are resolved by --engine duckdb only")
         return _ingest(spark, src, spec, trace, out_dir, settings, sha)
 
 
@@ -113,7 +117,7 @@ def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettin
     records = _records(spark, src, spec)
     records.raw.createOrReplaceTempView("raw")
     layout = RawLayout(1 if src.container == "csv" else 0, src.container != "parquet", records.column_of)
-    unit, epoch = guess_time_unit(con, layout, spec)
+    unit, epoch = guess_time_unit(con, layout, spec, numbered=True)
     build_typed(con, layout, spec, unit, src, epoch, numbered=True)
     select, _ = _stream_select(spec, True)
     typed = spark.sql(to_spark(select, {})).persist()
@@ -159,8 +163,10 @@ def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettin
         "servetrace.summary": json.dumps(summary, sort_keys=True), "servetrace.engine": ENGINE,
     }
     names = COLUMNS + ([HASH_IDS] if spec.hash_ids else [])
-    kept = (typed.where(F.col("reason").isNull()).withColumn("arrival_s", F.col("arrival_s") - F.lit(shift))
-            .orderBy("arrival_s", "rec").select(*names))
+    kept = typed.where(F.col("reason").isNull())
+    if spec.parent_link:
+        kept = _with_sessions(con, kept)
+    kept = kept.withColumn("arrival_s", F.col("arrival_s") - F.lit(shift)).orderBy("arrival_s", "rec").select(*names)
     rejects = _rejects(spark, typed, records)
     _clear_duckdb_outputs(out_dir)
     with io.atomic_dir(out_dir / REJECTS) as tmp:
@@ -171,6 +177,18 @@ def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettin
         io.write_json(tmp / io.PARQUET_SIDECAR, meta)
     typed.unpersist()
     return {**summary, "requests": str(out_dir / REQUESTS), "rejects": str(out_dir / REJECTS)}
+
+
+def _with_sessions(con: _SparkSQL, kept):
+    """Bailian: each kept chat's session, the root its parent links reach (ingest/parents.py's
+    pointer jumping, the same SQL as on DuckDB), else the chat itself."""
+    from pyspark.sql import functions as F
+
+    kept.select("chat_id", "parent_chat_id").createOrReplaceTempView("chats")
+    sessions_from_parents(con)
+    roots = con.spark.table("roots")
+    return (kept.join(roots, "chat_id", "left")
+            .withColumn("session_id", F.coalesce(F.col("root"), F.col("chat_id")).cast("string")))
 
 
 def _counts(typed, structural) -> tuple[dict, float | None, int]:

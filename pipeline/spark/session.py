@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
+import tempfile
+from typing import IO, Iterator
 
 from servetrace.errors import ServetraceError
 
@@ -19,6 +24,9 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
     "spark.sql.ui.retainedExecutions": "50",
+    # a JSON line with a key twice is valid JSON to DuckDB (each field read from its first
+    # occurrence, as Spark's get_json_object reads it), not "not valid JSON"
+    "spark.sql.variant.allowDuplicateKeys": "true",
     # Spark 4.1 fails on CTEs whose grouping sets it prunes ("key not found"); the stages' CTEs are
     # small chains, so nothing is lost by not pushing predicates into them.
     "spark.sql.optimizer.excludedRules":
@@ -48,9 +56,35 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     builder = SparkSession.builder.master(master or "local[2]").appName("servetrace")
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_stderr() as log:
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:  # noqa: BLE001 - py4j and pyspark raise several types
+            raise ServetraceError(f"Spark did not start: {_last_line(log) or str(exc).splitlines()[0]}") from None
     spark.sparkContext.setLogLevel("FATAL")  # failures reach Python as exceptions; the JVM need not print them too
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_stderr() -> Iterator[IO[bytes]]:
+    """The JVM a SparkSession starts inherits this process's stderr, and writes its startup
+    warnings there (a loopback hostname, log4j's profile, native libraries) before a one-line
+    error could: it gets a file of its own instead (unlinked, gone with the JVM)."""
+    log = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield log
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _last_line(log: IO[bytes]) -> str:
+    log.seek(0)
+    lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def _java_home() -> bool:

@@ -160,6 +160,13 @@ def _spark(template: str, **parts: exp.Expression) -> exp.Expression:
 
 
 _INT_LIST = exp.DataType.build("bigint[]", dialect="duckdb")
+# DuckDB's trim() strips Unicode space separators (category Zs), Spark's only ' '
+_SPACES = "".join(map(chr, (0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)))
+# A cast of text strips, on Spark, every character up to ' ' from both ends; on DuckDB none before a
+# boolean, and only \t \n \v \f \r and ' ' before a number: where those differ, Spark's is null too
+_EDGES = {exp.DataType.Type.BOOLEAN: "ASCII(x__) <= 32 OR ASCII(RIGHT(x__, 1)) <= 32",
+          exp.DataType.Type.DOUBLE: "ASCII(x__) < 9 OR ASCII(x__) BETWEEN 14 AND 31 "
+                                    "OR ASCII(RIGHT(x__, 1)) < 9 OR ASCII(RIGHT(x__, 1)) BETWEEN 14 AND 31"}
 
 
 def _ingest_function(node: exp.Expression, name: str | None) -> exp.Expression | None:
@@ -176,6 +183,12 @@ def _ingest_function(node: exp.Expression, name: str | None) -> exp.Expression |
         # JSON text of a list: each element read exactly (decimal), an integer past int64 becomes null
         return _spark("TRANSFORM(FROM_JSON(CAST(x__ AS STRING), 'array<decimal(38,0)>'), v__ -> TRY_CAST(v__ AS BIGINT))",
                       x__=node.this)
+    if isinstance(node, exp.Trim) and node.expression is None and not node.args.get("position"):
+        return exp.Trim(this=node.this.copy(), expression=exp.Literal.string(_SPACES), position="BOTH")
+    if isinstance(node, exp.TryCast) and node.to.this in _EDGES and not node.args.get("guarded"):
+        cast = node.copy()
+        cast.set("guarded", True)
+        return _spark(f"CASE WHEN {_EDGES[node.to.this]} THEN NULL ELSE c__ END", x__=node.this, c__=cast)
     if isinstance(node, exp.TimeToUnix):  # seconds with their fraction (Spark's UNIX_TIMESTAMP drops it)
         return _spark("UNIX_MICROS(x__) / CAST(1000000 AS DOUBLE)", x__=node.this)
     if isinstance(node, exp.Left) and isinstance(node.expression, exp.Neg):  # all but the last n characters
