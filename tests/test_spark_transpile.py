@@ -9,6 +9,7 @@ sqlglot = pytest.importorskip("sqlglot", reason="the spark extra (sqlglot) is no
 
 from servetrace import grouping  # noqa: E402
 from servetrace.resources import SQL_DIR  # noqa: E402
+from servetrace.reuse.aggregates import POWERS  # noqa: E402
 from servetrace.spark.transpile import to_spark, to_spark_steps  # noqa: E402
 from servetrace.stages.sql import sql_text  # noqa: E402
 
@@ -19,7 +20,10 @@ VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              # the bundle fit's (sql/fit/, servetrace/bundle/fit_sql.py)
              "fit_max_clients": 256, "fit_other": "(other)", "fit_g0": 0, "fit_inv_window": 1 / 600,
              "fit_inv_dataset": 1 / 21600, "iat_floor_s": 1e-6, "fit_ks_sample": 20000, "fit_category": "reason",
-             "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000, "fit_client": 0, "fit_clock_s": 1.0}
+             "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000, "fit_client": 0, "fit_clock_s": 1.0,
+             # the prefix-reuse analysis' (sql/reuse/, servetrace/reuse/aggregates.py)
+             "reuse_factors": [1, 4, 32], "reuse_block_size": 16, "reuse_seed": 0, "reuse_powers": POWERS,
+             "reuse_sample_size": 100000, "reuse_bits": list(range(21))}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name not in ("ingest", "agents"))
 
 
