@@ -57,7 +57,11 @@ def test_turns_pmf_is_recovered_from_cut_sessions(cut):
 def test_generated_sessions_are_cut_as_the_source_was(cut):
     """Generated from the fit, turns past the span are not emitted: turns per session as the
     source shows them within KS 0.03 (seeds 0/1 give 0.007 / 0.016) and the requests within 10 %;
-    the observed PMF generated the same way loses a sixth of the requests (KS 0.07-0.08)."""
+    the observed PMF generated the same way on the wall clock (no return clock: `start_share`
+    without `requests`, as older bundles) loses a sixth of the requests (KS 0.07-0.08). The
+    return clock, solved for the source's follow-ups per bin, would make up for the wrong PMF
+    by bringing sessions back sooner; with the right one it stays near 1
+    (`test_return_clock_stays_off_where_the_model_fits`)."""
     table, _, b = cut
     observed = _turns(table)
     for seed in (0, 1):
@@ -67,7 +71,9 @@ def test_generated_sessions_are_cut_as_the_source_was(cut):
         assert syn.num_rows == pytest.approx(table.num_rows, rel=0.1)
     values, counts = np.unique(observed, return_counts=True)
     t = b["sessions"]["turns"]
-    naive = {**b, "sessions": {**b["sessions"], "turns": {**t, "values": values.tolist(), "probs": (counts / counts.sum()).tolist()}}}
+    wall = {k: v for k, v in b["sessions"]["start_share"].items() if k != "requests"}
+    naive = {**b, "sessions": {**b["sessions"], "start_share": wall,
+                               "turns": {**t, "values": values.tolist(), "probs": (counts / counts.sum()).tolist()}}}
     syn, _ = generate_table(naive, GenerateOptions(seed=0))
     assert stats.ks_2samp(observed, _turns(syn)).statistic > 0.05
     assert syn.num_rows < 0.9 * table.num_rows
@@ -89,3 +95,35 @@ def test_start_share_by_bin(cut):
     assert len(by["share"]) == int(np.ceil(span / by["bin_s"])) == len(want)
     assert by["share"] == pytest.approx(want, abs=1e-9)
     assert want[0] > 0.9 and want[-1] < 0.5
+
+
+def test_return_clock_stays_off_where_the_model_fits(cut):
+    """The planted sessions come back at one pace over the span: on the wall clock the fitted
+    model brings each bin the source's follow-ups within noise (chi-square p 0.16 on seed 0),
+    so there is no return clock; forced on, its speeds stay at 0.88-1.06 past the
+    first two bins (which hold 4-40 follow-ups), asserted within 0.8-1.25."""
+    from servetrace.generation import session_starts
+
+    _, _, b = cut
+    assert session_starts.return_clock(b) is None
+    before = session_starts.NOISE_P
+    try:
+        session_starts.NOISE_P = 2.0  # no p reaches it: always solved
+        edges, op = session_starts.return_clock(b)
+    finally:
+        session_starts.NOISE_P = before
+    speed = np.diff(op) / np.diff(edges)
+    assert len(speed) == len(b["sessions"]["start_share"]["requests"])
+    assert speed[2:].min() >= 0.8 and speed[2:].max() <= 1.25
+
+
+def test_on_clock_maps_operational_gaps_to_seconds():
+    """Bins [0, 100) at speed 1 and [100, 200) at speed 2, speed 1 outside: 100 operational
+    seconds from 150 take the 50 s to 200; from 50, 50 s then 25 s; from 120, 20 take 10 s."""
+    from servetrace.generation.session_starts import on_clock
+
+    clock = (np.array([0.0, 100.0, 200.0]), np.array([0.0, 100.0, 300.0]))
+    t = np.array([150.0, 50.0, 250.0, -10.0, 120.0])
+    gap = np.array([100.0, 100.0, 30.0, 5.0, 20.0])
+    assert on_clock(t, gap, clock).tolist() == pytest.approx([200.0, 125.0, 280.0, -5.0, 130.0])
+    assert on_clock(t, gap, None).tolist() == (t + gap).tolist()

@@ -15,7 +15,7 @@ correlation of a gap (its normal score in its class and quarter) with its sessio
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions; `start_share` (`origin_s`, `bin_s`, `share`: per bin, `start_bins`
 to a bundle window or `start_bin_requests` requests long, the share of its requests that start a
-session); `clients` (per bundle client, where the bundle's clients are
+session; `requests`: its requests, what generation's return clock is solved for); `clients` (per bundle client, where the bundle's clients are
 client groups: its own session model with these fields, or null) and `tail` (the other clients'
 sessions pooled, or null: the trace's model; `client_sessions`). `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
@@ -272,8 +272,9 @@ def session_starts(path, reuse: Reuse | None) -> np.ndarray | None:
 
 
 def start_share(frame: pl.DataFrame, window_start_s, window_s: float, t: SessionModelSettings) -> dict:
-    """{origin_s, bin_s, share}: per bin from the bundle's first window start, the share of its
-    requests that start a session (null for a bin without any). A bin is `start_bins` to a window
+    """{origin_s, bin_s, share, requests}: per bin from the bundle's first window start, the share
+    of its requests that start a session (null for a bin without any) and its requests (of
+    `frame`: a sample's where the sessions were sampled). A bin is `start_bins` to a window
     or long enough for `start_bin_requests` requests at the trace's mean rate, the longer: a
     share of a few requests is mostly noise."""
     origin, span = float(window_start_s[0]), float(len(window_start_s) * window_s)
@@ -282,7 +283,8 @@ def start_share(frame: pl.DataFrame, window_start_s, window_s: float, t: Session
     at = np.clip(np.floor((frame["arrival_s"].to_numpy() - origin) / bin_s).astype(np.int64), 0, n_bins - 1)
     n = np.bincount(at, minlength=n_bins)
     first = np.bincount(at, weights=(frame["turn"] == 1).to_numpy().astype(float), minlength=n_bins)
-    return {"origin_s": origin, "bin_s": bin_s, "share": [float(f / c) if c else None for f, c in zip(first, n)]}
+    return {"origin_s": origin, "bin_s": bin_s, "share": [float(f / c) if c else None for f, c in zip(first, n)],
+            "requests": n.tolist()}
 
 
 def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None,

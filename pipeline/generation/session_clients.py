@@ -1,12 +1,11 @@
 """Which model each generated session follows where the bundle has per-client ones: the session
 model (`sessions.clients`, `sessions.tail`) and the prefix model's share and groups
-(`prefix.clients`), and when sessions start (`start_timeline`). Used by generation/sessions.py."""
+(`prefix.clients`). Used by generation/sessions.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from servetrace.generation.options import Timeline
 
 
 def group_labels(rng, popularity: np.ndarray, m: int) -> np.ndarray:
@@ -70,26 +69,3 @@ def assign_groups(rng, pre: dict, grouped: np.ndarray, client: np.ndarray | None
             pop[models[k]["groups"]] = models[k]["popularity"]
         group[at] = group_labels(rng, pop, len(at))
     return group
-
-
-
-def start_timeline(sess: dict, tl: Timeline) -> Timeline:
-    """`tl` cut at the bins of `sessions.start_share` (the share of a bin's requests that start
-    a session), each part's rate factor times its bin's share over the whole trace's: a trace
-    seen from its start finds fewer sessions under way as it goes on (Mooncake, 2-minute bins:
-    0.98 of the first one's requests start a session, 0.07 of the last one's); one share for the
-    whole span starts as many sessions in its last minutes as in its first, and the span end
-    cuts them. Without `start_share` (older bundles), `tl` as it is."""
-    by = sess.get("start_share")
-    base = 1.0 - float(sess["follow_up_share"])
-    if not by or base <= 0 or not len(tl.begin_s):
-        return tl
-    share = np.array([np.nan if v is None else v for v in by["share"]], dtype=float)
-    ratio = np.where(np.isfinite(share), share / base, 1.0)
-    edges = by["origin_s"] + by["bin_s"] * np.arange(1, len(ratio))  # inner bin edges
-    cuts = [np.unique(np.r_[b, edges[(edges > b) & (edges < e)], e]) for b, e in zip(tl.begin_s, tl.end_s)]
-    seg = np.repeat(np.arange(len(cuts)), [len(c) - 1 for c in cuts])
-    begin = np.concatenate([c[:-1] for c in cuts])
-    end = np.concatenate([c[1:] for c in cuts])
-    at = np.clip(np.floor((begin - by["origin_s"]) / by["bin_s"]).astype(np.int64), 0, len(ratio) - 1)
-    return Timeline(begin, end, tl.window[seg], tl.factor[seg] * ratio[at])

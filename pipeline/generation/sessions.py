@@ -1,13 +1,14 @@
 """Sessions and shared prefixes over the per-client arrivals (bundle v2 `sessions`, `prefix`).
 
 Session starts are each client's own arrival process (its fitted windows, rates scaled by the
-share of requests that start a session, in its model and, over time, in the trace's
-`start_share` bins; shapes and burstiness are kept); each session, from its
+share of requests that start a session, in its model and, over time, per bin of the trace's
+`start_share`; shapes and burstiness are kept); each session, from its
 client's session model (`session_models`: its own, the other clients' pooled tail, or the trace's), draws
 its number of turns, whether it starts under a shared prefix and its first new prompt (jointly,
 by class of turns), and a shared prefix group by popularity. Turn k + 1 arrives a
 fitted gap (arrival to arrival; a synthetic trace has no service times to add a think time to)
-after turn k. A first turn's input is its group's prefix plus a new prompt (>= 1 token, so no
+after turn k, on the trace's return clock where the bundle has one (per bin of `start_share`, how
+fast sessions come back: generation/session_starts.py). A first turn's input is its group's prefix plus a new prompt (>= 1 token, so no
 prefix covers a whole input); a follow-up keeps the previous turn's input as its prefix and adds
 the previous output and a new prompt ("append" context model), or the fitted change of input
 ("growth" model, where the source's turns do not carry the previous output: Mooncake). Turns
@@ -33,7 +34,8 @@ from servetrace.generation.arrivals import Arrivals, WindowParams
 from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.modulation import ModulatedArrivals
 from servetrace.generation.options import Timeline
-from servetrace.generation.session_clients import assign_groups, client_factor, group_labels, session_models, start_timeline
+from servetrace.generation.session_clients import assign_groups, client_factor, group_labels, session_models
+from servetrace.generation.session_starts import on_clock, return_clock, start_timeline
 
 GROUP_BIT = np.int64(1) << np.int64(62)
 MAX_TURNS = 4095
@@ -174,7 +176,7 @@ def follow_up(rng, sess: dict, mode: str, prev_in: np.ndarray, prev_out: np.ndar
 
 def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: int, block_size: int | None,
            output_of, client: np.ndarray | None = None, block: int = 0, first_session: int = 0,
-           first_partial: int = 0) -> SessionRequests:
+           first_partial: int = 0, clock=None) -> SessionRequests:
     """Turns of every session starting in generation block `block`. `output_of(client, window)` ->
     (input tokens or None, output tokens) of one draw per possible turn; each turn's requests take
     the draws of their turn re-paired by input rank (`rank_pair`; row `slot` is each request's).
@@ -235,7 +237,7 @@ def expand(bundle: dict, starts: Arrivals, start_s: float, end_s: float, seed: i
             active = active[turns[active] >= k]
             for i in np.unique(key[active]):  # a loop over the session models in use
                 at = active[key[active] == i]
-                t[at] += draw_gaps(rng, models[i], bucket[at] if by[i] else None, k, turns[at], z[at])
+                t[at] = on_clock(t[at], draw_gaps(rng, models[i], bucket[at] if by[i] else None, k, turns[at], z[at]), clock)
             if end_s > start_s:  # turns past the span are not emitted: its end cuts sessions, as the source's did
                 active = active[t[active] < end_s]
         if not len(active):
@@ -324,6 +326,7 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
     block_size = options.block_size or (bundle.get("prefix") or {}).get("block_size")
     start_s, end_s = float(tl.begin_s[0]), float(tl.end_s[-1])
     sessions = partials = 0
+    clock = return_clock(bundle)
     for lo, hi, block in plan.bounds:
         part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
         starts = process.block(start_timeline(sess, part), block)
@@ -338,7 +341,7 @@ def session_blocks(bundle: dict, options, chosen: list[int], params: WindowParam
             return drawn.get("input_tokens"), drawn["output_tokens"]
 
         sr = expand(bundle, starts, start_s, end_s, options.seed, block_size, output_of,
-                    np.asarray(chosen, dtype=np.int64)[starts.client], block, sessions, partials)
+                    np.asarray(chosen, dtype=np.int64)[starts.client], block, sessions, partials, clock)
         sessions, partials = sessions + len(starts.arrival_s), partials + sr.partials
         got = {k: v[sr.slot] for k, v in drawn.items()}
         got["input_tokens"] = sr.input_tokens.astype(float)
