@@ -269,8 +269,19 @@ def test_ctrl_c_during_the_bundle_fit_threads(fitted, tmp_path, delay):
 
 def test_ctrl_c_during_generate_removes_its_temp_file(fitted, tmp_path):
     out = tmp_path / "g.parquet"
-    code, err, _ = _interrupt_at(["generate", fitted / "bundle.json", "--out", out, "--rate-scale", "400"], out, 1.5)
-    assert code == 130 and "servetrace: interrupted" in err
+    # the signal comes once the temporary file holds rows (not after a fixed delay: a fast
+    # generator could finish first), while the rest of ~20 M requests is still to be written
+    proc = subprocess.Popen([sys.executable, "-m", "servetrace", "generate", str(fitted / "bundle.json"),
+                             "--out", str(out), "--rate-scale", "500"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(p.name.startswith(f".{out.name}.") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "servetrace: interrupted" in err, err
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
