@@ -34,3 +34,18 @@ def run_cli(*args: str, check: bool = False, cwd: Path | None = None) -> subproc
     if check and proc.returncode != 0:
         raise AssertionError(f"servetrace {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _spark_stopped_after_its_module(request):
+    """A module that ran local Spark stops its session when it ends, so the next module's
+    queries start on a fresh context (one JVM serves the whole run: cached blocks, broadcasts
+    and query plans left by earlier modules otherwise take the next ones' memory)."""
+    yield
+    if "spark" not in request.module.__name__ or "pyspark" not in sys.modules:
+        return
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession() or SparkSession._instantiatedSession
+    if session is not None:
+        session.stop()
