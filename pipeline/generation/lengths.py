@@ -16,6 +16,7 @@ from servetrace.generation.arrivals import client_seed
 Z_MAX = 12.0  # |z| beyond this has probability < 1e-32: the clip costs nothing
 LIFT = 4 * Z_MAX
 GUIDE_Z, GUIDE_CELLS = 8.0, 1 << 20  # the guide table's z range and its cells over all PMFs (5 MB a field)
+GUIDE_MAX = 1 << 16  # cells of one PMF at most
 LENGTH_STREAM = 1  # client_seed purpose
 
 
@@ -114,27 +115,39 @@ class FieldTable:
         self.spread = bool(self.wide.any())
         # a guide table: per PMF, equal z cells over [-GUIDE_Z, GUIDE_Z); where no threshold falls in
         # a cell (widened by 1e-9 for the rounding of z + lift), that cell's one answer stands for the
-        # search; the other cells (a few %) and |z| beyond the range are searched as before
-        self.cells = k = int(min(4096, max(64, GUIDE_CELLS // max(len(self.sizes), 1))))
+        # search; the other cells (< 1 % at 2^16 cells a PMF) are searched as before, and so are the
+        # two edge cells, which also take every |z| beyond the range
+        self.cells = k = int(min(GUIDE_MAX, max(64, GUIDE_CELLS // max(len(self.sizes), 1))))
         edges = -GUIDE_Z + 2 * GUIDE_Z * np.arange(k + 1) / k
         lift = LIFT * np.arange(len(self.sizes))[:, None]
-        self.guide = np.searchsorted(self.all_z, (lift + edges[None, :-1] - 1e-9).ravel()).astype(np.int32)
-        self.sure = self.guide == np.searchsorted(self.all_z, (lift + edges[None, 1:] + 1e-9).ravel())
+        guide = np.searchsorted(self.all_z, (lift + edges[None, :-1] - 1e-9).ravel())
+        sure = guide == np.searchsorted(self.all_z, (lift + edges[None, 1:] + 1e-9).ravel())
+        sure.reshape(-1, k)[:, [0, k - 1]] = False
+        self.guide = np.minimum(guide, np.repeat(self.last, k)).astype(np.int32)  # a cell's answer is its PMF's
+        self.sure = sure
 
     def sample(self, pmf_id: np.ndarray, z: np.ndarray) -> np.ndarray:
-        zc = np.clip(z, -Z_MAX + 1e-9, Z_MAX - 1e-9)
-        cell = np.clip(((zc + GUIDE_Z) * (self.cells / (2 * GUIDE_Z))).astype(np.int64), 0, self.cells - 1)
-        cell += pmf_id * self.cells
-        idx = self.guide[cell].astype(np.int64)
-        look = np.flatnonzero(~self.sure[cell] | (np.abs(zc) >= GUIDE_Z))
-        idx[look] = np.searchsorted(self.all_z, zc[look] + LIFT * pmf_id[look], side="left")
-        idx = np.minimum(idx, self.last[pmf_id])
+        cell = ((z + GUIDE_Z) * (self.cells / (2 * GUIDE_Z))).astype(np.int32)  # int32: inside (-2^31, 2^31)
+        np.clip(cell, 0, self.cells - 1, out=cell)
+        if len(self.sizes) > 1:
+            cell += (pmf_id * self.cells).astype(np.int32)  # GUIDE_CELLS cells over all PMFs
+        idx = self.guide[cell]
+        look = np.flatnonzero(~self.sure[cell])  # a threshold in the cell, or an edge cell (|z| beyond)
+        if len(look):
+            zc = np.clip(z[look], -Z_MAX + 1e-9, Z_MAX - 1e-9)
+            p = pmf_id[look]
+            idx[look] = np.minimum(np.searchsorted(self.all_z, zc + LIFT * p, side="left"), self.last[p])
         out = self.all_values[idx]
         if self.spread:
-            sel = np.flatnonzero(self.wide[idx])
-            i = idx[sel]
-            w = np.clip((ndtr(z[sel]) - self.cdf_lo[i]) / self.step[i], 0.0, 1.0 - 1e-12)
-            out[sel] = self.lo[i] + np.floor(w * self.width[i])
+            wide = self.wide[idx]
+            sel = np.flatnonzero(wide)
+            if len(sel) > 0.8 * len(idx):  # nearly every draw spreads: whole arrays, no gathers of a subset
+                w = np.clip((ndtr(z) - self.cdf_lo[idx]) / self.step[idx], 0.0, 1.0 - 1e-12)
+                np.copyto(out, self.lo[idx] + np.floor(w * self.width[idx]), where=wide)
+            else:
+                i = idx[sel]
+                w = np.clip((ndtr(z[sel]) - self.cdf_lo[i]) / self.step[i], 0.0, 1.0 - 1e-12)
+                out[sel] = self.lo[i] + np.floor(w * self.width[i])
         return out
 
 

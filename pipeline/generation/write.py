@@ -97,10 +97,13 @@ def write_generated(tables: Iterable[pa.Table], path: str | Path, fmt: str, meta
         meta = {k.encode(): (json.dumps(v) if not isinstance(v, str) else v).encode() for k, v in metadata.items()}
         schema = base.with_metadata(meta)
         # no dictionary for float columns: arrival times are all distinct, so a dictionary was built
-        # and dropped in every row group (-29 % of the write, and a smaller file)
-        coded = [f.name for f in schema if not pa.types.is_floating(f.type)]
-        with atomic_path(path, ".parquet") as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",
-                                                                     use_dictionary=coded) as w:
+        # and dropped in every row group (-29 % of the write, and a smaller file); their bytes split
+        # by position instead (BYTE_STREAM_SPLIT: the exponent bytes compress; -26 % of the file, -5 %
+        # of the write)
+        floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+        coded = [f.name for f in schema if f.name not in floats]
+        with atomic_path(path, ".parquet") as tmp, pq.ParquetWriter(tmp, schema, compression="zstd", use_dictionary=coded,
+                                                                     use_byte_stream_split=floats) as w:
             for group in row_groups(tables):
                 w.write_table(group.replace_schema_metadata(meta), row_group_size=ROW_GROUP)
         return path
