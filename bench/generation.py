@@ -5,6 +5,7 @@ installable here: 0.59 M requests for one hour of m-large in 13 s)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -135,7 +136,9 @@ def generate_sized(sizes: list[int], work: Path, repeat: int) -> list[Measuremen
     """`servetrace generate BUNDLE --rate-scale X --out x.parquet` with X chosen so the expected
     count is each size (more load with the same burstiness over the source's hour): requests/s
     of generation + Parquet write (the command's own summary) and of the whole process, and peak
-    RSS of the process, which must stay bounded whatever the size (the output streams)."""
+    RSS of the process, which must stay bounded whatever the size (the output streams). The 1-min
+    load average before and after each figure is kept beside it: the machine may be shared, and
+    the CPU-second rate is the one that load does not move much."""
     from servetrace.bundle import load_bundle
     from servetrace.generation.compose import prepare
     from servetrace.settings import GenerateOptions
@@ -151,13 +154,16 @@ def generate_sized(sizes: list[int], work: Path, repeat: int) -> list[Measuremen
             continue
         out = work / "sized.parquet"
         scale = size / base
+        load_before = os.getloadavg()[0]
         m = measure(name, lambda i: [*SERVETRACE, "generate", str(bundle), "--out", str(out), "--rate-scale",
                                      repr(scale), "--seed", str(i), "--json"], 1 if size >= 100_000_000 else repeat)
+        m.extra.update({"requested": size, "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                        "nice": os.nice(0)})
         if m.status == "ok":
             summary = json_tail(m.stdout)
             m.rows = int(summary.get("requests") or pq.ParquetFile(out).metadata.num_rows)
             inner = summary.get("requests_per_s")
-            m.extra.update({"requested": size, "rate_scale": round(scale, 3), "arrival_model": model,
+            m.extra.update({"rate_scale": round(scale, 3), "arrival_model": model,
                             "bundle": "Azure 2023 conversation, characterized",
                             "requests_per_s_process": round(m.rows / m.median_s),
                             "requests_per_s_inner": round(inner) if inner else None,

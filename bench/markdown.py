@@ -33,7 +33,10 @@ def render(doc: dict) -> str:
            f"Made by `{doc['command']}` on {doc['created_at']} (commit {str(doc['git']['commit'])[:10]}, "
            f"{doc['git']['dirty_files']} files uncommitted). Each figure is the median of {doc['repeat']} runs "
            "of the whole process (wall time; peak RSS of the process tree, polled every 20 ms and "
-           "checked against the kernel's maximum).", "",
+           "checked against the kernel's maximum)."
+           + (f" Merged: {', '.join(doc['merged']['measured_now'])} measured by this command; the other "
+              f"{doc['merged']['kept']} figures come from `{doc['merged']['previous_command']}` of "
+              f"{doc['merged']['previous_created_at']}." if doc.get("merged") else ""), "",
            f"Machine: {mach['cpus']} cores, {mach['memory_gb']} GB, {mach['platform']}, Python {mach['python']}, "
            + ", ".join(f"{k} {v}" for k, v in mach["versions"].items()) + ". "
            f"Load average (1 / 5 / 15 min) {' / '.join(f'{x:.2f}' for x in load['start'])} at the start, "
@@ -81,7 +84,8 @@ def render(doc: dict) -> str:
                                                            f"({_num(p['peak_rss_mb'])})" for p in s["points"]),
                         ", ".join(_num(e) for e in s["exponents"])] for s in doc["scaling"]])
 
-    gens = [m for m in measured if m["name"].startswith("generate") or m["name"].startswith("bundle")]
+    gens = [m for m in measured if (m["name"].startswith("generate") or m["name"].startswith("bundle"))
+            and m.get("requested") is None]
     anchor = doc["servegen_anchor"]
     out += ["## Generation and the ServeGen anchor", "",
             f"ServeGen's own `generate_workload` cannot be installed here, so the comparison is with its "
@@ -94,6 +98,29 @@ def render(doc: dict) -> str:
                     _num(m.get("requests_per_s_process")), _num(m.get("x_servegen")), _num(m["peak_rss_mb"]),
                     m.get("via") or m.get("note") or ""] for m in gens])
 
+    out += sized_section(doc)
     if NOTES.exists():
         out += [NOTES.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(out)
+
+
+def sized_section(doc: dict) -> list[str]:
+    """Sized generation (`--generate-requests`): CPU and wall rates, peak RSS, the load each ran at."""
+    sized = [m for m in doc["measurements"] if m.get("requested") is not None]
+    if not sized:
+        return []
+    out = ["## Sized generation", "",
+           "`servetrace generate` of the Azure 2023 conversation bundle with `--rate-scale` chosen for each "
+           "size; one run at 100 M and above. Per CPU second: requests over user + system seconds of the "
+           "whole process (start-up and write included); per wall second: generation + write from the "
+           "command's own clock. Targets: >= 2 M requests/s, peak RSS <= 1 GiB.", ""]
+    rows = []
+    for m in sized:
+        load = m.get("load_1min") or [None, None]
+        rows.append([f"{m['requested']:,}", _num(m["rows"]) if m["status"] == "ok" else m["status"], _num(m.get("cpu_s")),
+                     _num(m.get("requests_per_s_cpu")), _num(m["median_s"]), _num(m.get("requests_per_s_inner")),
+                     _num(m["peak_rss_mb"]), _num(m.get("output_mb")), f"{_num(load[0])} -> {_num(load[1])}",
+                     _num(m.get("nice"))])
+    return out + _table(["requested", "written", "CPU s", "requests / CPU s", "wall s", "requests / wall s",
+                         "peak RSS MB", "output MB", "load (1 min)", "nice"], rows)
+

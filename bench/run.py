@@ -6,8 +6,9 @@ Traces (cached under --data-dir), then per trace: the DuckDB proxy, `servetrace 
 `servetrace characterize` (fresh, then with the ingest reused) and the pandas baseline; a small
 real trace characterized beside a bare `import duckdb, polars` + one query (bench/small_trace.py); then a
 ServeGen pool imported as a bundle, the bundle's load time and `servetrace generate` throughput;
-generation of 10 M and 100 M requests (1 B with --large): rate and peak RSS. A figure whose command is not available is skipped with the reason recorded. Writes
-RESULTS_DIR/results.json and RESULTS_DIR/RESULTS.md.
+generation of 10 M, 100 M and 1 B requests: rate and peak RSS. A figure whose command is not available is skipped with the reason recorded. Writes
+RESULTS_DIR/results.json and RESULTS_DIR/RESULTS.md (with --merge, the figures measured now replace
+the same figures of the results.json there; the others are kept).
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--trace-source", choices=["auto", "shared", "own"], default="auto",
                     help="make traces with ../shared/tools/make_bench_trace.py (auto: when present) or our own generator")
     ap.add_argument("--pool", type=Path, default=DEFAULT_POOL, help="ServeGen pool for the generation figures")
-    ap.add_argument("--generate-hours", type=lambda s: [float(x) for x in s.split(",")], default=[1.0, 6.0],
-                    help="durations to generate, in hours (default 1,6)")
-    ap.add_argument("--generate-requests", type=_ints, default=[10_000_000, 100_000_000],
+    ap.add_argument("--generate-hours", type=lambda s: [float(x) for x in s.split(",") if x.strip()], default=[1.0, 6.0],
+                    help="durations to generate from the ServeGen pool, in hours (default 1,6; empty skips "
+                         "the pool import, bundle load and these figures)")
+    ap.add_argument("--generate-requests", type=_ints, default=[10_000_000, 100_000_000, LARGE_REQUESTS],
                     help="sized generation figures: requests to generate from the Azure conversation bundle "
-                         "(default 10000000,100000000; --large adds 1000000000; empty skips them)")
+                         "(default 10000000,100000000,1000000000; empty skips them)")
     ap.add_argument("--only", type=lambda s: tuple(x for x in s.split(",") if x), default=PARTS,
                     help=f"per-trace figures to measure (default all: {','.join(PARTS)})")
     ap.add_argument("--no-generate", action="store_true", help="skip the pool import, bundle load and generate")
@@ -63,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="KV blocks of the LRU prefix-cache curve figure (0 skips it; default 10 M)")
     ap.add_argument("--data-dir", type=Path, default=traces.REPO / "data" / "bench", help="trace cache and scratch")
     ap.add_argument("--results-dir", type=Path, default=traces.REPO / "bench", help="where results.json and RESULTS.md go")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the figures of RESULTS_DIR/results.json not measured now (the ones measured now replace theirs)")
     ap.add_argument("--render-only", action="store_true",
                     help="measure nothing: rewrite RESULTS.md from RESULTS_DIR/results.json (after editing the notes)")
     args = ap.parse_args(argv)
@@ -75,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if set(args.only) - set(PARTS):
         ap.error(f"--only: unknown {sorted(set(args.only) - set(PARTS))}; choose from {list(PARTS)}")
     args.sizes = sorted(set(args.rows + ([LARGE_ROWS] if args.large else [])))
-    args.generate_requests = sorted(set(args.generate_requests + ([LARGE_REQUESTS] if args.large else [])))
+    args.generate_requests = sorted(set(args.generate_requests))
     return args
 
 
@@ -107,11 +111,13 @@ def bench_traces(args: argparse.Namespace, source: str, work: Path) -> tuple[lis
 def bench_generation(args: argparse.Namespace, work: Path) -> list[Measurement]:
     if args.no_generate:
         return [skipped("generate", "--no-generate given")]
-    _say(f"importing {args.pool} as a bundle")
-    imported, bundle = generation.pool_bundle(args.pool, work, 1)  # a one-off cost, not a target: once
-    _say("bundle load and generate")
-    found = [imported, generation.bundle_load(bundle, args.repeat),
-             *generation.generate_throughput(bundle, [h * 3600 for h in args.generate_hours], work, args.repeat)]
+    found = []
+    if args.generate_hours:
+        _say(f"importing {args.pool} as a bundle")
+        imported, bundle = generation.pool_bundle(args.pool, work, 1)  # a one-off cost, not a target: once
+        _say("bundle load and generate")
+        found += [imported, generation.bundle_load(bundle, args.repeat),
+                  *generation.generate_throughput(bundle, [h * 3600 for h in args.generate_hours], work, args.repeat)]
     if args.generate_requests:
         _say(f"sized generation: {', '.join(f'{n:,}' for n in args.generate_requests)} requests")
         found += generation.generate_sized(args.generate_requests, work, args.repeat)
@@ -149,7 +155,11 @@ def main(argv: list[str] | None = None) -> dict:
     run = {"command": "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "repeat": args.repeat, "sizes": args.sizes, "parts": list(args.only), "trace_source": source,
            "load": {"start": load_start, "end": list(os.getloadavg())}}
-    doc = results.document([m.to_dict() for m in measured], made, args.sizes, generation.SERVEGEN_ANCHOR, run)
+    figures, sizes = [m.to_dict() for m in measured], args.sizes
+    if args.merge and (args.results_dir / "results.json").exists():
+        figures, made, sizes, run["merged"] = results.merged(read_json(args.results_dir / "results.json"), figures,
+                                                              made, sizes)
+    doc = results.document(figures, made, sizes, generation.SERVEGEN_ANCHOR, run)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     write_json(args.results_dir / "results.json", doc)
     write_text(args.results_dir / "RESULTS.md", markdown.render(doc))

@@ -156,6 +156,33 @@ def test_sized_generation_targets_are_rate_and_peak_rss_per_size():
     assert got["generate_rps"]["value"] is None  # the pool's duration figures are separate: not measured here
 
 
+def test_sized_rate_is_per_cpu_second_and_merge_keeps_what_was_not_measured_now():
+    from bench import markdown
+
+    sized = _row("generate 1000 M requests", None, 1_000_000_000, 900.0, schema=None, peak=600.0,
+                 requested=1_000_000_000, requests_per_s_cpu=2.2e6, requests_per_s_inner=1.1e6,
+                 requests_per_s_process=1.0e6, arrival_model="cox", load_1min=[9.5, 11.0], nice=5)
+    got = {t["id"]: t for t in results.targets(results.with_ratios([sized]), [], [], {"requests_per_s": 1.0})}
+    assert got["generate_rps_1000m"]["value"] == 2.2e6 and got["generate_rps_1000m"]["met"] is True  # not the wall rate
+    assert "per wall second: generate + write 1100000.0/s" in got["generate_rps_1000m"]["note"]
+    assert "at load 9.5-11.0" in got["generate_rps_1000m"]["note"]
+    old = {"command": "python -m bench.run", "created_at": "then", "sizes": [1_000_000],
+           "traces": [{"name": "burstgpt_1m"}],
+           "measurements": [_row("duckdb proxy", "burstgpt_1m", 1_000_000, 2.0),
+                            _row("lru curve", None, 10, 3.0, schema=None),
+                            dict(sized, median_s=1800.0)]}
+    now = [sized, {"name": "lru curve", "trace": None, "status": "skipped", "reason": "--reuse-blocks 0 given"}]
+    figures, traces, sizes, info = results.merged(old, now, [], [])
+    by = {m["name"]: m for m in figures}
+    assert len(figures) == 3 and by["generate 1000 M requests"]["median_s"] == 900.0  # replaced
+    assert by["lru curve"]["median_s"] == 3.0 and by["duckdb proxy"]["median_s"] == 2.0  # kept (skipped now)
+    assert traces == [{"name": "burstgpt_1m"}] and sizes == [1_000_000]
+    assert info["kept"] == 2 and info["measured_now"] == ["generate 1000 M requests"]
+    doc = {"measurements": figures}
+    text = "\n".join(markdown.sized_section(doc))
+    assert "| 1,000,000,000 | 1,000,000,000 | 1,800 | 2,200,000 | 900 | 1,100,000 | 600 | – | 9.5 -> 11 | 5 |" in text
+
+
 def test_arrival_targets_table_is_the_validate_numbers(tmp_path):
     """`python -m bench.arrival_targets TRACE --seeds 1`: the row's values are validate's own."""
     trace = REPO.parent / "shared" / "data" / "burstgpt" / "BurstGPT_1_head400.csv"
