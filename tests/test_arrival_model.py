@@ -151,3 +151,41 @@ def test_a_modulated_model_must_beat_renewal_beyond_its_seed_floor():
     # renewal's own floor counts too: one pair of traces can read a small floor by chance
     assert simplest_within_noise({"renewal": ev(0.6, 0.2), "cox": ev(0.45, 0.02)}, scored) == "renewal"
     assert simplest_within_noise({"cox": ev(0.4, 0.0), "cox-renewal": ev(0.3, 0.2)}, ["1"]) == "cox-renewal"
+
+
+@pytest.mark.parametrize("chosen", ["renewal", "cox", "cox-renewal"])
+def test_arrival_times_are_the_generated_tables_arrivals(chosen):
+    """The candidates are scored on `arrival_times()`, which skips lengths and failures: the
+    same arrivals as the generated table's, bit for bit, with blocks of a few hundred rows."""
+    from servetrace.generation.compose import prepare
+
+    b = planted_cox_bundle((0.5, 0.2, 0.1, 0.05))
+    b["arrival_model"]["chosen"] = chosen
+    for seed in (1, 2):
+        options = GenerateOptions(seed=seed)
+        table = generate_table(b, options)[0]
+        got = prepare(b, options, block_rows=500).arrival_times()
+        want = prepare(b, options, block_rows=500)
+        want = np.concatenate([blk["arrival_s"].to_numpy() for blk in want.blocks()])
+        assert want.size > 2000
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(prepare(b, options).arrival_times(), table["arrival_s"].to_numpy())
+
+
+def test_scores_from_figures_equal_scores_from_arrivals():
+    """A candidate's figures computed once and compared many times give what comparing the raw
+    arrivals gives: the IDC and the KS distance (scipy's two-sample statistic, ties included)."""
+    from scipy import stats
+
+    from servetrace.bundle.arrival_model import Figures, score
+
+    rng = np.random.default_rng(5)
+    a = np.sort(np.floor(rng.uniform(0, 5000, 20000)))  # a whole-second clock: most gaps tie
+    b = np.sort(np.floor(rng.exponential(0.25, 20000).cumsum()))
+    got = score(Figures(a, (1.0, 10.0)), Figures(b, (1.0, 10.0)), (1.0, 10.0))
+    assert got == score(a, b, (1.0, 10.0))
+    assert got["iat_ks"] == pytest.approx(stats.ks_2samp(np.diff(a), np.diff(b)).statistic, abs=1e-12)
+    for s in (1.0, 10.0):
+        n = int((a[-1] - a[0]) // s)
+        counts = np.bincount(((a - a[0]) // s).astype(np.int64), minlength=n)[:n]
+        assert m.idc(a, s) == pytest.approx(counts.var() / counts.mean(), rel=1e-12)

@@ -65,6 +65,16 @@ def test_idc_bins_lie_over_the_stated_span():
     assert m.idc(t, 2.0, (1.0, 4.9)) is None  # one whole bin
 
 
+def test_idc_counts_a_sparse_span_by_its_occupied_bins_alike():
+    """A dense trace's bins are counted in place, a sparse one's (far more bins than arrivals)
+    by its occupied bins only: both give the population variance / mean of every whole bin."""
+    rng = np.random.default_rng(4)
+    for t, scale in ((np.sort(rng.uniform(0, 2_000, 50_000)), 1.0), (np.sort(rng.uniform(0, 5e7, 300)), 10.0)):
+        n = int((t[-1] - t[0]) // scale)
+        counts = np.bincount(((t - t[0]) // scale).astype(np.int64), minlength=n)[:n]
+        assert m.idc(t, scale) == pytest.approx(counts.var() / counts.mean(), rel=1e-12)
+
+
 def test_fidelity_idc_uses_the_common_span_for_both_traces():
     """A Poisson synthetic trace that starts 250 s later than the source: both IDCs are binned from
     the common span's start and are near 1 (standard error sqrt(2 / bins))."""

@@ -19,7 +19,6 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
-from servetrace.arrays import numpy_of
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.settings import ArrivalModelSettings
 from servetrace.stats import clock
@@ -48,14 +47,26 @@ def covered_counts(bin_index: np.ndarray, counts: np.ndarray, bundle: dict,
     return np.bincount(slot * per + bin_index[take] % per, weights=counts[take], minlength=len(busy) * per)
 
 
-def score(source: np.ndarray, synthetic: np.ndarray, scales_s: tuple[float, ...]) -> dict:
-    """IDC relative error per scale, inter-arrival KS distance and CV of a synthetic trace."""
+class Figures:
+    """What `score` compares of one trace (sorted arrivals), computed once however often it is
+    compared: IDC per scale, the sorted inter-arrival times, their CV."""
+
+    def __init__(self, arrival_s: np.ndarray, scales_s: tuple[float, ...]) -> None:
+        self.idc = {s: metrics.idc(arrival_s, s) for s in scales_s}
+        self.gaps = np.sort(np.diff(arrival_s))
+        self.cv = metrics.iat_cv(arrival_s)
+
+
+def score(source: np.ndarray | Figures, synthetic: np.ndarray | Figures, scales_s: tuple[float, ...]) -> dict:
+    """IDC relative error per scale, inter-arrival KS distance and CV of a synthetic trace
+    (each side sorted arrivals, or their `Figures`)."""
+    a_, b_ = (x if isinstance(x, Figures) else Figures(np.sort(x), scales_s) for x in (source, synthetic))
     errs = {}
     for s in scales_s:
-        a, b = metrics.idc(source, s), metrics.idc(synthetic, s)
+        a, b = a_.idc[s], b_.idc[s]
         errs[str(int(s))] = None if a is None or b is None or a <= 0 else abs(b - a) / a
-    ks = metrics.ks_distance(np.diff(np.sort(source)), np.diff(np.sort(synthetic)))
-    return {"idc_error": errs, "iat_ks": ks, "iat_cv": metrics.iat_cv(synthetic)}
+    ks = metrics.ks_sorted(a_.gaps, b_.gaps) if len(a_.gaps) and len(b_.gaps) else None
+    return {"idc_error": errs, "iat_ks": ks, "iat_cv": b_.cv}
 
 
 def _mean(values: list) -> float | None:
@@ -108,7 +119,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     """The `arrival_model` entry: the fitted modulation (per dominant client in `clients`, their
     counts; `counts` the others'), each candidate's evidence, the winner. `share`: the arrivals
     are session starts, this share of the requests (candidates run at the window rates x share)."""
-    from servetrace.generation import GenerateOptions, generate_table
+    from servetrace.generation import GenerateOptions
+    from servetrace.generation.compose import prepare
     from servetrace.generation.modulation import shared_draws
 
     arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
@@ -117,21 +129,22 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     sample = arrival_s[:t.max_rows]
     start, end = float(sample[0]), float(sample[-1])
     options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9), rate_scale=share) for s in t.seeds]
-    source_idc = {str(int(s)): metrics.idc(sample, s) for s in t.scales_s}
+    figures = Figures(sample, t.scales_s)
+    source_idc = {str(int(s)): figures.idc[s] for s in t.scales_s}
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
     names = [n for n in t.candidates if n == "renewal" or modulation is not None]
-    made: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    made: dict[str, list[Figures]] = {n: [] for n in names}
     for o in options:
         with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
             for name in names:
                 trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
                 trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
                 # read on the source's clock: a coarse clock's ties are compared with ties
-                made[name].append(clock.on_clock(numpy_of(generate_table(trial, o)[0]["arrival_s"]), tick))
+                made[name].append(Figures(clock.on_clock(prepare(trial, o).arrival_times(), tick), t.scales_s))
     evidence = {}
     for name, traces in made.items():
-        runs = [score(sample, trace, t.scales_s) for trace in traces]
+        runs = [score(figures, trace, t.scales_s) for trace in traces]
         per_scale = {k: _mean([r["idc_error"][k] for r in runs]) for k in runs[0]["idc_error"]}
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)
         floor = score(traces[0], traces[1], t.scales_s)["idc_error"]
@@ -144,9 +157,9 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     on = {"fitted_on": "session starts", "start_share": share} if share else {"fitted_on": "requests"}
     return {"chosen": best, **on, "modulation": modulation, "candidates": evidence,
             "scales_s": list(t.scales_s), "scored_scales_s": [float(k) for k in scored],
-            "source": {"idc": source_idc, "iat_cv": metrics.iat_cv(sample), "requests": int(len(sample)),
+            "source": {"idc": source_idc, "iat_cv": figures.cv, "requests": int(len(sample)),
                        "clock_s": tick},
-            "note": f"source IDC {source_idc}, IAT CV {metrics.iat_cv(sample)}; score = mean IDC relative "
+            "note": f"source IDC {source_idc}, IAT CV {figures.cv}; score = mean IDC relative "
                     f"error over the scales + inter-arrival KS, mean of seeds {list(t.seeds)}, over the "
                     f"source's first {len(sample):,} requests"}
 

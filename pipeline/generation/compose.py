@@ -105,13 +105,29 @@ class Generation:
             self._finish(self.summary["requests"])
             return
         bundle, chosen, seed, tl = self.bundle, self.chosen, self.options.seed, self.plan.timeline
-        process = ModulatedArrivals(bundle, chosen, self.params, seed, self.summary["arrival_model"])
         reachable = np.zeros_like(self.params.rate, dtype=bool)
         reachable[:, np.unique(tl.window)] = True
         reachable &= self.params.rate > 0
         lengths = LengthSampler(bundle, chosen, reachable)
         fail_p = failure_probabilities(bundle, chosen)
         groups = group_columns(bundle, chosen)
+        for arr, block in self._arrival_blocks():
+            ln = canonical_lengths(lengths.sample(arr.client, arr.window, seed, block))
+            failed = draw_failures(fail_p, chosen, arr.client, arr.window, seed, block)
+            yield block_table(self._stretch(arr.arrival_s), arr.client, ln, failed, groups, bundle)
+
+    def arrival_times(self) -> np.ndarray:
+        """The arrival times `blocks()` gives, sorted, without drawing lengths or failures (their
+        draws run on streams of their own, so the arrivals are the same); no sessions or agents."""
+        if self.agents or self.sessions:
+            raise ValueError("arrival_times: a bundle generated with sessions needs blocks()")
+        parts = [np.sort(self._stretch(arr.arrival_s)) for arr, _ in self._arrival_blocks()]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def _arrival_blocks(self) -> Iterator[tuple]:
+        """Per block of the plan holding requests: its per-client arrivals and the block number."""
+        tl = self.plan.timeline
+        process = ModulatedArrivals(self.bundle, self.chosen, self.params, self.options.seed, self.summary["arrival_model"])
         made = exhausted = 0
         for lo, hi, block in self.plan.bounds:
             part = Timeline(tl.begin_s[lo:hi], tl.end_s[lo:hi], tl.window[lo:hi], tl.factor[lo:hi])
@@ -119,11 +135,8 @@ class Generation:
             exhausted += arr.pool_exhausted
             made += len(arr.client)
             self.summary.update(requests=made, pool_exhausted_cells=exhausted)
-            if len(arr.client) == 0:
-                continue
-            ln = canonical_lengths(lengths.sample(arr.client, arr.window, seed, block))
-            failed = draw_failures(fail_p, chosen, arr.client, arr.window, seed, block)
-            yield block_table(self._stretch(arr.arrival_s), arr.client, ln, failed, groups, bundle)
+            if len(arr.client):
+                yield arr, block
         self._finish(made)
 
     def _stretch(self, t: np.ndarray) -> np.ndarray:

@@ -61,9 +61,13 @@ def idc(arrival_s: np.ndarray, scale_s: float, span: tuple[float, float] | None 
     n_bins = int(np.floor((hi - lo) / scale_s))
     if n_bins < 2:
         return None
-    # The occupied bins only (the empty ones add zeros): memory follows the rows, not the span.
     idx = np.floor((arrival_s - lo) / scale_s).astype(np.int64)
-    _, counts = np.unique(idx[(idx >= 0) & (idx < n_bins)], return_counts=True)
+    idx = idx[(idx >= 0) & (idx < n_bins)]
+    if n_bins <= 4 * len(idx) + 4096:  # counted in place: a bin per slot (empty ones add zeros)
+        counts = np.bincount(idx, minlength=n_bins)
+    else:  # the occupied bins only: memory follows the rows, not the span
+        _, counts = np.unique(idx, return_counts=True)
+    # integer counts: the sums below are exact (below 2**53), whichever way they were counted
     mean = counts.sum() / n_bins
     return float((np.square(counts, dtype=np.float64).sum() / n_bins - mean * mean) / mean) if mean > 0 else None
 
@@ -74,9 +78,22 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
     about a second of start-up and the bundle fit scores every arrival model with this)."""
     if len(a) == 0 or len(b) == 0:
         return None
-    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
-    at = np.concatenate([a, b])
+    return ks_sorted(np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float)))
+
+
+def ks_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    """`ks_distance` of two sorted, non-empty arrays: both CDFs at each distinct observed value
+    (the supremum is at one of them; gaps on a coarse clock have few)."""
+    at = np.concatenate([_distinct(a), _distinct(b)])
     return float(np.abs(np.searchsorted(a, at, "right") / a.size - np.searchsorted(b, at, "right") / b.size).max())
+
+
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (its last of each run)."""
+    keep = np.empty(len(x), bool)
+    keep[:-1] = x[1:] != x[:-1]
+    keep[-1:] = True
+    return x[keep]
 
 
 def wasserstein(a: np.ndarray, b: np.ndarray) -> float | None:
