@@ -180,19 +180,36 @@ def client_session_trace(block: int = 16, seed: int = 0, plan: dict = SESSION_PL
 TURN_PMF = np.array([0.35, 0.2, 0.15, 0.1, 0.08, 0.05, 0.04, 0.03])  # turns 1..8: mean 2.82
 
 
-def cut_session_trace(n_sessions: int = 3000, span_s: float = 6000.0, gap_s: float = 600.0, seed: int = 0):
-    """Sessions with explicit ids cut by the span's end, as a real trace's are: starts uniform on
-    [0, span_s), turns from TURN_PMF, lognormal gaps (median `gap_s`, sigma 0.5) between turns;
-    turns past `span_s` are not in the trace. Returns (table, planted turns per session)."""
+def _planted_sessions(n_sessions: int, lead_s: float, span_s: float, gap_s: float, seed: int):
+    """(table, planted turns, sessions started before 0 with turns in the span) of sessions
+    started uniformly on [-lead_s, span_s) with TURN_PMF turns and lognormal gaps (median `gap_s`,
+    sigma 0.5); only turns inside [0, span_s) are in the trace."""
     rng = np.random.default_rng(seed)
     turns = rng.choice(np.arange(1, len(TURN_PMF) + 1), n_sessions, p=TURN_PMF)
     session = np.repeat(np.arange(n_sessions), turns)
     first = np.r_[0, np.cumsum(turns)[:-1]]
     gaps = gap_s * np.exp(0.5 * rng.standard_normal(len(session)))
-    gaps[first] = rng.uniform(0, span_s, n_sessions)  # a session's first "gap" is its start
+    gaps[first] = rng.uniform(-lead_s, span_s, n_sessions)  # a session's first "gap" is its start
     arrival = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first] - gaps[first], turns)
-    keep = arrival < span_s
+    keep = (arrival >= 0) & (arrival < span_s)
+    under = len(np.unique(session[keep & (np.repeat(gaps[first], turns) < 0)]))
     n = int(keep.sum())
     table = canonical(arrival[keep], session_id=[f"s{s}" for s in session[keep]],
                       input_tokens=rng.integers(100, 2000, n), output_tokens=rng.integers(10, 500, n))
-    return table, turns
+    return table, turns, under
+
+
+def cut_session_trace(n_sessions: int = 3000, span_s: float = 6000.0, gap_s: float = 600.0, seed: int = 0):
+    """Sessions with explicit ids cut by the span's end, as a real trace's are: starts uniform on
+    [0, span_s), turns from TURN_PMF, lognormal gaps (median `gap_s`, sigma 0.5) between turns;
+    turns past `span_s` are not in the trace. Returns (table, planted turns per session)."""
+    return _planted_sessions(n_sessions, 0.0, span_s, gap_s, seed)[:2]
+
+
+def under_way_trace(n_sessions: int = 6000, lead_s: float = 6000.0, span_s: float = 6000.0, gap_s: float = 600.0,
+                    seed: int = 0):
+    """A window cut from a running service: sessions as `cut_session_trace`'s, started uniformly
+    on [-lead_s, span_s) (0.5 per second at the defaults), so some are under way at the span
+    start and show only their later turns. Returns (table, planted turns, sessions under way at
+    the start that show a turn)."""
+    return _planted_sessions(n_sessions, lead_s, span_s, gap_s, seed)

@@ -443,6 +443,20 @@ def test_mooncake_regenerates_its_reuse_and_length_correlation(tmp_path):
     wall = {k: v for k, v in b["sessions"]["start_share"].items() if k != "requests"}
     plain, _ = generate_table({**b, "sessions": {**b["sessions"], "start_share": wall}}, GenerateOptions(seed=1))
     assert (per_bin(plain) / per_bin(src))[-1] < 0.7
+    # follow-ups come back sooner as the trace goes on: the share of requests whose previous turn
+    # came within the median gap rises from 0.01 to 0.57 over the span's fifths (stationary
+    # sessions, under way at the start or not, keep it flat: test_session_window.py); the
+    # delayed-entry count of sessions under way at the start (585) is 5x the stationary renewal
+    # count (112). The return clock gives 0.03-0.04 to 0.49-0.52 (seeds 0-3), the wall clock
+    # 0.06-0.09 to 0.32-0.37
+    w = b["sessions"]["window"]
+    share = np.array(w["returns"]["share"])
+    assert not w["stationary"] and share[-1] > 10 * share[0]
+    assert w["under_way"]["under_way_at_start"] > 3 * w["under_way"]["renewal_under_way"]
+    from test_session_window import _returns
+
+    assert np.abs(np.array(_returns(syn)["share"]) - share).max() <= 0.1
+    assert np.abs(np.array(_returns(plain)["share"]) - share).max() > 0.15
 
 
 def _per_client_sessions(table, session) -> pl.DataFrame:

@@ -35,6 +35,7 @@ import polars as pl
 
 from servetrace import io
 from servetrace.bundle.turns import turns_model
+from servetrace.bundle.under_way import session_window
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
@@ -309,6 +310,7 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
                            **session_model(frame, t)}
         if windows is not None and len(windows[0]):
             out["sessions"]["start_share"] = start_share(frame, *windows, t)
+        out["sessions"]["window"] = session_window(frame, io.parquet_rows(path) / frame.height)
         index = clients() if clients is not None else None
         if index is not None:
             out["sessions"].update(client_sessions(frame, index, t))
