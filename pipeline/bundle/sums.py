@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from servetrace.arrays import numpy_of
 from servetrace.bundle import lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.errors import ServetraceError
@@ -200,10 +201,10 @@ class RowReader:
                 raise ServetraceError("requests: arrival_s has nulls (every request needs an arrival time)")
             if b.num_rows == 0:
                 continue
-            t = pl.Series(arrival).to_numpy()
+            t = numpy_of(arrival)  # through the buffers: polars' Arrow import loads pyarrow.compute
             if t[0] < self.last or not pl.Series(t).is_sorted():
                 raise Unsorted()
-            failed = (pl.Series(column(b, "failed")).fill_null(False).to_numpy() if "failed" in self.inputs
+            failed = (pl.from_arrow(b.select(["failed"]))["failed"].fill_null(False).to_numpy() if "failed" in self.inputs
                       else np.zeros(t.size, bool))
             start, self.rows, self.last = self.rows, self.rows + t.size, float(t[-1])
             yield Rows(t, self.clients.of(start, t.size), *self.grid.indices(t), failed,

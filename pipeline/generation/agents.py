@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from servetrace.generation.agent_clients import call_clients, group_block_ids, prefix_groups, start_params
 from servetrace.generation.arrivals import ArrivalProcess
@@ -151,6 +150,8 @@ def _chain_calls(rng, m: dict, n_calls: np.ndarray, t0: np.ndarray, first_gap: n
 
 
 def _ids(prefix: pa.Array, numbers: np.ndarray, sep: str) -> pa.Array:
+    import pyarrow.compute as pc  # here: a bundle without agents never loads it
+
     return pc.binary_join_element_wise(prefix, pa.array((numbers + 1).astype(np.int64)).cast(pa.string()), sep)
 
 

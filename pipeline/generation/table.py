@@ -37,9 +37,10 @@ def canonical_table(columns: dict[str, object]) -> pa.Table:
     for f in CANONICAL:
         x = columns.get(f.name)
         if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":  # through the buffers: pa.array imports pandas
-            arrays.append(arrow_of(x).cast(f.type))
+            a = arrow_of(x)
+            arrays.append(a if a.type == f.type else a.cast(f.type))  # a cast loads pyarrow.compute
         elif x is not None:
-            arrays.append(x.cast(f.type) if isinstance(x, pa.Array) else pa.array(x, type=f.type))
+            arrays.append((x if x.type == f.type else x.cast(f.type)) if isinstance(x, pa.Array) else pa.array(x, type=f.type))
         elif f.name == "failed":
             arrays.append(arrow_of(np.zeros(n, dtype=bool)))
         else:

@@ -17,7 +17,6 @@ from typing import Callable
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from servetrace.arrays import numpy_of
@@ -49,7 +48,9 @@ class _Writer:
             strings = [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
             self.writer = pq.ParquetWriter(self.path, self.schema, compression=self.compression, use_dictionary=strings,
                                              store_schema=False)  # metadata lives in the footer alone
-        self.writer.write_table(table.cast(self.schema), row_group_size=BATCH_ROWS)
+        if not table.schema.equals(self.schema):  # a cast, even to the same schema, loads pyarrow.compute
+            table = table.cast(self.schema)
+        self.writer.write_table(table, row_group_size=BATCH_ROWS)
 
     def close(self, metadata: dict[str, str] | None = None) -> None:
         if self.writer is not None:
@@ -74,8 +75,8 @@ class _Nulls:
             if f.name in table.column_names:
                 cols.append(table.column(f.name))
                 continue
-            if len(self.made.get(f.name, ())) < n:
-                self.made[f.name] = pa.nulls(max(n, BATCH_ROWS), f.type)
+            if len(self.made.get(f.name, ())) < n:  # the first batch's size: a small trace makes small ones
+                self.made[f.name] = pa.nulls(n, f.type)
             cols.append(self.made[f.name].slice(0, n))
         return pa.Table.from_arrays(cols, schema=self.schema)
 
@@ -116,6 +117,8 @@ def stream_typed(
             table = pa.Table.from_batches([batch])
             reason = table.column("reason")
             if reason.null_count < n:
+                import pyarrow.compute as pc  # only where records are refused
+
                 bad = pc.is_valid(reason)
                 recs = table.column("rec") if numbered else _int64_array(np.arange(out.parsed + 1, out.parsed + n + 1))
                 refused.write(pa.table({"rec": pc.filter(recs, bad), "reason": pc.filter(reason, bad)}))

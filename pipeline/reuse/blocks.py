@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from servetrace import io
 from servetrace.reuse.stack import _mix, shards_sample
@@ -71,6 +70,8 @@ def coarsen(req: np.ndarray, pos: np.ndarray, pid: np.ndarray, m: int) -> tuple[
 def block_counts(path) -> np.ndarray:
     """Blocks per request (0 for a null list), in file order, read batch by batch (the lengths only
     are kept, never the ids)."""
+    import pyarrow.compute as pc  # here: a trace without hash ids never loads it
+
     parts = [pc.list_value_length(b.column(0)).fill_null(0).to_numpy(zero_copy_only=False)
              for b in io.parquet_batches(path, [HASH_IDS], BATCH_ROWS)]
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)

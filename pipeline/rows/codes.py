@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from servetrace import grouping
 from servetrace.arrays import numpy_of
@@ -102,11 +101,16 @@ def _column_codes(parts: list, name: str, rows: int) -> Codes:
     at = 0
     for parquet, group in ((p, g) for p in parts for g in range(p.num_row_groups)):
         for chunk in parquet.read_row_group(group, columns=[name]).column(0).chunks:
-            dictionary = chunk.dictionary.cast(pa.string())
-            new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))
-            if len(new):
-                levels = pa.concat_arrays([levels, new])
-            mapping = numpy_of(pc.index_in(dictionary, value_set=levels), null=-1).astype(np.int64)
+            dictionary = chunk.dictionary
+            mapping = np.zeros(0, np.int64)
+            if len(dictionary):  # an all-null column (a source without it) has an empty one
+                import pyarrow.compute as pc  # here: a trace without these columns never loads it (~0.05 s)
+
+                dictionary = dictionary.cast(pa.string())
+                new = dictionary.filter(pc.is_null(pc.index_in(dictionary, value_set=levels)))
+                if len(new):
+                    levels = pa.concat_arrays([levels, new])
+                mapping = numpy_of(pc.index_in(dictionary, value_set=levels), null=-1).astype(np.int64)
             mapped = np.append(mapping, -1)[numpy_of(chunk.indices, null=-1)]  # -1: null
             if len(levels) >= 2**15 - 1 and out.dtype == np.int16:
                 out = out.astype(np.int32)

@@ -42,13 +42,12 @@ def on_clock(arrival_s: np.ndarray, clock_s: float | None) -> np.ndarray:
 
 def clock_of_batches(batches, settings) -> float | None:
     """The clock a source's batches of rows (rows/read.py) were written with, from its first arrivals."""
-    import polars as pl
-
+    from servetrace.arrays import numpy_of
     from servetrace.rows import read
 
     head, n = [], 0
-    for b in batches(["arrival_s"]):
-        head.append(pl.Series(read.column(b, "arrival_s")).to_numpy())
+    for b in batches(["arrival_s"]):  # through the buffers: polars' Arrow import loads pyarrow.compute
+        head.append(numpy_of(read.column(b, "arrival_s"), null=np.nan))
         n += b.num_rows
         if n >= SAMPLE:
             break
