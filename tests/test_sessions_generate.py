@@ -113,6 +113,8 @@ def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
         assert floor["seed_to_seed"] == pytest.approx(max(value(p[key]) for p in by_hand), abs=1e-12), key
         assert 0 <= floor["half_to_half"] < 0.2
         assert c["within_noise"] is (c["value"] <= max(floor.values()))
+    think = good["checks"]["ks_think_time"]  # a generated trace has no latency_s: no think times
+    assert think["value"] is None and think["pass"] is None and "latency_s" in think["reason"]
     # the same requests with every block fresh: no reuse, no sessions to infer
     fresh = syn.drop_columns(["hash_ids", "session_id"])
     n = (-(-syn["input_tokens"].to_numpy() // 16))
@@ -126,6 +128,28 @@ def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
     assert bad["checks"]["infinite_hit_rate"]["noise_floor"]["seed_to_seed"] is None  # no bundle given
     assert bad["reuse"]["infinite_hit_rate"]["synthetic"] == 0.0
     assert bad["checks"]["lru_curve_max_diff"]["pass"] is False
+
+
+def test_think_time_ks_where_both_traces_carry_latency(fitted, tmp_path):
+    """Think times (previous turn's end to arrival) compared where both traces have latency_s:
+    the KS of scipy on think times taken from the rows by hand; the same process (40 s mean think
+    time) stays within 0.05, a slower one (80 s) does not."""
+    from servetrace.validation.reuse import _profile, compare
+
+    d, table, truth, _ = fitted
+
+    def thinks(t, truth) -> np.ndarray:  # by the planted sessions
+        f = (pl.from_arrow(t.select(["arrival_s", "latency_s"])).with_columns(session=truth["session"])
+             .sort(["session", "arrival_s"])
+             .with_columns(end=(pl.col("arrival_s") + pl.col("latency_s")).shift(1).over("session")))
+        return (f["arrival_s"] - f["end"]).drop_nulls().to_numpy()
+
+    for think_s, close in ((40.0, True), (80.0, False)):
+        other, other_truth = session_trace(n_sessions=1500, seed=8, latency_s=3.0, think_s=think_s)
+        io.write_parquet(tmp_path / "other.parquet", other, {})
+        got = compare(_profile(d / "requests.parquet", None), _profile(tmp_path / "other.parquet", 16))["ks_think_time"]
+        assert got == pytest.approx(stats.ks_2samp(thinks(table, truth), thinks(other, other_truth)).statistic, abs=1e-12)
+        assert (got <= 0.05) is close
 
 
 def test_cli_generate_with_block_size_and_without_sessions(fitted, tmp_path):

@@ -36,6 +36,7 @@ CHECKS = {"infinite_hit_rate": "difference of the infinite prefix-cache hit rate
           "lru_curve_max_diff": "largest difference of the LRU hit rate over the source's capacity ladder",
           "ks_reuse_distance": "KS distance of block reuse distances", "ks_turns": "KS distance of turns per session",
           "ks_turn_gap": "KS distance of the gaps between turns (arrival to arrival)",
+          "ks_think_time": "KS distance of think times (previous turn's end to arrival)",
           "ks_context": "KS distance of follow-up input (context) lengths",
           "rate_mape": "mean relative error of the rate per window", "iat_cv": "relative error of the inter-arrival CV",
           "idc_": "relative error of the IDC at {} s", "ks_": "KS distance of {} lengths",

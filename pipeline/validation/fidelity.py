@@ -220,10 +220,11 @@ def checks(f: dict, t: FidelitySettings) -> dict[str, dict]:
     floor = reuse.get("noise_floor", {})
     for key, limit in (("infinite_hit_rate", t.infinite_hit_abs), ("lru_curve_max_diff", t.lru_curve_abs),
                        ("ks_reuse_distance", t.reuse_ks), ("ks_turns", t.reuse_ks), ("ks_turn_gap", t.reuse_ks),
-                       ("ks_context", t.reuse_ks)):
+                       ("ks_think_time", t.reuse_ks), ("ks_context", t.reuse_ks)):
         if key in reuse:
             v = reuse[key]
-            out[key] = with_floor(_check(v["diff"] if isinstance(v, dict) else v, limit),
+            why = "a trace without latency_s (think time runs from the previous turn's end)" if key == "ks_think_time" else ""
+            out[key] = with_floor(_check(v["diff"] if isinstance(v, dict) else v, limit, why),
                                   floor.get(key) or {"seed_to_seed": None, "half_to_half": None})
     return out
 

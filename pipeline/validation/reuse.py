@@ -1,6 +1,8 @@
 """Fidelity of block reuse and sessions: the infinite-cache hit rate, the LRU curve over the
 source's capacity ladder, reuse distances, turns per session, gaps between turns (arrival to
-arrival: a synthetic trace has no service times) and follow-up input (context) lengths. Each
+arrival: a synthetic trace has no service times), think times (from the previous turn's end,
+where both traces carry latency_s: a replay measured on a server against its source; null
+otherwise) and follow-up input (context) lengths. Each
 comes with its noise floors: the same number between two workloads generated from the bundle
 (seed to seed) and between two halves of the source's sessions (half to half)."""
 
@@ -63,6 +65,7 @@ def compare(a: tuple, b: tuple) -> dict:
         follow = lambda f, c: f.filter(pl.col("turn") > 1)[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
         out["ks_turns"] = _ks(turns(fa), turns(fb))
         out["ks_turn_gap"] = _ks(follow(fa, "gap_s"), follow(fb, "gap_s"))
+        out["ks_think_time"] = _ks(follow(fa, "think_s"), follow(fb, "think_s"))
         out["ks_context"] = _ks(follow(fa, "input_tokens"), follow(fb, "input_tokens"))
     return out
 
