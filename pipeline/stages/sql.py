@@ -22,6 +22,7 @@ from servetrace.resources import SQL_DIR, statement
 
 # Pure per-row projections: a view costs nothing and is recomputed by each consumer.
 VIEWS = frozenset({"stg_requests", "fit_length_rows"})
+IN_MEMORY_ROWS = 1_000_000
 # Where a table's SQL file lives: staging and marts, and the set-based form of the gap statistics
 # (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream) and of the
 # bundle fit (sql/fit/, the same for the streamed fit).
@@ -61,9 +62,13 @@ def set_variables(con: duckdb.DuckDBPyConnection, variables: dict) -> None:
 @contextmanager
 def connect(requests_path: str | Path, memory_limit: str | None = None, threads: int | None = None,
             scratch_dir: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB database in a scratch directory (so large stages spill to disk), with `requests` as a view."""
+    """A DuckDB database in a scratch directory (so large stages spill to disk), with `requests` as a view.
+    A table of at most IN_MEMORY_ROWS rows gets an in-memory database (spilling to the same scratch
+    directory): its stage tables are small, and a database file compresses every table it checkpoints."""
     with tempfile.TemporaryDirectory(prefix=".servetrace-duckdb-", dir=scratch_dir) as tmp:
-        con = db.connect(Path(tmp) / "stages.duckdb", memory_limit=memory_limit or db.DEFAULT_MEMORY_LIMIT,
+        small = io.parquet_rows(requests_path) <= IN_MEMORY_ROWS
+        con = db.connect(":memory:" if small else Path(tmp) / "stages.duckdb",
+                         memory_limit=memory_limit or db.DEFAULT_MEMORY_LIMIT,
                          threads=threads, temp_dir=tmp, keep_order=False)
         try:
             con.execute(_requests_view(requests_path))
