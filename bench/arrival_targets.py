@@ -5,7 +5,10 @@ each check's value, the floors beside it, and the request count's error; then th
 workload needs (`servetrace provision`, its default serving model): the source, ours per seed and
 the naive workload per seed.
 
-    python -m bench.arrival_targets TRACE [TRACE ...] [--planted] [--seeds 5] [--work DIR]
+    python -m bench.arrival_targets TRACE [TRACE ...] [--planted] [--seeds 5] [--work DIR] [--target-s S]
+
+`--target-s` sets the provisioning's latency target (p99 TTFT, default 2 s): a trace whose single
+requests already take longer than 2 s (Mooncake's prompts) has no fleet at the default.
 
 `--planted` adds a trace made here with known burstiness: one client, window rates swinging
 2 -> 6 req/s over 24 windows of 600 s, modulated inside the windows by log-Gaussian components
@@ -48,7 +51,7 @@ def planted_trace(path: Path, seed: int = 3) -> Path:
     return path
 
 
-def measure(trace: Path, work: Path, seeds: list[int]) -> dict:
+def measure(trace: Path, work: Path, seeds: list[int], target_s: float | None = None) -> dict:
     import servetrace
     from servetrace.provision import ServingModel, provision_traces
 
@@ -61,12 +64,14 @@ def measure(trace: Path, work: Path, seeds: list[int]) -> dict:
         syn = work / f"{trace.stem}.{seed}.parquet"
         gen = servetrace.generate(run, syn, seed=seed)
         f = servetrace.validate(run, syn, work / f"{trace.stem}.{seed}.val", page=False, bundle=run)
-        cap = provision_traces(run, work / f"{trace.stem}.{seed}.prov", synthetic=syn, model=ServingModel(seed=seed),
+        serving = ServingModel(seed=seed, **({"target_s": target_s} if target_s else {}))
+        cap = provision_traces(run, work / f"{trace.stem}.{seed}.prov", synthetic=syn, model=serving,
                                seed=seed, page=False)["capacity"]
         per_seed.append({"count": abs(gen["requests"] - rows) / rows, "capacity": cap,
                          **{k: f["checks"][k] for k in CHECKS}})
         syn.unlink(missing_ok=True)
-    out = {"trace": trace.name, "rows": rows, "model": (bundle.get("arrival_model") or {}).get("chosen", "renewal"),
+    out = {"trace": trace.name, "rows": rows, "target_s": target_s or ServingModel().target_s,
+           "model": (bundle.get("arrival_model") or {}).get("chosen", "renewal"),
            "count": float(np.median([s["count"] for s in per_seed])),
            "capacity": {k: [s["capacity"][k] for s in per_seed] for k in ("source", "ours", "naive")}}
     for k in CHECKS:
@@ -99,13 +104,15 @@ def table(rows: list[dict], seeds: int) -> str:
 
 def provisioning(rows: list[dict]) -> str:
     """Servers for p99 TTFT <= 2 s (provision's default serving model): the source, ours per seed, naive per seed."""
-    head = "| trace | source | ours (per seed) | ours vs source | naive (per seed) | naive vs source |\n|---|---|---|---|---|---|\n"
+    head = ("| trace | p99 TTFT target | source | ours (per seed) | ours vs source | naive (per seed) | naive vs source |\n"
+            "|---|---|---|---|---|---|---|\n")
 
     def err(caps: list, src) -> str:
         e = sorted((c - src) / src for c in caps if c is not None and src)
         return "–" if not e else f"{100 * np.median(e):+.0f} % ({100 * e[0]:+.0f} to {100 * e[-1]:+.0f})"
 
-    body = "".join(f"| {r['trace']} | {r['capacity']['source'][0]} | {' / '.join(map(str, r['capacity']['ours']))} | "
+    body = "".join(f"| {r['trace']} | {r.get('target_s', 2.0):g} s | {r['capacity']['source'][0]} | "
+                   f"{' / '.join(map(str, r['capacity']['ours']))} | "
                    f"{err(r['capacity']['ours'], r['capacity']['source'][0])} | "
                    f"{' / '.join(map(str, r['capacity']['naive']))} | {err(r['capacity']['naive'], r['capacity']['source'][0])} |\n"
                    for r in rows)
@@ -119,10 +126,11 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--planted", action="store_true", help="add the trace with known burstiness")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("data/arrival_targets"))
+    ap.add_argument("--target-s", type=float, default=None, help="provisioning: p99 TTFT target in seconds (default 2)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     traces = list(args.traces) + ([planted_trace(args.work / "planted_cox.csv")] if args.planted else [])
-    rows = [measure(t, args.work, list(range(1, args.seeds + 1))) for t in traces]
+    rows = [measure(t, args.work, list(range(1, args.seeds + 1)), args.target_s) for t in traces]
     text = table(rows, args.seeds) + "\n" + provisioning(rows)
     (args.work / "rows.json").write_text(json.dumps(rows, indent=1))
     for t in traces:

@@ -52,17 +52,21 @@ def window_params(bundle: dict, chosen: list[int]) -> WindowParams:
     return WindowParams(rate, family, shape)
 
 
-def shrunk(p: WindowParams, covered_s: np.ndarray) -> WindowParams:
+def shrunk(p: WindowParams, covered_s: np.ndarray, clump: np.ndarray | float = 1.0) -> WindowParams:
     """Each client's active window rates drawn toward their mean by sqrt(1 - noise / var): a
     fitted rate is the window's count over its `covered_s` seconds, whose variance across
     windows holds the count noise of the source's process (cv^2 r / covered per window) on top of
     the rates' own; the generator adds that noise once more, so unshrunk a steady client's window
     counts vary twice as much as the source's (IDC at the window scale doubled). Shrunk, the
     generated counts' variance equals the source's in expectation; inactive windows stay at 0, and
-    the centre is the mean weighted by covered seconds, so the expected count keeps."""
+    the centre is the mean weighted by covered seconds, so the expected count keeps. `clump`
+    (per client, generation/clumping.py): for session traces, the rate is the starts' times
+    their turns, and a session's turns in one window add to the noise: (cv^2 - 1 + K) r / covered
+    (cv^2 for K = 1, one request a session; K for Poisson starts)."""
     rate = p.rate.copy()
     cover = np.maximum(np.asarray(covered_s, dtype=float), 1e-9)
-    noise = unit_cv(p.family, p.shape) ** 2 * p.rate / cover[None, :]
+    k = np.broadcast_to(np.asarray(clump, dtype=float), (p.rate.shape[0],))[:, None]
+    noise = (unit_cv(p.family, p.shape) ** 2 - 1 + k) * p.rate / cover[None, :]
     for row in np.flatnonzero((p.rate > 0).sum(axis=1) >= 2):  # a loop over clients
         on = p.rate[row] > 0
         r = p.rate[row, on]

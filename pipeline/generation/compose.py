@@ -17,6 +17,7 @@ from servetrace.arrays import arrow_of, strings_of
 from servetrace.bundle.coverage import covered_seconds, covered_span
 from servetrace.generation import agents
 from servetrace.generation.arrivals import WindowParams, shrunk, window_params
+from servetrace.generation.clumping import client_clumping, shrunk_start_shares
 from servetrace.generation.failures import draw_failures, failure_probabilities
 from servetrace.generation.lengths import LengthSampler
 from servetrace.generation.modulation import ModulatedArrivals, modulation_spec, poisson_base, starts_modulated
@@ -206,8 +207,13 @@ def prepare(bundle: dict, options: GenerateOptions = GenerateOptions(), block_ro
     model = "renewal" if sessions or modulation_spec(bundle) is None else bundle["arrival_model"]["chosen"]
     if model == "cox" and poisson_base(bundle):  # the Cox model: Poisson within the modulated time
         every = WindowParams(every.rate, np.zeros_like(every.family), np.ones_like(every.shape))
-    if not sessions_on and bundle.get("arrival_model"):  # rates fitted from counts whose noise is not added twice
-        every = shrunk(every, covered_seconds(bundle))
+    if bundle.get("arrival_model") and not (sessions_on and bundle.get("agents")):
+        # rates fitted from counts whose noise is not added twice (a session's turns clump in a window)
+        if sessions_on:
+            every = shrunk(every, covered_seconds(bundle), clump=client_clumping(bundle, list(range(len(bundle["clients"])))))
+            bundle = {**bundle, "sessions": shrunk_start_shares(bundle["sessions"])}
+        else:
+            every = shrunk(every, covered_seconds(bundle))
     params = WindowParams(every.rate[chosen], every.family[chosen], every.shape[chosen])
     tl = timeline(bundle, options, params.rate)
     pl_ = plan(tl, every, params.rate, block_rows)
