@@ -155,25 +155,10 @@ def fit_iat_rows(x: np.ndarray) -> dict[str, dict]:
     return _score(fits, xs, n)
 
 
-def _score(fits: dict[str, dict], xs: np.ndarray, n: np.ndarray, discrete: bool = False) -> dict[str, dict]:
-    if discrete:  # one row of repeating integers: evaluate each CDF once per distinct value
-        values, inverse = np.unique(xs[0], return_inverse=True)
-        values = values[None, :]
-
-        def at(family: str, params: dict, shift: float) -> np.ndarray:
-            return iat_cdf(family, params, values + shift)[:, inverse]
+def _score(fits: dict[str, dict], xs: np.ndarray, n: np.ndarray) -> dict[str, dict]:
+    """AIC, BIC and KS distance of each fit (continuous data; discrete data: `_score_counts`)."""
     for family, fit in fits.items():
-        if discrete and family != "zipf":
-            cdf = (at(family, fit["params"], 0.5), at(family, fit["params"], -0.5))
-        elif discrete:
-            cdf = (at(family, fit["params"], 0.0), at(family, fit["params"], -1.0))
-        else:
-            cdf = iat_cdf(family, fit["params"], xs)
-        if discrete:  # the likelihood of counts >= 1: each value's probability mass, comparable across families
-            below = 0.0 if family == "zipf" else iat_cdf(family, fit["params"], np.full((1, 1), 0.5))[:, 0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fit["loglik"] = (np.nansum(np.log(np.maximum(cdf[0] - cdf[1], 1e-300)), axis=1)
-                                 - n * np.log(np.maximum(1 - below, 1e-300)))
+        cdf = iat_cdf(family, fit["params"], xs)
         fit["aic"] = 2 * N_PARAMS[family] - 2 * fit["loglik"]
         fit["bic"] = N_PARAMS[family] * np.log(np.maximum(n, 1)) - 2 * fit["loglik"]
         fit["ks"] = ks_distance(xs, cdf)
@@ -224,11 +209,12 @@ def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:
     }
 
 
-def _zipf_exponent(x: np.ndarray) -> float:
-    """The MLE of the Zipf exponent s on [1.0001, 20]: the negative log-likelihood
-    s * sum(log x) + n * log(zeta(s)) is convex in s (log zeta is), so a grid narrowed around its
-    minimum five times finds it to ~1e-9 (scipy.optimize would cost ~1 s of import on every run)."""
-    sum_log, n = float(np.log(x).sum()), len(x)
+def _zipf_exponent(x: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """The MLE of the Zipf exponent s on [1.0001, 20] of x (each value `counts` times): the negative
+    log-likelihood s * sum(log x) + n * log(zeta(s)) is convex in s (log zeta is), so a grid narrowed
+    around its minimum five times finds it to ~1e-9 (scipy.optimize would cost ~1 s of import on every run)."""
+    w = np.ones(len(x)) if counts is None else np.asarray(counts, dtype=float)
+    sum_log, n = float((w * np.log(x)).sum()), float(w.sum())
     lo, hi = 1.0001, 20.0
     for _ in range(5):
         s = np.linspace(lo, hi, 129)
@@ -238,14 +224,13 @@ def _zipf_exponent(x: np.ndarray) -> float:
     return float(s[i])
 
 
-def _pareto_lognormal(x: np.ndarray) -> dict:
+def _pareto_lognormal(x: np.ndarray, counts: np.ndarray) -> dict:
     """EM for w LN(mu, sigma) + (1 - w) Pareto(alpha, xm), xm chosen among upper quantiles by likelihood.
 
-    Token counts repeat: the EM runs on the distinct values weighted by their counts (the same
-    sums as over every value, on about 20x fewer points)."""
-    xq = x
-    x, c = np.unique(x, return_counts=True)
-    c = c.astype(float)
+    Token counts repeat: the EM runs on the distinct values x (ascending) weighted by their
+    `counts` (the same sums as over every value, on about 20x fewer points)."""
+    xq = np.repeat(x, counts)  # the quantiles xm is chosen among
+    c = np.asarray(counts, dtype=float)
     n = c.sum()
     ln = np.log(x)
     mean_ln = float((c * ln).sum() / n)
@@ -277,18 +262,77 @@ def _pareto_lognormal(x: np.ndarray) -> dict:
 
 
 def fit_length_families(x: np.ndarray) -> dict[str, dict]:
-    """MLE of the length families on positive token counts x (1-D), scored as discrete data."""
-    x = np.sort(np.asarray(x, dtype=float)[np.asarray(x) > 0])
-    n = len(x)
-    base = fit_iat_rows(x[None, :])
-    fits = {f: {"params": base[f]["params"], "loglik": base[f]["loglik"]} for f in ("lognormal", "exponential", "gamma")}
+    """MLE of the length families on positive token counts x (1-D), scored as discrete data.
+
+    Token counts repeat (a 200 k-row sample holds a few thousand distinct values): every sum runs
+    over the distinct values weighted by their counts, the same sums as over every value up to
+    the order of additions (the fits agree to ~1e-12 relative, tests/test_stages_lengths.py)."""
+    x = np.asarray(x, dtype=float)
+    v, c = np.unique(x[x > 0], return_counts=True)
+    w = c.astype(float)
+    n = int(c.sum())
+    ln = np.log(v)
+    sum_log = float((w * ln).sum())
+    mean, mean_log = np.float64((w * v).sum()) / max(n, 1), np.float64(sum_log) / max(n, 1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        sigma = np.sqrt(np.float64((w * (ln - mean_log) ** 2).sum()) / n) if n else math.nan
+        k = float(_gamma_shape(np.array([np.log(mean) - mean_log]))[0]) if n else math.nan
+        shape = _weighted_weibull_shape(v, w, mean_log) if n else math.nan
+        lam = ((w * v ** shape).sum() / n) ** (1 / shape) if n else math.nan
+        fits = {
+            "lognormal": {"params": {"mu": mean_log, "sigma": sigma},
+                          "loglik": -sum_log - n * np.log(sigma) - n / 2 * math.log(2 * math.pi) - n / 2},
+            "exponential": {"params": {"scale": mean}, "loglik": -n * np.log(mean) - n},
+            "gamma": {"params": {"shape": k, "scale": mean / k},
+                      "loglik": (k - 1) * sum_log - n * mean / (mean / k) - n * k * np.log(mean / k)
+                      - n * special.gammaln(k)},
+            "weibull": {"params": {"shape": shape, "scale": lam},
+                        "loglik": n * np.log(shape) - n * shape * np.log(lam) + (shape - 1) * sum_log
+                        - (w * (v / lam) ** shape).sum()},
+        } if n else {}
     if n >= 2:
-        s = _zipf_exponent(x)
-        fits["zipf"] = {"params": {"s": np.array([s])},
-                        "loglik": np.array([-s * np.log(x).sum() - n * math.log(special.zeta(s, 1))])}
-        mix = _pareto_lognormal(x)
+        s = _zipf_exponent(v, w)
+        fits["zipf"] = {"params": {"s": s}, "loglik": -s * sum_log - n * math.log(special.zeta(s, 1))}
+        mix = _pareto_lognormal(v, c)
         if mix is not None:
-            fits["pareto_lognormal"] = {"params": {k: np.array([v]) for k, v in mix["params"].items()},
-                                        "loglik": np.array([mix["loglik"]])}
-    ordered = {f: fits[f] for f in LENGTH_FAMILIES if f in fits}
-    return _score(ordered, x[None, :], np.array([n]), discrete=True)
+            fits["pareto_lognormal"] = mix
+    ordered = {f: {"params": {k_: np.array([float(p)]) for k_, p in fits[f]["params"].items()},
+                   "loglik": np.array([float(fits[f]["loglik"])])} for f in LENGTH_FAMILIES if f in fits}
+    return _score_counts(ordered, v, c)
+
+
+def _weighted_weibull_shape(v: np.ndarray, w: np.ndarray, mean_log: float) -> float:
+    """`_weibull_shape` of the values v repeated w times."""
+    y = v / v.max()
+    ln_y = np.log(y)
+    target = mean_log - math.log(v.max())
+    lo, hi = math.log(1e-3), math.log(1e3)
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        k = math.exp(mid)
+        wyk = w * y ** k
+        g = float((wyk * ln_y).sum()) / float(wyk.sum()) - 1 / k - target
+        lo, hi = (lo, mid) if g > 0 else (mid, hi)
+    return math.exp((lo + hi) / 2)
+
+
+def _score_counts(fits: dict[str, dict], v: np.ndarray, c: np.ndarray) -> dict[str, dict]:
+    """`_score` of discrete data given as distinct values v (ascending) and their counts c: the
+    KS distance is reached at a value (the ECDF after and before its tie block), the
+    log-likelihood is each value's probability mass times its count."""
+    n = np.array([int(c.sum())])
+    after = np.cumsum(c)[None, :].astype(float)
+    before = after - c
+    for family, fit in fits.items():
+        hi, lo = (0.0, -1.0) if family == "zipf" else (0.5, -0.5)
+        p = fit["params"]
+        f_hi, f_lo = iat_cdf(family, p, v[None, :] + hi), iat_cdf(family, p, v[None, :] + lo)
+        below = 0.0 if family == "zipf" else iat_cdf(family, p, np.full((1, 1), 0.5))[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fit["loglik"] = (np.nansum(c * np.log(np.maximum(f_hi - f_lo, 1e-300)), axis=1)
+                             - n * np.log(np.maximum(1 - below, 1e-300)))
+            ks = np.maximum(np.max(after / n[:, None] - f_hi, axis=1), np.max(f_lo - before / n[:, None], axis=1))
+        fit["aic"] = 2 * N_PARAMS[family] - 2 * fit["loglik"]
+        fit["bic"] = N_PARAMS[family] * np.log(np.maximum(n, 1)) - 2 * fit["loglik"]
+        fit["ks"] = np.where(n >= 2, ks, np.nan)
+    return fits
