@@ -198,3 +198,12 @@ def test_arrival_targets_table_is_the_validate_numbers(tmp_path):
         floor = f["checks"][k]["noise_floor"]
         assert floor["seed_to_seed"] is not None and row[k]["seed"] == floor["seed_to_seed"]
     assert f"| BurstGPT_1_head400.csv | 400 | {row['model']} |" in done.stdout
+
+
+def test_arrival_targets_count_cell_reads_its_seed_floor():
+    from bench.arrival_targets import _count
+
+    assert _count({"count": 0.03, "count_seed": 0.01}) == "3.0 ✓ (1.0)"
+    assert _count({"count": 0.062, "count_seed": 0.081}) == "6.2 ~ (8.1)"  # missed, within seed-to-seed noise
+    assert _count({"count": 0.09, "count_seed": 0.02}) == "9.0 ✗ (2.0)"
+    assert _count({"count": 0.09, "count_seed": None}) == "9.0 ✗"
