@@ -15,7 +15,9 @@ correlation of a gap (its normal score in its class and quarter) with its sessio
 (a follow-up's input - previous input - previous output, >= 1) and `growth_tokens` (input -
 previous input), quantile functions; `start_share` (`origin_s`, `bin_s`, `share`: per bin, `start_bins`
 to a bundle window or `start_bin_requests` requests long, the share of its requests that start a
-session; `requests`: its requests, what generation's return clock is solved for); `clients` (per bundle client, where the bundle's clients are
+session; `requests`: its requests, what generation's return clock is solved for); `window`
+(sessions under way at the span start and whether follow-ups return at one pace over it:
+bundle/under_way.py); `clients` (per bundle client, where the bundle's clients are
 client groups: its own session model with these fields, or null) and `tail` (the other clients'
 sessions pooled, or null: the trace's model; `client_sessions`). `prefix` (traces with hash_ids): `block_size`, `groups`
 (`tokens`: shared-prefix length, `popularity`: share of grouped sessions starting with it, most
