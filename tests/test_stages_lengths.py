@@ -147,3 +147,17 @@ def test_length_fits_on_distinct_values_equal_the_fits_on_every_value(draw):
         assert fit["loglik"][0] == pytest.approx(loglik, rel=1e-9), family
         assert fit["ks"][0] == pytest.approx(fam.ks_distance(xs[None, :], (f_hi, f_lo))[0], rel=1e-9, abs=1e-12), family
         assert fit["bic"][0] == pytest.approx(fam.N_PARAMS[family] * np.log(n) - 2 * loglik, rel=1e-9)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 37, 70_000])  # ranks past 16 bits sort without the radix path
+def test_weighted_inversions_count_every_discordant_pair(levels):
+    """The weighted inversion count behind tau-b against the sum over every pair (i < j, r_i > r_j)."""
+    from servetrace.stats.correlation import weighted_inversions
+
+    rng = np.random.default_rng(levels)
+    for m in (1, 2, 5, 300):
+        r = rng.integers(0, levels, m)
+        w = rng.integers(1, 1_000_000, m)
+        i, j = np.triu_indices(m, 1)
+        want = int((w[i] * w[j] * (r[i] > r[j])).sum())
+        assert weighted_inversions(r, w) == want

@@ -3,7 +3,7 @@
 Token counts are integers with few distinct values: 10 M requests hold well under a million distinct
 (input, output) pairs. Every statistic here is exact over the rows, computed on the weighted pairs:
 mid-ranks from the marginal counts (Spearman), and the discordant pairs of tau-b as a weighted
-inversion count, vectorized over the levels of a merge sort (no loop over rows or pairs).
+inversion count, vectorized over the bits of the ranks (no loop over rows or pairs).
 """
 
 from __future__ import annotations
@@ -29,27 +29,30 @@ def mid_ranks(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def weighted_inversions(r: np.ndarray, w: np.ndarray) -> int:
     """Sum of w_i * w_j over i < j with r_i > r_j (r: dense ranks, sequence order as given).
 
-    Bottom-up merge sort: at each level, every block's left half is already sorted, so the left
-    elements above each right element are found by one searchsorted; a stable sort of the level's
-    two sorted runs per block (timsort merges runs) gives the next level."""
-    m = len(r)
-    k = int(r.max()) + 1 if m else 1
-    pos = np.arange(m)
-    r = r.astype(np.int64)
-    w = w.astype(np.int64)
+    Bit by bit of the rank, highest first: a pair is inverted where its ranks first differ, the
+    earlier row holding the 1 there. For each bit the rows are grouped by the rank's higher bits
+    (a stable radix sort keeps sequence order within a group) and each row with a 0 counts the
+    weight of the rows with a 1 before it in its group: as many passes as the ranks have bits
+    (12 for 2.9 k output lengths, against 20 merge levels for 740 k pairs), integers throughout."""
+    r = np.asarray(r, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    if len(r) < 2:
+        return 0
+    top = int(r.max())
+    small = np.uint16 if top < 2**16 else np.int64  # 16-bit keys: numpy's stable sort is a radix sort
     total = 0
-    size = 1
-    while size < m:  # log2(m) levels
-        keys = (pos // (2 * size)) * k + r
-        right = (pos // size) % 2 == 1
-        left_keys = keys[~right]  # sorted: blocks in order, each left half sorted
-        cum = np.concatenate([[0], np.cumsum(w[~right])])
-        block_end = (keys[right] // k) * k + (k - 1)
-        above = cum[np.searchsorted(left_keys, block_end, side="right")] - cum[np.searchsorted(left_keys, keys[right], side="right")]
-        total += int((w[right] * above).sum())
-        order = np.argsort(keys, kind="stable")
-        r, w = r[order], w[order]
-        size *= 2
+    for b in range(top.bit_length()):
+        prefix = r >> (b + 1)
+        order = np.argsort(prefix.astype(small), kind="stable")
+        p, one, ww = prefix[order], ((r[order] >> b) & 1).astype(bool), w[order]
+        w1 = np.where(one, ww, 0)
+        ones = np.cumsum(w1)  # weight of the 1s up to and including each row
+        new = np.empty(len(p), bool)
+        new[0] = True
+        new[1:] = p[1:] != p[:-1]
+        start = np.flatnonzero(new)
+        before = ones - np.repeat((ones - w1)[start], np.diff(np.append(start, len(p))))
+        total += int((ww[~one] * before[~one]).sum())
     return total
 
 
