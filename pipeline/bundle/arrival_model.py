@@ -206,8 +206,9 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     if set(cols) <= set(frame.collect_schema().names()):
         name = pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|")
         ids = dominant_clients(bundle, t)  # one pass for all of them, not one per client
-        got = frame.select(name.alias("_cid"), b).filter(pl.col("_cid").is_in(ids)).group_by("_cid", "b").len().collect() \
-            if ids else None
+        # counted per (columns, bin) first: a client's name is built per count, not per row
+        got = frame.select(*cols, b).group_by(*cols, "b").len().select(name.alias("_cid"), "b", "len") \
+            .filter(pl.col("_cid").is_in(ids)).collect() if ids else None
         own = {cid: (part["b"].to_numpy(), part["len"].to_numpy()) for cid in ids
                for part in [got.filter(pl.col("_cid") == cid)]}
     return arrival_model_of(bundle, head, *bins_of(scan), t, own, share)
