@@ -137,7 +137,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             from servetrace.bundle.fit import source_of, with_reuse_models
 
             bundle = with_reuse_models(fit_sql.fit_on(con, settings, ctx.grouping, source_of(Path(requests)),
-                                                      ingest_of(ctx.meta)), Path(requests), settings, reuse)
+                                                      ingest_of(ctx.meta)), Path(requests), settings, reuse, con)
         found.append(_trace_finding(ctx, meta, trace_info or {}))
         for name in STAGES[2:]:  # findings in the published order
             result, produced = results[name]

@@ -131,7 +131,7 @@ def fit_file(requests: str | Path, settings: Settings, engine) -> dict:
         sql.run_sql(con, "stg_requests")
         bundle = fit_on(con, settings, ctx.grouping, fit.source_of(requests), ingest_of(meta))
         reuse = reuse_of(requests, ctx, con)  # on Spark the set-based reuse analysis (reuse/aggregates.py)
-    return fit.with_reuse_models(bundle, requests, settings, reuse)
+        return fit.with_reuse_models(bundle, requests, settings, reuse, con)  # the session requests by SQL (session_sql.py)
 
 
 def _python_order(names: list[str]) -> dict[int, int]:

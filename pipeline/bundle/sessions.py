@@ -36,6 +36,8 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
+from servetrace.bundle import session_sql
+from servetrace.bundle.session_sql import HASH_MOD, keep_below
 from servetrace.bundle.turns import turns_model
 from servetrace.bundle.under_way import session_window
 from servetrace.reuse.analysis import Reuse, analyze
@@ -145,12 +147,26 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
     return out
 
 
+def session_hash(key: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer of each session key (its first request's row), as
+    sql/sessions/session_requests.sql computes it (stg_requests.sql's `u` of that row at seed 0)."""
+    m = np.uint64(0xFFFFFFFF)
+    k = np.asarray(key, np.int64).astype(np.uint64)
+    h = (((k & m) ^ np.uint64(0x85EBCA6B)) + (((k >> np.uint64(32)) * np.uint64(0x61C88647)) & m)) & m
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & m
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & m
+    return h ^ (h >> np.uint64(16))
+
+
 def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
                   max_rows: int = SessionModelSettings.session_rows) -> pl.DataFrame | None:
     """Requests of (a sample of) the sessions, in session and turn order, with their turn
     number, gap, think time, context growth and new prompt, and the seconds from the session's
     last turn to the trace's last arrival (`left_s`: how likely the span end cut it). Past `max_rows` requests, whole
-    sessions are kept by a hash of their code (about `max_rows` requests)."""
+    sessions are kept by a hash of their key, the row of their first request (about `max_rows` requests:
+    `session_hash`, as the engines' SQL form session_sql.py keeps them)."""
     if codes is None and reuse is not None:
         codes = reuse.session
     if codes is None:
@@ -164,8 +180,8 @@ def session_frame(path, codes: np.ndarray | None, reuse: Reuse | None,
         frame = frame.with_columns(shared_tokens=pl.lit(0, pl.Int64))
     frame = frame.with_columns(left_s=pl.col("arrival_s").max() - pl.col("arrival_s").max().over("session"))
     if frame.height > max_rows:
-        keep = pl.col("session").hash(seed=0) % 1_000_000 < int(1_000_000 * max_rows / frame.height)
-        frame = frame.filter(keep)
+        keep = session_hash(frame["session"].to_numpy()) % np.uint64(HASH_MOD) < keep_below(frame.height, max_rows)
+        frame = frame.filter(pl.Series(keep))
     return (frame.sort(["session", "arrival_s", "row"])
             .with_columns(turn=pl.int_range(1, pl.len() + 1).over("session"),
                           gap_s=pl.col("arrival_s") - pl.col("arrival_s").shift(1).over("session"),
@@ -179,14 +195,14 @@ def client_index(path, bundle: dict, other: str) -> tuple[np.ndarray, int] | Non
     """(the bundle client of each request (file order; -1: none), named from the grouping columns
     as the fit names them; the number of clients), or None when the bundle's clients are not
     client groups (all, sessions)."""
-    cols = bundle["group_by"].split(",")
-    if cols == ["all"] or "session_id" in cols or not set(cols) <= set(io.parquet_columns(path)):
+    names = session_sql.client_names(path, bundle, other)
+    if names is None:
         return None
+    cols = bundle["group_by"].split(",")
     table = pl.from_arrow(io.read_parquet(path, cols))
-    names = table.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|"))
-    ids = {c["id"]: i for i, c in enumerate(bundle["clients"])}
-    index = names.to_series().replace_strict(ids, default=ids.get(other, -1), return_dtype=pl.Int64).to_numpy()
-    return index, len(ids)
+    labels = table.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|"))
+    index = labels.to_series().replace_strict(names[0], default=names[1], return_dtype=pl.Int64).to_numpy()
+    return index, len(names[0])
 
 
 def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int,
@@ -230,7 +246,7 @@ def session_model(frame: pl.DataFrame, t: SessionModelSettings) -> dict:
     }
 
 
-def client_sessions(frame: pl.DataFrame, index: tuple[np.ndarray, int], t: SessionModelSettings) -> dict:
+def client_sessions(frame: pl.DataFrame, n_clients: int, t: SessionModelSettings) -> dict:
     """Session models per client: each of the `client_models` clients that started the most
     sessions, at least `client_session_min`, gets its own (`clients`: per bundle client, its
     model or null); the other clients' sessions pooled make `tail` (null when no client has a
@@ -238,20 +254,21 @@ def client_sessions(frame: pl.DataFrame, index: tuple[np.ndarray, int], t: Sessi
     A session is its first request's client's. A model's `starts_per_request`: the sessions its
     clients started over their own requests (the rate their session starts run at): where a
     session's turns change client (BurstGPT: a conversation moving from ChatGPT to GPT-4), the
-    requests of a client's sessions are not its requests."""
-    client = pl.Series(index[0]).gather(frame["row"]).to_numpy()
-    frame = frame.with_columns(client=pl.Series(client)).with_columns(pl.col("client").first().over("session"))
+    requests of a client's sessions are not its requests. `frame`: `session_frame`'s, with each
+    request's own bundle client (`client`, -1: none) among `n_clients`."""
+    client = frame["client"].to_numpy()
+    frame = frame.with_columns(pl.col("client").first().over("session"))
     starts = frame.filter(pl.col("turn") == 1)["client"].to_numpy()
-    n = np.bincount(starts[starts >= 0], minlength=index[1])
-    req = np.bincount(client[client >= 0], minlength=index[1])
+    n = np.bincount(starts[starts >= 0], minlength=n_clients)
+    req = np.bincount(client[client >= 0], minlength=n_clients)
     own = [int(c) for c in np.argsort(-n, kind="stable")[:t.client_models] if n[c] >= t.client_session_min]
-    models: list = [None] * index[1]
+    models: list = [None] * n_clients
     for c in own:  # a loop over the dominant clients
         models[c] = {**session_model(frame.filter(pl.col("client") == c), t), "starts_per_request": float(n[c] / req[c])}
     rest = frame.filter(~pl.col("client").is_in(own))
     tail = None
     if own and rest.filter(pl.col("turn") == 1).height >= t.client_session_min:
-        others = np.setdiff1d(np.arange(index[1]), own)
+        others = np.setdiff1d(np.arange(n_clients), own)
         tail = {**session_model(rest, t), "starts_per_request": float(n[others].sum() / max(req[others].sum(), 1))}
     return {"clients": models if own else None, "tail": tail}
 
@@ -292,30 +309,43 @@ def start_share(frame: pl.DataFrame, window_start_s, window_s: float, t: Session
 
 def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE, clients=None,
                      t: SessionModelSettings = SessionModelSettings(),
-                     reuse_settings: ReuseSettings = ReuseSettings(), windows: tuple | None = None) -> dict:
+                     reuse_settings: ReuseSettings = ReuseSettings(), windows: tuple | None = None,
+                     con=None, names: tuple | None = None) -> dict:
     """{"sessions": ..., "prefix": ...}: what the trace supports (empty when neither). `reuse`: the
     block reuse analysis of `path` with this seed and `reuse_settings` when the caller made it
     already (None: no blocks). `clients()`: `client_index`'s answer, asked only for a prefix model
     (per-client models). `t`: the models' thresholds. `windows`: the bundle's (window starts, window_s),
-    for `sessions.start_share`."""
-    names = io.parquet_columns(path)
-    codes = session_codes(path) if "session_id" in names else None
+    for `sessions.start_share`. `con`: an engine's connection with `stg_requests`, where the session
+    frame is made by SQL (session_sql.py; Spark's: only the sampled sessions reach the driver), the
+    clients named by `names` (`session_sql.client_names`) instead of `clients()`."""
+    explicit = "session_id" in io.parquet_columns(path)
     if reuse is ANALYZE:
         reuse = analyzed(path, seed, reuse_settings)
     out = {}
-    quantiles = lambda x: _quantiles(x, t.quantile_points)
-    frame = session_frame(path, codes, reuse, t.session_rows)
-    index = None
+    index, frame = None, None
+    if con is None:
+        codes = session_codes(path) if explicit else None
+        by_ids = codes is not None
+        frame = session_frame(path, codes, reuse, t.session_rows)
+    else:
+        by_ids = explicit and session_sql.has_ids(con)
+        session_sql.register_clients(con, names)
+        if session_sql.has_keys(con, reuse, by_ids):
+            frame = session_sql.frame_on(con, io.parquet_rows(path), t.session_rows)
     if frame is not None and frame.height:
         frame = frame.with_columns(turns=pl.len().over("session"), first_in=pl.col("input_tokens").first().over("session"))
-        out["sessions"] = {"source": "session ids" if codes is not None else "inferred from prefix chains",
+        out["sessions"] = {"source": "session ids" if by_ids else "inferred from prefix chains",
                            **session_model(frame, t)}
         if windows is not None and len(windows[0]):
             out["sessions"]["start_share"] = start_share(frame, *windows, t)
         out["sessions"]["window"] = session_window(frame, io.parquet_rows(path) / frame.height)
-        index = clients() if clients is not None else None
-        if index is not None:
-            out["sessions"].update(client_sessions(frame, index, t))
+        if con is None:
+            index = clients() if clients is not None else None
+            if index is not None:
+                out["sessions"].update(client_sessions(frame.with_columns(client=pl.Series(index[0]).gather(frame["row"])),
+                                                       index[1], t))
+        elif names is not None:
+            out["sessions"].update(client_sessions(frame, len(names[0]), t))
     if reuse is not None and reuse.groups is not None:
         g = reuse.groups.filter(pl.col("first_turns") > 0).head(t.max_groups)
         owners = group_owners(reuse.refs, g)
@@ -332,13 +362,14 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
             slope = float(np.polyfit(np.log(rank), np.log(pop), 1)[0])
             fitted = rank ** slope
             model["zipf"] = {"s": -slope, "ks": float(np.abs(np.cumsum(fitted / fitted.sum()) - np.cumsum(pop / pop.sum())).max())}
-        if index is None and clients is not None:
+        if index is None and clients is not None and con is None:
             index = clients()
-        if index is not None:
+        if index is not None or (con is not None and names is not None):
             first = np.unique(reuse.session, return_index=True)[1]
             pid = request_groups(reuse.refs, reuse.shared_blocks)[first]
             position = dict(zip(g["pid"].to_list(), range(g.height)))
             group = pl.Series(pid).replace_strict(position, default=-1, return_dtype=pl.Int64).to_numpy()
-            model["clients"] = client_prefix(index[0][first], group, index[1], t.client_min)
+            first_client = index[0][first] if con is None else session_sql.first_clients(con)
+            model["clients"] = client_prefix(first_client, group, len(names[0]) if con is not None else index[1], t.client_min)
         out["prefix"] = model
     return out

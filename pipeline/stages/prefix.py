@@ -19,13 +19,14 @@ from servetrace.stages.context import Context, fmt, pct
 
 
 def session_codes(requests: str | Path) -> np.ndarray | None:
-    """Integer session per request (file order) from the session_id column; a null is its own session."""
+    """Session per request (file order) from the session_id column, keyed by the row of the
+    session's first request (as sql/sessions/session_keys.sql keys it); a null is its own session."""
     col = pl.from_arrow(io.read_parquet(requests, ["session_id"])).to_series()
     if col.null_count() == len(col):
         return None
-    codes = col.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
-    nulls = col.is_null().to_numpy()
-    return np.where(nulls, int(np.nanmax(np.where(nulls, -1, codes))) + 1 + np.arange(len(col)), codes)
+    rows = np.arange(len(col), dtype=np.int64)
+    first = col.to_frame("s").with_columns(k=pl.Series(rows)).select(pl.col("k").min().over("s"))["k"].to_numpy()
+    return np.where(col.is_null().to_numpy(), rows, first)
 
 
 def reuse_of(requests: str | Path, ctx: Context, con=None) -> Reuse | None:

@@ -25,8 +25,9 @@ VIEWS = frozenset({"stg_requests", "fit_length_rows"})
 IN_MEMORY_ROWS = 1_000_000
 # Where a table's SQL file lives: staging and marts, and the set-based form of the gap statistics
 # (sql/gaps/, the Spark engine's distributed replacement for the numpy gap stream) and of the
-# bundle fit (sql/fit/, the same for the streamed fit).
-LAYERS = ("staging", "marts", "gaps", "fit", "reuse")
+# bundle fit (sql/fit/, the same for the streamed fit), of the block reuse analysis (sql/reuse/) and
+# of the session model's rows (sql/sessions/).
+LAYERS = ("staging", "marts", "gaps", "fit", "reuse", "sessions")
 UINT64 = 18446744073709551616.0
 
 

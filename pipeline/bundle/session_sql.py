@@ -1,0 +1,78 @@
+"""The session model's requests as set-based SQL (sql/sessions/), on either engine's connection:
+on Spark the session frame is made where the rows lie, and what reaches the driver is the sample
+of whole sessions `session_frame` would keep (about `session_rows` requests, whatever the trace's
+size), with each request's turn, gap, think time, growth, new prompt and bundle client. Equal to
+`sessions.session_frame` row for row (tests/test_session_sql.py on DuckDB, test_spark_sessions.py
+on Spark): the sessions are keyed by their first request's row and sampled by the same hash of
+that key (`sessions.session_hash`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from servetrace import io
+from servetrace.reuse.analysis import Reuse
+from servetrace.stages import sql
+
+HASH_MOD = 1_000_000  # a session is kept where its hash mod this is below `session_keep`
+
+
+def client_names(path, bundle: dict, other: str) -> tuple[dict[str, int], int] | None:
+    """(bundle client name -> index, the index of a request of no listed client (`other`'s, else
+    -1)), or None when the bundle's clients are not client groups (all, sessions)."""
+    cols = bundle["group_by"].split(",")
+    if cols == ["all"] or "session_id" in cols or not set(cols) <= set(io.parquet_columns(path)):
+        return None
+    ids = {c["id"]: i for i, c in enumerate(bundle["clients"])}
+    return ids, ids.get(other, -1)
+
+
+def keep_below(rows: int, max_rows: int) -> int:
+    """The hash threshold that keeps about `max_rows` of `rows` requests (every one up to it)."""
+    return HASH_MOD if rows <= max_rows else int(HASH_MOD * max_rows / rows)
+
+
+def has_ids(con) -> bool:
+    """Whether any request carries a session id (else the sessions are the prefix chains')."""
+    return int(sql.table(con, "session_ids")["n"][0] or 0) > 0
+
+
+def has_keys(con, reuse: Reuse | None, explicit: bool) -> bool:
+    """Build `session_keys` on `con`: from the prefix tree's arrays where it was built (its sessions
+    and shared-prefix tokens, registered), else from the session_id column; False without sessions."""
+    if reuse is not None and reuse.session is not None:
+        shared = (reuse.shared_blocks * reuse.block_size if reuse.shared_blocks is not None
+                  else np.zeros(len(reuse.session), np.int64))
+        con.register("session_keys", pa.table({"row_id": np.arange(len(reuse.session), dtype=np.int64),
+                                               "session": np.asarray(reuse.session, np.int64),
+                                               "shared_tokens": np.asarray(shared, np.int64)}))
+        return True
+    if not explicit:
+        return False
+    sql.run_sql(con, "session_keys")
+    return True
+
+
+def register_clients(con, names: tuple[dict[str, int], int] | None) -> None:
+    ids, default = names if names is not None else ({}, -1)
+    con.register("bundle_clients", pa.table({"name": pa.array(list(ids), pa.string()),
+                                             "idx": pa.array(list(ids.values()), pa.int64())}))
+    sql.set_variables(con, {"session_client_default": int(default)})
+
+
+def frame_on(con, rows: int, max_rows: int) -> pl.DataFrame:
+    """`session_frame`'s requests (with `turns`, `first_in` and the request's own bundle `client`),
+    from `session_keys` and `bundle_clients` on `con`, in session and turn order."""
+    sql.set_variables(con, {"session_keep": keep_below(rows, max_rows)})
+    frame = sql.table(con, "session_requests")
+    ints = ["session", "row_id", "turn", "turns", "client"]
+    return (frame.with_columns(*[pl.col(c).cast(pl.Int64) for c in ints],
+                               *[pl.col(c).cast(pl.Float64) for c in ("arrival_s", "latency_s", "left_s", "gap_s", "think_s")])
+            .rename({"row_id": "row"}).sort(["session", "turn"]))
+
+
+def first_clients(con) -> np.ndarray:
+    """The bundle client of each session's first request, sessions in the order of their keys."""
+    return sql.table(con, "session_first_clients", "row_id")["client"].cast(pl.Int64).to_numpy()

@@ -1,0 +1,75 @@
+"""The session model's requests (sql/sessions/, bundle/session_sql.py) on local Spark equal DuckDB's
+row for row, the sampled sessions too (the same hash of each session's first row), so the SQL fit's
+session and prefix models, with their per-client models, are the same numbers on both engines.
+tests/test_session_sql.py holds DuckDB's SQL form equal to the Polars frame."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'servetrace[spark]')")
+if shutil.which("java") is None:
+    pytest.skip("no Java runtime for Spark (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+
+from servetrace import grouping, io  # noqa: E402
+from servetrace.bundle import fit_sql, session_sql  # noqa: E402
+from servetrace.settings import FitSettings, SessionModelSettings, Settings  # noqa: E402
+from servetrace.stages import sql  # noqa: E402
+from servetrace.stages.context import Context, sql_variables  # noqa: E402
+from servetrace.stages.engine import Engine  # noqa: E402
+from servetrace.stages.quality import trace_profile  # noqa: E402
+from test_session_sql import COLUMNS, bundle_of, client_session_trace, connected, sessions_table  # noqa: E402
+
+SPARK = Engine("spark", "local[2]")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from servetrace.spark.session import spark_session
+
+    session = spark_session()
+    yield session
+    session.stop()
+
+
+def test_frame_equal_on_spark(spark, tmp_path):
+    """Session ids with nulls, ties, clients, 1,500 of the ~4,000 requests sampled: the same rows."""
+    from servetrace.spark.connection import SparkConnection
+
+    path = tmp_path / "requests.parquet"
+    io.write_parquet(path, sessions_table(), {})
+    settings, rows = Settings(group_by="client_id"), io.parquet_rows(path)
+    names = session_sql.client_names(path, bundle_of(["c0", "c2", "(other)"]), "(other)")
+    frames = []
+    with connected(path, settings) as con:
+        assert session_sql.has_keys(con, None, True)
+        session_sql.register_clients(con, names)
+        frames.append(session_sql.frame_on(con, rows, 1_500))
+    con = SparkConnection(spark, path)
+    profile = trace_profile(con)
+    sql.set_variables(con, sql_variables(Context(settings, profile, grouping.from_profile(profile, "client_id"), {}, False)))
+    sql.run_sql(con, "stg_requests")
+    assert session_sql.has_ids(con) and session_sql.has_keys(con, None, True)
+    session_sql.register_clients(con, names)
+    frames.append(session_sql.frame_on(con, rows, 1_500))
+    want, got = frames
+    assert 0 < got.height < rows and got.height == want.height
+    for c in [*COLUMNS, "client"]:
+        assert got[c].cast(pl.Float64).equals(want[c].cast(pl.Float64)), c
+
+
+def test_fit_session_and_prefix_models_equal_on_spark(spark, tmp_path):
+    """`fit --engine spark` on sessions inferred from prefix chains under shared prompts, 3 clients,
+    the sessions sampled: session model, per-client models, tail and prefix model (per-client
+    groups) equal DuckDB's SQL fit, number for number."""
+    path = client_session_trace(tmp_path / "requests.parquet")
+    t = SessionModelSettings(client_session_min=60, by_turns_min=50, session_rows=600)
+    settings = Settings(group_by="client_id", fit=FitSettings(sessions=t))
+    want = fit_sql.fit_file(path, settings, Engine())
+    got = fit_sql.fit_file(path, settings, SPARK)
+    assert want["sessions"]["clients"] is not None and want["prefix"]["clients"] is not None
+    assert want["sessions"]["sessions"] < 300  # of about 400: sampled
+    assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
