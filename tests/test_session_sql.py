@@ -16,13 +16,14 @@ import pytest
 from servetrace import grouping, io
 from servetrace.bundle import fit, fit_sql, session_sql
 from servetrace.bundle.sessions import client_index, session_frame, session_hash
+from servetrace.reuse.analysis import analyze
 from servetrace.settings import FitSettings, SessionModelSettings, Settings
 from servetrace.stages import sql
 from servetrace.stages.context import Context, sql_variables
 from servetrace.stages.engine import Engine
 from servetrace.stages.prefix import session_codes
 from servetrace.stages.quality import trace_profile
-from reuse_traces import session_trace
+from reuse_traces import document_trace, session_trace
 from test_stages_support import canonical
 
 COLUMNS = ["session", "row", "arrival_s", "input_tokens", "output_tokens", "latency_s", "shared_tokens", "left_s",
@@ -140,3 +141,28 @@ def test_prefix_clients_and_inferred_sessions_by_sql(tmp_path):
     assert got["prefix"]["clients"] is not None and sum(m is not None for m in got["prefix"]["clients"]) == 3
     assert got["sessions"]["clients"] is not None
     assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+
+
+@pytest.mark.parametrize("make", [session_trace, document_trace])
+def test_chains_and_shared_prefixes_equal_numpy(tmp_path, make):
+    """chain_parents.sql gives every request numpy's parent and reused blocks (reuse/chains.py),
+    pointer jumping its session, session_shared.sql its shared-prefix tokens (reuse/tree.py): on
+    sessions under shared prompts, and on documents returned to, where a request holding only a
+    shared prefix's full blocks links to the next one that shares it."""
+    table, _ = make(n_sessions=300, seed=2)
+    path = tmp_path / "requests.parquet"
+    io.write_parquet(path, table, {})
+    want = analyze(path)
+    n = len(want.parent)
+    assert (want.parent >= 0).sum() > n // 3 and (want.shared_blocks > 0).sum() > n // 10
+    with connected(path, Settings()) as con:
+        assert session_sql.has_keys(con, want, False)
+        parents = con.sql("select row_id, parent, reused from chain_parents").pl()
+        keys = con.sql("select row_id, session from session_keys order by row_id").pl()
+        shared = con.sql("select row_id, shared_tokens from session_shared").pl()
+    parent, reused, tokens = np.full(n, -1), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    parent[parents["row_id"]], reused[parents["row_id"]] = parents["parent"], parents["reused"]
+    tokens[shared["row_id"]] = shared["shared_tokens"]
+    assert np.array_equal(parent, want.parent) and np.array_equal(reused, want.reused_blocks)
+    assert np.array_equal(keys["row_id"].to_numpy(), np.arange(n)) and np.array_equal(keys["session"].to_numpy(), want.session)
+    assert np.array_equal(tokens, want.shared_blocks * want.block_size)

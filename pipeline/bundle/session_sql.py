@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from servetrace import io
+from servetrace.ingest.parents import sessions_from_parents
 from servetrace.reuse.analysis import Reuse
 from servetrace.stages import sql
 
@@ -39,19 +40,31 @@ def has_ids(con) -> bool:
     return int(sql.table(con, "session_ids")["n"][0] or 0) > 0
 
 
-def has_keys(con, reuse: Reuse | None, explicit: bool) -> bool:
-    """Build `session_keys` on `con`: from the prefix tree's arrays where it was built (its sessions
-    and shared-prefix tokens, registered), else from the session_id column; False without sessions."""
-    if reuse is not None and reuse.session is not None:
-        shared = (reuse.shared_blocks * reuse.block_size if reuse.shared_blocks is not None
-                  else np.zeros(len(reuse.session), np.int64))
-        con.register("session_keys", pa.table({"row_id": np.arange(len(reuse.session), dtype=np.int64),
-                                               "session": np.asarray(reuse.session, np.int64),
-                                               "shared_tokens": np.asarray(shared, np.int64)}))
-        return True
-    if not explicit:
+def has_keys(con, reuse: Reuse | None, by_ids: bool) -> bool:
+    """Build `session_keys` and `session_shared` on `con` (False without sessions): sessions by their
+    ids, else (with block ids) inferred from prefix chains (chain_parents.sql, then the pointer
+    jumping of ingest/parents.py over them), and the tokens under a prefix two or more sessions
+    share. All by SQL over `reuse_refs` (the block reuse analysis' table on Spark; made here on
+    DuckDB, whose analysis is numpy's), so no reference reaches the driver, whatever `tree_max`."""
+    chained = not by_ids and reuse is not None
+    if not by_ids and not chained:
         return False
+    if reuse is not None and getattr(con, "engine", "duckdb") != "spark":
+        sql.set_variables(con, {"reuse_factors": [1], "reuse_block_size": int(reuse.block_size)})
+        sql.run_sql(con, "reuse_refs")
+    if chained:
+        sql.run_sql(con, "chain_parents")
+        sql.run_sql(con, "chats")
+        sessions_from_parents(con)
+        sql.run_sql(con, "chain_roots")
+    else:
+        con.register("chain_roots", pa.table({"row_id": pa.array([], pa.int64()), "session": pa.array([], pa.int64())}))
     sql.run_sql(con, "session_keys")
+    if reuse is not None:
+        sql.run_sql(con, "session_shared")
+    else:
+        con.register("session_shared", pa.table({"row_id": pa.array([], pa.int64()),
+                                                 "shared_tokens": pa.array([], pa.int64())}))
     return True
 
 

@@ -65,6 +65,13 @@ class SparkConnection:
             self._cached.append(frame)
         frame.createOrReplaceTempView(name)
 
+    def execute(self, query: str):
+        """A statement of ingest's SQL builders (the pointer jumping of ingest/parents.py), answered
+        as spark/ingest.py answers them: a `create temp table` is a local checkpoint."""
+        from servetrace.spark.ingest import _SparkSQL
+
+        return _SparkSQL(self.spark).execute(query)
+
     def sql(self, query: str) -> Result:
         return Result(self.spark.sql(to_spark(query, self.variables)))
 

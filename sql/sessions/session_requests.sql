@@ -1,7 +1,8 @@
 -- session_requests: the requests of (a sample of) the sessions (grain: request), with their turn,
 -- the gap from the previous turn's arrival, the think time from its end, the context growth and
 -- the new prompt (input - previous input - previous output), the session's turns and first input,
--- the seconds from the session's last turn to the trace's last arrival (`left_s`), and the request's
+-- the seconds from the session's last turn to the trace's last arrival (`left_s`), the tokens of its
+-- shared prefix (session_shared.sql; none without block ids), and the request's
 -- bundle client (`bundle_clients`: name -> index, registered by bundle/session_sql.py; others
 -- `session_client_default`). The sessions kept: every one up to `session_rows` requests, else
 -- those whose key's hash h mod 10^6 is below `session_keep` (about that many requests, whole
@@ -51,11 +52,12 @@ picked as (
         r.input_tokens,
         r.output_tokens,
         r.latency_s,
-        k.shared_tokens,
+        coalesce(h.shared_tokens, 0) as shared_tokens,
         coalesce(b.idx, getvariable('session_client_default')) as client
     from stg_requests as r
     join session_keys as k on k.row_id = r.row_id
     join kept as s on s.session = k.session
+    left join session_shared as h on h.row_id = r.row_id
     left join bundle_clients as b on b.name = r.group_key
 ),
 
