@@ -168,6 +168,8 @@ def generate_sized(sizes: list[int], work: Path, repeat: int) -> list[Measuremen
                             "requests_per_s_process": round(m.rows / m.median_s),
                             "requests_per_s_inner": round(inner) if inner else None,
                             "requests_per_s_cpu": round(m.rows / m.to_dict()["cpu_s"]) if m.cpu_s else None,
+                            "requests_per_s_cpu_inner": (round(m.rows / summary["generate_cpu_s"])
+                                                         if summary.get("generate_cpu_s") else None),
                             "output_mb": round(out.stat().st_size / 2**20, 1)})
         out.unlink(missing_ok=True)
         results.append(m)

@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.merge and (args.results_dir / "results.json").exists():
         figures, made, sizes, run["merged"] = results.merged(read_json(args.results_dir / "results.json"), figures,
                                                               made, sizes)
+        run["sizes"] = sizes  # the document's sizes are the merged ones (a later --merge reads them)
     doc = results.document(figures, made, sizes, generation.SERVEGEN_ANCHOR, run)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     write_json(args.results_dir / "results.json", doc)

@@ -180,7 +180,10 @@ def test_sized_rate_is_per_cpu_second_and_merge_keeps_what_was_not_measured_now(
     assert info["kept"] == 2 and info["measured_now"] == ["generate 1000 M requests"]
     doc = {"measurements": figures}
     text = "\n".join(markdown.sized_section(doc))
-    assert "| 1,000,000,000 | 1,000,000,000 | 1,800 | 2,200,000 | 900 | 1,100,000 | 600 | – | 9.5 -> 11 | 5 |" in text
+    assert "| 1,000,000,000 | 1,000,000,000 | 1,800 | – | 2,200,000 | 900 | 1,100,000 | 600 | – | 9.5 -> 11 | 5 |" in text
+    inner = dict(sized, requests_per_s_cpu_inner=2.6e6)  # generation + write alone: the target reads it first
+    got = {t["id"]: t for t in results.targets(results.with_ratios([inner]), [], [], {"requests_per_s": 1.0})}
+    assert got["generate_rps_1000m"]["value"] == 2.6e6 and "(whole process 2200000.0/s)" in got["generate_rps_1000m"]["note"]
 
 
 def test_arrival_targets_table_is_the_validate_numbers(tmp_path):
