@@ -65,6 +65,22 @@ def connected(path, settings: Settings):
         yield con
 
 
+def assert_close(a, b, path: str = "") -> None:
+    """Equal structure and strings; floats within 1e-12 (sums taken in another order)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            assert_close(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{path}/{i}")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=1e-12, abs=1e-15, nan_ok=True), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
 def bundle_of(names: list[str]) -> dict:
     return {"group_by": "client_id", "clients": [{"id": c} for c in names]}
 
@@ -116,6 +132,8 @@ def test_sql_fit_session_models_equal_streamed_fit(trace, session_rows):
     assert got["sessions"]["source"] == "session ids"
     assert got["sessions"]["clients"] is not None and sum(m is not None for m in got["sessions"]["clients"]) >= 2
     assert got["sessions"] == want["sessions"]
+    # the arrival model, fitted on the sessions' starts (by SQL, and by Polars over their rows)
+    assert got["arrival_model"] == want["arrival_model"]
 
 
 def client_session_trace(path, n_sessions: int = 400):
@@ -141,6 +159,7 @@ def test_prefix_clients_and_inferred_sessions_by_sql(tmp_path):
     assert got["prefix"]["clients"] is not None and sum(m is not None for m in got["prefix"]["clients"]) == 3
     assert got["sessions"]["clients"] is not None
     assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+    assert_close(got["arrival_model"], want["arrival_model"])  # an IAT CV differs in its last bit
 
 
 @pytest.mark.parametrize("make", [session_trace, document_trace])

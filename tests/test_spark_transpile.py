@@ -25,7 +25,8 @@ VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              "reuse_factors": [1, 4, 32], "reuse_block_size": 16, "reuse_seed": 0, "reuse_powers": POWERS,
              "reuse_sample_size": 100000, "reuse_bits": list(range(21)),
              # the session model's requests' (sql/sessions/, servetrace/bundle/session_sql.py)
-             "session_keep": 1000000, "session_client_default": -1}
+             "session_keep": 1000000, "session_client_default": -1, "session_g0": 0.0, "session_bin_s": 60.0,
+             "session_head_rows": 1000000}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name not in ("ingest", "agents"))
 
 

@@ -25,7 +25,7 @@ from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.agents import fit_agent_model
 from servetrace.bundle.arrival_model import with_arrival_model, with_start_arrival_model
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
-from servetrace.bundle.session_sql import client_names
+from servetrace.bundle.session_sql import client_names, start_arrival_model_on
 from servetrace.bundle.sessions import ANALYZE, analyzed, client_index, fit_reuse_models
 from servetrace.bundle.model import CATEGORY_FIELDS, SCHEMA_ID, safe_client_id, save_bundle
 from servetrace.errors import ServetraceError
@@ -369,13 +369,16 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
     """The bundle with v2's session and prefix models of DIR/requests.parquet, and the agent model
     of an agent trace; `reuse` is the block reuse analysis when the caller already made it
     (characterize's prefix stage), else it is made here. With sessions, the arrival model is fitted on their starts.
-    `con`: the Spark connection (with `stg_requests`) where the session model's requests are made by SQL."""
+    `con`: a connection with `stg_requests` (Spark's, or DuckDB's in the SQL fit) where the session model's
+    requests and starts are made by SQL (session_sql.py)."""
     reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
     clients = lambda: client_index(path, bundle, OTHER)
     names = client_names(path, bundle, OTHER) if con is not None else None
     out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, clients, settings.fit.sessions, settings.stages.reuse,
                                           (bundle["aggregate"]["window_start_s"], bundle["window_s"]), con, names),
            **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents, clients)}
+    if con is not None:  # the sessions' starts by SQL (session_keys, made by fit_reuse_models)
+        return start_arrival_model_on(out, con, path, settings.fit.arrival_model)
     return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)
 
 

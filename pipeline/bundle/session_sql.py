@@ -89,3 +89,26 @@ def frame_on(con, rows: int, max_rows: int) -> pl.DataFrame:
 def first_clients(con) -> np.ndarray:
     """The bundle client of each session's first request, sessions in the order of their keys."""
     return sql.table(con, "session_first_clients", "row_id")["client"].cast(pl.Int64).to_numpy()
+
+
+def start_arrival_model_on(bundle: dict, con, path, t) -> dict:
+    """`arrival_model.with_start_arrival_model` on `con` (after `has_keys`): the arrival model fitted
+    on the sessions' first requests from their counts per modulation bin (pooled and per
+    dominant client) and their first `max_rows` arrivals, all aggregated or bounded by SQL."""
+    from servetrace.bundle.arrival_model import arrival_model_of, dominant_clients
+
+    if not bundle.get("sessions") or bundle.get("agents"):
+        return bundle
+    sql.set_variables(con, {"session_g0": float(bundle["aggregate"]["window_start_s"][0]),
+                            "session_bin_s": float(t.modulation.bin_s), "session_head_rows": int(t.max_rows)})
+    bins = sql.table(con, "session_start_bins").with_columns(pl.col("bin").cast(pl.Int64), pl.col("n").cast(pl.Int64))
+    starts, rows = int(bins["n"].sum()), io.parquet_rows(path)
+    if starts < 3 or not rows:
+        return bundle
+    head = sql.table(con, "session_start_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
+    pooled = bins.group_by("bin").agg(pl.col("n").sum())
+    own = {}
+    if set(bundle["group_by"].split(",")) <= set(io.parquet_columns(path)):
+        own = {cid: (part["bin"].to_numpy(), part["n"].to_numpy())
+               for cid in dominant_clients(bundle, t) for part in [bins.filter(pl.col("group_key") == cid)]}
+    return arrival_model_of(bundle, head, pooled["bin"].to_numpy(), pooled["n"].to_numpy(), t, own, starts / rows)

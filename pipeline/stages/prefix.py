@@ -35,15 +35,15 @@ def reuse_of(requests: str | Path, ctx: Context, con=None) -> Reuse | None:
     where the trace has at most `tree_max` references."""
     if not ctx.has_hash_ids or not ctx.rows:
         return None
-    sessions = session_codes(requests) if ctx.has("session_id") else None
+    sessions = lambda: session_codes(requests) if ctx.has("session_id") else None
     t = ctx.settings.stages.reuse
     if getattr(con, "engine", "duckdb") != "spark":
-        return analyze(requests, sessions=sessions, seed=ctx.settings.seed, t=t)
+        return analyze(requests, sessions=sessions(), seed=ctx.settings.seed, t=t)
     reuse = analyze_on(con, seed=ctx.settings.seed, t=t)
-    if reuse.values["blocks"] > t.tree_max:
-        return with_tree(reuse, requests, np.zeros(0, np.int64), sessions, t)
+    if reuse.values["blocks"] > t.tree_max:  # no tree: neither the sessions nor the inputs are read
+        return with_tree(reuse, requests, np.zeros(0, np.int64), None, t)
     inp = pl.from_arrow(io.read_parquet(requests, ["input_tokens"]))["input_tokens"].fill_null(0).cast(pl.Int64).to_numpy()
-    return with_tree(reuse, requests, inp, sessions, t)
+    return with_tree(reuse, requests, inp, sessions(), t)
 
 
 def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, dict]:
