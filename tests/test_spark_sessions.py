@@ -1,6 +1,7 @@
 """The session model's requests (sql/sessions/, bundle/session_sql.py) on local Spark equal DuckDB's
 row for row, the sampled sessions too (the same hash of each session's first row), so the SQL fit's
-session and prefix models, with their per-client models, are the same numbers on both engines.
+session and prefix models, with their per-client models, and the arrival model on the sessions'
+starts are the same numbers on both engines.
 tests/test_session_sql.py holds DuckDB's SQL form equal to the Polars frame."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from servetrace.stages import sql  # noqa: E402
 from servetrace.stages.context import Context, sql_variables  # noqa: E402
 from servetrace.stages.engine import Engine  # noqa: E402
 from servetrace.stages.quality import trace_profile  # noqa: E402
-from test_session_sql import COLUMNS, bundle_of, client_session_trace, connected, sessions_table  # noqa: E402
+from test_session_sql import (COLUMNS, assert_close, bundle_of, client_session_trace, connected,  # noqa: E402
+                              sessions_table)
 
 SPARK = Engine("spark", "local[2]")
 
@@ -59,6 +61,13 @@ def test_frame_equal_on_spark(spark, tmp_path):
     assert 0 < got.height < rows and got.height == want.height
     for c in [*COLUMNS, "client"]:
         assert got[c].cast(pl.Float64).equals(want[c].cast(pl.Float64)), c
+    # the arrival model on the sessions' starts (their counts per bin, pooled and per dominant
+    # client, and first arrivals by SQL on Spark), as DuckDB's SQL fit makes it
+    bundle = fit_sql.fit_file(path, settings, Engine())
+    assert bundle["arrival_model"]["fitted_on"] == "session starts"
+    model = session_sql.start_arrival_model_on({k: v for k, v in bundle.items() if k != "arrival_model"}, con, path,
+                                               settings.fit.arrival_model)["arrival_model"]
+    assert_close(model, bundle["arrival_model"])
 
 
 def test_fit_session_and_prefix_models_equal_on_spark(spark, tmp_path):
@@ -73,3 +82,4 @@ def test_fit_session_and_prefix_models_equal_on_spark(spark, tmp_path):
     assert want["sessions"]["clients"] is not None and want["prefix"]["clients"] is not None
     assert want["sessions"]["sessions"] < 300  # of about 400: sampled
     assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+    assert_close(got["arrival_model"], want["arrival_model"])
