@@ -191,16 +191,19 @@ def _generation_targets(rows: list[dict], anchor: dict) -> list[dict]:
 def _small_targets(rows: list[dict]) -> list[dict]:
     from bench.small_trace import BARE, CHARACTERIZE
 
-    bare = next((r for r in rows if r["name"] == BARE and r["median_s"]), None)
-    char = next((r for r in rows if r["name"] == CHARACTERIZE and r["median_s"]), None)
-    if bare is None and char is None:
-        return []
-    where = f"{(char or bare)['trace']}, {(char or bare)['rows']:,} rows" if (char or bare)["rows"] else "small trace"
-    value = _ratio(char, bare, "median_s")
-    cpu = _ratio(char, bare, "cpu_s")
-    return [_target("small_vs_bare", "characterize of a small real trace <= 4x a bare `import duckdb, polars` "
-                    "+ one query", value, None if value is None else value <= 4.0, where,
-                    f"on CPU seconds: {cpu}; stretch 2x" if cpu is not None else None)]
+    found = []
+    for trace in dict.fromkeys(r["trace"] for r in rows if r["name"] in (BARE, CHARACTERIZE)):  # one per small trace
+        bare = next((r for r in rows if r["name"] == BARE and r["trace"] == trace and r["median_s"]), None)
+        char = next((r for r in rows if r["name"] == CHARACTERIZE and r["trace"] == trace and r["median_s"]), None)
+        if bare is None and char is None:
+            continue
+        where = f"{(char or bare)['trace']}, {(char or bare)['rows']:,} rows" if (char or bare)["rows"] else "small trace"
+        value = _ratio(char, bare, "median_s")
+        cpu = _ratio(char, bare, "cpu_s")
+        found.append(_target("small_vs_bare" + (f"[{trace}]" if found else ""), "characterize of a small real trace "
+                             "<= 4x a bare `import duckdb, polars` + one query", value, None if value is None else value <= 4.0,
+                             where, f"on CPU seconds: {cpu}; stretch 2x" if cpu is not None else None))
+    return found
 
 
 def targets(rows: list[dict], scale: list[dict], sizes: list[int], anchor: dict) -> list[dict]:

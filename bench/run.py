@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-generate", action="store_true", help="skip the pool import, bundle load and generate")
     ap.add_argument("--no-small", action="store_true",
                     help="skip the small real trace (characterize vs a bare duckdb + polars one-liner)")
+    ap.add_argument("--small-trace", type=Path, default=None,
+                    help="the small trace (default: the Azure 2023 conversation trace of ../shared, else the sample)")
     ap.add_argument("--reuse-blocks", type=int, default=10_000_000,
                     help="KV blocks of the LRU prefix-cache curve figure (0 skips it; default 10 M)")
     ap.add_argument("--data-dir", type=Path, default=traces.REPO / "data" / "bench", help="trace cache and scratch")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     measured, made = bench_traces(args, source, work)
     if not args.no_small:
         _say("small real trace: characterize vs a bare duckdb + polars one-liner, side by side")
-        measured += small_trace.measure_small(work, args.repeat)
+        measured += small_trace.measure_small(work, args.repeat, args.small_trace)
     measured += bench_generation(args, work)
     measured += bench_reuse(args)
     shutil.rmtree(work, ignore_errors=True)

@@ -27,9 +27,10 @@ def small_trace() -> Path | None:
     return next((p for p in SMALL_TRACES if p.exists()), None)
 
 
-def measure_small(work: Path, repeat: int) -> list[Measurement]:
-    """Both figures on the small trace, each `repeat` times, interleaved run by run."""
-    trace = small_trace()
+def measure_small(work: Path, repeat: int, trace: Path | None = None) -> list[Measurement]:
+    """Both figures on the small trace (`trace`, else the first of SMALL_TRACES there), each `repeat`
+    times, interleaved run by run."""
+    trace = trace or small_trace()
     if trace is None:
         return [skipped(CHARACTERIZE, "no small real trace (../shared/data absent) and no default sample")]
     n = sum(1 for _ in trace.open("rb")) - 1

@@ -114,6 +114,17 @@ def test_small_trace_target_is_characterize_over_the_bare_one_liner():
     assert got["small_vs_bare"]["value"] == 5.0 and got["small_vs_bare"]["met"] is False
 
 
+def test_each_small_trace_is_paired_with_its_own_bare_run():
+    from bench.small_trace import BARE, CHARACTERIZE
+
+    rows = [_row(BARE, "azure", 19_365, 0.5, schema=None), _row(CHARACTERIZE, "azure", 19_365, 1.75, schema=None),
+            _row(BARE, "sample", 40_087, 0.6, schema=None), _row(CHARACTERIZE, "sample", 40_087, 6.0, schema=None)]
+    got = {t["id"]: t for t in results.targets(results.with_ratios(rows), [], [1_000_000], {"requests_per_s": 1.0})}
+    assert got["small_vs_bare"]["value"] == 3.5 and got["small_vs_bare"]["where"] == "azure, 19,365 rows"
+    assert got["small_vs_bare[sample]"]["value"] == 10.0 and got["small_vs_bare[sample]"]["met"] is False
+    assert got["small_vs_bare[sample]"]["where"] == "sample, 40,087 rows"
+
+
 def test_run_measured_sees_a_child_process_memory_and_time():
     code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
             "'import time; b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(0.5)'])")
