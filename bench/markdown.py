@@ -54,10 +54,10 @@ def render(doc: dict) -> str:
             "children, summed over threads (less sensitive to the machine's load than wall time).", ""]
     measured = [m for m in doc["measurements"] if m["status"] == "ok"]
     out += _table(["trace", "rows", "measurement", "median s", "min s", "CPU s", "rows/s", "peak RSS MB", "x proxy",
-                   "x proxy (CPU)", "x pandas"],
+                   "x proxy (CPU)", "x pandas", "load (1 min)"],
                   [[m["trace"] or "–", _num(m["rows"]), m["name"], _num(m["median_s"]), _num(m["min_s"]), _num(m.get("cpu_s")),
                     _num(m["rows_per_s"]), _num(m["peak_rss_mb"]), _num(m.get("x_proxy")),
-                    _num(m.get("x_proxy_cpu")), _num(m.get("x_pandas"))]
+                    _num(m.get("x_proxy_cpu")), _num(m.get("x_pandas")), _num(m.get("load_1m"))]
                    for m in measured])
     not_run = [m for m in doc["measurements"] if m["status"] != "ok"]
     if not_run:

@@ -61,6 +61,14 @@ def test_smoke_100k_writes_well_formed_results(tmp_path):
     assert set(parts) == {"ingest", "stages", "bundle", "report"} and all(v > 0 for v in parts.values())
     assert sum(parts.values()) < by_name["servetrace characterize"]["median_s"]  # start-up is outside
     assert "## characterize by part" in md
+    # a merged run that measures no trace keeps the sizes its targets are judged at (and another merge works)
+    merge = [sys.executable, "-m", "bench.run", "--rows", "", "--no-small", "--no-generate", "--reuse-blocks", "0",
+             "--merge", "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "out")]
+    for _ in range(2):
+        done = subprocess.run(merge, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        merged = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert merged["sizes"] == [100_000] and "duckdb proxy" in {m["name"] for m in merged["measurements"]}
     # the trace is cached by name: a second run would reuse it
     assert (tmp_path / "data" / "own_burstgpt_100k.csv").exists()
     # the small real trace, side by side with the bare one-liner, and its target row
