@@ -167,3 +167,25 @@ def test_fit_file_on_duckdb_matches_the_stream_and_refuses_an_empty_table(tmp_pa
     write_trace(empty / "requests.parquet", np.zeros(0))
     with pytest.raises(ServetraceError, match="no requests to fit"):
         fit_sql.fit_file(empty / "requests.parquet", Settings(), Engine())
+
+
+def test_the_head_of_a_sorted_table_is_its_first_rows(tmp_path):
+    """fit_head_first (row_id < N, no sort) holds fit_head's rows (order by arrival, row id, limit N)
+    where fit_head_sorted says the table is in arrival order, a tie across the cut included; a
+    table out of order is not, and fit_head takes its N first arrivals (numpy's lexsort)."""
+    arrival = np.repeat(np.arange(100.0), 4)  # rows 148-151 arrive together: the cut at 150 splits them
+    shuffled = np.random.default_rng(4).permutation(arrival)
+    for name, values, in_order in (("sorted", arrival, True), ("shuffled", shuffled, False)):
+        path = write_trace(tmp_path / f"{name}.parquet", values)
+        with sql.connect(path) as con:
+            profile = trace_profile(con)
+            ctx = Context(Settings(), profile, grouping.from_profile(profile, Settings().group_by),
+                          io.parquet_metadata(path))
+            sql.set_variables(con, {**sql_variables(ctx), "fit_head_rows": 150})
+            sql.run_sql(con, "stg_requests")
+            assert bool(sql.table(con, "fit_head_sorted")["head_sorted"][0]) is in_order
+            head = sql.table(con, "fit_head", "arrival_s, row_id")
+            first = np.lexsort((np.arange(len(values)), values))[:150]
+            assert head["row_id"].to_list() == first.tolist() and head["arrival_s"].to_list() == values[first].tolist()
+            if in_order:
+                assert sql.table(con, "fit_head_first", "arrival_s, row_id").equals(head)

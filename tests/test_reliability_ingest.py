@@ -213,6 +213,98 @@ def test_reject_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path, com
         assert physical[line - 1].split(",")[:2] == record.split(",")[:2]
 
 
+QUOTE_KINDS = {  # model field -> whether DuckDB's reader refuses the record
+    'gpt"4': False,  # a quote inside an unquoted field is a character (an odd count on the line)
+    'x "y': False, '  "two spaces': False,  # not at a field's start: characters too
+    ' "one\nspace"': False,  # one space before the quote: a quoted field, over two lines
+    '"re" "opened\nhere"': False,  # spaces and a quote after the close open it again
+    '"ends""\n"': False,  # an escaped quote at a line's end: still inside
+    '"closed"after': True,  # text after a closing quote: unreadable (unquoted value)
+    '"q"x"y': True,  # the same, its later quotes characters
+}
+
+
+def test_reject_line_numbers_past_quotes_inside_fields(tmp_path):
+    """A quote opens a field only where a field starts (ingest/quotes.py): the line numbers of
+    rejects after `gpt"4`, a reopened or escaped quote and text after a closing quote are the
+    lines an editor shows, and the kept values are those DuckDB's reader reads (trimmed)."""
+    import random
+
+    import polars as pl
+
+    rng = random.Random(11)
+    lines, bad, kept = ["arrival_s,input_tokens,output_tokens,model"], [], {}
+    for i in range(300):
+        lines += [""] * rng.choice([0, 0, 0, 1])
+        model = rng.choice(["m"] * 4 + list(QUOTE_KINDS))
+        text = rng.random() < 0.2
+        if text or QUOTE_KINDS.get(model):
+            bad.append(sum(1 + x.count("\n") for x in lines) + 1)
+        elif model != "m":
+            kept[i] = model
+        lines.append(f"{i},{'x' if text else 10 + i},5,{model}")
+    body = "\n".join(lines) + "\n"
+    path = tmp_path / "t.csv"
+    path.write_text(body)
+    s = _ingest(path, tmp_path / "o")
+    assert s["rows_read"] == 300 and s["rows_rejected"] == len(bad)
+    rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet")
+    assert sorted(rejects["line"].to_list()) == bad
+    physical = body.split("\n")
+    for line, record in zip(rejects["line"].to_list(), rejects["record"].to_list()):
+        assert physical[line - 1].split(",")[:2] == record.split(",")[:2]
+    rows = pl.read_parquet(tmp_path / "o" / "requests.parquet").filter(pl.col("model") != "m")
+    values = {'gpt"4': 'gpt"4', 'x "y': 'x "y', '  "two spaces': '"two spaces', ' "one\nspace"': "one\nspace",
+              '"re" "opened\nhere"': "re opened\nhere", '"ends""\n"': 'ends"\n'}
+    assert dict(zip(rows["input_tokens"].to_list(), rows["model"].to_list())) == {
+        10 + i: values[m] for i, m in kept.items()}
+
+
+def test_quote_state_of_each_line_is_duckdbs(tmp_path):
+    """The four line functions of ingest/quotes.py, composed over random lines of quotes, spaces,
+    delimiters and letters, put every record where DuckDB's own reader puts it: each record it
+    refuses (integer columns refuse every one with a letter) is a record of the model, at the
+    model's line, with the text the model joins."""
+    import random
+    import re
+
+    import duckdb
+
+    from servetrace.ingest.quotes import quote_patterns
+
+    pat = quote_patterns(",")
+    opens, stays = re.compile(pat.opens), re.compile(pat.stays_open)
+    rng = random.Random(5)
+    checked = 0
+    for n in range(400):
+        lines = ["h1,h2,h3"] + ["".join(rng.choice('a" ,"b') for _ in range(rng.randint(1, 9)))
+                                for _ in range(rng.randint(1, 8))]
+        records, inside = [], False
+        for j in lines:
+            if inside:
+                records[-1].append(j)
+            else:
+                records.append([j])
+            inside = bool((stays if inside else opens).fullmatch(j))
+        if inside:  # an open quote on the last line: DuckDB's reader drops or pads that record
+            continue
+        model, before = {}, 0  # DuckDB's line of each record -> its text
+        for k, rec in enumerate(records[1:], 1):
+            model[1 + sum(len(r) for r in records[:k]) - before] = "\n".join(rec)
+            before += len(rec) - 1
+        path = tmp_path / f"r{n}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        con = duckdb.connect()
+        con.execute(f"select * from read_csv('{path}', header=true, auto_detect=false, delim=',', quote='\"', "
+                    "escape='\"', columns={'a': 'INTEGER', 'b': 'INTEGER', 'c': 'INTEGER'}, null_padding=true, "
+                    "store_rejects=true, ignore_errors=true, parallel=false)").fetchall()
+        got = {line: text.rstrip("\r\n") for line, text in con.execute("select line, csv_line from reject_errors").fetchall()}
+        assert {line: model.get(line) for line in got} == got, lines
+        assert {line for line, text in model.items() if re.search("[ab]", text)} <= set(got), lines
+        checked += 1
+    assert checked > 200
+
+
 @pytest.mark.parametrize("name", ["t.csv.gz", "t.jsonl.gz"])
 def test_gzip_with_trailing_zero_padding_is_read(tmp_path, name):
     """Zero bytes after the last gzip member (tape and block-device padding) are ignored, as

@@ -18,14 +18,19 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed (pip ins
 if shutil.which("java") is None:
     pytest.skip("no Java runtime for Spark (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
 
-from servetrace.errors import ServetraceError  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+
 from servetrace.ingest import ingest_trace  # noqa: E402
 from servetrace.stages.engine import Engine  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ingest"
+AGENTIC = ROOT / "tests" / "fixtures" / "agentic"
+AGENT_FORMATS = {"tracelab.jsonl": "tracelab", "copilot.jsonl.gz": "copilot", "baseten.parquet": "baseten",
+                 "cctraces": "cctraces"}
 BAD = ROOT / "tests" / "bad_inputs"
-SPARK = Engine("spark", "local[2]", {"spark.sql.shuffle.partitions": "2"})
+SPARK = Engine("spark", "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.sql.files.maxPartitionBytes": "128m",
+                                     "spark.sql.files.openCostInBytes": "4m"})
 HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
 # One CSV with what the reader itself refuses or joins, so one Spark ingest covers them all: a
 # quoted newline (two lines, one record), blank lines, bytes that are not UTF-8, a surplus empty
@@ -106,7 +111,31 @@ def probe_order_csv() -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-GENERATED = {"mixed.csv": MIXED, "bailian_links.jsonl": bailian_links(), "edges.csv": edges_csv(),
+QUOTES = ['gpt"4', 'x "y', '  "two spaces', ' "one\nspace"', '"re" "opened\nhere"', '"ends""\n"', '"b"  ',
+          '"closed"after', '"q"x"y', '"a long\n' + "plain line\n" * 200 + 'field"', "m", "m", "m"]
+REFUSED = ('"closed"after', '"q"x"y')  # text after a closing quote: DuckDB's "unquoted value"
+
+
+def quotes_csv() -> tuple[bytes, list[int]]:
+    """Quotes that open a field and quotes that are text (ingest/quotes.py), over blocks of about
+    1.5 kB (BLOCKS: each task reads one; a quoted newline crosses their edges), and the line of
+    each rejected record, counted here."""
+    import random
+
+    rng = random.Random(3)
+    lines, bad = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"], []
+    for i in range(400):
+        lines += [""] * rng.choice([0, 0, 0, 1])
+        model, text = rng.choice(QUOTES), rng.random() < 0.15
+        if text or model in REFUSED:
+            bad.append(sum(1 + x.count("\n") for x in lines) + 1)
+        lines.append(f"{i},{model},{'x' if text else 10 + i},5,15,API log")
+    return ("\n".join(lines) + "\n").encode(), bad
+
+
+QUOTES_CSV, QUOTES_BAD = quotes_csv()
+BLOCKS = {"spark.sql.files.maxPartitionBytes": "1500", "spark.sql.files.openCostInBytes": "0"}
+GENERATED = {"quotes.csv": QUOTES_CSV, "mixed.csv": MIXED, "bailian_links.jsonl": bailian_links(), "edges.csv": edges_csv(),
              "dup_keys.jsonl": dup_keys_jsonl(), "probe_order.csv": probe_order_csv()}
 CASES = [
     FIXTURES / "rows_bad.csv",  # typed refusals, a repeated header, too many fields, out of order
@@ -120,6 +149,8 @@ CASES = [
     "edges.csv",  # boolean spellings, spaces and control characters around values
     "dup_keys.jsonl",  # a JSON key twice
     "probe_order.csv",  # the time unit guessed from the first records in file order
+    "quotes.csv",  # quotes inside fields, reopened, after one space; text after a closing quote
+    *(AGENTIC / name for name in AGENT_FORMATS),  # flattened by their readers, landed by Spark
 ]
 NAMES = [Path(p).name for p in CASES]
 SUMMARY = ("format", "rows_read", "rows_kept", "rows_rejected", "reject_reasons", "was_sorted", "time_unit", "origin",
@@ -134,7 +165,8 @@ def landed(tmp_path_factory):
     done = {}
     for i, path in enumerate(out / p if isinstance(p, str) else p for p in CASES):
         duck = ingest_trace(path, out / f"{i}" / "duckdb")
-        spark = ingest_trace(path, out / f"{i}" / "spark", engine=SPARK)
+        engine = Engine("spark", "local[2]", {**SPARK.spark_conf, **BLOCKS}) if path.name == "quotes.csv" else SPARK
+        spark = ingest_trace(path, out / f"{i}" / "spark", engine=engine)
         done[path.name] = (duck, spark, out / f"{i}")
     return done
 
@@ -220,6 +252,25 @@ def test_fidelity_edges_as_duckdb_reads_them(landed):
     assert probe["time_unit"] == "ms" and probe["rows_kept"] == 10000
 
 
+def test_quotes_inside_fields_as_duckdb_reads_them(landed):
+    """Rejects at the lines counted by the generator, over blocks (test_rejects_equal: the same
+    as DuckDB's); kept values as DuckDB's reader reads them (test_kept_rows_equal)."""
+    _, spark, out = landed["quotes.csv"]
+    assert spark["rows_read"] == 400 and spark["rows_rejected"] == len(QUOTES_BAD)
+    assert _read(out / "spark" / "rejects.parquet")["line"].to_list() == QUOTES_BAD
+    models = set(_read(out / "spark" / "requests.parquet")["model"].to_list())
+    assert {'gpt"4', 'x "y', '"two spaces', "one\nspace", "re opened\nhere", 'ends"\n', "b"} <= models
+    session = SparkSession.getActiveSession()
+    try:
+        for key, value in BLOCKS.items():
+            session.conf.set(key, value)
+        blocks = session.read.text(str(out.parent / "quotes.csv")).select("_metadata.file_block_start")
+        assert blocks.distinct().count() > 5
+    finally:
+        for key in BLOCKS:
+            session.conf.set(key, SPARK.spark_conf[key])
+
+
 def test_bad_input_on_spark_is_one_line(tmp_path):
     """A refusal after the SparkSession started: the JVM's startup warnings stay off stderr."""
     done = run_cli("ingest", BAD / "header_only.csv", "--out", tmp_path, "--engine", "spark")
@@ -236,9 +287,16 @@ def test_output_is_reused_on_spark_and_replaced_by_duckdb(landed):
     assert not duck["cached"] and (out / "spark" / "requests.parquet").is_file()
 
 
-def test_agent_format_says_it_needs_duckdb(tmp_path):
-    with pytest.raises(ServetraceError, match="read by its own Python reader.*--engine duckdb"):
-        ingest_trace(ROOT / "tests" / "fixtures" / "agentic" / "tracelab.jsonl", tmp_path, engine=SPARK)
+@pytest.mark.parametrize("case", AGENT_FORMATS)
+def test_agent_formats_land_on_spark(landed, case):
+    """Each call refused names its source line and, where a record holds several calls, its item
+    (test_rejects_equal: the same as DuckDB's); rows read = kept + rejected."""
+    _, spark, out = landed[case]
+    assert spark["format"] == AGENT_FORMATS[case] and spark["rows_rejected"] > 0 and spark["rows_kept"] > 0
+    assert spark["rows_read"] == spark["rows_kept"] + spark["rows_rejected"]
+    rejects = _read(out / "spark" / "rejects.parquet")
+    assert rejects.height == spark["rows_rejected"] and rejects["line"].min() >= 1
+    assert rejects["record"].null_count() == 0 and rejects["reason"].null_count() == 0
 
 
 def test_cli_ingest_on_spark(tmp_path):
@@ -247,7 +305,7 @@ def test_cli_ingest_on_spark(tmp_path):
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["rows_read"] == summary["rows_kept"] + summary["rows_rejected"]
     assert (tmp_path / "requests.parquet").is_dir()
-    done = run_cli("ingest", ROOT / "tests" / "fixtures" / "agentic" / "tracelab.jsonl", "--out", tmp_path / "agent",
-                   "--engine", "spark")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "--engine duckdb" in done.stderr
+    done = run_cli("ingest", AGENTIC / "tracelab.jsonl", "--out", tmp_path / "agent", "--engine", "spark", "--json",
+                   check=True)
+    summary = json.loads(done.stdout[done.stdout.index("{"):])
+    assert summary["format"] == "tracelab" and (tmp_path / "agent" / "requests.parquet").is_dir()

@@ -61,7 +61,9 @@ def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | N
             frame = frame.with_columns((pl.col("dataset_idx").cast(pl.Int64) * dataset_s + g0).alias("dataset_start_s"))
         return frame
 
-    head = sql.table(con, "fit_head", "arrival_s, row_id")["arrival_s"].cast(pl.Float64).to_numpy()
+    head_sorted = bool(sql.table(con, "fit_head_sorted")["head_sorted"][0])
+    head = sql.table(con, "fit_head_first" if head_sorted else "fit_head", "arrival_s, row_id")
+    head = head["arrival_s"].cast(pl.Float64).to_numpy()
     clock_s = clock.clock_of_head(head, settings)  # a coarse clock's CVs (bundle/arrivals.py), as the stream fits them
     sql.set_variables(con, {"fit_clock_s": float(clock_s or 0.0)})
     sql.run_sql(con, "fit_rows")

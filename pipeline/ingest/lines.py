@@ -11,8 +11,9 @@ sql/ingest/line_*.sql and structural_*.sql; this module picks and fills them.
 
 from __future__ import annotations
 
-from servetrace.ingest.canonical import ITEM, LINE, RawLayout, clipped, ident, text_lines
+from servetrace.ingest.canonical import ITEM, LINE, RawLayout, clipped, ident, lit, text_lines
 from servetrace.ingest.queries import statement
+from servetrace.ingest.quotes import quote_patterns
 from servetrace.ingest.source import Source
 
 READER_CHARS = 10_000  # DuckDB's reject_errors.csv_line holds this much of an unreadable record
@@ -23,7 +24,9 @@ def _data_rows(skips: str, first: int) -> str:
 
 
 def _csv_units(src: Source) -> str:
-    return statement("line_csv_units", text_lines=text_lines(src))
+    quotes = quote_patterns(src.delimiter)
+    return statement("line_csv_units", text_lines=text_lines(src), opens=lit(quotes.opens),
+                     stays_open=lit(quotes.stays_open))
 
 
 def line_numbers_sql(layout: RawLayout, src: Source) -> str:

@@ -8,9 +8,12 @@ rows read = rows kept + rows rejected, counted by one aggregate over the typed r
 
 Spark writes each table as a directory of Parquet parts (DIR/requests.parquet/part-*.parquet),
 its key-value metadata (the summary, the source's sha256) in the directory's `_servetrace.json`
-(`servetrace.io.parquet_metadata` reads either). Formats read by their own Python reader (the
-agent formats) are refused in one line. Bailian's parent-linked sessions are resolved by the same
-pointer-jumping SQL as on DuckDB (ingest/parents.py), over a view of the kept rows.
+(`servetrace.io.parquet_metadata` reads either). The agent formats flatten their source first,
+as on DuckDB (ingest/agentic: the format's reader over
+chunks of the source, under DuckDB's memory limit, into one local Parquet file of calls); Spark
+then reads that file and does the rest (checks, rejects with each call's line, item and record,
+the sort). Bailian's parent-linked sessions are resolved by the same pointer-jumping SQL as on
+DuckDB (ingest/parents.py), over a view of the kept rows.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from servetrace.ingest.formats import format_spec
 from servetrace.ingest.outliers import REASON as OUTLYING
 from servetrace.ingest.outliers import cuts_from_ends, ends_needed
 from servetrace.ingest.parents import sessions_from_parents
-from servetrace.outputs import REJECTS, REQUESTS
+from servetrace.ingest import agentic
+from servetrace.outputs import REJECTS, REQUESTS, SPILL
 from servetrace.schema import COLUMNS, HASH_IDS
 from servetrace.settings import IngestSettings
 from servetrace.spark import raw as spark_raw
@@ -83,20 +87,46 @@ def ingest_on_spark(trace: Path, out_dir: Path, settings: IngestSettings, engine
 
     trace, out_dir = Path(trace), Path(out_dir)
     agent, src = _agent_format(trace, settings)
-    if agent:
-        raise ServetraceError(f"{trace}: the {agent} format is read by its own Python reader on one machine: "
-                              "ingest it with --engine duckdb, then characterize it with --engine spark")
-    _check_source(src, trace)
-    sha = io.sha256_file(trace)
+    if not agent:
+        _check_source(src, trace)
+    sha = agentic.source_sha256(trace) if trace.is_dir() else io.sha256_file(trace)
     with io.output_lock(out_dir):
         cached = cached_summary(out_dir, sha, settings, engine_ok=True)
         if cached and Path(cached["requests"]).is_dir():
             return cached
         spark = spark_session(engine.spark_master, engine.spark_conf)
+        if agent:
+            return _ingest_agent(spark, agent, src, trace, out_dir, settings, sha)
         if src.container == "jsonl":
             src = replace(src, header=spark_raw.jsonl_keys(spark, src))
         spec = format_spec(src, settings.format, settings.mapping, settings.time_unit)
         return _ingest(spark, src, spec, trace, out_dir, settings, sha)
+
+
+def _ingest_agent(spark, agent: str, src, trace: Path, out_dir: Path, settings: IngestSettings, sha: str) -> dict:
+    """An agent format: its reader flattens the source (DuckDB, chunk by chunk, bounded memory) to
+    a local Parquet file of calls in out_dir's spill directory; Spark lands that file."""
+    import shutil
+
+    from servetrace import db
+    from servetrace.ingest.source import inspect_source, unpadded
+
+    spill = out_dir / SPILL
+    spill.mkdir(parents=True, exist_ok=True)
+    try:
+        con = db.connect(temp_dir=spill)
+        try:
+            data = unpadded(src, spill / "unpadded.gz") if src is not None else None
+            flat = spill / "flat.parquet"
+            with agentic.held_under_limit(con, trace, agent, None) as budget:
+                agentic.flatten(con, agent, data.path if data else trace, src.compression if src else "none", flat,
+                                budget)
+        finally:
+            con.close()
+        shown = replace(inspect_source(flat), compression=src.compression if src else "none")
+        return _ingest(spark, shown, agentic.spec(agent), trace, out_dir, settings, sha)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _records(spark, src, spec) -> spark_raw.SparkRaw:
@@ -105,7 +135,7 @@ def _records(spark, src, spec) -> spark_raw.SparkRaw:
     if src.container == "jsonl":
         keys = sorted(set(spec.json_paths) | ({spec.hash_ids} if spec.hash_ids else set()))
         return spark_raw.jsonl_raw(spark, src, keys, spec.hash_ids)
-    return spark_raw.parquet_raw(spark, src)
+    return spark_raw.parquet_raw(spark, src, spec.flattened)
 
 
 def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings, sha: str) -> dict:
@@ -116,7 +146,8 @@ def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettin
     con = _SparkSQL(spark)
     records = _records(spark, src, spec)
     records.raw.createOrReplaceTempView("raw")
-    layout = RawLayout(1 if src.container == "csv" else 0, src.container != "parquet", records.column_of)
+    layout = RawLayout(1 if src.container == "csv" else 0, src.container != "parquet", records.column_of,
+                       spec.flattened)
     unit, epoch = guess_time_unit(con, layout, spec, numbered=True)
     build_typed(con, layout, spec, unit, src, epoch, numbered=True)
     select, _ = _stream_select(spec, True)
@@ -228,9 +259,10 @@ def _rejects(spark, typed, records):
 
     refused = typed.where(F.col("reason").isNotNull()).select("rec", "reason").join(records.text, "rec")
     refused.createOrReplaceTempView("refused_text")
-    clip = spark.sql(to_spark(f"select rec, reason, {clipped('record')} as record from refused_text", {}))
-    typed_rejects = clip.select(F.col("rec").alias("line"), F.lit(None).cast("string").alias("item"), "reason", "record",
-                                "rec")
+    # a flattened format's reader clipped its records already (a call's own JSON, marked where cut)
+    record = "record" if records.flattened else clipped("record")
+    clip = spark.sql(to_spark(f"select rec, line, item, reason, {record} as record from refused_text", {}))
+    typed_rejects = clip.select("line", "item", "reason", "record", "rec")
     unreadable = records.structural.select("line", F.lit(None).cast("string").alias("item"), "reason",
                                            F.col("record"), F.col("line").alias("rec"))
     unreadable.createOrReplaceTempView("unreadable_text")

@@ -4,11 +4,15 @@ typed SQL reads (sql/ingest/typed.sql, transpiled), and the records the reader c
 DuckDB's readers (sql/ingest/raw_*.sql) are table functions of its own; here the file is read as
 text lines, numbered in file order without a pass through one task (each block's lines are
 counted, the counts summed over the few blocks, broadcast), then
-- CSV: lines with an odd number of quote characters open and close quoted newlines (as
-  `ingest/lines.py` finds them for DuckDB); the lines between are joined into one record. Each
+- CSV: the quote state at each line (ingest/quotes.py: each line keeps, flips, sets or clears
+  it; the state is the last constant line's, flipped once per flip between) says where quoted
+  newlines open and close, as `ingest/lines.py` finds them for DuckDB; the lines between are
+  joined into one record. The state is found block by block (a window per block, one row per
+  block across them), so no pass goes through one task but the pairing of the lines that open
+  and close a quoted newline. Each
   record is split by `from_csv` into the header's columns, c0, c1, ... (short rows padded with
   nulls, as DuckDB's null_padding does); a record with a non-empty field past the header's, an
-  unterminated quote or bytes that are not UTF-8 (Spark keeps a line's bytes as read:
+  unterminated quote, text after a closing quote or bytes that are not UTF-8 (Spark keeps a line's bytes as read:
   `is_valid_utf8`) is unreadable, with DuckDB's reason.
 - JSON lines: each non-blank line a record; `valid` (parses as JSON) and `ok` (an object), the
   format's keys as c0, c1, ...
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servetrace.ingest.canonical import MAX_LINE_BYTES
+from servetrace.ingest.quotes import quote_patterns, regex_literal
 from servetrace.ingest.source import Source
 
 # DuckDB's words for what its CSV reader refuses (reject_errors), so rejects read the same.
@@ -28,23 +33,25 @@ BAD_ENCODING = ("unreadable record: invalid encoding (Invalid unicode (byte sequ
                 "This file is not utf-8 encoded.)")
 TOO_LONG = "unreadable record: line size exceeded (Maximum line size of {n} bytes exceeded.)"
 TOO_MANY = "unreadable record: too many columns (Expected Number of Columns: {n} Found: {found})"
-QUOTED = '"([^"]|"")*"'  # one quoted field, escaped quotes inside
 
 
 @dataclass
 class SparkRaw:
     """`raw`: (rec, the record's columns...); `structural`: (line, reason, record) of the records
-    the reader could not read; `column_of`: source column name -> raw column; `text`: (rec,
-    record) the source text of a record, for rejects."""
+    the reader could not read; `column_of`: source column name -> raw column; `text`: (rec, line,
+    item, record) the source line of a record, where in it a call sits (an agent format's) and
+    its text, for rejects; `flattened`: an agent format's calls (their text clipped already)."""
 
     raw: object
     structural: object
     column_of: dict[str, str]
     text: object
+    flattened: bool = False
 
 
 def numbered_lines(spark, path: str):
-    """(line, j): the file's physical lines, numbered from 1 in file order (blank lines included)."""
+    """(line, j, _block): the file's physical lines, numbered from 1 in file order (blank lines
+    included), and the block each was read from."""
     from pyspark.sql import Window, functions as F
 
     frame = spark.read.text(path).select(F.col("value").alias("j"), F.col("_metadata.file_block_start").alias("_block"),
@@ -53,23 +60,68 @@ def numbered_lines(spark, path: str):
     before = F.sum("_n").over(Window.orderBy("_block").rowsBetween(Window.unboundedPreceding, -1))
     offsets = blocks.select("_block", "_first", F.coalesce(before, F.lit(0)).alias("_offset"))
     return (frame.join(F.broadcast(offsets), "_block")
-            .select((F.col("_id") - F.col("_first") + F.col("_offset") + 1).alias("line"), "j"))
+            .select((F.col("_id") - F.col("_first") + F.col("_offset") + 1).alias("line"), "j", "_block"))
 
 
-def _csv_records(spark, lines):
-    """(rec, record, open): CSV records after the header line, each numbered by its first line;
-    a quoted newline joins lines into one record; `open`: its quote never closes."""
+def _whole(pattern: str):
+    from pyspark.sql import functions as F
+
+    return F.col("j").rlike(f"^(?:{pattern})\\z")
+
+
+def _state(value, flips, key):
+    """Inside a quoted field: `value` flipped `flips` times; `key` packs (line, value, parity)
+    of the last constant line before, else null (then `value` is the state the span starts in)."""
+    from pyspark.sql import functions as F
+
+    parity = (flips + F.coalesce(key, F.lit(0)) % 2) % 2 == 1
+    return F.when(key.isNull(), value != parity).otherwise((F.shiftright(key, 1) % 2 == 1) != parity)
+
+
+def _quote_spans(lines, delimiter: str):
+    """(a, b): the lines that open (a) and close (b, null: never) each quoted newline. Each line
+    with a quote is one of four functions of the state it starts in (ingest/quotes.py); within a
+    block the state is the last constant line's flipped per flip since, and so across blocks."""
     from pyspark.sql import Window, functions as F
 
-    quotes = F.length("j") - F.length(F.regexp_replace("j", '"', ""))
-    odd = lines.where((quotes % 2) == 1).select("line")
-    rank = F.row_number().over(Window.orderBy("line"))
-    ranked = odd.select("line", rank.alias("k"))
-    opens = ranked.where(F.col("k") % 2 == 1).select(F.col("line").alias("a"), (F.col("k") + 1).alias("k"))
-    closes = ranked.where(F.col("k") % 2 == 0).select(F.col("line").alias("b"), "k")
-    spans = opens.join(closes, "k", "left").select("a", "b")
+    quotes = quote_patterns(delimiter)
+    c, o = _whole(quotes.opens), _whole(quotes.stays_open)
+    marked = (lines.where(F.instr("j", '"') > 0).select("line", "_block", c.alias("c"), o.alias("o"))
+              .where(F.col("c") | ~F.col("o")))  # a line that keeps the state changes nothing
+    flip = (F.col("c") & ~F.col("o")).cast("long")
+    packed = F.when(F.col("c") == F.col("o"), F.col("line") * 4 + F.col("c").cast("long") * 2 + F.col("cf") % 2)
+    inside = Window.partitionBy("_block").orderBy("line")
+    counted = marked.withColumn("flip", flip).withColumn(
+        "cf", F.sum("flip").over(inside.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
+    keyed = counted.withColumn("k", F.max(packed).over(inside.rowsBetween(Window.unboundedPreceding, -1)))
+    blocks = counted.groupBy("_block").agg(F.max(packed).alias("k"), F.max("cf").alias("n"))
+    # a block is constant (its last constant line's value, flipped by the flips after it) or flips n times
+    value = _state(F.lit(False), F.col("n"), F.col("k"))
+    blocks = blocks.select("_block", F.col("k").isNotNull().alias("c"),
+                           F.when(F.col("k").isNull(), F.col("n") % 2).otherwise(0).alias("flip"), value.alias("v"))
+    across = Window.orderBy("_block")
+    bpacked = F.when(F.col("c"), F.col("_block") * 4 + F.col("v").cast("long") * 2 + F.col("cf") % 2)
+    blocks = blocks.withColumn("cf", F.sum("flip").over(across.rowsBetween(Window.unboundedPreceding,
+                                                                             Window.currentRow)))
+    blocks = blocks.withColumn("bk", F.max(bpacked).over(across.rowsBetween(Window.unboundedPreceding, -1)))
+    starts = blocks.select("_block", _state(F.lit(False), F.col("cf") - F.col("flip"), F.col("bk")).alias("s0"))
+    states = keyed.join(F.broadcast(starts), "_block").select(
+        "line", "c", "o", _state(F.col("s0"), F.col("cf") - F.col("flip"), F.col("k")).alias("inside"))
+    after = F.when(F.col("inside"), F.col("o")).otherwise(F.col("c"))
+    changes = states.where(F.col("inside") != after).select("line", "inside")
+    pairs = changes.select(F.col("line").alias("a"), F.lead("line").over(Window.orderBy("line")).alias("b"), "inside")
+    return pairs.where(~F.col("inside")).select("a", "b")
+
+
+def _csv_records(spark, lines, delimiter: str):
+    """(rec, record, open): CSV records after the header line, each numbered by its first line;
+    a quoted newline joins lines into one record; `open`: its quote never closes."""
+    from pyspark.sql import functions as F
+
+    spans = _quote_spans(lines, delimiter).cache()
     blank = F.col("j") == ""  # a line of spaces is a record (of one empty-ish field), as DuckDB reads it
     if spans.limit(1).count() == 0:  # no quoted newline: every non-blank line is a record
+        spans.unpersist()
         return lines.where((F.col("line") > 1) & ~blank).select(F.col("line").alias("rec"), F.col("j").alias("record"),
                                                                 F.lit(False).alias("open"))
     spans = F.broadcast(spans)
@@ -86,22 +138,26 @@ def _csv_records(spark, lines):
 def csv_raw(spark, src: Source) -> SparkRaw:
     from pyspark.sql import functions as F
 
-    records = _csv_records(spark, numbered_lines(spark, str(src.path)))
+    records = _csv_records(spark, numbered_lines(spark, str(src.path)), src.delimiter)
     n = len(src.header)
     schema = ", ".join(f"c{i} STRING" for i in range(n))
     options = {"sep": src.delimiter, "quote": '"', "escape": '"', "mode": "PERMISSIVE"}
+    quotes = quote_patterns(src.delimiter)
+    clean = F.col("record").rlike(f"^(?:{quotes.clean})\\z")
     # DuckDB's reader lets surplus fields pass when they are all empty ("a,b,," or ',""'): only
-    # a surplus field with something in it makes a record unreadable.
-    d = _regex_literal(src.delimiter)
-    stripped = F.regexp_replace(F.regexp_replace("record", f'({d}("")?)+$', ""), QUOTED, "")
-    fields = F.size(F.split(stripped, d, -1))
+    # a surplus field with something in it makes a record unreadable. (The fields of a clean
+    # record are its tokens; a pattern with no alternation repeated per character, whose
+    # recursion would overflow Java's stack on a long quoted field.)
+    fields = F.regexp_extract_all(F.concat("record", F.lit(src.delimiter)), F.lit(quotes.token), 0)
+    surplus = F.size(F.filter(fields, lambda f, i: (i >= n) & ~f.isin(src.delimiter, '""' + src.delimiter))) > 0
     problem = (F.when(F.col("open"), F.lit(UNTERMINATED))
                .when(F.length("record") > MAX_LINE_BYTES, F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)))
                .when(~F.expr("is_valid_utf8(record)"), F.lit(BAD_ENCODING))
-               .when(fields > n, F.lit(TOO_MANY.format(n=n, found=n + 1))))
+               .when(~clean, F.lit(UNTERMINATED))  # text after a closing quote: DuckDB's "unquoted value"
+               .when(surplus, F.lit(TOO_MANY.format(n=n, found=n + 1))))
     checked = records.withColumn("problem", problem)
     parsed = checked.where(F.col("problem").isNull()).select(
-        "rec", F.from_csv("record", schema, options).alias("r")).select("rec", "r.*")
+        "rec", F.from_csv(_as_duckdb_reads(src.delimiter), schema, options).alias("r")).select("rec", "r.*")
     # An empty quoted field is an empty string on Spark, NULL in DuckDB's reader (both mean "no value").
     raw = parsed.select("rec", *[F.when(F.col(f"c{i}") != "", F.col(f"c{i}")).alias(f"c{i}") for i in range(n)])
     structural = checked.where(F.col("problem").isNotNull()).select(
@@ -111,7 +167,27 @@ def csv_raw(spark, src: Source) -> SparkRaw:
     for i, name in enumerate(src.header):
         column_of.setdefault(name, f"c{i}")
     text = F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in dict.fromkeys(column_of.values())])
-    return SparkRaw(raw, structural, column_of, raw.select("rec", text.alias("record")))
+    return SparkRaw(raw, structural, column_of, _text(raw, text))
+
+
+def _as_duckdb_reads(delimiter: str):
+    """`record` as Spark's CSV parser reads it as DuckDB does: a quoted field with one space
+    before it, or reopened after spaces (`"a" "b"` is `a b`), written as one plain quoted field."""
+    from pyspark.sql import functions as F
+
+    quotes = quote_patterns(delimiter)
+    fields = F.regexp_extract_all(F.concat("record", F.lit(delimiter)), F.lit(quotes.token), 0)
+
+    def plain(field):
+        pieces = F.regexp_extract_all(F.regexp_extract(field, quotes.quoted, 1), F.lit('" *"|[^"]+'), 0)
+        body = F.array_join(F.transform(pieces, lambda p: F.when(p.rlike('^" +"$'), F.regexp_replace(p, '"', ""))
+                                        .otherwise(p)), "")
+        return F.when(field.rlike('^ ?"'), F.concat(F.lit('"'), body, F.lit('"' + delimiter))).otherwise(field)
+
+    joined = F.array_join(F.transform(fields, plain), "")
+    d = regex_literal(delimiter)
+    odd = F.col("record").rlike(f'(?:^|{d}) "|" +"')  # what the parser would read otherwise (rare)
+    return F.when(odd, joined.substr(F.lit(1), F.length(joined) - 1)).otherwise(F.col("record"))
 
 
 def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> SparkRaw:
@@ -135,7 +211,7 @@ def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> Spar
     structural = records.where(problem.isNotNull()).select(
         F.col("rec").alias("line"), problem.alias("reason"),
         F.regexp_replace(F.expr("make_valid_utf8(j)"), "\ufffd", "?").alias("record"))
-    return SparkRaw(raw, structural, column_of, raw.select("rec", F.col("j").alias("record")))
+    return SparkRaw(raw, structural, column_of, _text(raw, F.col("j")))
 
 
 def jsonl_keys(spark, src: Source) -> list[str]:
@@ -150,21 +226,34 @@ def jsonl_keys(spark, src: Source) -> list[str]:
     return [row["k"] for row in keys.collect()]
 
 
-def parquet_raw(spark, src: Source) -> SparkRaw:
+def parquet_raw(spark, src: Source, flattened: bool = False) -> SparkRaw:
+    """`flattened`: an agent format's calls (ingest/agentic), each with its source line, item and
+    record text in columns of its own."""
     from pyspark.sql import functions as F
 
+    from servetrace.ingest.canonical import ITEM, LINE, RECORD
     from servetrace.spark.connection import requests_view
 
     frame = requests_view(spark, str(src.path))
     raw = frame.withColumn("rec", F.col("file_row_number") + 1).drop("file_row_number")
     empty = spark.createDataFrame([], "line bigint, reason string, record string")
-    text = raw.select("rec", F.to_json(F.struct(*[F.col(f"`{c}`") for c in src.header])).alias("record"))
-    return SparkRaw(raw, empty, {name: name for name in src.header}, text)
+    column_of = {name: name for name in src.header}
+    if flattened:
+        item = F.col(ITEM) if ITEM in column_of else F.lit(None).cast("string")
+        text = raw.select("rec", F.col(LINE).cast("long").alias("line"), item.alias("item"),
+                          F.col(RECORD).alias("record"))
+        return SparkRaw(raw, empty, column_of, text, flattened=True)
+    text = _text(raw, F.to_json(F.struct(*[F.col(f"`{c}`") for c in src.header])))
+    return SparkRaw(raw, empty, column_of, text)
+
+
+def _text(raw, record):
+    """(rec, line, item, record): a record is at the line it is numbered by, no item."""
+    from pyspark.sql import functions as F
+
+    return raw.select("rec", F.col("rec").alias("line"), F.lit(None).cast("string").alias("item"),
+                      record.alias("record"))
 
 
 def _json_path(key: str) -> str:
     return f"$.{key}" if key.replace("_", "").isalnum() else "$['" + key.replace("'", "\\'") + "']"
-
-
-def _regex_literal(ch: str) -> str:
-    return "\\" + ch if not ch.isalnum() and ch not in ("\t",) else ch
