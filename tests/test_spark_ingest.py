@@ -27,7 +27,7 @@ from tests.conftest import ROOT, run_cli  # noqa: E402
 FIXTURES = ROOT / "tests" / "fixtures" / "ingest"
 AGENTIC = ROOT / "tests" / "fixtures" / "agentic"
 AGENT_FORMATS = {"tracelab.jsonl": "tracelab", "copilot.jsonl.gz": "copilot", "baseten.parquet": "baseten",
-                 "cctraces": "cctraces"}
+                 "cctraces": "cc-traces"}
 BAD = ROOT / "tests" / "bad_inputs"
 SPARK = Engine("spark", "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.sql.files.maxPartitionBytes": "128m",
                                      "spark.sql.files.openCostInBytes": "4m"})
