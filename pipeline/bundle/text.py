@@ -18,8 +18,13 @@ RESIDUE_REL = 2e-6  # the most a probability moves, relative, when the rounding 
 def rounded_probs(probs: Any) -> list:
     """Probabilities to 6 significant digits, the rounding residue put back on the largest ones
     (as few as keep each within RESIDUE_REL of its value, in proportion to their size) so the PMF
-    still sums to 1 within 1e-9 and no probability moves by more than 1e-5 of itself."""
+    still sums to 1 within 1e-9 and no probability moves by more than 1e-5 of itself. A PMF whose
+    numbers JSON already keeps (every one at most 10 significant digits: what this returns, or what
+    a saved bundle loads) stays as it is, so rounding twice is rounding once."""
     exact = np.asarray(probs, dtype=float)
+    kept = [json_value(p, NUM_DIGITS) for p in exact.tolist()]
+    if kept == exact.tolist():
+        return kept
     rounded = [json_value(p, PROB_DIGITS) for p in exact.tolist()]
     if any(r is None for r in rounded):
         return rounded  # NaN / inf: validation reports it
