@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parents[1]  # `python -m bench.x` and `-m servet
 
 @dataclass
 class Run:
-    """One timed process: wall seconds, CPU seconds (user + system, the process and the children it
-    waited for), peak RSS of the tree (bytes), exit code, captured output."""
+    """One timed process: wall seconds, CPU seconds (user + system of the process and the children it
+    waited for, plus the last polled CPU of descendants it never waited for, as a JVM that Spark
+    starts), peak RSS of the tree (bytes), exit code, captured output."""
 
     cmd: list[str]
     wall_s: float
@@ -38,18 +39,24 @@ class Run:
         return lines[-1][:300] if lines else f"exit code {self.returncode}"
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree_poll(proc: psutil.Process, cpu: dict[int, float]) -> tuple[int, set[int]]:
+    """RSS of the process tree (bytes) and the descendants' pids; each descendant's CPU seconds so
+    far go into `cpu`."""
+    total, seen = 0, set()
     try:
         members = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, seen
     for p in members:
         try:
+            if p.pid != proc.pid:
+                times = p.cpu_times()  # a zombie's too: it has ended, and nobody waited for it
+                cpu[p.pid] = times.user + times.system
+                seen.add(p.pid)
             total += p.memory_info().rss
         except psutil.Error:
             pass
-    return total
+    return total, seen
 
 
 def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None,
@@ -65,11 +72,14 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
         child = subprocess.Popen(cmd, cwd=cwd or REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         proc = psutil.Process(child.pid)
         peak, status, usage = 0, None, None
+        cpu: dict[int, float] = {}
+        unwaited: set[int] = set()  # descendants still there at the last poll: the process never waited for them
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, _tree_rss(proc))
+            rss, unwaited = _tree_poll(proc, cpu)
+            peak = max(peak, rss)
             if timeout_s is not None and time.perf_counter() - start > timeout_s:
                 for p in [*proc.children(recursive=True), proc]:
                     try:
@@ -84,7 +94,8 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
         out.seek(0)
         err.seek(0)
         peak = max(peak, usage.ru_maxrss * 1024)
-        return Run(cmd, wall, usage.ru_utime + usage.ru_stime, peak, child.returncode, out.read().decode(errors="replace"),
+        own = usage.ru_utime + usage.ru_stime + sum(cpu[p] for p in unwaited)
+        return Run(cmd, wall, own, peak, child.returncode, out.read().decode(errors="replace"),
                    err.read().decode(errors="replace"))
 
 

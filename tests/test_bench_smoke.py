@@ -141,6 +141,19 @@ def test_run_measured_sees_a_child_process_memory_and_time():
     assert run.peak_rss >= 300 * 2**20  # the grandchild's 300 MB counts for the tree
 
 
+def test_run_measured_counts_the_cpu_of_a_child_nobody_waits_for():
+    """Spark's JVM outlives the command that started it, which never waits for it: its CPU is not
+    in the command's own rusage, so the polled CPU of such descendants is added (a child burning
+    ~1 s of CPU, still running when its parent exits)."""
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 1.0: pass'); time.sleep(3)"
+    ticks = "sum(int(x) for x in open(f'/proc/{p.pid}/stat').read().rsplit(')', 1)[1].split()[11:13])"
+    code = ("import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', %r]); "
+            "hz = os.sysconf('SC_CLK_TCK'); [time.sleep(0.05) for _ in iter(lambda: %s >= 0.95 * hz, True)]; "
+            "time.sleep(0.2); os._exit(0)" % (burn, ticks))
+    run = run_measured([sys.executable, "-c", code])
+    assert run.ok and run.cpu_s >= 0.9
+
+
 def test_run_measured_reports_a_failing_command():
     run = run_measured([sys.executable, "-c", "import sys; sys.exit('bad trace')"])
     assert not run.ok and run.error_line() == "bad trace"
