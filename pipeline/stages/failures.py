@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from servetrace.findings import Absent, Finding, absent
 from servetrace.stages import sql
 from servetrace.stages.context import Context, pct
+from servetrace.stats import fidelity as metrics
 
 
 def failure_runs(over_time: pl.DataFrame, window_s: float, runs: int) -> pl.DataFrame:
@@ -37,14 +37,13 @@ def failures(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     by_load = sql.table(con, "failures_by_load", order_by="load_decile")
     busy = over_time.filter(pl.col("requests") > 0)
     rates, fails = busy["rate_rps"].to_numpy(), busy["failure_rate"].to_numpy()
+    rho = metrics.spearman(rates, fails) if failed else None
     if failed == 0:
         vs_load = absent("no failed requests")
-    elif len(rates) < 3 or np.ptp(rates) == 0 or np.ptp(fails) == 0:
+    elif rho is None:
         vs_load = absent("too few windows with varying load and failures")
     else:
-        from scipy import stats  # here, not at import: a trace without failures never loads scipy.stats
-
-        vs_load = {"spearman": float(stats.spearmanr(rates, fails).statistic), "windows": int(len(rates))}
+        vs_load = {"spearman": rho, "windows": int(len(rates))}
     levels = {d: {r["level"]: r["failure_rate"] for r in by_group.filter(pl.col("dimension") == d).iter_rows(named=True)}
               for d in ("model", "service")}
     values = {
