@@ -50,9 +50,15 @@ def held_under_limit(con, path: Path, name: str, setting: str | None):
     DuckDB: `budget(margin)` sets that and returns it. The limit (`setting`, the --memory-limit
     the connection was opened with; None: DuckDB's default) is restored on the way out."""
     limit = _memory_limit(con)
+    granted = []  # (the process's memory before, DuckDB's budget) of each earlier call
 
     def budget(margin: float, least: float = MIN_BUDGET) -> float:
-        rss = _rss()
+        rss = _release_unused()
+        if granted:
+            # What the process gained since the last grant, up to that grant, is DuckDB's allocator
+            # keeping freed memory, which its next allocations reuse: not the process's own.
+            before, grant = granted[-1]
+            rss -= min(max(rss - before, 0), grant)
         left = limit - rss - margin
         if left < least:
             need = math.ceil((rss + margin + least) / 1e6) + HEADROOM_MB  # DuckDB's MB: 10^6 bytes
@@ -60,6 +66,7 @@ def held_under_limit(con, path: Path, name: str, setting: str | None):
                                   f"to {name} ingest after this process's own {rss / 2**20:.0f} MiB and "
                                   f"{margin / 2**20:.0f} MiB of rows in flight; raise --memory-limit to at least {need}MB")
         con.execute(f"set memory_limit = '{int(left)}B'")
+        granted.append((rss, left))
         return left
 
     budget.limit = limit
@@ -154,6 +161,14 @@ def _rss() -> int:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _release_unused() -> int:
+    """The process's memory after Arrow's pool gives back what it keeps of freed batches (`_rss`)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    return _rss()
 
 
 def _line_chunks(lines: Path, most: int) -> list[tuple[int, int]]:
