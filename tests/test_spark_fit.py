@@ -94,3 +94,22 @@ def test_fit_command_on_spark(traces, tmp_path):
     assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr and "Traceback" not in bad.stderr
     mixed = run_cli("fit", d, "--spark-master", "local[1]")
     assert mixed.returncode == 2 and "go with --engine spark" in mixed.stderr
+
+
+def test_a_top_k_per_group_is_cut_before_its_shuffle(traces):
+    """fit_ks_sample's `row_number() over (partition by client ...) <= k` ships each partition's top
+    k rows (Spark's WindowGroupLimit before the exchange), not every row, once the connection has
+    been given a k above Spark's default threshold of 1,000."""
+    from servetrace.spark.connection import SparkConnection
+    from servetrace.spark.session import spark_session
+
+    con = SparkConnection(spark_session("local[2]").newSession(), traces / "clients" / "requests.parquet")
+    query = ("select * from (select client_id, row_number() over (partition by client_id order by arrival_s) as k "
+             "from requests) where k <= 5000")
+
+    def limits() -> int:
+        return con.spark.sql(query)._jdf.queryExecution().executedPlan().toString().count("WindowGroupLimit")
+
+    assert limits() == 0
+    con.set_variables({"fit_ks_sample": 5000, "iat_floor_s": 0.001})
+    assert limits() == 2  # partial (before the exchange) and final

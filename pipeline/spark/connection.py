@@ -39,6 +39,10 @@ class Result:
         return [tuple(row) for row in self.frame.collect()]
 
 
+WINDOW_LIMIT = "spark.sql.optimizer.windowGroupLimitThreshold"
+TOP_K = ("fit_ks_sample", "per_window_n", "fit_max_clients", "max_groups")  # the sql/ files' k per group
+
+
 class SparkConnection:
     """`requests` (the canonical table, with each row's number in file order as `file_row_number`)
     and the stage tables, on a SparkSession."""
@@ -54,6 +58,12 @@ class SparkConnection:
     # the DuckDB connection calls the stages make
     def set_variables(self, variables: dict) -> None:
         self.variables.update(variables)
+        # A `row_number() ... <= k` per group is cut to each partition's top k before its shuffle
+        # only when k <= this threshold (1,000 by default): fit_ks_sample's 20,000 inter-arrivals
+        # per client would otherwise shuffle every row, one task per client.
+        top = max((int(self.variables[k]) for k in TOP_K if k in self.variables), default=0)
+        if top > int(self.spark.conf.get(WINDOW_LIMIT, "1000")):
+            self.spark.conf.set(WINDOW_LIMIT, str(top))
 
     def run_sql(self, name: str, kind: str) -> None:
         *steps, (_, final) = to_spark_steps(name, sql_file(name), self.variables)
