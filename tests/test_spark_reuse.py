@@ -75,3 +75,33 @@ def test_fit_on_spark_reuse_models_equal(spark, tmp_path):
     got = fit_sql.fit_file(path, Settings(), Engine("spark", "local[2]"))
     assert want["prefix"]["groups"]["tokens"]
     assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+
+
+def test_tree_and_groups_equal_on_spark(spark, tmp_path):
+    """The prefix tree's shape, the shared-prefix groups (sessions inferred from prefix chains) and
+    the prefix model with its owners by SQL on Spark (the prefix stage's reuse_of): DuckDB's, number
+    for number, on the planted groups of test_tree_sql (a tie broken by the first request's row)."""
+    from servetrace import grouping
+    from servetrace.bundle import session_sql
+    from servetrace.bundle.prefix_model import prefix_model_on
+    from servetrace.reuse.tree_sql import with_groups
+    from servetrace.settings import SessionModelSettings, Settings
+    from servetrace.spark.connection import SparkConnection
+    from servetrace.stages import sql
+    from servetrace.stages.context import Context, sql_variables
+    from servetrace.stages.quality import trace_profile
+    from test_tree_sql import on_sql, planted_trace
+
+    table, _ = planted_trace(seed=1, ids=False)
+    path = written(tmp_path, table)
+    want, want_model = on_sql(path, False)
+    con = SparkConnection(spark, path)
+    profile = trace_profile(con)
+    sql.set_variables(con, sql_variables(Context(Settings(), profile, grouping.from_profile(profile, None), {}, False)))
+    sql.run_sql(con, "stg_requests")
+    got = analyze_on(con)
+    assert session_sql.has_keys(con, got, False)
+    with_groups(got, con, table.num_rows, False, 50, SessionModelSettings().max_groups)
+    assert got.values["tree"] == want.values["tree"] and got.values["shared_prefix"] == want.values["shared_prefix"]
+    assert got.groups.equals(want.groups) and want.groups["first_turns"].to_list() == [40, 25, 25, 10, 3]
+    assert prefix_model_on(con, got, SessionModelSettings()) == want_model

@@ -23,7 +23,7 @@ VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              "fit_reason_bins": 500.0, "fit_bin_s": 1.0, "fit_head_rows": 1000000, "fit_client": 0, "fit_clock_s": 1.0,
              # the prefix-reuse analysis' (sql/reuse/, servetrace/reuse/aggregates.py)
              "reuse_factors": [1, 4, 32], "reuse_block_size": 16, "reuse_seed": 0, "reuse_powers": POWERS,
-             "reuse_sample_size": 100000, "reuse_bits": list(range(21)),
+             "reuse_sample_size": 100000, "reuse_bits": list(range(21)), "reuse_group_head": 50, "reuse_group_model": 200,
              # the session model's requests' (sql/sessions/, servetrace/bundle/session_sql.py)
              "session_keep": 1000000, "session_client_default": -1, "session_g0": 0.0, "session_bin_s": 60.0,
              "session_head_rows": 1000000}

@@ -44,11 +44,14 @@ def has_keys(con, reuse: Reuse | None, by_ids: bool) -> bool:
     """Build `session_keys` and `session_shared` on `con` (False without sessions): sessions by their
     ids, else (with block ids) inferred from prefix chains (chain_parents.sql, then the pointer
     jumping of ingest/parents.py over them), and the tokens under a prefix two or more sessions
-    share. All by SQL over `reuse_refs` (the block reuse analysis' table on Spark; made here on
-    DuckDB, whose analysis is numpy's), so no reference reaches the driver, whatever `tree_max`."""
+    share (`reuse_shared`, which names the shared-prefix groups too: reuse/tree_sql.py). All by SQL
+    over `reuse_refs` (the block reuse analysis' table on Spark; made here on DuckDB, whose
+    analysis is numpy's), so no reference reaches the driver, whatever `tree_max`."""
     chained = not by_ids and reuse is not None
     if not by_ids and not chained:
         return False
+    if reuse is not None and reuse.keyed:  # made already, by the prefix stage's reuse_of on this connection
+        return True
     if reuse is not None and getattr(con, "engine", "duckdb") != "spark":
         sql.set_variables(con, {"reuse_factors": [1], "reuse_block_size": int(reuse.block_size)})
         sql.run_sql(con, "reuse_refs")
@@ -61,6 +64,7 @@ def has_keys(con, reuse: Reuse | None, by_ids: bool) -> bool:
         con.register("chain_roots", pa.table({"row_id": pa.array([], pa.int64()), "session": pa.array([], pa.int64())}))
     sql.run_sql(con, "session_keys")
     if reuse is not None:
+        sql.run_sql(con, "reuse_shared")
         sql.run_sql(con, "session_shared")
     else:
         con.register("session_shared", pa.table({"row_id": pa.array([], pa.int64()),
@@ -84,11 +88,6 @@ def frame_on(con, rows: int, max_rows: int) -> pl.DataFrame:
     return (frame.with_columns(*[pl.col(c).cast(pl.Int64) for c in ints],
                                *[pl.col(c).cast(pl.Float64) for c in ("arrival_s", "latency_s", "left_s", "gap_s", "think_s")])
             .rename({"row_id": "row"}).sort(["session", "turn"]))
-
-
-def first_clients(con) -> np.ndarray:
-    """The bundle client of each session's first request, sessions in the order of their keys."""
-    return sql.table(con, "session_first_clients", "row_id")["client"].cast(pl.Int64).to_numpy()
 
 
 def start_arrival_model_on(bundle: dict, con, path, t) -> dict:

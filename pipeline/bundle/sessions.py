@@ -25,7 +25,7 @@ popular first, at most `max_groups`; `owners`: per group, runs [first token, own
 block is the owner's, so groups sharing part of their prefix share those blocks), `grouped_share`
 and `grouped_sessions` (sessions whose first turn starts with a shared prefix), `clients` (per
 bundle client, where the bundle's clients are client groups: its own `grouped_share` and group
-`popularity`, or null for the pooled model; `client_prefix`), `zipf` (exponent of popularity
+`popularity`, or null for the pooled model; bundle/prefix_model.py `client_prefix`), `zipf` (exponent of popularity
 against rank, least squares on logs, with the KS
 of the fitted popularity against the observed).
 """
@@ -37,11 +37,11 @@ import polars as pl
 
 from servetrace import io
 from servetrace.bundle import session_sql
+from servetrace.bundle.prefix_model import prefix_model, prefix_model_on
 from servetrace.bundle.session_sql import HASH_MOD, keep_below
 from servetrace.bundle.turns import turns_model
 from servetrace.bundle.under_way import session_window
 from servetrace.reuse.analysis import Reuse, analyze
-from servetrace.reuse.tree import group_owners, request_groups
 from servetrace.schema import HASH_IDS
 from servetrace.settings import ReuseSettings, SessionModelSettings
 from servetrace.stages.prefix import session_codes
@@ -205,22 +205,6 @@ def client_index(path, bundle: dict, other: str) -> tuple[np.ndarray, int] | Non
     return index, len(names[0])
 
 
-def client_prefix(client: np.ndarray, group: np.ndarray, n_clients: int,
-                  client_min: int = SessionModelSettings.client_min) -> list:
-    """Per bundle client, its own prefix model where it started `client_min` sessions or more
-    (`sessions`, `grouped_share`, `groups`: indices into the trace's groups, `popularity` over
-    them), else null (the pooled model). `client`, `group` (-1: none): per session."""
-    out = [None] * n_clients
-    ok = client >= 0
-    n = np.bincount(client[ok], minlength=n_clients)
-    for c in np.flatnonzero(n >= client_min):  # a loop over clients (at most the fit's 256)
-        g = group[(client == c) & (group >= 0)]
-        values, counts = np.unique(g, return_counts=True)
-        out[int(c)] = {"sessions": int(n[c]), "grouped_share": float(len(g) / n[c]), "groups": values.tolist(),
-                       "popularity": (counts / max(len(g), 1)).tolist()}
-    return out
-
-
 def session_model(frame: pl.DataFrame, t: SessionModelSettings) -> dict:
     """The session model of `session_frame`'s requests (with `turns` and `first_in` per session)."""
     quantiles = lambda x: _quantiles(x, t.quantile_points)
@@ -346,30 +330,10 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
                                                        index[1], t))
         elif names is not None:
             out["sessions"].update(client_sessions(frame, len(names[0]), t))
-    if reuse is not None and reuse.groups is not None:
-        g = reuse.groups.filter(pl.col("first_turns") > 0).head(t.max_groups)
-        owners = group_owners(reuse.refs, g)
-        sessions_n = len(np.unique(reuse.session))
-        pop = g["first_turns"].to_numpy().astype(float)
-        model = {"block_size": reuse.block_size, "grouped_share": float(pop.sum() / max(sessions_n, 1)),
-                 "grouped_sessions": int(pop.sum()),
-                 "groups": {"tokens": (g["depth_blocks"].to_numpy() * reuse.block_size).tolist(),
-                            "popularity": (pop / pop.sum()).tolist() if pop.sum() else [],
-                            "owners": [[[b * reuse.block_size, o] for b, o in runs] for runs in owners]},
-                 "zipf": None}
-        if len(pop) >= 3:
-            rank = np.arange(1, len(pop) + 1)
-            slope = float(np.polyfit(np.log(rank), np.log(pop), 1)[0])
-            fitted = rank ** slope
-            model["zipf"] = {"s": -slope, "ks": float(np.abs(np.cumsum(fitted / fitted.sum()) - np.cumsum(pop / pop.sum())).max())}
-        if index is None and clients is not None and con is None:
+    if reuse is not None and con is not None:
+        out["prefix"] = prefix_model_on(con, reuse, t, len(names[0]) if names is not None else None)
+    elif reuse is not None and reuse.groups is not None:
+        if index is None and clients is not None:
             index = clients()
-        if index is not None or (con is not None and names is not None):
-            first = np.unique(reuse.session, return_index=True)[1]
-            pid = request_groups(reuse.refs, reuse.shared_blocks)[first]
-            position = dict(zip(g["pid"].to_list(), range(g.height)))
-            group = pl.Series(pid).replace_strict(position, default=-1, return_dtype=pl.Int64).to_numpy()
-            first_client = index[0][first] if con is None else session_sql.first_clients(con)
-            model["clients"] = client_prefix(first_client, group, len(names[0]) if con is not None else index[1], t.client_min)
-        out["prefix"] = model
+        out["prefix"] = prefix_model(reuse, t, index)
     return out

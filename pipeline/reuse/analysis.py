@@ -32,6 +32,8 @@ class Reuse:
     reused_blocks: np.ndarray | None = None
     session: np.ndarray | None = None  # session code per request (explicit or inferred)
     shared_blocks: np.ndarray | None = None  # leading blocks under a prefix two or more sessions share
+    group_rows: np.ndarray | None = None  # per request, the row of its group's first request (-1: none)
+    keyed: bool = False  # session keys, tree and groups made by SQL on the engine's connection (reuse/tree_sql.py)
 
 
 def _q(x: np.ndarray) -> dict:
@@ -97,8 +99,8 @@ def with_tree(out: Reuse, path, inp: np.ndarray, sessions: np.ndarray | None, t:
     parent, reused = infer_parents(full, inp)
     out.parent, out.reused_blocks = parent, reused
     session = sessions if sessions is not None else session_roots(parent)
-    shared, groups = shared_prefixes(full, session)
-    out.groups, out.session, out.shared_blocks, out.refs = groups, session, shared, full
+    shared, groups, group_rows = shared_prefixes(full, session)
+    out.groups, out.session, out.shared_blocks, out.refs, out.group_rows = groups, session, shared, full, group_rows
     values["shared_prefix"] = {
         "groups": int(groups.height),
         "request_share": float(np.mean(shared > 0)) if rows else None,

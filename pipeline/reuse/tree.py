@@ -37,9 +37,12 @@ def tree_shape(refs: Refs) -> dict:
             "branching_share": float(np.mean(fan > 1)) if len(fan) else None}
 
 
-def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
-    """(shared-prefix blocks per request, groups table: prefix id, depth, sessions, requests,
-    references, share of the trace's block references under the group), most popular first."""
+def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
+    """(shared-prefix blocks per request; groups table: depth, sessions, first turns, requests,
+    references, the row of the group's first request (`example`, which names the group: a request
+    is under one group at most) and the share of the trace's block references under the group,
+    most popular first (sessions, requests, then `example`: the order reuse_group_head.sql gives
+    on either engine); per request, its group's `example` (-1: none))."""
     n = len(session)
     sess = session[refs.req]
     per_node = (pl.DataFrame({"pid": refs.pid, "s": sess}).group_by("pid").agg(pl.col("s").n_unique().alias("sessions")))
@@ -53,17 +56,23 @@ def shared_prefixes(refs: Refs, session: np.ndarray) -> tuple[np.ndarray, pl.Dat
     is_first[np.unique(session, return_index=True)[1]] = True
     frame = pl.DataFrame({"pid": group[has], "depth_blocks": shared_blocks[has], "s": session[has],
                           "first": is_first[has], "refs": blocks[has], "r": np.flatnonzero(has)})
+    frame = frame.with_columns(example=pl.col("r").min().over("pid"))
     total = max(int(blocks.sum()), 1)
-    groups = (frame.group_by("pid").agg(pl.col("depth_blocks").first(), pl.col("s").n_unique().alias("sessions"),
-                                        pl.col("first").sum().alias("first_turns"), pl.len().alias("requests"),
-                                        pl.col("refs").sum().alias("references"), pl.col("r").min().alias("example"))
-              .with_columns((pl.col("references") / total).alias("reference_share"))
-              .sort(["sessions", "requests", "pid"], descending=[True, True, False]))
-    return shared_blocks, groups
+    groups = (frame.group_by("example").agg(pl.col("depth_blocks").first(), pl.col("s").n_unique().alias("sessions"),
+                                            pl.col("first").sum().alias("first_turns"), pl.len().alias("requests"),
+                                            pl.col("refs").sum().alias("references"))
+              .select(*[pl.col(c).cast(pl.Int64) for c in ("depth_blocks", "sessions", "first_turns", "requests",
+                                                           "references", "example")])
+              .sort(["sessions", "requests", "example"], descending=[True, True, False]))
+    # numpy's division (Polars divides a column by a scalar through its reciprocal: a last bit off the SQL's)
+    groups = groups.with_columns(reference_share=pl.Series(groups["references"].to_numpy() / total, dtype=pl.Float64))
+    example = np.full(n, -1, np.int64)
+    example[has] = frame["example"].to_numpy()
+    return shared_blocks, groups, example
 
 
 def request_groups(refs: Refs, shared_blocks: np.ndarray) -> np.ndarray:
-    """Per request, the prefix id of its deepest shared block (its group's `pid`; 0: none)."""
+    """Per request, the prefix id of its deepest shared block (its group's; 0: none)."""
     n = len(shared_blocks)
     has = shared_blocks > 0
     starts = np.searchsorted(refs.req, np.arange(n))

@@ -12,7 +12,8 @@ import polars as pl
 from servetrace import io
 from servetrace.findings import Absent, Finding
 from servetrace.reuse.aggregates import analyze_on
-from servetrace.reuse.analysis import Reuse, analyze, with_tree
+from servetrace.reuse.analysis import Reuse, analyze
+from servetrace.reuse.tree_sql import with_groups
 from servetrace.stages import sql
 from servetrace.stages.context import Context, fmt, pct
 
@@ -31,19 +32,21 @@ def session_codes(requests: str | Path) -> np.ndarray | None:
 
 def reuse_of(requests: str | Path, ctx: Context, con=None) -> Reuse | None:
     """The block reuse analysis: numpy on DuckDB; on Spark (`con`) the set-based SQL
-    (reuse/aggregates.py), with the prefix tree, groups and inferred sessions read on the driver
-    where the trace has at most `tree_max` references."""
+    (reuse/aggregates.py), then the sessions' keys (bundle/session_sql.py), the prefix tree and the
+    shared-prefix groups (reuse/tree_sql.py), none of which reads a reference on the driver."""
     if not ctx.has_hash_ids or not ctx.rows:
         return None
-    sessions = lambda: session_codes(requests) if ctx.has("session_id") else None
     t = ctx.settings.stages.reuse
     if getattr(con, "engine", "duckdb") != "spark":
-        return analyze(requests, sessions=sessions(), seed=ctx.settings.seed, t=t)
+        return analyze(requests, sessions=session_codes(requests) if ctx.has("session_id") else None,
+                       seed=ctx.settings.seed, t=t)
+    from servetrace.bundle import session_sql
+
     reuse = analyze_on(con, seed=ctx.settings.seed, t=t)
-    if reuse.values["blocks"] > t.tree_max:  # no tree: neither the sessions nor the inputs are read
-        return with_tree(reuse, requests, np.zeros(0, np.int64), None, t)
-    inp = pl.from_arrow(io.read_parquet(requests, ["input_tokens"]))["input_tokens"].fill_null(0).cast(pl.Int64).to_numpy()
-    return with_tree(reuse, requests, inp, sessions(), t)
+    by_ids = ctx.has("session_id") and session_sql.has_ids(con)
+    session_sql.has_keys(con, reuse, by_ids)
+    return with_groups(reuse, con, ctx.rows, by_ids, ctx.settings.stages.top_prefix_groups,
+                       ctx.settings.fit.sessions.max_groups)
 
 
 def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, dict]:
@@ -56,7 +59,7 @@ def prefix(con, ctx: Context, reuse: Reuse | None) -> tuple[Finding | Absent, di
     tables = {"prefix_reuse": over_time, "prefix_lru_curve": reuse.curve, "prefix_reuse_distance": reuse.distance_hist}
     if reuse.groups is not None:
         tables["prefix_groups"] = reuse.groups.head(ctx.settings.stages.top_prefix_groups).with_columns(
-            pl.col("pid").cast(pl.String), (pl.col("depth_blocks") * reuse.block_size).alias("depth_tokens"))
+            (pl.col("depth_blocks") * reuse.block_size).alias("depth_tokens"))
     v = reuse.values
     curve = reuse.curve.filter(pl.col("block_size") == reuse.block_size)
     ladder = curve.filter(pl.col("capacity_blocks").is_not_null())

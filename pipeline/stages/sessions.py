@@ -15,7 +15,11 @@ from servetrace.stages.context import Context, fmt, pct
 
 
 def register_inferred(con, reuse: Reuse | None) -> bool:
-    """`inferred_sessions` (row_id, session_key): filled from prefix chains, empty otherwise."""
+    """`inferred_sessions` (row_id, session_key): filled from prefix chains (numpy's, or the chain
+    SQL's `session_keys` where reuse_of made them on the connection), empty otherwise."""
+    if reuse is not None and reuse.keyed:
+        sql.run_sql(con, "inferred_sessions")
+        return True
     if reuse is not None and reuse.parent is not None:
         root = session_roots(reuse.parent)
         frame = pa.table({"row_id": pa.array(np.arange(len(root)), pa.int64()),
