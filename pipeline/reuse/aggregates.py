@@ -9,8 +9,8 @@ prefix ids differ, equal ids do not); where it samples (SHARDS past `exact_max` 
 another spatial sample of the same rate, so within SHARDS' error; the infinite cache's hit rate is
 counted over every reference here (first uses, no stack distances), where numpy estimates it
 from its sample. The distance sample is drawn by another seeded rule (tests compare its
-distribution). DuckDB keeps numpy, faster on one machine and with the prefix tree;
-tests/test_reuse_sql.py holds the two equal and Spark equal to DuckDB."""
+distribution). DuckDB keeps numpy, faster on one machine; tests/test_reuse_sql.py holds the two
+equal and Spark equal to DuckDB. The prefix tree and the shared-prefix groups: reuse/tree_sql.py."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def plan(totals: dict[int, int], t: ReuseSettings) -> pa.Table:
 
 def analyze_on(con, block_size: int | None = None, seed: int = 0, t: ReuseSettings = ReuseSettings()) -> Reuse:
     """The reuse analysis of `requests` on `con` (either engine's), without the prefix tree (see
-    `analysis.with_tree`)."""
+    `tree_sql.with_groups`)."""
     profile = sql.table(con, "reuse_profile", "block_size").with_columns(pl.col("exact_rows").cast(pl.Int64))
     top = profile.row(0, named=True)
     basis = "given"

@@ -49,9 +49,9 @@ def groups_on(con, block_size: int, head: int, model: int) -> tuple[pl.DataFrame
                             "reuse_group_model": int(model)})
     sql.run_sql(con, "reuse_groups")
     summary = summary_on(con)
-    top = sql.table(con, "reuse_group_head", "rank").rename({"refs": "references"})
-    groups = top.select(*[pl.col(c).cast(pl.Int64) for c in GROUP_COLUMNS],
-                        pl.col("reference_share").cast(pl.Float64))
+    top = sql.table(con, "reuse_group_head").rename({"refs": "references"})
+    groups = (top.select(*[pl.col(c).cast(pl.Int64) for c in GROUP_COLUMNS], pl.col("reference_share").cast(pl.Float64))
+              .sort(["sessions", "requests", "example"], descending=[True, True, False]))
     return groups, summary
 
 
