@@ -66,7 +66,7 @@ class ReuseSettings:
     """The block reuse analysis (reuse/): stack distances, the prefix tree, re-blocked curves."""
     exact_max: int = 2_000_000  # block references: exact stack distances up to this many, SHARDS above
     sampled_target: int = 1_000_000  # SHARDS keeps about this many references
-    tree_max: int = 10_000_000  # references: the tree, the groups and inferred sessions need every one
+    tree_max: int = 10_000_000  # references: numpy's tree, groups and inferred sessions read every one (Spark: SQL, any size)
     coarser_blocks: tuple[int, ...] = (64, 512, 2048)  # re-blocked sizes, where the source's block size divides them
     distance_sample: int = 20_000  # finite reuse distances kept (seeded sample) for the KS comparisons
 
