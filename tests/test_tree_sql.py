@@ -22,7 +22,7 @@ from servetrace.reuse.tree_sql import with_groups
 from servetrace.settings import SessionModelSettings, Settings
 from servetrace.stages.prefix import session_codes
 from test_reuse_sql import mooncake  # noqa: F401
-from test_session_sql import connected
+from test_session_sql import assert_close, connected
 
 BLOCK = 16
 SYS = [("sys", j) for j in range(3)]
@@ -150,3 +150,36 @@ def test_equal_to_numpy_on_mooncake(mooncake):  # noqa: F811
     assert got.groups.equals(numpy.groups.head(got.groups.height))
     assert_values_equal(got.values, numpy.values)
     assert model == prefix_model(numpy, SessionModelSettings())
+
+
+def test_sessions_finding_from_sql_keys_equals_numpys(mooncake):  # noqa: F811
+    """The sessions stage on the SQL's keys (sql/sessions/inferred_sessions.sql, as on Spark) gives
+    numpy's chains' finding and tables on Mooncake (floats within 1e-12 and 1e-9: sums in another order)."""
+    from servetrace import grouping
+    from servetrace.stages import sql
+    from servetrace.stages.context import Context, sql_variables
+    from servetrace.stages.quality import trace_profile
+    from servetrace.stages.sessions import sessions
+
+    found = []
+    for keyed in (False, True):
+        with sql.connect(mooncake) as con:
+            profile = trace_profile(con)
+            ctx = Context(Settings(), profile, grouping.from_profile(profile, None), {}, True)
+            sql.set_variables(con, sql_variables(ctx))
+            sql.run_sql(con, "stg_requests")
+            reuse = analyze(mooncake)
+            if keyed:
+                reuse = analyze_on(con)
+                assert session_sql.has_keys(con, reuse, False)
+                with_groups(reuse, con, ctx.rows, False, 50, 200)
+                assert reuse.keyed and reuse.parent is None
+            found.append(sessions(con, ctx, reuse))
+    (want, want_tables), (got, got_tables) = found
+    assert_close(got.values, want.values)
+    assert want.values["sessions"] > 2000
+    for name, table in want_tables.items():
+        for col in table.columns:
+            x, y = table[col], got_tables[name][col]
+            assert x.is_null().to_list() == y.is_null().to_list(), (name, col)
+            assert y.drop_nulls().to_list() == pytest.approx(x.drop_nulls().to_list(), rel=1e-9, nan_ok=True), (name, col)
