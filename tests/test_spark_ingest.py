@@ -134,9 +134,22 @@ def quotes_csv() -> tuple[bytes, list[int]]:
 
 
 QUOTES_CSV, QUOTES_BAD = quotes_csv()
+# Records the reader refuses for two faults at once, in either order along the record: both named,
+# in the order of DuckDB's error types, with the first one's message (spark/raw.py's _named).
+TWO_FAULTS = (HEADER.encode() + b'5,ChatGPT,472,18,490,Conversation log\n'
+              b'6,"GPT"x,1,1,2,API log,extra\n'
+              b'7,GPT,1,1,2,API log,"x"y\n'
+              b'8,mod\xffle,1,1,2,API log,extra\n'
+              b'9,"GPT"x,1,1,2,API log\n'
+              b'10,GPT,1,1,2,API log,,z\n')
+MANY = "Expected Number of Columns: 6 Found: 7"
+TWO_FAULTS_REASONS = [f"too many columns; unquoted value ({MANY})", f"too many columns; unquoted value ({MANY})",
+                      f"too many columns; invalid encoding ({MANY})",
+                      "unquoted value (Value with unterminated quote found.)", f"too many columns ({MANY})"]
 BLOCKS = {"spark.sql.files.maxPartitionBytes": "1500", "spark.sql.files.openCostInBytes": "0"}
 GENERATED = {"quotes.csv": QUOTES_CSV, "mixed.csv": MIXED, "bailian_links.jsonl": bailian_links(), "edges.csv": edges_csv(),
-             "dup_keys.jsonl": dup_keys_jsonl(), "probe_order.csv": probe_order_csv()}
+             "dup_keys.jsonl": dup_keys_jsonl(), "probe_order.csv": probe_order_csv(),
+             "two_faults.csv": TWO_FAULTS}
 CASES = [
     FIXTURES / "rows_bad.csv",  # typed refusals, a repeated header, too many fields, out of order
     "mixed.csv",
@@ -150,6 +163,7 @@ CASES = [
     "dup_keys.jsonl",  # a JSON key twice
     "probe_order.csv",  # the time unit guessed from the first records in file order
     "quotes.csv",  # quotes inside fields, reopened, after one space; text after a closing quote
+    "two_faults.csv",  # records the reader refuses for two reasons at once
     *(AGENTIC / name for name in AGENT_FORMATS),  # flattened by their readers, landed by Spark
 ]
 NAMES = [Path(p).name for p in CASES]
@@ -271,6 +285,16 @@ def test_quotes_inside_fields_as_duckdb_reads_them(landed):
             session.conf.set(key, SPARK.spark_conf[key])
 
 
+def test_two_faults_named_as_duckdb_names_them(landed):
+    """Both engines name both faults of a record, in one order (test_rejects_equal: the same)."""
+    _, spark, out = landed["two_faults.csv"]
+    for engine in ("duckdb", "spark"):
+        rejects = _read(out / engine / "rejects.parquet")
+        assert rejects["line"].to_list() == [3, 4, 5, 6, 7], engine
+        assert rejects["reason"].to_list() == [f"unreadable record: {r}" for r in TWO_FAULTS_REASONS], engine
+    assert spark["rows_read"] == 6 and spark["rows_kept"] == 1
+
+
 def test_bad_input_on_spark_is_one_line(tmp_path):
     """A refusal after the SparkSession started: the JVM's startup warnings stay off stderr."""
     done = run_cli("ingest", BAD / "header_only.csv", "--out", tmp_path, "--engine", "spark")
@@ -297,6 +321,36 @@ def test_agent_formats_land_on_spark(landed, case):
     rejects = _read(out / "spark" / "rejects.parquet")
     assert rejects.height == spark["rows_rejected"] and rejects["line"].min() >= 1
     assert rejects["record"].null_count() == 0 and rejects["reason"].null_count() == 0
+
+
+@pytest.mark.parametrize("case", ["tracelab.jsonl", "copilot.jsonl.gz", "cctraces"])
+def test_agent_formats_in_many_pieces_as_in_one(landed, tmp_path, case):
+    """Parsed on the executors in many pieces (blocks of 700 bytes, pieces of 200 bytes of text:
+    a few lines each, a trace file split by its requests), the calls are DuckDB's, in order."""
+    from servetrace.ingest.agentic import split
+    from servetrace.spark.agentic import PIECE_BYTES
+
+    pieces = {PIECE_BYTES: "200", "spark.sql.files.maxPartitionBytes": "700", "spark.sql.files.openCostInBytes": "0"}
+    session = SparkSession.getActiveSession()
+    try:
+        spark = ingest_trace(AGENTIC / case, tmp_path, engine=Engine("spark", "local[2]", {**SPARK.spark_conf, **pieces}))
+        if case == "tracelab.jsonl":
+            blocks = session.read.text(str(AGENTIC / case)).select("_metadata.file_block_start").distinct().count()
+            assert blocks > 3
+    finally:
+        session.conf.unset(PIECE_BYTES)
+        for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes"):
+            session.conf.set(key, SPARK.spark_conf[key])
+    if case == "cctraces":
+        assert len(split.pieces(split.layout(AGENTIC / case / "a.json"), 200)) > 3
+    if case == "copilot.jsonl.gz":
+        import gzip
+
+        assert sum(len(line) > 0 for line in gzip.open(AGENTIC / case).read().split(b"\n")) > 2
+    duck, _, out = landed[case]
+    assert {k: spark[k] for k in SUMMARY} == {k: duck[k] for k in SUMMARY}
+    for table in ("requests.parquet", "rejects.parquet"):
+        assert _read(tmp_path / table).equals(_read(out / "duckdb" / table)), table
 
 
 def test_cli_ingest_on_spark(tmp_path):

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 class QuotePatterns:
     """Whole-line regular expressions: `opens`: starting outside a quoted field, the line ends
     inside one; `stays_open`: starting inside, it ends inside; `clean`: a whole record (its
-    lines joined by newlines) with no text after a closing quote and no open quote. In a clean
-    record followed by a delimiter, `token` finds each field with its delimiter, and `quoted`
+    lines joined by newlines) with no text after a closing quote and no open quote. In a record
+    with no open quote followed by a delimiter, `token` finds each field with its delimiter (a
+    field with text after its closing quote is one field, as DuckDB counts it), and `quoted`
     matches a quoted one (group 1: between its quotes, where `" *"` is a quote or the spaces)."""
 
     opens: str
@@ -45,7 +46,7 @@ def quote_patterns(delimiter: str) -> QuotePatterns:
     opens = f'{fields} ?"{body}'
     stays_open = f'{body}(?:"{after}{d}{fields} ?"{body})?'
     clean = f'(?: ?{quoted} *|{text})'
-    return QuotePatterns(opens, stays_open, f'{clean}(?:{d}{clean})*', f'{clean}{d}', f'^ ?"({body})" *{d}$')
+    return QuotePatterns(opens, stays_open, f'{clean}(?:{d}{clean})*', f'{field}{d}', f'^ ?"({body})" *{d}$')
 
 
 def regex_literal(ch: str) -> str:

@@ -9,10 +9,9 @@ rows read = rows kept + rows rejected, counted by one aggregate over the typed r
 Spark writes each table as a directory of Parquet parts (DIR/requests.parquet/part-*.parquet),
 its key-value metadata (the summary, the source's sha256) in the directory's `_servetrace.json`
 (`servetrace.io.parquet_metadata` reads either). The agent formats flatten their source first,
-as on DuckDB (ingest/agentic: the format's reader over
-chunks of the source, under DuckDB's memory limit, into one local Parquet file of calls); Spark
-then reads that file and does the rest (checks, rejects with each call's line, item and record,
-the sort). Bailian's parent-linked sessions are resolved by the same pointer-jumping SQL as on
+by the format's own reader, on the executors piece by piece
+(spark/agentic.py); Spark then does the rest on the calls (checks, rejects with each call's
+line, item and record, the sort). Bailian's parent-linked sessions are resolved by the same pointer-jumping SQL as on
 DuckDB (ingest/parents.py), over a view of the kept rows.
 """
 
@@ -30,7 +29,7 @@ from servetrace.ingest.outliers import REASON as OUTLYING
 from servetrace.ingest.outliers import cuts_from_ends, ends_needed
 from servetrace.ingest.parents import sessions_from_parents
 from servetrace.ingest import agentic
-from servetrace.outputs import REJECTS, REQUESTS, SPILL
+from servetrace.outputs import REJECTS, REQUESTS
 from servetrace.schema import COLUMNS, HASH_IDS
 from servetrace.settings import IngestSettings
 from servetrace.spark import raw as spark_raw
@@ -104,29 +103,16 @@ def ingest_on_spark(trace: Path, out_dir: Path, settings: IngestSettings, engine
 
 
 def _ingest_agent(spark, agent: str, src, trace: Path, out_dir: Path, settings: IngestSettings, sha: str) -> dict:
-    """An agent format: its reader flattens the source (DuckDB, chunk by chunk, bounded memory) to
-    a local Parquet file of calls in out_dir's spill directory; Spark lands that file."""
-    import shutil
+    """An agent format: its reader flattens the source on the executors, piece by piece
+    (spark/agentic.py); the calls are then landed as any records."""
+    from servetrace.ingest.source import Source
+    from servetrace.spark.agentic import flattened_calls
 
-    from servetrace import db
-    from servetrace.ingest.source import inspect_source, unpadded
-
-    spill = out_dir / SPILL
-    spill.mkdir(parents=True, exist_ok=True)
-    try:
-        con = db.connect(temp_dir=spill)
-        try:
-            data = unpadded(src, spill / "unpadded.gz") if src is not None else None
-            flat = spill / "flat.parquet"
-            with agentic.held_under_limit(con, trace, agent, None) as budget:
-                agentic.flatten(con, agent, data.path if data else trace, src.compression if src else "none", flat,
-                                budget)
-        finally:
-            con.close()
-        shown = replace(inspect_source(flat), compression=src.compression if src else "none")
-        return _ingest(spark, shown, agentic.spec(agent), trace, out_dir, settings, sha)
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+    if src is not None and agentic.READERS[agent].CONTAINER == "jsonl":
+        _check_source(src, trace)
+    calls, columns = flattened_calls(spark, agent, trace, src)
+    shown = Source(trace, src.compression if src else "none", "parquet", columns)
+    return _ingest(spark, shown, agentic.spec(agent), trace, out_dir, settings, sha, spark_raw.flattened_raw(calls))
 
 
 def _records(spark, src, spec) -> spark_raw.SparkRaw:
@@ -135,16 +121,16 @@ def _records(spark, src, spec) -> spark_raw.SparkRaw:
     if src.container == "jsonl":
         keys = sorted(set(spec.json_paths) | ({spec.hash_ids} if spec.hash_ids else set()))
         return spark_raw.jsonl_raw(spark, src, keys, spec.hash_ids)
-    return spark_raw.parquet_raw(spark, src, spec.flattened)
+    return spark_raw.parquet_raw(spark, src)
 
 
-def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings, sha: str) -> dict:
+def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings, sha: str, records=None) -> dict:
     from pyspark.sql import functions as F
 
     from servetrace.ingest import _origin, _stream_select, failure_rule
 
     con = _SparkSQL(spark)
-    records = _records(spark, src, spec)
+    records = records or _records(spark, src, spec)
     records.raw.createOrReplaceTempView("raw")
     layout = RawLayout(1 if src.container == "csv" else 0, src.container != "parquet", records.column_of,
                        spec.flattened)

@@ -27,12 +27,16 @@ from servetrace.ingest.canonical import MAX_LINE_BYTES
 from servetrace.ingest.quotes import quote_patterns, regex_literal
 from servetrace.ingest.source import Source
 
-# DuckDB's words for what its CSV reader refuses (reject_errors), so rejects read the same.
-UNTERMINATED = "unreadable record: unquoted value (Value with unterminated quote found.)"
-BAD_ENCODING = ("unreadable record: invalid encoding (Invalid unicode (byte sequence mismatch) detected. "
-                "This file is not utf-8 encoded.)")
+# DuckDB's words for what its CSV reader refuses (reject_errors), so rejects read the same. A
+# record with several faults names their types in the order of DuckDB's error type enum, then
+# the first one's message (sql/ingest/structural_reasons.sql).
+UNREADABLE = "unreadable record: {types} ({message})"
+TOO_MANY = ("too many columns", "Expected Number of Columns: {n} Found: {found}")
+UNQUOTED = ("unquoted value", "Value with unterminated quote found.")
+ENCODING = ("invalid encoding", "Invalid unicode (byte sequence mismatch) detected. This file is not utf-8 encoded.")
+UNTERMINATED = UNREADABLE.format(types=UNQUOTED[0], message=UNQUOTED[1])
+BAD_ENCODING = UNREADABLE.format(types=ENCODING[0], message=ENCODING[1])
 TOO_LONG = "unreadable record: line size exceeded (Maximum line size of {n} bytes exceeded.)"
-TOO_MANY = "unreadable record: too many columns (Expected Number of Columns: {n} Found: {found})"
 
 
 @dataclass
@@ -145,16 +149,18 @@ def csv_raw(spark, src: Source) -> SparkRaw:
     quotes = quote_patterns(src.delimiter)
     clean = F.col("record").rlike(f"^(?:{quotes.clean})\\z")
     # DuckDB's reader lets surplus fields pass when they are all empty ("a,b,," or ',""'): only
-    # a surplus field with something in it makes a record unreadable. (The fields of a clean
-    # record are its tokens; a pattern with no alternation repeated per character, whose
-    # recursion would overflow Java's stack on a long quoted field.)
+    # a surplus field with something in it makes a record unreadable. (The fields of a record
+    # with no open quote are its tokens; a pattern with no alternation repeated per character,
+    # whose recursion would overflow Java's stack on a long quoted field.)
     fields = F.regexp_extract_all(F.concat("record", F.lit(src.delimiter)), F.lit(quotes.token), 0)
     surplus = F.size(F.filter(fields, lambda f, i: (i >= n) & ~f.isin(src.delimiter, '""' + src.delimiter))) > 0
+    valid = F.expr("is_valid_utf8(record)")
+    faults = [(surplus, TOO_MANY[0], TOO_MANY[1].format(n=n, found=n + 1)),
+              (~clean, *UNQUOTED),  # text after a closing quote: DuckDB's "unquoted value"
+              (clean & ~valid, *ENCODING)]  # (after such text DuckDB reads no encoding fault)
     problem = (F.when(F.col("open"), F.lit(UNTERMINATED))
                .when(F.length("record") > MAX_LINE_BYTES, F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)))
-               .when(~F.expr("is_valid_utf8(record)"), F.lit(BAD_ENCODING))
-               .when(~clean, F.lit(UNTERMINATED))  # text after a closing quote: DuckDB's "unquoted value"
-               .when(surplus, F.lit(TOO_MANY.format(n=n, found=n + 1))))
+               .otherwise(_named(faults)))
     checked = records.withColumn("problem", problem)
     parsed = checked.where(F.col("problem").isNull()).select(
         "rec", F.from_csv(_as_duckdb_reads(src.delimiter), schema, options).alias("r")).select("rec", "r.*")
@@ -168,6 +174,18 @@ def csv_raw(spark, src: Source) -> SparkRaw:
         column_of.setdefault(name, f"c{i}")
     text = F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in dict.fromkeys(column_of.values())])
     return SparkRaw(raw, structural, column_of, _text(raw, text))
+
+
+def _named(faults):
+    """The reason of a record with some of `faults` ((condition, type, message), in the order of
+    DuckDB's error types): every type it has, joined by '; ', and the first one's message; null
+    when it has none."""
+    from pyspark.sql import functions as F
+
+    types = F.array_compact(F.array(*[F.when(c, F.lit(t)) for c, t, _ in faults]))
+    message = F.coalesce(*[F.when(c, F.lit(m)) for c, _, m in faults])
+    return F.when(F.size(types) > 0, F.concat(F.lit("unreadable record: "), F.array_join(types, "; "), F.lit(" ("),
+                                              message, F.lit(")")))
 
 
 def _as_duckdb_reads(delimiter: str):
@@ -226,25 +244,34 @@ def jsonl_keys(spark, src: Source) -> list[str]:
     return [row["k"] for row in keys.collect()]
 
 
-def parquet_raw(spark, src: Source, flattened: bool = False) -> SparkRaw:
-    """`flattened`: an agent format's calls (ingest/agentic), each with its source line, item and
-    record text in columns of its own."""
+def parquet_raw(spark, src: Source) -> SparkRaw:
     from pyspark.sql import functions as F
 
-    from servetrace.ingest.canonical import ITEM, LINE, RECORD
     from servetrace.spark.connection import requests_view
 
     frame = requests_view(spark, str(src.path))
     raw = frame.withColumn("rec", F.col("file_row_number") + 1).drop("file_row_number")
-    empty = spark.createDataFrame([], "line bigint, reason string, record string")
     column_of = {name: name for name in src.header}
-    if flattened:
-        item = F.col(ITEM) if ITEM in column_of else F.lit(None).cast("string")
-        text = raw.select("rec", F.col(LINE).cast("long").alias("line"), item.alias("item"),
-                          F.col(RECORD).alias("record"))
-        return SparkRaw(raw, empty, column_of, text, flattened=True)
     text = _text(raw, F.to_json(F.struct(*[F.col(f"`{c}`") for c in src.header])))
-    return SparkRaw(raw, empty, column_of, text)
+    return SparkRaw(raw, _none(spark), column_of, text)
+
+
+def flattened_raw(calls) -> SparkRaw:
+    """An agent format's calls (spark/agentic.py), each with its source line, item and record text
+    in columns of its own, numbered `rec`."""
+    from pyspark.sql import functions as F
+
+    from servetrace.ingest.canonical import ITEM, LINE, RECORD
+
+    column_of = {name: name for name in calls.columns if name != "rec"}
+    item = F.col(ITEM) if ITEM in column_of else F.lit(None).cast("string")
+    text = calls.select("rec", F.col(LINE).cast("long").alias("line"), item.alias("item"), F.col(RECORD).alias("record"))
+    return SparkRaw(calls, _none(calls.sparkSession), column_of, text, flattened=True)
+
+
+def _none(spark):
+    """No unreadable record (a reader that refuses none itself)."""
+    return spark.createDataFrame([], "line bigint, reason string, record string")
 
 
 def _text(raw, record):

@@ -53,6 +53,8 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
         raise ServetraceError("--engine spark needs pyspark: pip install 'servetrace[spark]'") from None
     if shutil.which("java") is None and not _java_home():
         raise ServetraceError("--engine spark needs a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)")
+    if (master or "local").startswith("local"):  # Python tasks (an agent format's reader) run this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master or "local[2]").appName("servetrace")
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)

@@ -27,8 +27,9 @@ COLUMNS = ("arrival_s", "session_id", "input_tokens", "output_tokens", "latency_
 SESSION_COLUMNS = ("provided_session_id", "poor_man_session_id")  # AIPerf's default, then its fallback
 
 
-def select_sql(path: Path) -> str:
-    """One row per request of the Parquet file `path` (read as a stream: no chunks needed)."""
+def select_sql(path: Path, source: str | None = None, line: str = "row_number() over ()") -> str:
+    """One row per request of the Parquet file `path` (read as a stream: no chunks needed); or of
+    `source`, a relation of its rows whose place in the file (from 1) is `line` (Spark's pieces)."""
     import pyarrow.parquet as pq
 
     from servetrace.ingest.canonical import clipped, lit
@@ -47,4 +48,5 @@ def select_sql(path: Path) -> str:
                      arrival_s=text("timestamp_start_unix_ms"), session_id=text(session) if session else "null::varchar",
                      input_tokens=text("input_tokens"), output_tokens=text("output_tokens"),
                      latency_s=text("duration_e2e_ms", 0.001), ttft_s=text("duration_ttft_ms", 0.001),
-                     canceled=text("request_canceled"), hash_ids=text("total_hashes"), path=lit(str(path)))
+                     canceled=text("request_canceled"), hash_ids=text("total_hashes"), line=line,
+                     source=source or f"read_parquet({lit(str(path))})")

@@ -36,8 +36,12 @@ def jsonl_records(lines: str) -> str:
 def json_file_records(files: list[str], first: int = 1) -> str:
     """One row per file of `files` (in name order): `_line` is its number, `first` for the first."""
     listed = "[" + ", ".join(lit(f) for f in files) + "]"
-    return statement("agentic/json_file_records", files=listed, before=int(first) - 1,
-                     record=clipped("filename || ': ' || j"))
+    return json_text_records(statement("agentic/json_files", files=listed, before=int(first) - 1))
+
+
+def json_text_records(texts: str) -> str:
+    """One row per JSON text of `texts` (a relation of _line, filename, content), as json_file_records."""
+    return statement("agentic/json_text_records", texts=texts, record=clipped("filename || ': ' || j"))
 
 
 def typed(records: str, structure: str, key: str, keep_record: bool = False) -> str:

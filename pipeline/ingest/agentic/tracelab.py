@@ -44,4 +44,9 @@ def select_sql(records: str) -> str:
 
 def finish_sql(parts: str) -> str:
     """`parts` (every chunk's rounds, in line order) with each round's turn (sql/ingest/agentic/tracelab_turns.sql)."""
-    return statement("agentic/tracelab_turns", parts=parts)
+    return statement("agentic/tracelab_turns", parts=parts, turn=statement("agentic/tracelab_turn"))
+
+
+def finish_view_sql() -> str:
+    """The view `parts` (every round) with each round's turn, as one window (Spark's form of finish_sql)."""
+    return statement("agentic/tracelab_turns_window", turn=statement("agentic/tracelab_turn"))
