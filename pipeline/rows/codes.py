@@ -31,7 +31,7 @@ class Codes:
 
 def _small(codes: np.ndarray, n_levels: int) -> np.ndarray:
     # int16 when it fits: numpy's stable sort of 16-bit integers is a radix sort
-    return codes.astype(np.int16 if n_levels < 2**15 else np.int32)
+    return codes.astype(np.int16 if n_levels < 2**15 else np.int32, copy=False)
 
 
 def one_group(rows: int) -> Codes:
@@ -45,17 +45,23 @@ def combined(parts: list[Codes], rows: int) -> Codes:
         return one_group(rows)
     if len(parts) == 1:
         return parts[0]
-    code, size = np.zeros(len(parts[0].codes), np.int64), 1
-    for p in parts:
-        code = code * len(p.levels) + p.codes
-        size *= len(p.levels)
+    size = int(np.prod([len(p.levels) for p in parts], dtype=object))
+    # in the narrowest integer the combinations fit (a quarter of int64's memory traffic for a few)
+    dtype = np.int16 if size < 2**15 else np.int32 if size < 2**31 else np.int64
+    code = parts[0].codes.astype(dtype)
+    for p in parts[1:]:
+        code *= len(p.levels)
+        code += p.codes
     if size > 1 << 24:
         used, index = np.unique(code, return_inverse=True)
     else:
         used = np.flatnonzero(np.bincount(code, minlength=size))
-        remap = np.zeros(size, np.int64)
-        remap[used] = np.arange(len(used))
-        index = remap[code]
+        if len(used) == size:  # every combination occurs: the code is its index
+            index = code
+        else:
+            remap = np.zeros(size, dtype)
+            remap[used] = np.arange(len(used))
+            index = remap[code]
     names = []
     for c in used.tolist():
         values = []
