@@ -148,7 +148,8 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
     if fit is not None:
         from servetrace.bundle.fit import with_models
 
-        bundle = with_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse)
+        bundle = with_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse,
+                             codings["group"])
     return assemble(found, run_settings), tables, bundle
 
 

@@ -19,7 +19,9 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
+from servetrace.bundle.bin_counts import bin_counts
 from servetrace.bundle.modulation import fit_modulation
+from servetrace.rows.codes import Codes
 from servetrace.settings import ArrivalModelSettings
 from servetrace.stats import clock
 from servetrace.stats import fidelity as metrics
@@ -184,11 +186,13 @@ def with_start_arrival_model(bundle: dict, path: Path, reuse, t: ArrivalModelSet
 
 
 def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
-                       t: ArrivalModelSettings = ArrivalModelSettings(), share: float | None = None) -> dict:
+                       t: ArrivalModelSettings = ArrivalModelSettings(), share: float | None = None,
+                       groups: Codes | None = None) -> dict:
     """The bundle with its `arrival_model`, from a requests Parquet file sorted by arrival (as
     ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace and of each
-    dominant client (one aggregation each) and the first `max_rows` arrival times (a file's first
-    rows: nothing more is read into memory)."""
+    dominant client (one aggregation each; given the file's `groups`, the codes of the bundle's
+    clients, one read of the arrivals, bundle/bin_counts.py) and the first `max_rows` arrival
+    times (a file's first rows: nothing more is read into memory)."""
     frame = requests if isinstance(requests, pl.LazyFrame) else pl.scan_parquet(io.parquet_parts(requests))
     scan = frame.select("arrival_s")
     head = (scan.sort("arrival_s") if isinstance(requests, pl.LazyFrame) else scan).head(t.max_rows).collect()
@@ -196,6 +200,10 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     if len(head) < 3:
         return bundle
     g0 = float(bundle["aggregate"]["window_start_s"][0])
+    ids = dominant_clients(bundle, t)
+    if groups is not None and not isinstance(requests, pl.LazyFrame) and set(ids) <= set(groups.levels):
+        (bins, counts), own = bin_counts(Path(requests), g0, t.modulation.bin_s, groups, ids)
+        return arrival_model_of(bundle, head, bins, counts, t, own, share)
     b = ((pl.col("arrival_s") - g0) / t.modulation.bin_s).floor().cast(pl.Int64).alias("b")
 
     def bins_of(rows: pl.LazyFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +213,7 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
     cols, own = bundle["group_by"].split(","), {}
     if set(cols) <= set(frame.collect_schema().names()):
         name = pl.concat_str([pl.col(c).cast(pl.String).fill_null("(none)") for c in cols], separator="|")
-        ids = dominant_clients(bundle, t)  # one pass for all of them, not one per client
-        # counted per (columns, bin) first: a client's name is built per count, not per row
+        # one pass for all of them, not one per client; counted per (columns, bin) first: a client's name is built per count, not per row
         got = frame.select(*cols, b).group_by(*cols, "b").len().select(name.alias("_cid"), "b", "len") \
             .filter(pl.col("_cid").is_in(ids)).collect() if ids else None
         own = {cid: (part["b"].to_numpy(), part["len"].to_numpy()) for cid in ids

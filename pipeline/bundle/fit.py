@@ -358,11 +358,11 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     return with_reuse_models(bundle, path, settings)
 
 
-def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE) -> dict:
+def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE, groups: Codes | None = None) -> dict:
     """The bundle of DIR/requests.parquet (sorted by arrival, as ingest writes it) with its arrival
-    model (bundle/arrival_model.py) and v2's session and prefix models."""
+    model (bundle/arrival_model.py; `groups`: the clients' codes, if held) and v2's session and prefix models."""
     out = with_reuse_models(bundle, path, settings, reuse)  # a session trace's arrival model: on its starts
-    return out if "arrival_model" in out else with_arrival_model(out, path, settings.fit.arrival_model)
+    return out if "arrival_model" in out else with_arrival_model(out, path, settings.fit.arrival_model, groups=groups)
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE, con=None) -> dict:
