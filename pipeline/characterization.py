@@ -109,7 +109,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
                                      settings.window_s, jitter, ctx.sample_p, settings.stages, fit)
         try:
-            for staging in ("stg_group_windows", "stg_top_groups"):
+            for staging in ("stg_group_windows", "stg_top_groups", "stg_group_length_counts"):
                 sql.run_sql(con, staging)
             reuse = reuse_of(requests, ctx, con)  # block reuse: the prefix stage's, and sessions' without ids
             results = {name: _run_stage(requests, name, stage, step) for name, stage in (

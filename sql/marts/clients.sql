@@ -18,30 +18,24 @@ with per_group as (
     group by group_key
 ),
 
--- counted by the group's parts (model and service only when the key uses them), named after
+-- counted by the group's parts (model and service only when the key uses them), named after;
+-- added up from the per-group value counts the lengths stage reads too (no second scan of the rows)
 key_counts as (
     select
-        case when grouping(input_tokens) = 0 then 'input' else 'output' end as field,
-        key_model,
-        key_service,
+        field,
+        case when getvariable('group_model') then model end as key_model,
+        case when getvariable('group_service') then service end as key_service,
         key_part,
-        coalesce(input_tokens, output_tokens) as tokens,
-        count(*) as n
-    from (
-        select
-            case when getvariable('group_model') then model end as key_model,
-            case when getvariable('group_service') then service end as key_service,
-            key_part, input_tokens, output_tokens
-        from stg_requests
-    )
-    group by grouping sets ((key_model, key_service, key_part, input_tokens),
-                            (key_model, key_service, key_part, output_tokens))
+        tokens,
+        cast(sum(requests) as bigint) as n
+    from stg_group_length_counts
+    where field in ('input', 'output')
+    group by all
 ),
 
 value_counts as (
     select group_key_of(key_model, key_service, key_part) as group_key, field, tokens, n
     from key_counts
-    where tokens is not null  -- (not a HAVING on the grouped columns: Spark cannot resolve that)
 ),
 
 cumulative as (
