@@ -30,6 +30,8 @@ TASK_MEMORY = 1 << 30
 PIECE_BYTES = "spark.servetrace.pieceBytes"
 ERROR = "servetrace reader: "  # marks a reader's error inside the task's failure, for one clear line
 OUT_ROWS = 2048  # calls per Arrow batch handed back (rows carry record text)
+BATCH_BYTES_KEY = "spark.sql.execution.arrow.maxBytesPerBatch"
+BATCH_BYTES = 64 << 20  # the source rows Spark hands a task at a time (10,000 lines may be far more)
 
 
 def flattened_calls(spark, name: str, trace: Path, src):
@@ -55,6 +57,8 @@ def flattened_calls(spark, name: str, trace: Path, src):
         warnings.simplefilter("ignore", FutureWarning)
         flat = pieces.mapInArrow(task, from_arrow_schema(task.schema))
     flat = flat.withColumn("_id", F.monotonically_increasing_id())
+    given = spark.conf.get(BATCH_BYTES_KEY, None)  # a batch's bytes into a task: ours unless set
+    spark.conf.set(BATCH_BYTES_KEY, given or str(BATCH_BYTES))
     try:
         flat = flat.localCheckpoint()
     except Exception as exc:  # noqa: BLE001 - a task's failure reaches here as py4j's or pyspark's error
@@ -62,6 +66,9 @@ def flattened_calls(spark, name: str, trace: Path, src):
         if ERROR not in text:
             raise
         raise ServetraceError(f"{trace}: {text[text.index(ERROR) + len(ERROR):].splitlines()[0]}") from None
+    finally:
+        if given is None:
+            spark.conf.unset(BATCH_BYTES_KEY)
     frame = _numbered(flat)
     if hasattr(reader, "finish_view_sql"):  # TraceLab's turn: a window over every round
         from servetrace.spark.transpile import to_spark
