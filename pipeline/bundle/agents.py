@@ -116,19 +116,13 @@ def has_turns(path: str | Path) -> bool:
     return True
 
 
-def _client_models(con, clients: tuple[dict[str, int], int, list[str]], window_s: float, min_gaps: int) -> list[dict]:
-    """The model's `clients` (see above) from `clients`: (bundle client name -> index, the index of
-    a call of no listed client (-1: none), the grouping columns). Each call's client is named by
-    SQL (agents/call_clients.sql), so no call's row reaches Python."""
+def _client_models(con, index: np.ndarray, n_clients: int, window_s: float, min_gaps: int) -> list[dict]:
+    """The model's `clients` (see above) from `index`, each call's bundle client (file order, -1: none)."""
     import pyarrow as pa
 
-    ids, default, columns = clients
-    con.register("bundle_clients", pa.table({"name": pa.array(list(ids), pa.string()),
-                                             "idx": pa.array(list(ids.values()), pa.int64())}))
-    label = "concat_ws('|', " + ", ".join(f"coalesce(cast(\"{c}\" as varchar), '(none)')" for c in columns) + ")"
-    con.execute("create or replace temp view call_clients as " + statement("agents/call_clients", label=label,
-                                                                           default=int(default)))
-    out = [{"sessions_per_call": 0.0, "session_iat_cv": None, "main": None, "subagent": None} for _ in ids]
+    rows = np.flatnonzero(index >= 0)
+    con.register("call_clients", pa.table({"row_id": rows.astype(np.int64), "client": index[rows].astype(np.int64)}))
+    out = [{"sessions_per_call": 0.0, "session_iat_cv": None, "main": None, "subagent": None} for _ in range(n_clients)]
     for c, calls, sessions, distinct, cv, gaps in _rows(con, statement("agents/client_sessions", main=MAIN,
                                                                      window_s=float(window_s))):
         out[c].update(sessions_per_call=sessions / calls,
@@ -139,16 +133,14 @@ def _client_models(con, clients: tuple[dict[str, int], int, list[str]], window_s
     for (kind, owner), pairs in kinds.items():
         counts = np.array([n for _, n in pairs], dtype=float)
         out[owner][kind] = {"values": [int(c) for c, _ in pairs], "probs": (counts / counts.sum()).tolist()}
-    con.execute("drop view call_clients")
-    con.unregister("bundle_clients")
+    con.unregister("call_clients")
     return out
 
 
 def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str | None = None,
                     settings: AgentModelSettings = AgentModelSettings(), clients=None) -> dict:
     """{"agents": model} for a trace whose main calls carry session ids and turns, else {}.
-    `clients`: (bundle client name -> index, the index of a call of no listed client, the grouping
-    columns): bundle/session_sql.py client_names' answer with the bundle's `group_by` columns, or
+    `clients()`: each call's bundle client and their number (bundle/sessions.py client_index), or
     None when the bundle's clients are not client groups."""
     from servetrace.stages.agents import agent_columns
 
@@ -208,6 +200,7 @@ def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str |
             "canceled_share": canceled / known if known else None,
             "subagents": _subagents(con, probs),
         }
-        if clients is not None:
-            model["clients"] = _client_models(con, clients, window_s, settings.min_start_gaps)
+        index = clients() if clients is not None else None
+        if index is not None:
+            model["clients"] = _client_models(con, index[0], index[1], window_s, settings.min_start_gaps)
     return {"agents": model}
