@@ -7,7 +7,6 @@ session starts keep their spread)."""
 from __future__ import annotations
 
 import copy
-import json
 
 import numpy as np
 import polars as pl
@@ -19,9 +18,9 @@ from servetrace.bundle.fit import write_bundle
 from servetrace.bundle.model import dumps_bundle
 from servetrace.errors import ServetraceError
 from servetrace.generation import GenerateOptions, generate_table
-from servetrace.ingest import ingest_trace
 from servetrace.settings import FidelitySettings, Settings
 from servetrace.validation.agents import agent_fidelity
+from test_agent_sql import ingested
 
 BLOCK = 16
 GROUPS = {0: 1024, 1: 2048}  # shared system prompts (tokens), equally popular
@@ -90,10 +89,7 @@ def simulate(rng: np.random.Generator) -> pl.DataFrame:
 def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("agent_mix")
     trace = simulate(np.random.default_rng(11))
-    with open(tmp / "agents.jsonl", "w") as f:
-        for row in trace.iter_rows(named=True):
-            f.write(json.dumps(row) + "\n")
-    ingest_trace(tmp / "agents.jsonl", tmp / "out")
+    ingested(trace, tmp)
     write_bundle(tmp / "out", Settings(group_by="model"))
     return trace, load_bundle(tmp / "out" / "bundle.json"), tmp
 

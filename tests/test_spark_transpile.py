@@ -74,3 +74,25 @@ def test_ctes_become_named_steps():
     steps = to_spark_steps("x", "with a as (select 1 as v), b as (select v from a) select * from b", {})
     assert [view for view, _ in steps] == ["x__a", "x__b", "x"]
     assert "FROM x__a AS a" in steps[1][1] and "FROM x__b AS b" in steps[2][1]
+
+
+def test_the_agent_models_statements_are_spark_sql():
+    """bundle/agents.py's templates, filled in as it fills them, transpile with no DuckDB-only join
+    or ordering left (ASOF JOIN, ORDER BY ALL)."""
+    from servetrace.bundle.agents import GAP, MAIN, SUB
+    from servetrace.resources import statement
+
+    probs = [0.0, 0.5, 1.0]
+    fanout = statement("agents/fanout", sub=SUB)
+    for name, parts in (("counts", {"main": MAIN, "sub": SUB}), ("pmfs", {"main": MAIN, "sub": SUB, "fanout": fanout}),
+                        ("quantile_functions", {"gap": GAP, "main": MAIN, "sub": SUB, "probs": probs}),
+                        ("session_starts", {"main": MAIN, "window_s": 600.0}), ("subagent_levels", {"sub": SUB}),
+                        ("subagent_start", {"sub": SUB, "probs": probs}),
+                        ("client_sessions", {"main": MAIN, "window_s": 600.0}),
+                        ("client_kinds", {"main": MAIN, "sub": SUB}),
+                        ("call_clients", {"label": "concat_ws('|', coalesce(cast(\"model\" as varchar), '(none)'))",
+                                          "names": "('a''b', 0), ('c', 1)", "default": -1})):
+        out = to_spark(statement(f"agents/{name}", **parts), {})
+        assert "ASOF" not in out.upper() and "ORDER BY ALL" not in out.upper(), name
+        assert "PERCENTILE(" in out or "quantile_cont" not in statement(f"agents/{name}", **parts), name
+        sqlglot.parse_one(out, read="spark")

@@ -34,6 +34,9 @@ each a chain of calls of its own, which may spawn subagents in turn. Fields:
   and `nested_share` (per level from 2: the share of the level above's subagents that spawn).
 
 Quantile functions: `probs` (0, 0.01, ..., 1), `quantiles`, `n`.
+
+The aggregates are SQL (sql/agents/) run on the connection the fit runs on: the SQL fit's (DuckDB's,
+or Spark's, so on Spark only aggregates reach the driver), else a DuckDB database of its own.
 """
 
 from __future__ import annotations
@@ -60,41 +63,44 @@ def _probs(points: int) -> list[float]:
     return np.linspace(0, 1, points).round(10).tolist()
 
 
-def _qf(con, expr: str, where: str, probs: list[float]) -> dict | None:
-    n, q = _rows(con, f"select count({expr}), quantile_cont({expr}, {probs}) from stg_agent_calls "
-                      f"where ({where}) and ({expr}) is not null")[0]
-    if not n:
-        return None
+def _qf(n: int, q, probs: list[float]) -> dict:
+    """A quantile function from a count and the quantiles at `probs` (made non-decreasing)."""
     return {"probs": probs, "quantiles": [float(v) for v in np.maximum.accumulate(np.asarray(q, dtype=float))],
             "n": int(n)}
 
 
-def _pmf(con, query: str) -> dict | None:
-    rows = _rows(con, f"select n, count(*) from ({query}) where n is not null group by n order by n")
-    if not rows:
-        return None
-    counts = np.array([c for _, c in rows], dtype=float)
-    return {"values": [int(v) for v, _ in rows], "probs": (counts / counts.sum()).tolist()}
+def _quantile_functions(con, probs: list[float]) -> dict[str, dict]:
+    """name -> quantile function, for the distributions with any value (agents/quantile_functions.sql)."""
+    rows = _rows(con, statement("agents/quantile_functions", gap=GAP, main=MAIN, sub=SUB, probs=probs))
+    return {name: _qf(n, q, probs) for name, n, q in rows if n}
 
 
-def _subagents(con, probs: list[float]) -> dict | None:
-    subs = _rows(con, f"select count(distinct parent_id) from stg_agent_calls where {SUB}")[0][0]
-    if not subs:
+def _pmfs(con) -> dict[str, dict]:
+    """name -> PMF (`values`, `probs`), for the counted distributions with any value (agents/pmfs.sql)."""
+    counted: dict[str, list[tuple[int, int]]] = {}
+    for name, n, k in _rows(con, statement("agents/pmfs", main=MAIN, sub=SUB, fanout=statement("agents/fanout", sub=SUB))):
+        counted.setdefault(name, []).append((int(n), int(k)))
+    out = {}
+    for name, pairs in counted.items():
+        counts = np.array([k for _, k in pairs], dtype=float)
+        out[name] = {"values": [n for n, _ in pairs], "probs": (counts / counts.sum()).tolist()}
+    return out
+
+
+def _subagents(con, counts: dict, pmfs: dict, probs: list[float]) -> dict | None:
+    if not counts["subagents"]:
         return None
-    main_turns = _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {MAIN}")[0][0]
     # each subagent's level: 1 when its spawning call is no subagent's call, else its spawner's + 1
-    levels = _rows(con, statement("agents/subagent_levels", sub=SUB))
+    levels = [(int(lv), int(n), int(s)) for lv, n, s in _rows(con, statement("agents/subagent_levels", sub=SUB))]
     per_level = {lv: n for lv, n, _ in levels}
     spawners = {lv: s for lv, _, s in levels}  # distinct spawning subagents of the level's chains
     depth = max(per_level)
     start = _rows(con, statement("agents/subagent_start", sub=SUB, probs=probs))[0]
     return {
-        "spawn_share": _rows(con, f"select count(distinct (session_id, turn)) from stg_agent_calls where {SUB}")[0][0]
-        / max(main_turns, 1),
-        "fanout": _pmf(con, statement("agents/fanout", sub=SUB)),
-        "calls": _pmf(con, f"select count(*) as n from stg_agent_calls where {SUB} group by parent_id"),
-        "start_s": ({"probs": probs, "quantiles": [float(v) for v in np.maximum.accumulate(np.asarray(start[1], float))],
-                     "n": int(start[0])} if start[0] else None),
+        "spawn_share": counts["spawning_turns"] / max(counts["main_turns"], 1),
+        "fanout": pmfs.get("fanout"),
+        "calls": pmfs.get("calls"),
+        "start_s": _qf(start[0], start[1], probs) if start[0] else None,
         "depth_max": int(depth),
         "nested_share": [spawners.get(lv + 1, 0) / per_level[lv] for lv in range(1, depth)],
     }
@@ -116,91 +122,92 @@ def has_turns(path: str | Path) -> bool:
     return True
 
 
-def _client_models(con, index: np.ndarray, n_clients: int, window_s: float, min_gaps: int) -> list[dict]:
-    """The model's `clients` (see above) from `index`, each call's bundle client (file order, -1: none)."""
-    import pyarrow as pa
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
-    rows = np.flatnonzero(index >= 0)
-    con.register("call_clients", pa.table({"row_id": rows.astype(np.int64), "client": index[rows].astype(np.int64)}))
-    out = [{"sessions_per_call": 0.0, "session_iat_cv": None, "main": None, "subagent": None} for _ in range(n_clients)]
+
+def _client_models(con, clients: tuple[dict[str, int], int, list[str]], window_s: float, min_gaps: int) -> list[dict]:
+    """The model's `clients` (see above) from `clients`: (bundle client name -> index, the index of
+    a call of no listed client (-1: none), the grouping columns). Each call's client is named by
+    SQL where the rows lie (agents/call_clients.sql), so no call's row reaches Python."""
+    ids, default, columns = clients
+    label = "concat_ws('|', " + ", ".join(f"coalesce(cast(\"{c}\" as varchar), '(none)')" for c in columns) + ")"
+    names = ", ".join(f"({_quoted(name)}, {int(i)})" for name, i in ids.items())
+    con.execute("create or replace temp view call_clients as "
+                + statement("agents/call_clients", label=label, names=names, default=int(default)))
+    out = [{"sessions_per_call": 0.0, "session_iat_cv": None, "main": None, "subagent": None} for _ in ids]
     for c, calls, sessions, distinct, cv, gaps in _rows(con, statement("agents/client_sessions", main=MAIN,
                                                                      window_s=float(window_s))):
         out[c].update(sessions_per_call=sessions / calls,
                       session_iat_cv=cv if gaps >= min_gaps and distinct > 1 else None)
     kinds: dict = {}
     for kind, owner, c, n in _rows(con, statement("agents/client_kinds", main=MAIN, sub=SUB)):
-        kinds.setdefault((kind, owner), []).append((c, n))
+        kinds.setdefault((kind, int(owner)), []).append((int(c), n))
     for (kind, owner), pairs in kinds.items():
         counts = np.array([n for _, n in pairs], dtype=float)
-        out[owner][kind] = {"values": [int(c) for c, _ in pairs], "probs": (counts / counts.sum()).tolist()}
-    con.unregister("call_clients")
+        out[owner][kind] = {"values": [c for c, _ in pairs], "probs": (counts / counts.sum()).tolist()}
+    con.execute("drop view call_clients")
     return out
 
 
 def fit_agent_model(path: str | Path, window_s: float = 600, memory_limit: str | None = None,
-                    settings: AgentModelSettings = AgentModelSettings(), clients=None) -> dict:
+                    settings: AgentModelSettings = AgentModelSettings(), clients=None, con=None) -> dict:
     """{"agents": model} for a trace whose main calls carry session ids and turns, else {}.
-    `clients()`: each call's bundle client and their number (bundle/sessions.py client_index), or
-    None when the bundle's clients are not client groups."""
-    from servetrace.stages.agents import agent_columns
-
-    probs = _probs(settings.quantile_points)
-
+    `clients`: (bundle client name -> index, the index of a call of no listed client, the grouping
+    columns): bundle/session_sql.py client_names' answer with the bundle's `group_by` columns, or
+    None when the bundle's clients are not client groups. `con`: the fit's connection, with
+    `requests` (the SQL fit's, on either engine), where the aggregates are made; None: a DuckDB
+    database of its own over `path`."""
     if not has_turns(path):
         return {}
+    if con is not None:
+        return _model_on(con, window_s, settings, clients)
     import polars as pl
 
     if not pl.scan_parquet(io.parquet_parts(path)).select(pl.col("turn").is_not_null().any()).collect().item():
         return {}  # no turns: no agent trace, and no second database opened for it
-    with sql.connect(path, memory_limit) as con:
-        if "turn" not in agent_columns(con):
-            return {}
-        sql.run_sql(con, "stg_agent_calls")
-        calls, mains, sessions = _rows(con, f"select count(*), count(*) filter (where {MAIN}), "
-                                            f"count(distinct session_id) filter (where {MAIN}) from stg_agent_calls")[0]
-        # an agent trace: calls name their kind, or a user turn holds several calls (Bailian's
-        # turns are one request each: its session and prefix models generate it)
-        agentic = _rows(con, statement("agents/agentic", main=MAIN))[0][0]
-        if mains < settings.min_calls or not agentic:
-            return {}
-        measured = _rows(con, "select count(gap_s) > 0 from stg_agent_calls")[0][0]
-        starts = _rows(con, statement("agents/session_starts", main=MAIN, window_s=float(window_s)))[0]
-        cached = _rows(con, "select count(cached_tokens) from stg_agent_calls")[0][0]
-        known, canceled = _rows(con, "select count(canceled), count(*) filter (where canceled) from stg_agent_calls")[0]
-        ratio = "cached_tokens::double / nullif(input_tokens, 0)"
-        model = {
-            "sessions_per_call": sessions / calls,
-            "session_iat_cv": starts[0] if starts[1] >= settings.min_start_gaps and starts[2] > 1 else None,
-            "turns": _pmf(con, f"select count(distinct turn) as n from stg_agent_calls where {MAIN} group by session_id"),
-            "calls_per_turn": _pmf(con, f"select count(*) as n from stg_agent_calls where {MAIN} group by session_id, turn"),
-            "gap_measure": "from previous end" if measured else "from previous arrival",
-            "latency_s": _qf(con, "latency_s", "true", probs) if measured else None,
-            "think_gap_s": _qf(con, GAP, f"{MAIN} and gap_kind = 'think'", probs),
-            "tool_gap_s": _qf(con, GAP, f"{MAIN} and gap_kind = 'tool'", probs),
-            "subagent_gap_s": _qf(con, GAP, f"{SUB} and step > 1", probs),
-            "input_tokens": {
-                "main_first": _qf(con, "input_tokens", f"{MAIN} and step = 1", probs),
-                "main_turn": _qf(con, "growth_tokens", f"{MAIN} and step > 1 and opens_turn", probs),
-                "main_tool": _qf(con, "growth_tokens", f"{MAIN} and step > 1 and not opens_turn", probs),
-                "subagent_first": _qf(con, "input_tokens", f"{SUB} and step = 1", probs),
-                "subagent_growth": _qf(con, "growth_tokens", f"{SUB} and step > 1", probs),
-            },
-            "cached_ratio": None if not cached else {
-                "main_first": _qf(con, ratio, f"{MAIN} and step = 1", probs),
-                "main_later": _qf(con, ratio, f"{MAIN} and step > 1", probs),
-                "subagent_first": _qf(con, ratio, f"{SUB} and step = 1", probs),
-                "subagent_later": _qf(con, ratio, f"{SUB} and step > 1", probs),
-            },
-            "output_tokens": {
-                "main_opens": _qf(con, "output_tokens", f"{MAIN} and opens_turn", probs),
-                "main_in_turn": _qf(con, "output_tokens", f"{MAIN} and not opens_turn", probs),
-                "subagent_opens": _qf(con, "output_tokens", f"{SUB} and step = 1", probs),
-                "subagent_in_turn": _qf(con, "output_tokens", f"{SUB} and step > 1", probs),
-            },
-            "canceled_share": canceled / known if known else None,
-            "subagents": _subagents(con, probs),
-        }
-        index = clients() if clients is not None else None
-        if index is not None:
-            model["clients"] = _client_models(con, index[0], index[1], window_s, settings.min_start_gaps)
+    with sql.connect(path, memory_limit) as own:
+        return _model_on(own, window_s, settings, clients)
+
+
+def _model_on(con, window_s: float, settings: AgentModelSettings, clients) -> dict:
+    """The agent model (see above) of `requests` on `con`, by the SQL of sql/agents/."""
+    from servetrace.stages.agents import agent_columns
+
+    if "turn" not in agent_columns(con):
+        return {}
+    sql.run_sql(con, "stg_agent_calls")
+    row = con.sql(statement("agents/counts", main=MAIN, sub=SUB))
+    counts = dict(zip(("calls", "mains", "sessions", "gaps", "cached", "known_canceled", "canceled", "subagents",
+                       "named_kinds", "main_turns", "most_turn_calls", "spawning_turns"),
+                      (int(v or 0) for v in row.fetchall()[0])))
+    # an agent trace: calls name their kind, or a user turn holds several calls (Bailian's turns are
+    # one request each: its session and prefix models generate it)
+    if counts["mains"] < settings.min_calls or not (counts["named_kinds"] or counts["most_turn_calls"] > 1):
+        return {}
+    probs = _probs(settings.quantile_points)
+    measured = counts["gaps"] > 0
+    starts = _rows(con, statement("agents/session_starts", main=MAIN, window_s=float(window_s)))[0]
+    qf, pmfs = _quantile_functions(con, probs), _pmfs(con)
+    group = lambda prefix, keys: {k: qf.get(f"{prefix}.{k}") for k in keys}
+    model = {
+        "sessions_per_call": counts["sessions"] / counts["calls"],
+        "session_iat_cv": starts[0] if starts[1] >= settings.min_start_gaps and starts[2] > 1 else None,
+        "turns": pmfs.get("turns"),
+        "calls_per_turn": pmfs.get("calls_per_turn"),
+        "gap_measure": "from previous end" if measured else "from previous arrival",
+        "latency_s": qf.get("latency_s") if measured else None,
+        "think_gap_s": qf.get("think_gap_s"),
+        "tool_gap_s": qf.get("tool_gap_s"),
+        "subagent_gap_s": qf.get("subagent_gap_s"),
+        "input_tokens": group("input_tokens", ("main_first", "main_turn", "main_tool", "subagent_first",
+                                               "subagent_growth")),
+        "cached_ratio": None if not counts["cached"] else group("cached_ratio", (
+            "main_first", "main_later", "subagent_first", "subagent_later")),
+        "output_tokens": group("output_tokens", ("main_opens", "main_in_turn", "subagent_opens", "subagent_in_turn")),
+        "canceled_share": counts["canceled"] / counts["known_canceled"] if counts["known_canceled"] else None,
+        "subagents": _subagents(con, counts, pmfs, probs),
+    }
+    if clients is not None:
+        model["clients"] = _client_models(con, clients, window_s, settings.min_start_gaps)
     return {"agents": model}

@@ -373,10 +373,12 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
     requests and starts are made by SQL (session_sql.py)."""
     reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
     clients = lambda: client_index(path, bundle, OTHER)
-    names = client_names(path, bundle, OTHER) if con is not None else None
+    names = client_names(path, bundle, OTHER)  # the agent model's clients are named by SQL (agents/call_clients.sql)
     out = {**bundle, **fit_reuse_models(path, settings.seed, reuse, clients, settings.fit.sessions, settings.stages.reuse,
-                                          (bundle["aggregate"]["window_start_s"], bundle["window_s"]), con, names),
-           **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents, clients)}
+                                          (bundle["aggregate"]["window_start_s"], bundle["window_s"]), con,
+                                          names if con is not None else None),
+           **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents,
+                             names and (*names, bundle["group_by"].split(",")))}
     if con is not None:  # the sessions' starts by SQL (session_keys, made by fit_reuse_models)
         return start_arrival_model_on(out, con, path, settings.fit.arrival_model)
     return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)

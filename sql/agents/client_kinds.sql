@@ -13,4 +13,4 @@ select case when {sub} then 'subagent' else 'main' end as kind, f.session_client
 from c join firsts f using (session_id)
 where ({main} and c.step > 1) or ({sub} and c.step = 1)
 group by all
-order by all
+order by 1, 2, 3
