@@ -69,6 +69,37 @@ def test_correlations_from_pair_counts_match_scipy_with_heavy_ties():
         assert c["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic, rel=1e-12)
 
 
+def test_dense_ranks_by_counting_equal_the_sorted_ones():
+    """Token counts are ranked by counting (integers up to a few times the row count), anything else
+    by sorting: the same distinct values and the same rank for every row."""
+    from servetrace.stats.correlation import dense_ranks
+
+    rng = np.random.default_rng(4)
+    for v in (rng.integers(0, 50, 1_000), rng.integers(0, 5_000, 300).astype(np.int32),
+              rng.integers(0, 10**9, 300), np.array([7]), rng.integers(-5, 5, 100)):
+        levels, inverse = dense_ranks(v)
+        want_levels, want_inverse = np.unique(v, return_inverse=True)
+        np.testing.assert_array_equal(levels, want_levels)
+        np.testing.assert_array_equal(inverse, want_inverse)
+
+
+def test_correlations_equal_for_integer_and_float_tokens_and_past_16_bit_ranks():
+    """Integer tokens (ranked by counting) and the same values as floats (sorted) give the same
+    statistics bit for bit; more than 2^16 distinct values per side take the lexsort path, scipy's."""
+    from servetrace.stats.correlation import correlations
+
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 300, 5_000)
+    y = x + rng.integers(0, 300, 5_000)
+    pairs, counts = np.unique(np.stack([x, y]), axis=1, return_counts=True)
+    assert correlations(pairs[0], pairs[1], counts) == correlations(pairs[0].astype(float), pairs[1].astype(float), counts)
+    x = rng.permutation(80_000)
+    y = x // 3 + rng.integers(0, 70_000, 80_000)
+    c = correlations(x, y, np.ones(len(x), dtype=np.int64))
+    assert c["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic, rel=1e-12)
+    assert c["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, rel=1e-12)
+
+
 def test_length_quantiles_by_level_match_numpy(lengths_run):
     inp, out, _, tables = lengths_run
     q = tables["length_quantiles"].filter(tables["length_quantiles"]["dimension"] == "all")
