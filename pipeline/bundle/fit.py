@@ -370,7 +370,7 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
     of an agent trace; `reuse` is the block reuse analysis when the caller already made it
     (characterize's prefix stage), else it is made here. With sessions, the arrival model is fitted on their starts.
     `con`: a connection with `stg_requests` (Spark's, or DuckDB's in the SQL fit) where the session model's
-    requests and starts are made by SQL (session_sql.py)."""
+    requests and starts are made by SQL (session_sql.py), and the agent model's aggregates (bundle/agents.py)."""
     reuse = analyzed(path, settings.seed, settings.stages.reuse) if reuse is ANALYZE else reuse
     clients = lambda: client_index(path, bundle, OTHER)
     names = client_names(path, bundle, OTHER)  # the agent model's clients are named by SQL (agents/call_clients.sql)
@@ -378,7 +378,7 @@ def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: objec
                                           (bundle["aggregate"]["window_start_s"], bundle["window_s"]), con,
                                           names if con is not None else None),
            **fit_agent_model(path, settings.window_s, settings.memory_limit, settings.fit.agents,
-                             names and (*names, bundle["group_by"].split(",")))}
+                             names and (*names, bundle["group_by"].split(",")), con)}
     if con is not None:  # the sessions' starts by SQL (session_keys, made by fit_reuse_models)
         return start_arrival_model_on(out, con, path, settings.fit.arrival_model)
     return with_start_arrival_model(out, path, reuse, settings.fit.arrival_model)

@@ -7,12 +7,12 @@ with totals as (
     select
         count(*) as calls,
         count(*) filter (where {main}) as mains,
-        count(distinct session_id) filter (where {main}) as sessions,
+        count(distinct case when {main} then session_id end) as sessions,
         count(gap_s) as gaps,
         count(cached_tokens) as cached,
         count(canceled) as known_canceled,
         count(*) filter (where canceled) as canceled,
-        count(distinct parent_id) filter (where {sub}) as subagents,
+        count(distinct case when {sub} then parent_id end) as subagents,
         count(call_kind) filter (where call_kind <> 'unknown') as named_kinds
     from stg_agent_calls
 ),
