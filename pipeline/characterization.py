@@ -149,7 +149,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         from servetrace.bundle.fit import with_models
 
         bundle = with_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse,
-                             codings["group"])
+                             codings["group"], fit.counted)
     return assemble(found, run_settings), tables, bundle
 
 
@@ -160,8 +160,10 @@ def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
 
     columns = fit.fit_columns(Path(requests), settings.group_by)
     batches = read.file_batches(Path(requests))
-    return fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
-                   fit.category_of(batches, columns), ingest_of(ctx.meta), clock.clock_of_batches(batches, settings))
+    out = fit.Fit(columns, settings, fit.source_of(Path(requests)), ctx.grouping, groups, ctx.t0_s,
+                  fit.category_of(batches, columns), ingest_of(ctx.meta), clock.clock_of_batches(batches, settings))
+    out.count_bins = True  # the arrival model's bins counted on its second pass, not on a read of their own
+    return out
 
 
 def with_arrival_model(findings: dict, bundle: dict) -> dict:

@@ -52,3 +52,47 @@ def test_runs_and_merge_out_of_order():
     assert v.tolist() == [0, 1, 4, 6] and c.tolist() == [3, 2, 6, 1]
     v, c = merged([])
     assert len(v) == 0 and len(c) == 0
+
+
+def test_the_fit_second_pass_counts_what_a_read_of_the_file_counts(tmp_path, monkeypatch):
+    """characterize's fit counts the arrival model's bins on its second pass (BinCounter): the same
+    bins and counts as `bin_counts` over the file and as the Polars aggregation by name, for the
+    dominant clients the bundle lists, and the same arrival model as from a read of the file."""
+    from servetrace.bundle import arrival_model, fit
+    from servetrace.settings import Settings
+
+    rng = np.random.default_rng(11)
+    n = 30_000
+    arrival = np.sort(np.floor(rng.exponential(0.08, n).cumsum() * 4) / 4 + 3601.3)
+    clients = rng.choice(["big", "mid", "small", "tiny"], n, p=[0.6, 0.3, 0.08, 0.02]).tolist()
+    path = tmp_path / "requests.parquet"
+    pl.DataFrame({"arrival_s": arrival, "client_id": clients, "input_tokens": rng.integers(1, 900, n).astype(np.int32),
+                  "output_tokens": rng.integers(1, 300, n).astype(np.int32)}).write_parquet(path)
+    monkeypatch.setattr(read, "BATCH_ROWS", 4_099)  # bins straddle batch edges
+    settings = Settings(window_s=600)
+    cols = fit.fit_columns(path, None)
+    batches = read.file_batches(path)
+    by = fit.choose_grouping(batches, cols, None)
+    groups = group_codes(path, n, by)
+    f = fit.Fit(cols, settings, fit.source_of(path), by, groups, float(arrival[0]), "language")
+    f.count_bins = True
+    f.first_pass(batches(f.read))
+    bundle = f.finish(batches)
+    t = settings.fit.arrival_model
+    ids = arrival_model.dominant_clients(bundle, t)
+    assert set(ids) == {"big", "mid"}  # planted: 60 % and 30 % of the requests
+    g0 = float(bundle["aggregate"]["window_start_s"][0])
+    assert f.counted.fits(g0, t.modulation.bin_s, ids)
+    (bins, counts), own = bin_counts(path, g0, t.modulation.bin_s, groups, ids)
+    whole, want = _by_polars(path, g0, t.modulation.bin_s, ids)
+    for got_bins, got_counts, b, c in [(*f.counted.whole, bins, counts),
+                                       (*f.counted.whole, whole["b"].to_numpy(), whole["len"].to_numpy()),
+                                       *[(*f.counted.own[cid], *own[cid]) for cid in ids],
+                                       *[(*f.counted.own[cid], want[cid]["b"].to_numpy(), want[cid]["len"].to_numpy())
+                                         for cid in ids]]:
+        assert np.array_equal(got_bins, b) and np.array_equal(got_counts, c)
+    assert int(f.counted.whole[1].sum()) == n
+    counted = arrival_model.with_arrival_model(bundle, path, t, counted=f.counted)["arrival_model"]
+    read_again = arrival_model.with_arrival_model(bundle, path, t, groups=groups)["arrival_model"]
+    assert counted == read_again
+    assert not f.counted.fits(g0 + 600, t.modulation.bin_s, ids) and not f.counted.fits(g0, t.modulation.bin_s, ids[:1])

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
-from servetrace.bundle.bin_counts import bin_counts
+from servetrace.bundle.bin_counts import BinCounts, bin_counts
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.rows.codes import Codes
 from servetrace.settings import ArrivalModelSettings
@@ -187,12 +187,13 @@ def with_start_arrival_model(bundle: dict, path: Path, reuse, t: ArrivalModelSet
 
 def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
                        t: ArrivalModelSettings = ArrivalModelSettings(), share: float | None = None,
-                       groups: Codes | None = None) -> dict:
+                       groups: Codes | None = None, counted: BinCounts | None = None) -> dict:
     """The bundle with its `arrival_model`, from a requests Parquet file sorted by arrival (as
     ingest writes it) or a frame: counts per `modulation.bin_s` bin over the whole trace and of each
     dominant client (one aggregation each; given the file's `groups`, the codes of the bundle's
-    clients, one read of the arrivals, bundle/bin_counts.py) and the first `max_rows` arrival
-    times (a file's first rows: nothing more is read into memory)."""
+    clients, one read of the arrivals, bundle/bin_counts.py; `counted`: those counts, made on the
+    fit's second pass, used when they are of this bundle's first window and dominant clients) and
+    the first `max_rows` arrival times (a file's first rows: nothing more is read into memory)."""
     frame = requests if isinstance(requests, pl.LazyFrame) else pl.scan_parquet(io.parquet_parts(requests))
     scan = frame.select("arrival_s")
     head = (scan.sort("arrival_s") if isinstance(requests, pl.LazyFrame) else scan).head(t.max_rows).collect()
@@ -201,6 +202,8 @@ def with_arrival_model(bundle: dict, requests: str | Path | pl.LazyFrame,
         return bundle
     g0 = float(bundle["aggregate"]["window_start_s"][0])
     ids = dominant_clients(bundle, t)
+    if counted is not None and counted.fits(g0, t.modulation.bin_s, ids):
+        return arrival_model_of(bundle, head, *counted.whole, t, counted.own, share)
     if groups is not None and not isinstance(requests, pl.LazyFrame) and set(ids) <= set(groups.levels):
         (bins, counts), own = bin_counts(Path(requests), g0, t.modulation.bin_s, groups, ids)
         return arrival_model_of(bundle, head, bins, counts, t, own, share)

@@ -2,10 +2,13 @@
 arrival column in batches, with the clients' group codes characterize already holds (two bytes a
 row): no string column is read and nothing is grouped by name. A bin is
 floor((arrival_s - g0) / bin_s), the expression of `arrival_model.with_arrival_model`'s Polars
-aggregation, so the counts are the same; memory is one batch plus the occupied bins."""
+aggregation, so the counts are the same; memory is one batch plus the occupied bins.
+`BinCounter` counts the same on the rows of the bundle fit's second pass (bundle/fit.py), which
+reads the arrivals anyway: characterize then reads them no third time."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,37 @@ def merged(parts: list[Counts]) -> Counts:
         np.add.at(total, at.reshape(-1), n)
         n = total
     return bins, n
+
+
+@dataclass(frozen=True)
+class BinCounts:
+    """What `bin_counts` returns, with the first bin's start and the width it was counted with."""
+    g0: float
+    bin_s: float
+    whole: Counts
+    own: dict[str, Counts]
+
+    def fits(self, g0: float, bin_s: float, ids: list[str]) -> bool:
+        return self.g0 == g0 and self.bin_s == bin_s and set(ids) == set(self.own)
+
+
+class BinCounter:
+    """`bin_counts` as a consumer of the fit's row batches (bundle/sums.py Rows): per bin, the
+    requests of every row and of each client in `clients` (id -> the fit's client index)."""
+
+    def __init__(self, g0: float, bin_s: float, clients: dict[str, int]) -> None:
+        self.g0, self.bin_s, self.clients = g0, bin_s, clients
+        self.whole: list[Counts] = []
+        self.own: dict[str, list[Counts]] = {cid: [] for cid in clients}
+
+    def add(self, r) -> None:
+        b = np.floor((r.t - self.g0) / self.bin_s).astype(np.int64)
+        self.whole.append(runs(b))
+        for cid, c in self.clients.items():
+            self.own[cid].append(runs(b[r.client == c]))
+
+    def result(self) -> BinCounts:
+        return BinCounts(self.g0, self.bin_s, merged(self.whole), {cid: merged(parts) for cid, parts in self.own.items()})
 
 
 def bin_counts(path: Path, g0: float, bin_s: float, groups: Codes | None = None,

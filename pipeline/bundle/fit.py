@@ -23,7 +23,8 @@ import polars as pl
 from servetrace import grouping, io
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.agents import fit_agent_model
-from servetrace.bundle.arrival_model import with_arrival_model, with_start_arrival_model
+from servetrace.bundle.arrival_model import dominant_clients, with_arrival_model, with_start_arrival_model
+from servetrace.bundle.bin_counts import BinCounter, BinCounts
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.session_sql import client_names, start_arrival_model_on
 from servetrace.bundle.sessions import ANALYZE, analyzed, client_index, fit_reuse_models
@@ -87,6 +88,8 @@ class Fit:
         self.inputs = [c for c in lengths.LENGTH_INPUTS if c in columns]
         self.sums = sums.ArrivalSums(len(self.clients.names), self.grid, settings.fit.ks_sample)
         self.counts = sums.LengthCounts(self.grid, category)
+        self.count_bins = False  # set: the second pass also counts the arrival model's bins (characterize)
+        self.counted: BinCounts | None = None
 
     @property
     def read(self) -> list[str]:
@@ -109,13 +112,24 @@ class Fit:
         jnames = lengths.joint_fields(self.category)
         ranks = {n: midranks(counts[n], n) for n in jnames}
         powers, cross = Powers(k, self.grid, per_window, per_client), CrossRanks(k, self.category, ranks)
-        read.run(self.reader(batches(self.read)), powers, cross)
+        bins = [self._bin_counter(per_client)] if self.count_bins else []
+        read.run(self.reader(batches(self.read)), powers, cross, *bins)
         (pw_power, pc_power), cross = powers.result(), cross.result()
+        self.counted = bins[0].result() if bins else None
         agg = Aggregates(self.clients.names, self.by.name, self.category, self.rows, t0, t1,
                          with_power(per_window, pw_power, ["client", "window_start_s"]),
                          with_power(per_client, pc_power, ["client"]), overall, first["ks"], first["nonzero"],
                          pmf_counts(counts), spearman(ranks, cross, jnames))
         return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning, self.ingest)
+
+    def _bin_counter(self, per_client: pl.DataFrame) -> BinCounter:
+        """The arrival model's requests per modulation bin, of every row and of the dominant clients
+        (bundle/arrival_model.py, judged on the clients as the bundle will list them)."""
+        t = self.settings.fit.arrival_model
+        listed = {"clients": [{"id": self.clients.names[c], "share": n / self.rows, "requests": int(n)}
+                              for c, n in per_client.select("client", "requests").iter_rows()]}
+        index = {name: i for i, name in enumerate(self.clients.names)}
+        return BinCounter(float(self.grid.g0), t.modulation.bin_s, {cid: index[cid] for cid in dominant_clients(listed, t)})
 
 
 def grid_start(t0: float, window_s: int) -> int:
@@ -358,11 +372,14 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     return with_reuse_models(bundle, path, settings)
 
 
-def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE, groups: Codes | None = None) -> dict:
+def with_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE, groups: Codes | None = None,
+                counted: BinCounts | None = None) -> dict:
     """The bundle of DIR/requests.parquet (sorted by arrival, as ingest writes it) with its arrival
-    model (bundle/arrival_model.py; `groups`: the clients' codes, if held) and v2's session and prefix models."""
+    model (bundle/arrival_model.py; `groups`: the clients' codes, if held; `counted`: its bin counts,
+    if made on the fit's second pass) and v2's session and prefix models."""
     out = with_reuse_models(bundle, path, settings, reuse)  # a session trace's arrival model: on its starts
-    return out if "arrival_model" in out else with_arrival_model(out, path, settings.fit.arrival_model, groups=groups)
+    return out if "arrival_model" in out else with_arrival_model(out, path, settings.fit.arrival_model, groups=groups,
+                                                                  counted=counted)
 
 
 def with_reuse_models(bundle: dict, path: Path, settings: Settings, reuse: object = ANALYZE, con=None) -> dict:
