@@ -66,3 +66,26 @@ def test_group_gaps_duplicates_and_longest_match_numpy(tmp_path, trace, monkeypa
     assert tables["quality_gaps"]["gap_start_s"].to_list() == t[order].tolist()
     assert findings["quality"]["max_gap_s"] == gap.max()
     assert findings["quality"]["tie_share"] == pytest.approx((gap == 0).mean(), rel=1e-9)
+
+
+def test_the_derounded_order_is_numpys_stable_argsort():
+    """`_stable_order` (the bits of non-negative doubles sorted as integers) gives np.argsort's stable
+    order: ties in file order, on grids, with negatives, -0.0, infinity and NaN (sorted as doubles)."""
+    from servetrace.stages.gaps import _stable_order
+
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        n = int(rng.integers(1, 3000))
+        t = np.sort(np.floor(rng.uniform(0, n / 50, n)) * rng.choice([1.0, 0.001, 1e6]))
+        x = t + rng.choice([1.0, 0.0, 1e-3]) * rng.uniform(size=n) * (rng.uniform(size=n) < rng.uniform())
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # many ties
+        if trial % 7 == 0:
+            x[rng.integers(0, n, 5)] *= -1.0
+        if trial % 11 == 0:
+            x[0] = -0.0
+        if trial % 13 == 0:
+            x[-1] = np.inf
+        if trial % 17 == 0:
+            x[rng.integers(0, n)] = np.nan
+        assert np.array_equal(_stable_order(x), np.argsort(x, kind="stable")), trial
