@@ -61,21 +61,23 @@ class LevelGaps:
 
     def add(self, t: np.ndarray, start: int) -> None:
         codes = self.codes.codes[start: start + len(t)]
-        if len(self.codes.levels) == 1:
-            c, ts = codes.astype(np.int64), t
-        else:
-            order = np.argsort(codes, kind="stable")  # keeps arrival order within a level
-            c, ts = codes[order].astype(np.int64), t[order]
-        first = np.ones(len(c), bool)
-        first[1:] = c[1:] != c[:-1]
-        gap = np.empty(len(c))
+        k = len(self.codes.levels)
+        counts = np.bincount(codes, minlength=k) if k > 1 else np.array([len(t)])
+        # rows by level, arrival order kept within a level; the sorted codes are each level repeated
+        ts = np.take(t, np.argsort(codes, kind="stable")) if k > 1 else t
+        c = np.repeat(np.arange(k, dtype=np.int64), counts) if k > 1 else np.zeros(len(t), np.int64)
+        present = np.flatnonzero(counts)
+        ends = np.cumsum(counts)[present]  # each present level's rows: ends - counts .. ends - 1
+        firsts = ends - counts[present]
+        gap = np.empty(len(t))
         gap[1:] = np.diff(ts)
-        gap[first] = ts[first] - self.last[c[first]]  # NaN for a level's first arrival
-        ok = ~np.isnan(gap)
-        self.moments.add(gap[ok], c[ok])
-        last = np.ones(len(c), bool)
-        last[:-1] = first[1:]
-        self.last[c[last]] = ts[last]
+        gap[firsts] = ts[firsts] - self.last[present]  # NaN for a level's first arrival
+        if np.isnan(gap[firsts]).any():
+            ok = ~np.isnan(gap)
+            self.moments.add(gap[ok], c[ok])
+        else:
+            self.moments.add(gap, c)
+        self.last[present] = ts[ends - 1]
 
     def frame(self) -> pl.DataFrame:
         n, mean, std = self.moments.result()
