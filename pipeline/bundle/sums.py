@@ -88,8 +88,12 @@ class Gaps:
             order, c, s, w, starts = None, client, t, window, np.zeros(min(t.size, 1), np.int64)
         else:
             order = _sort_order(client)
-            c, s, w = np.take(client, order), np.take(t, order), np.take(window, order)
-            starts = starts_of(c)
+            s, w = np.take(t, order), np.take(window, order)
+            # the sorted clients: each repeated as often as it occurs (no gather through `order`)
+            counts = np.bincount(client, minlength=self.last.size)
+            c = np.repeat(np.arange(self.last.size, dtype=client.dtype), counts)
+            present = np.flatnonzero(counts)
+            starts = (np.cumsum(counts) - counts)[present]
         prev, prev_w = np.empty_like(s), np.empty_like(w)
         prev[1:], prev_w[1:] = s[:-1], w[:-1]
         prev[starts], prev_w[starts] = self.last[c[starts]], self.last_window[c[starts]]
