@@ -363,3 +363,19 @@ def test_cli_ingest_on_spark(tmp_path):
                    check=True)
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["format"] == "tracelab" and (tmp_path / "agent" / "requests.parquet").is_dir()
+
+
+def test_cctraces_files_named_like_hidden_ones_are_read(tmp_path):
+    """Trace files whose names start with `_` or `.` (which Spark's file sources skip) are read on
+    Spark as on DuckDB: the same calls, and as many as the fixture's under their plain names."""
+    src = tmp_path / "named"
+    src.mkdir()
+    for old, new in (("a.json", "_a.json"), ("b.json", ".b.json"), ("c.json", "c.json")):
+        shutil.copy(AGENTIC / "cctraces" / old, src / new)
+    duck = ingest_trace(src, tmp_path / "duckdb")
+    spark = ingest_trace(src, tmp_path / "spark", engine=SPARK)
+    plain = ingest_trace(AGENTIC / "cctraces", tmp_path / "plain")
+    assert {k: spark[k] for k in SUMMARY} == {k: duck[k] for k in SUMMARY}
+    assert (spark["rows_read"], spark["rows_kept"]) == (plain["rows_read"], plain["rows_kept"]) and spark["rows_kept"] > 0
+    for table in ("requests.parquet", "rejects.parquet"):
+        assert _read(tmp_path / "spark" / table).equals(_read(tmp_path / "duckdb" / table)), table

@@ -3,7 +3,7 @@
 The source is read by Spark in pieces (ingest/agentic has the readers): JSON lines (Copilot,
 TraceLab) as numbered lines in blocks of the file (raw.numbered_lines; a compressed file, which
 one task reads, is spread over ranges of lines), Baseten's Parquet as its splits with each row's
-place in the file, a cc-traces directory as one row per trace file (Spark's binaryFile). Each task
+place in the file, a cc-traces directory as one row per trace file (its path: the task reads it). Each task
 runs the reader's SQL (sql/ingest/agentic) in an embedded DuckDB over its Arrow batches
 (mapInArrow: values pass as Arrow types, not through pandas), piece by piece, so the calls are
 those of `--engine duckdb` value for value; a trace file too long to read whole is split by its
@@ -94,22 +94,21 @@ def _jsonl_pieces(spark, path: str, compressed: bool):
 
 
 def _trace_files(spark, trace: Path):
-    """(_line, filename, content, _block): each trace file with its number in name order (a
-    window over the file names only), its name as the DuckDB reader shows it, and its bytes."""
-    from pyspark.sql import Window, functions as F
+    """(_line, filename, path, _block): each trace file (cctraces.trace_files, the list DuckDB
+    reads) with its number in name order and its name as the DuckDB reader shows it, a row each.
+    The task reads the file itself: Spark's file sources skip names starting with `_` or `.`, and
+    a file's bytes would have to fit one binary value (2 GB). The path must be one the executors
+    see (local mode, or a mount they share)."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-    read = spark.read.format("binaryFile")
-    if trace.is_dir():
-        files = read.option("pathGlobFilter", "*.json").load(str(trace))
-        name = F.regexp_extract("path", "[^/]*$", 0)
-        shown = F.concat(F.lit(str(trace).rstrip("/") + "/"), "_name")
-    else:
-        files = read.load(str(trace))
-        name = shown = F.lit(str(trace))
-    files = files.select("path", name.alias("_name"), "content")
-    numbers = files.select("path", F.row_number().over(Window.orderBy("_name")).cast("long").alias("_line"))
-    return files.join(numbers, "path").select("_line", shown.alias("filename"), "content",
-                                              F.col("_line").alias("_block"))
+    from servetrace.ingest.agentic import cctraces
+
+    files = cctraces.trace_files(trace)
+    rows = [(n, str(f), str(f.absolute()), n) for n, f in enumerate(files, 1)]
+    schema = StructType([StructField("_line", LongType()), StructField("filename", StringType()),
+                         StructField("path", StringType()), StructField("_block", LongType())])
+    slices = max(1, min(len(rows), spark.sparkContext.defaultParallelism * 4))
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, slices), schema)
 
 
 def _empty_input(pieces):
@@ -169,6 +168,8 @@ class _Task:
             return _trace_calls(con, reader, piece, self.split)
         except UnicodeDecodeError:
             raise RuntimeError(f"{ERROR}cannot read as {self.name}: a trace file is not UTF-8 text") from None
+        except OSError as exc:
+            raise RuntimeError(f"{ERROR}cannot read {exc.filename or 'a trace file'}: {exc.strerror or exc}") from None
         except duckdb.Error as exc:
             text = str(exc).strip().splitlines()
             raise RuntimeError(f"{ERROR}cannot read as {self.name}: {text[0] if text else type(exc).__name__}") from None
@@ -205,8 +206,9 @@ def _by_block(table, most: int):
 
 
 def _trace_calls(con, reader, piece, most: int):
-    """The calls of the trace file in `piece` (one file: its block), a long one split by its
-    `requests` into pieces of about `most` bytes (agentic/split.py) read in order, as on DuckDB."""
+    """The calls of the trace files in `piece` (one file: its block), read from their paths; a long
+    one split by its `requests` into pieces of about `most` bytes (agentic/split.py) read in order,
+    as on DuckDB."""
     import shutil
     import tempfile
 
@@ -214,26 +216,23 @@ def _trace_calls(con, reader, piece, most: int):
 
     from servetrace.ingest.agentic import split
 
-    texts = piece.select(["_line", "filename", "content"]).cast(
-        pa.schema([("_line", pa.int64()), ("filename", pa.string()), ("content", pa.binary())]))
-    if piece.num_rows == 1 and len(piece["content"][0].as_py()) > most:
-        tmp = Path(tempfile.mkdtemp(prefix="servetrace-trace-"))
-        try:
-            whole = tmp / "trace.json"
-            whole.write_bytes(piece["content"][0].as_py())
-            lay = split.layout(whole)
-            if lay is not None and len(lay.starts):
+    paths = [Path(p) for p in piece["path"].to_pylist()]
+    if piece.num_rows == 1 and paths[0].stat().st_size > most:
+        lay = split.layout(paths[0])
+        if lay is not None and len(lay.starts):
+            tmp = Path(tempfile.mkdtemp(prefix="servetrace-trace-"))
+            try:
                 parts, ended, line = [], 0, piece["_line"][0].as_py()
                 for a, b in split.pieces(lay, most):  # a loop over pieces of a long file
-                    split.write_piece(whole, lay, a, b, tmp / "piece.json")
+                    split.write_piece(paths[0], lay, a, b, tmp / "piece.json")
                     records = reader_records.json_file_records([str(tmp / "piece.json")], line)
                     parts.append(con.sql(reader.select_sql(records, base=a, turns=ended)).to_arrow_table())
                     ended += con.execute(reader.turns_ended_sql(records)).fetchall()[0][0]
                 return pa.concat_tables(parts)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    texts = texts.set_column(2, "content", pa.array([t.decode("utf-8") for t in texts["content"].to_pylist()],
-                                                    pa.string()))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    texts = pa.table({"_line": piece["_line"].cast(pa.int64()), "filename": piece["filename"].cast(pa.string()),
+                      "content": pa.array([p.read_bytes().decode("utf-8") for p in paths], pa.string())})
     con.register("texts", texts)
     return con.sql(reader.select_sql(reader_records.json_text_records("texts"))).to_arrow_table()
 

@@ -227,7 +227,7 @@ def _one_file_fits(big: Path, left: float, limit: float) -> None:
 def _file_chunks(path: Path, most: int) -> list[tuple[list[str], int]]:
     """Groups of trace files in name order, of at most `most` bytes each (or one file), with the
     number of each group's first file."""
-    files = sorted(str(f) for f in path.glob("*.json")) if path.is_dir() else [str(path)]
+    files = [str(f) for f in cctraces.trace_files(path)]
     chunks: list[tuple[list[str], int]] = []
     size = 0
     for n, file in enumerate(files, 1):  # a loop over files
@@ -286,7 +286,7 @@ def source_sha256(path: Path) -> str:
     from servetrace import io
 
     h = hashlib.sha256()
-    for file in sorted(path.glob("*.json")):
+    for file in cctraces.trace_files(path):
         h.update(file.name.encode() + b"\0" + io.sha256_file(file).encode() + b"\n")
     return h.hexdigest()
 

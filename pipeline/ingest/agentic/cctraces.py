@@ -34,6 +34,12 @@ def looks_like(path: Path) -> bool:
     return any(path.glob("*.json"))
 
 
+def trace_files(path: Path) -> list[Path]:
+    """The trace files of `path`, in name order: a directory's `.json` files (names starting with
+    `_` or `.` too), or the one file. Both engines read this list."""
+    return sorted(path.glob("*.json")) if path.is_dir() else [path]
+
+
 def one_trace_file(path: Path) -> bool:
     """A single (pretty-printed) trace object: a .json file opening with `{` and naming the trace keys."""
     if path.suffix != ".json" or not path.is_file():
