@@ -32,8 +32,8 @@ cumulative as (
         level,
         tokens,
         requests,
-        sum(requests) over (partition by field, dimension, level order by tokens) as below_or_at,
-        sum(requests) over (partition by field, dimension, level) as n,
+        cast(sum(requests) over (partition by field, dimension, level order by tokens) as bigint) as below_or_at,
+        cast(sum(requests) over (partition by field, dimension, level) as bigint) as n,
         sum(requests * tokens) over (partition by field, dimension, level)
             / sum(requests) over (partition by field, dimension, level) as mean
     from levels
@@ -54,23 +54,31 @@ moments as (
     group by field, dimension, level
 ),
 
-positions as (
-    select c.*, q.q, (c.n - 1) * q.q as h
-    from cumulative as c
+-- Each quantile's position h per level (not per row), its floor and ceiling as integers: the
+-- rows then compare integers with integers.
+bounds as (
+    select m.field, m.dimension, m.level, q.q, (m.requests - 1) * q.q as h
+    from moments as m
     cross join (select unnest([0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) as q) as q
+),
+
+positions as (
+    select field, dimension, level, q, h, cast(floor(h) as bigint) as h_floor, cast(ceil(h) as bigint) as h_ceil
+    from bounds
 ),
 
 quantiles as (
     select
-        field,
-        dimension,
-        level,
-        q,
-        min(tokens) filter (where below_or_at > floor(h)) as lo,
-        min(tokens) filter (where below_or_at > ceil(h)) as hi,
-        any_value(h) - floor(any_value(h)) as frac
-    from positions
-    group by field, dimension, level, q
+        c.field,
+        c.dimension,
+        c.level,
+        p.q,
+        min(c.tokens) filter (where c.below_or_at > p.h_floor) as lo,
+        min(c.tokens) filter (where c.below_or_at > p.h_ceil) as hi,
+        any_value(p.h) - floor(any_value(p.h)) as frac
+    from cumulative as c
+    join positions as p on p.field = c.field and p.dimension = c.dimension and p.level = c.level
+    group by c.field, c.dimension, c.level, p.q
 ),
 
 wide as (
