@@ -108,8 +108,9 @@ def requests_view(spark, path: str):
     frame = spark.read.parquet(path).select("*", F.col("_metadata.file_path").alias("_file"),
                                             F.col("_metadata.row_index").alias("_row_index"))
     files = frame.groupBy("_file").agg(F.count(F.lit(1)).alias("_rows"))
+    # one row per file, computed here once (a view's readers would each count every file's rows again)
     offsets = files.select("_file", (F.sum("_rows").over(Window.orderBy("_file").rowsBetween(
-        Window.unboundedPreceding, -1))).alias("_offset")).fillna(0, ["_offset"])
+        Window.unboundedPreceding, -1))).alias("_offset")).fillna(0, ["_offset"]).localCheckpoint()
     return (frame.join(F.broadcast(offsets), "_file")
             .withColumn("file_row_number", F.col("_offset") + F.col("_row_index"))
             .drop("_file", "_row_index", "_offset"))

@@ -36,7 +36,7 @@ from servetrace.spark import raw as spark_raw
 from servetrace.spark.transpile import to_spark
 
 ENGINE = "spark"
-BUCKET_ROWS = 1 << 20  # rows per bucket when checking file order: a window per bucket, not one over the file
+BUCKET_ROWS = 1 << 17  # rows per bucket when checking file order: a window per bucket, not one over the file
 CODECS = {"gzip": (".gz",), "zstd": (".zst", ".zstd"), "none": ()}
 
 
@@ -125,12 +125,20 @@ def _records(spark, src, spec) -> spark_raw.SparkRaw:
 
 
 def _ingest(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings, sha: str, records=None) -> dict:
+    records = records or _records(spark, src, spec)
+    try:
+        return _land(spark, src, spec, trace, out_dir, settings, sha, records)
+    finally:
+        records.release()
+
+
+def _land(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings, sha: str,
+          records: spark_raw.SparkRaw) -> dict:
     from pyspark.sql import functions as F
 
     from servetrace.ingest import _origin, _stream_select, failure_rule
 
     con = _SparkSQL(spark)
-    records = records or _records(spark, src, spec)
     records.raw.createOrReplaceTempView("raw")
     layout = RawLayout(1 if src.container == "csv" else 0, src.container != "parquet", records.column_of,
                        spec.flattened)

@@ -21,7 +21,7 @@ counted, the counts summed over the few blocks, broadcast), then
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from servetrace.ingest.canonical import MAX_LINE_BYTES
 from servetrace.ingest.quotes import quote_patterns, regex_literal
@@ -51,6 +51,11 @@ class SparkRaw:
     column_of: dict[str, str]
     text: object
     flattened: bool = False
+    cached: list = field(default_factory=list)  # frames kept while the ingest reads them; released after
+
+    def release(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
 
 
 def numbered_lines(spark, path: str):
@@ -140,6 +145,7 @@ def _csv_records(spark, lines, delimiter: str):
 
 
 def csv_raw(spark, src: Source) -> SparkRaw:
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     records = _csv_records(spark, numbered_lines(spark, str(src.path)), src.delimiter)
@@ -162,18 +168,23 @@ def csv_raw(spark, src: Source) -> SparkRaw:
                .when(F.length("record") > MAX_LINE_BYTES, F.lit(TOO_LONG.format(n=MAX_LINE_BYTES)))
                .otherwise(_named(faults)))
     checked = records.withColumn("problem", problem)
-    parsed = checked.where(F.col("problem").isNull()).select(
-        "rec", F.from_csv(_as_duckdb_reads(src.delimiter), schema, options).alias("r")).select("rec", "r.*")
+    # Read once, kept (memory, else disk): the unit's guess, the typed checks and the rejects each
+    # read the records again, and each reading would number the lines and test them anew.
+    read = checked.select(
+        "rec", "problem", F.when(F.col("problem").isNull(), F.from_csv(_as_duckdb_reads(src.delimiter), schema,
+                                                                      options)).alias("r"),
+        F.when(F.col("problem").isNotNull(), F.col("record")).alias("record")).persist(StorageLevel.MEMORY_AND_DISK)
+    parsed = read.where(F.col("problem").isNull()).select("rec", "r.*")
     # An empty quoted field is an empty string on Spark, NULL in DuckDB's reader (both mean "no value").
     raw = parsed.select("rec", *[F.when(F.col(f"c{i}") != "", F.col(f"c{i}")).alias(f"c{i}") for i in range(n)])
-    structural = checked.where(F.col("problem").isNotNull()).select(
+    structural = read.where(F.col("problem").isNotNull()).select(
         F.col("rec").alias("line"), F.col("problem").alias("reason"),
         F.regexp_replace(F.expr("make_valid_utf8(record)"), "\ufffd", "?").alias("record"))
     column_of: dict[str, str] = {}
     for i, name in enumerate(src.header):
         column_of.setdefault(name, f"c{i}")
     text = F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in dict.fromkeys(column_of.values())])
-    return SparkRaw(raw, structural, column_of, _text(raw, text))
+    return SparkRaw(raw, structural, column_of, _text(raw, text), cached=[read])
 
 
 def _named(faults):
@@ -211,6 +222,7 @@ def _as_duckdb_reads(delimiter: str):
 def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> SparkRaw:
     """`keys`: the JSON keys the format reads (c0, c1, ... in sorted order, as DuckDB's raw view
     names them); `hash_key`: the one read as JSON text (a list), not as a string."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     lines = numbered_lines(spark, str(src.path)).withColumn(
@@ -219,6 +231,7 @@ def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> Spar
     records = lines.where(F.trim("j") != "").select(F.col("line").alias("rec"), "j", parsed.alias("_v"))
     records = records.select("rec", "j", F.col("_v").isNotNull().alias("valid"),
                              F.coalesce(F.expr("schema_of_variant(_v)").startswith("OBJECT"), F.lit(False)).alias("ok"))
+    records = records.persist(StorageLevel.MEMORY_AND_DISK)  # parsed once: the ingest reads them several times
     column_of, fields = {}, []
     for i, key in enumerate(keys):
         column_of[key] = f"c{i}"
@@ -229,7 +242,7 @@ def jsonl_raw(spark, src: Source, keys: list[str], hash_key: str | None) -> Spar
     structural = records.where(problem.isNotNull()).select(
         F.col("rec").alias("line"), problem.alias("reason"),
         F.regexp_replace(F.expr("make_valid_utf8(j)"), "\ufffd", "?").alias("record"))
-    return SparkRaw(raw, structural, column_of, _text(raw, F.col("j")))
+    return SparkRaw(raw, structural, column_of, _text(raw, F.col("j")), cached=[records])
 
 
 def jsonl_keys(spark, src: Source) -> list[str]:
