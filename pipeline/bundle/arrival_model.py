@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
-from servetrace.bundle.bin_counts import BinCounts, bin_counts
+from servetrace.bundle.bin_counts import BinCounter, BinCounts, bin_counts
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.rows.codes import Codes
 from servetrace.settings import ArrivalModelSettings
@@ -86,6 +86,16 @@ def dominant_clients(bundle: dict, t: ArrivalModelSettings = ArrivalModelSetting
     big = sorted((c for c in bundle["clients"] if c["id"] != OTHER and c["share"] >= t.dominant_share
                   and c["requests"] >= t.dominant_requests), key=lambda c: -c["requests"])
     return [c["id"] for c in big[:t.max_dominant]]
+
+
+def bin_counter(names: list[str], per_client: pl.DataFrame, rows: int, g0: float, t: ArrivalModelSettings) -> BinCounter:
+    """A counter, for a fit's pass over the rows, of the model's requests per modulation bin: of every
+    row and of the dominant clients, judged on the clients (`names`, `per_client`'s requests by
+    client code) as the bundle will list them."""
+    listed = {"clients": [{"id": names[c], "share": n / rows, "requests": int(n)}
+                          for c, n in per_client.select("client", "requests").iter_rows()]}
+    index = {name: i for i, name in enumerate(names)}
+    return BinCounter(g0, t.modulation.bin_s, {cid: index[cid] for cid in dominant_clients(listed, t)})
 
 
 def fit_modulations(counts: np.ndarray, bundle: dict, resolution_s: float, clients: dict[str, np.ndarray] | None = None,

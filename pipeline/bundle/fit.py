@@ -23,8 +23,8 @@ import polars as pl
 from servetrace import grouping, io
 from servetrace.bundle import arrivals, lengths, sums
 from servetrace.bundle.agents import fit_agent_model
-from servetrace.bundle.arrival_model import dominant_clients, with_arrival_model, with_start_arrival_model
-from servetrace.bundle.bin_counts import BinCounter, BinCounts
+from servetrace.bundle.arrival_model import bin_counter, with_arrival_model, with_start_arrival_model
+from servetrace.bundle.bin_counts import BinCounts
 from servetrace.bundle.ranks import CrossRanks, Powers, midranks, spearman
 from servetrace.bundle.session_sql import client_names, start_arrival_model_on
 from servetrace.bundle.sessions import ANALYZE, analyzed, client_index, fit_reuse_models
@@ -112,7 +112,8 @@ class Fit:
         jnames = lengths.joint_fields(self.category)
         ranks = {n: midranks(counts[n], n) for n in jnames}
         powers, cross = Powers(k, self.grid, per_window, per_client), CrossRanks(k, self.category, ranks)
-        bins = [self._bin_counter(per_client)] if self.count_bins else []
+        bins = [bin_counter(self.clients.names, per_client, self.rows, float(self.grid.g0),
+                            self.settings.fit.arrival_model)] if self.count_bins else []
         read.run(self.reader(batches(self.read)), powers, cross, *bins)
         (pw_power, pc_power), cross = powers.result(), cross.result()
         self.counted = bins[0].result() if bins else None
@@ -121,15 +122,6 @@ class Fit:
                          with_power(per_client, pc_power, ["client"]), overall, first["ks"], first["nonzero"],
                          pmf_counts(counts), spearman(ranks, cross, jnames))
         return assemble(agg, self.settings, self.source, self.dataset_window_s, self.binning, self.ingest)
-
-    def _bin_counter(self, per_client: pl.DataFrame) -> BinCounter:
-        """The arrival model's requests per modulation bin, of every row and of the dominant clients
-        (bundle/arrival_model.py, judged on the clients as the bundle will list them)."""
-        t = self.settings.fit.arrival_model
-        listed = {"clients": [{"id": self.clients.names[c], "share": n / self.rows, "requests": int(n)}
-                              for c, n in per_client.select("client", "requests").iter_rows()]}
-        index = {name: i for i, name in enumerate(self.clients.names)}
-        return BinCounter(float(self.grid.g0), t.modulation.bin_s, {cid: index[cid] for cid in dominant_clients(listed, t)})
 
 
 def grid_start(t0: float, window_s: int) -> int:
@@ -328,21 +320,6 @@ def fit_columns(path: Path, group_by: str | None) -> list[str]:
     return [c for c in schema.names if c in wanted]
 
 
-def _sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str | None) -> Path:
-    """The table sorted by arrival (DuckDB, spilling to disk past its memory limit)."""
-    from servetrace import db
-
-    out = into / "sorted.parquet"
-    con = db.connect(memory_limit=memory_limit, temp_dir=into)
-    try:
-        cols = ", ".join(f'"{c}"' for c in columns)
-        con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)",
-                    [[str(p) for p in io.parquet_parts(path)]])
-    finally:
-        con.close()
-    return out
-
-
 def bundle_from_requests(requests: pl.DataFrame, settings: Settings, source: dict) -> dict:
     """The bundle of a request frame (any row order)."""
     if requests.height == 0:
@@ -367,7 +344,7 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
         bundle = with_arrival_model(_fit_file(path, columns, settings, path), path, settings.fit.arrival_model)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fit-sort-") as tmp:
-            copy = _sorted_copy(path, columns, Path(tmp), settings.memory_limit)
+            copy = read.sorted_copy(path, columns, Path(tmp), settings.memory_limit)
             bundle = with_arrival_model(_fit_file(copy, columns, settings, path), copy, settings.fit.arrival_model)
     return with_reuse_models(bundle, path, settings)
 

@@ -24,6 +24,21 @@ class Unsorted(Exception):
     """The table is not sorted by arrival_s (streamed inter-arrivals need arrival order)."""
 
 
+def sorted_copy(path: Path, columns: list[str], into: Path, memory_limit: str | None) -> Path:
+    """The table sorted by arrival (DuckDB, spilling to disk past its memory limit)."""
+    from servetrace import db
+
+    out = into / "sorted.parquet"
+    con = db.connect(memory_limit=memory_limit, temp_dir=into)
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY arrival_s) TO '{out}' (FORMAT parquet)",
+                    [[str(p) for p in io.parquet_parts(path)]])
+    finally:
+        con.close()
+    return out
+
+
 def frame_batches(frame: pl.DataFrame, rows: int | None = None) -> Batches:
     def read(cols: list[str]) -> Iterator[Batch]:
         n = rows or BATCH_ROWS
