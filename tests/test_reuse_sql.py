@@ -150,13 +150,16 @@ def test_block_size_estimated_and_given_as_numpy(tmp_path):
 
 def test_fit_file_reuse_models_unchanged_on_duckdb(tmp_path):
     """`fit --engine duckdb` (the SQL fit) hands its reuse analysis to the session and prefix
-    models: the same models as the streamed fit's own analysis."""
+    models: the same models as the streamed fit's own analysis (the session model's statistics by
+    SQL aggregates: within 1e-12, relative)."""
     from servetrace.bundle import fit, fit_sql
     from servetrace.settings import Settings
     from servetrace.stages.engine import Engine
+    from test_session_sql import assert_close
 
     table, _ = session_trace(n_sessions=150, seed=9)
     path = written(tmp_path, table)
     got, want = fit_sql.fit_file(path, Settings(), Engine()), fit.fit_bundle(tmp_path)
     assert got["sessions"]["source"] == "inferred from prefix chains" and got["prefix"]["groups"]["tokens"]
-    assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+    assert_close(want["sessions"], got["sessions"])
+    assert got["prefix"] == want["prefix"]

@@ -2,7 +2,8 @@
 Polars frame (bundle/sessions.py session_frame) row for row, sampled sessions included: both key a
 session by its first request's row and keep it by the same 32-bit hash of that key, which is
 stg_requests.sql's `u` of that row at seed 0. The bundle's session models (with per-client models)
-made from either frame are the same numbers."""
+made from the Polars frame and from the SQL aggregates over the SQL frame (bundle/session_stats.py)
+are the same numbers within 1e-12, relative (sums and interpolations in another order)."""
 
 from __future__ import annotations
 
@@ -124,14 +125,15 @@ def test_session_hash_is_stg_requests_uniform(trace):
 
 @pytest.mark.parametrize("session_rows", [2_000_000, 1_500])
 def test_sql_fit_session_models_equal_streamed_fit(trace, session_rows):
-    """`fit_file` (the SQL fit, its session requests by SQL) and `fit_bundle` (Polars) give the same
-    session model, per-client models and tail, whole or sampled."""
+    """`fit_file` (the SQL fit, its session model by SQL aggregates) and `fit_bundle` (Polars over
+    the frame) give the same session model, per-client models and tail, whole or sampled."""
     t = SessionModelSettings(client_session_min=60, session_rows=session_rows, by_turns_min=50)
     settings = Settings(group_by="client_id", fit=FitSettings(sessions=t))
     got, want = fit_sql.fit_file(trace, settings, Engine()), fit.fit_bundle(trace.parent, settings)
     assert got["sessions"]["source"] == "session ids"
     assert got["sessions"]["clients"] is not None and sum(m is not None for m in got["sessions"]["clients"]) >= 2
-    assert got["sessions"] == want["sessions"]
+    assert got["sessions"]["window"]["returns"] is not None and got["sessions"]["by_turns"] is not None
+    assert_close(want["sessions"], got["sessions"])
     # the arrival model, fitted on the sessions' starts (by SQL, and by Polars over their rows)
     assert got["arrival_model"] == want["arrival_model"]
 
@@ -158,7 +160,8 @@ def test_prefix_clients_and_inferred_sessions_by_sql(tmp_path):
     assert got["sessions"]["source"] == "inferred from prefix chains"
     assert got["prefix"]["clients"] is not None and sum(m is not None for m in got["prefix"]["clients"]) == 3
     assert got["sessions"]["clients"] is not None
-    assert got["sessions"] == want["sessions"] and got["prefix"] == want["prefix"]
+    assert_close(want["sessions"], got["sessions"])
+    assert got["prefix"] == want["prefix"]
     assert_close(got["arrival_model"], want["arrival_model"])  # an IAT CV differs in its last bit
 
 

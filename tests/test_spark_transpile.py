@@ -26,7 +26,11 @@ VARIABLES = {"t0_s": 12.5, "t1_s": 86400.0, "window_s": 600.0, "seed": 0,
              "reuse_sample_size": 100000, "reuse_bits": list(range(21)), "reuse_group_head": 50, "reuse_group_model": 200,
              # the session model's requests' (sql/sessions/, servetrace/bundle/session_sql.py)
              "session_keep": 1000000, "session_client_default": -1, "session_g0": 0.0, "session_bin_s": 60.0,
-             "session_head_rows": 1000000}
+             "session_head_rows": 1000000,
+             # the session model's statistics' (servetrace/bundle/session_stats.py)
+             "session_origin": 0.0, "session_span": 3600.0, "session_lag": 30.0, "session_burn": 1e300,
+             "session_tail": True, "session_probs": [0.0, 0.5, 1.0], "session_share_origin": 0.0,
+             "session_share_bin_s": 60.0, "session_share_bins": 60}
 FILES = sorted(p.stem for p in SQL_DIR.glob("*/*.sql") if p.parent.name not in ("ingest", "agents"))
 
 

@@ -82,12 +82,19 @@ def register_clients(con, names: tuple[dict[str, int], int] | None) -> None:
 def frame_on(con, rows: int, max_rows: int) -> pl.DataFrame:
     """`session_frame`'s requests (with `turns`, `first_in` and the request's own bundle `client`),
     from `session_keys` and `bundle_clients` on `con`, in session and turn order."""
-    sql.set_variables(con, {"session_keep": keep_below(rows, max_rows)})
-    frame = sql.table(con, "session_requests")
+    requests_on(con, rows, max_rows)
+    frame = con.sql("select * from session_requests").pl()
     ints = ["session", "row_id", "turn", "turns", "client"]
     return (frame.with_columns(*[pl.col(c).cast(pl.Int64) for c in ints],
                                *[pl.col(c).cast(pl.Float64) for c in ("arrival_s", "latency_s", "left_s", "gap_s", "think_s")])
             .rename({"row_id": "row"}).sort(["session", "turn"]))
+
+
+def requests_on(con, rows: int, max_rows: int) -> None:
+    """Build `session_requests` on `con` (after `has_keys` and `register_clients`): the sampled
+    sessions' requests, kept where they lie (bundle/session_stats.py aggregates them)."""
+    sql.set_variables(con, {"session_keep": keep_below(rows, max_rows)})
+    sql.materialize(con, "session_requests")
 
 
 def start_arrival_model_on(bundle: dict, con, path, t) -> dict:

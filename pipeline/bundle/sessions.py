@@ -111,17 +111,7 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
     if len(first_new) < t.by_turns_min:
         return None
     quantiles = lambda x: _quantiles(x, t.quantile_points)
-    cls = np.floor(np.log2(turns)).astype(np.int64)
-    counts = np.bincount(cls)
-    lows, acc = [], 0
-    for c in range(len(counts) - 1, -1, -1):  # a loop over classes (log2 of the longest session)
-        acc += counts[c]
-        if c == 0 and acc == 0 and lows:  # no session of one turn: the lowest class starts at 1
-            lows[-1] = 1
-        elif acc >= t.class_min or c == 0:
-            lows.append(1 << c)
-            acc = 0
-    edges = np.array(sorted(lows))
+    edges = turn_classes(np.bincount(np.floor(np.log2(turns)).astype(np.int64)), t.class_min)
     bucket = np.searchsorted(edges, turns, side="right") - 1
     gap_bucket = np.searchsorted(edges, gap_turns, side="right") - 1
     quarter = gap_quarter(gap_turn, gap_turns)
@@ -145,6 +135,19 @@ def _by_turns(first_new: np.ndarray, turns: np.ndarray, grouped: np.ndarray, gap
         both = at & np.isfinite(zg) & np.isfinite(zc)
         out["gap_rho"].append(float(np.corrcoef(zg[both], zc[both])[0, 1]) if both.sum() >= t.cell_min else 0.0)
     return out
+
+
+def turn_classes(counts: np.ndarray, class_min: int) -> np.ndarray:
+    """The least turns of each class of turns per session, from the sessions per floor(log2 turns)."""
+    lows, acc = [], 0
+    for c in range(len(counts) - 1, -1, -1):  # a loop over classes (log2 of the longest session)
+        acc += counts[c]
+        if c == 0 and acc == 0 and lows:  # no session of one turn: the lowest class starts at 1
+            lows[-1] = 1
+        elif acc >= class_min or c == 0:
+            lows.append(1 << c)
+            acc = 0
+    return np.array(sorted(lows))
 
 
 def session_hash(key: np.ndarray) -> np.ndarray:
@@ -281,12 +284,21 @@ def start_share(frame: pl.DataFrame, window_start_s, window_s: float, t: Session
     `frame`: a sample's where the sessions were sampled). A bin is `start_bins` to a window
     or long enough for `start_bin_requests` requests at the trace's mean rate, the longer: a
     share of a few requests is mostly noise."""
-    origin, span = float(window_start_s[0]), float(len(window_start_s) * window_s)
-    bin_s = max(float(window_s) / t.start_bins, t.start_bin_requests * span / max(frame.height, 1))
-    n_bins = max(int(np.ceil(span / bin_s - 1e-9)), 1)
+    origin, bin_s, n_bins = start_bins(window_start_s, window_s, frame.height, t)
     at = np.clip(np.floor((frame["arrival_s"].to_numpy() - origin) / bin_s).astype(np.int64), 0, n_bins - 1)
     n = np.bincount(at, minlength=n_bins)
     first = np.bincount(at, weights=(frame["turn"] == 1).to_numpy().astype(float), minlength=n_bins)
+    return start_share_of(origin, bin_s, n, first)
+
+
+def start_bins(window_start_s, window_s: float, height: int, t: SessionModelSettings) -> tuple[float, float, int]:
+    """`start_share`'s (origin, bin length, bins) for a frame of `height` requests."""
+    origin, span = float(window_start_s[0]), float(len(window_start_s) * window_s)
+    bin_s = max(float(window_s) / t.start_bins, t.start_bin_requests * span / max(height, 1))
+    return origin, bin_s, max(int(np.ceil(span / bin_s - 1e-9)), 1)
+
+
+def start_share_of(origin: float, bin_s: float, n: np.ndarray, first: np.ndarray) -> dict:
     return {"origin_s": origin, "bin_s": bin_s, "share": [float(f / c) if c else None for f, c in zip(first, n)],
             "requests": n.tolist()}
 
@@ -314,8 +326,13 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
     else:
         by_ids = explicit and session_sql.has_ids(con)
         session_sql.register_clients(con, names)
-        if session_sql.has_keys(con, reuse, by_ids):
-            frame = session_sql.frame_on(con, io.parquet_rows(path), t.session_rows)
+        if session_sql.has_keys(con, reuse, by_ids):  # the model from SQL aggregates: no session row to the driver
+            from servetrace.bundle.session_stats import sessions_on
+
+            session_sql.requests_on(con, io.parquet_rows(path), t.session_rows)
+            stats = sessions_on(con, io.parquet_rows(path), t, windows, len(names[0]) if names is not None else None)
+            if stats is not None:
+                out["sessions"] = {"source": "session ids" if by_ids else "inferred from prefix chains", **stats}
     if frame is not None and frame.height:
         frame = frame.with_columns(turns=pl.len().over("session"), first_in=pl.col("input_tokens").first().over("session"))
         out["sessions"] = {"source": "session ids" if by_ids else "inferred from prefix chains",
@@ -323,13 +340,10 @@ def fit_reuse_models(path, seed: int = 0, reuse: Reuse | None | object = ANALYZE
         if windows is not None and len(windows[0]):
             out["sessions"]["start_share"] = start_share(frame, *windows, t)
         out["sessions"]["window"] = session_window(frame, io.parquet_rows(path) / frame.height)
-        if con is None:
-            index = clients() if clients is not None else None
-            if index is not None:
-                out["sessions"].update(client_sessions(frame.with_columns(client=pl.Series(index[0]).gather(frame["row"])),
-                                                       index[1], t))
-        elif names is not None:
-            out["sessions"].update(client_sessions(frame, len(names[0]), t))
+        index = clients() if clients is not None else None
+        if index is not None:
+            out["sessions"].update(client_sessions(frame.with_columns(client=pl.Series(index[0]).gather(frame["row"])),
+                                                   index[1], t))
     if reuse is not None and con is not None:
         out["prefix"] = prefix_model_on(con, reuse, t, len(names[0]) if names is not None else None)
     elif reuse is not None and reuse.groups is not None:

@@ -31,15 +31,24 @@ def _gap_survival(turns: np.ndarray, left_s: np.ndarray, gaps: np.ndarray, after
     gaps, after = gaps[ok], after[ok]
     cls = np.floor(np.log2(np.maximum(after, 1))).astype(np.int64)
     own = np.floor(np.log2(np.maximum(turns, 1))).astype(np.int64)
-    counts = np.bincount(cls, minlength=own.max() + 1)
     out = np.empty(len(turns))
-    for c in np.unique(own):  # a loop over classes of turns (a dozen at most)
+    for c, reads in gap_ranges(np.bincount(cls, minlength=own.max() + 1), np.unique(own)).items():  # a dozen classes at most
+        g = np.sort(gaps[(cls >= reads[0]) & (cls <= reads[1])]) if reads else np.sort(gaps)
+        at = own == c
+        out[at] = 1 - np.searchsorted(g, left_s[at], side="right") / len(g)
+    return out
+
+
+def gap_ranges(counts: np.ndarray, classes) -> dict[int, tuple[int, int] | None]:
+    """Per class of turns c (of `classes`), the classes [lo, c] of the turn a gap follows whose gaps
+    give its gap survival (`counts`: gaps per class): down from c until GAP_CLASS_MIN gaps; None
+    where none of [0, c] has a gap (all the gaps)."""
+    out = {}
+    for c in (int(c) for c in classes):
         lo = c
         while lo > 0 and counts[lo:c + 1].sum() < GAP_CLASS_MIN:
             lo -= 1
-        g = np.sort(gaps[(cls >= lo) & (cls <= c)]) if counts[lo:c + 1].sum() else np.sort(gaps)
-        at = own == c
-        out[at] = 1 - np.searchsorted(g, left_s[at], side="right") / len(g)
+        out[c] = (lo, c) if counts[lo:c + 1].sum() else None
     return out
 
 
@@ -61,27 +70,35 @@ def censored_pmf(turns: np.ndarray, left_s: np.ndarray, gaps: np.ndarray,
     """(values, probs, expected number of sessions open at the span end): the PMF of turns per
     session, given each session's observed turns and the seconds `left_s` from its last turn to
     the span end, with `gaps` the gaps between turns and `after` the turn each followed."""
-    values, index = np.unique(turns, return_inverse=True)
-    k_n = len(values)
     if not np.isfinite(gaps).any():
-        counts = np.bincount(index, minlength=k_n).astype(float)
+        values, counts = np.unique(turns, return_counts=True)
         return values, counts / counts.sum(), 0.0
     s_left = _gap_survival(turns, np.asarray(left_s, dtype=float), np.asarray(gaps, dtype=float), np.asarray(after))
-    ended = np.bincount(index, minlength=k_n).astype(float)
+    return censored_counts(turns, s_left, np.ones(len(turns)))
+
+
+def censored_counts(turns: np.ndarray, s_left: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """`censored_pmf` from each (group of) session's turns, chance `s_left` that its next gap would
+    fall past the span end, and `weight` (its sessions: 1 each, or the counts of equal (turns,
+    s_left) pairs that bundle/session_stats.py gets from SQL)."""
+    values, index = np.unique(turns, return_inverse=True)
+    k_n = len(values)
+    ended = np.bincount(index, weights=weight, minlength=k_n)
     surv = _km(values, ended, np.zeros(k_n))
     w = np.zeros(len(turns))
     for _ in range(MAX_ROUNDS):  # EM rounds (a handful to a few dozen)
         before = np.r_[1.0, surv[:-1]]
         c = np.where(before > 0, surv / np.where(before > 0, before, 1), 0.0)[index]  # P(goes on | reached k)
         w = c * s_left / np.maximum(c * s_left + 1 - c, 1e-300)
-        new = _km(values, np.bincount(index, weights=1 - w, minlength=k_n), np.bincount(index, weights=w, minlength=k_n))
+        new = _km(values, np.bincount(index, weights=weight * (1 - w), minlength=k_n),
+                  np.bincount(index, weights=weight * w, minlength=k_n))
         done = np.abs(new - surv).max() < TOLERANCE
         surv = new
         if done:
             break
     pmf = np.r_[1.0, surv[:-1]] - surv
     pmf[-1] += surv[-1]  # left above the longest session: at its count
-    return values, pmf / pmf.sum(), float(w.sum())
+    return values, pmf / pmf.sum(), float((weight * w).sum())
 
 
 def turns_model(turns: np.ndarray, left_s: np.ndarray | None = None, gaps: np.ndarray | None = None,
@@ -94,9 +111,14 @@ def turns_model(turns: np.ndarray, left_s: np.ndarray | None = None, gaps: np.nd
         probs, open_ = counts / counts.sum(), 0.0
     else:
         values, probs, open_ = censored_pmf(turns, left_s, gaps, after)
+    return turns_fit(values, probs, open_, float(turns.mean()))
+
+
+def turns_fit(values: np.ndarray, probs: np.ndarray, open_: float, observed_mean: float) -> dict:
+    """`turns_model`'s dict from the PMF, with the geometric fit."""
     p = 1 / float(np.dot(values, probs))
     from scipy import stats
 
     ks = float(np.abs(np.cumsum(probs) - stats.geom(p).cdf(values)).max())
-    return {"values": values.tolist(), "probs": probs.tolist(), "observed_mean": float(turns.mean()),
+    return {"values": values.tolist(), "probs": probs.tolist(), "observed_mean": observed_mean,
             "open_at_end": open_, "fit": {"family": "geometric", "params": {"p": p}, "ks": ks}}

@@ -53,7 +53,11 @@ def returns(arrival: np.ndarray, gap: np.ndarray) -> dict | None:
     fifth = np.clip(((a[at] - lag) / (span - lag) * FIFTHS).astype(np.int64), 0, FIFTHS - 1)
     hit = np.where(ok[at], gap[at], np.inf) <= lag
     n = np.bincount(fifth, minlength=FIFTHS)
-    k = np.bincount(fifth, weights=hit.astype(float), minlength=FIFTHS)
+    return returns_of(lag, n, np.bincount(fifth, weights=hit.astype(float), minlength=FIFTHS))
+
+
+def returns_of(lag: float, n: np.ndarray, k: np.ndarray) -> dict:
+    """`returns`' dict from the requests `n` and those within the lag `k` per fifth."""
     p = 1.0
     if 0 < k.sum() < n.sum():
         from scipy.stats import chi2_contingency
@@ -91,18 +95,25 @@ def under_way(frame: pl.DataFrame, scale: float = 1.0) -> dict | None:
     late = t0 >= burn
     if late.sum() < 2:
         return None
-    rate = float(late.sum() / (span - burn))
-    under = max(float((~late).sum() - rate * burn), 0.0) / (1 - tail)
     after = frame.filter(pl.col("session").is_in(first.filter(pl.Series(late))["session"].implode()))
     a_first = after.filter(pl.col("turn") == 1)
     a_follow = after.filter(pl.col("turn") > 1)
     turns = turns_model(a_first["turns"].to_numpy(), a_first["left_s"].to_numpy(),
                         a_follow["gap_s"].cast(pl.Float64).to_numpy(), a_follow["turn"].to_numpy() - 1)
+    return under_way_of(burn, tail, span, int(late.sum()), int((~late).sum()), turns, float(gaps.mean()), scale)
+
+
+def under_way_of(burn: float, tail: float, span: float, late: int, early: int, turns: dict, gap_mean: float,
+                 scale: float) -> dict:
+    """`under_way`'s dict from the burn time and its tail, the sessions that start after and before
+    it, the turns model of the late ones and the mean gap."""
+    rate = float(late / (span - burn))
+    under = max(float(early - rate * burn), 0.0) / (1 - tail)
     mean_turns = float(np.dot(turns["values"], turns["probs"]))
     return {"burn_s": burn, "start_rate_rps": rate * scale, "under_way_at_start": under * scale,
-            "renewal_under_way": rate * (mean_turns - 1) * float(gaps.mean()) * scale,
+            "renewal_under_way": rate * (mean_turns - 1) * gap_mean * scale,
             "turns": {"values": turns["values"], "probs": turns["probs"], "mean": mean_turns,
-                      "sessions": int(late.sum())}}
+                      "sessions": late}}
 
 
 def session_window(frame: pl.DataFrame, scale: float = 1.0) -> dict:

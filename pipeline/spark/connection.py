@@ -73,6 +73,9 @@ class SparkConnection:
         if kind == "table":  # read by several stages: computed once
             frame = frame.cache()
             self._cached.append(frame)
+        elif kind == "checkpoint":  # computed now, its lineage cut: the queries over it plan from its rows
+            frame = frame.localCheckpoint(eager=True)
+            self._cached.append(frame)
         frame.createOrReplaceTempView(name)
 
     def execute(self, query: str):

@@ -46,11 +46,24 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"create or replace {kind} {name} as\n{sql_text(name)}")
 
 
-def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None) -> pl.DataFrame:
-    """Build `name` from its SQL file and return it (small, aggregated) as a Polars frame."""
-    run_sql(con, name)
+def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None, once: bool = False) -> pl.DataFrame:
+    """Build `name` from its SQL file and return it (small, aggregated) as a Polars frame. `once`:
+    nothing else reads it, so Spark answers it as a view (no cached copy, nor the plan it keeps)."""
+    if once and getattr(con, "engine", "duckdb") == "spark":
+        con.run_sql(name, "view")
+    else:
+        run_sql(con, name)
     query = f"select * from {name}" + (f" order by {order_by}" if order_by else "")
     return con.sql(query).pl()
+
+
+def materialize(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Build `name` as a table that later queries read from its rows: on Spark a local checkpoint,
+    computed now, so their plans start there instead of repeating the lineage of every stage
+    before it (DuckDB's tables already are)."""
+    if getattr(con, "engine", "duckdb") == "spark":
+        return con.run_sql(name, "checkpoint")
+    run_sql(con, name)
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, variables: dict) -> None:
