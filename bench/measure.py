@@ -59,6 +59,13 @@ def _tree_poll(proc: psutil.Process, cpu: dict[int, float]) -> tuple[int, set[in
     return total, seen
 
 
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None,
                  timeout_s: float | None = None) -> Run:
     """Start `cmd`, poll the RSS of its process tree until it ends.
@@ -78,8 +85,10 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            rss, unwaited = _tree_poll(proc, cpu)
+            rss, seen = _tree_poll(proc, cpu)
             peak = max(peak, rss)
+            if seen or _running(proc):  # a process that ended mid-poll has handed its children on: keep the last set
+                unwaited = seen
             if timeout_s is not None and time.perf_counter() - start > timeout_s:
                 for p in [*proc.children(recursive=True), proc]:
                     try:
