@@ -47,3 +47,21 @@ def strings_of(values: list[str | None]) -> pa.Array:
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
     return pa.Array.from_buffers(pa.string(), len(data), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))],
                                  int(missing.sum()))
+
+
+class Scratch:
+    """Work arrays a batch consumer reuses batch after batch, by name (the row stream's 1 M-row
+    batches): memory that stays allocated is not handed back to the kernel by an allocator trim
+    (DuckDB's idle worker threads call glibc's malloc_trim, which releases every free chunk of
+    every arena), so the next batch does not fault its pages in again and have them zeroed.
+    A view it returns is valid until the same name is asked for again: nothing kept past a batch
+    may be one (copy it)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, n: int, dtype=np.float64) -> np.ndarray:
+        a = self._arrays.get(name)
+        if a is None or a.size < n or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(n + (n >> 4) + 1, dtype)  # room for a batch a little longer
+        return a[:n]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from servetrace.arrays import Scratch
+
 
 def starts_of(key: np.ndarray) -> np.ndarray:
     """Where each run of equal keys begins."""
@@ -17,12 +19,17 @@ def starts_of(key: np.ndarray) -> np.ndarray:
 
 
 class Moments:
-    """Per group: count, mean and sum of squared deviations, merged batch by batch."""
+    """Per group: count, mean and sum of squared deviations, merged batch by batch. `scratch`: the
+    consumer's work arrays (pipeline/arrays.py), for the squared deviations."""
 
-    def __init__(self, n_groups: int) -> None:
+    def __init__(self, n_groups: int, scratch: Scratch | None = None) -> None:
         self.n = np.zeros(n_groups, np.int64)
         self.mean = np.zeros(n_groups)
         self.m2 = np.zeros(n_groups)
+        self.scratch = scratch
+
+    def _work(self, name: str, n: int, dtype=np.float64) -> np.ndarray:
+        return self.scratch(f"moments.{name}", n, dtype) if self.scratch is not None else np.empty(n, dtype)
 
     def add(self, x: np.ndarray, group: np.ndarray | None = None) -> None:
         if len(x) == 0:
@@ -32,24 +39,46 @@ class Moments:
             if group is None:  # one group: no per-row group index to scatter through
                 n = np.array([len(x)])
                 mean = np.array([x.mean()])
-                dev = x - mean[0]
+                dev = np.subtract(x, mean[0], out=self._work("dev", len(x)))
                 m2 = np.array([np.dot(dev, dev)])
-            elif not np.any(group[1:] < group[:-1]):  # sorted groups: sums over contiguous runs
-                starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
-                counts = np.diff(np.append(starts, len(x)))
-                seg_mean = np.add.reduceat(x, starts) / counts
-                dev = x - np.repeat(seg_mean, counts)
-                np.square(dev, out=dev)
-                at = group[starts]
-                n, mean, m2 = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
-                n[at], mean[at], m2[at] = counts, seg_mean, np.add.reduceat(dev, starts)
             else:
+                steps = self._work("steps", len(x) - 1, bool)
+                if not np.less(group[1:], group[:-1], out=steps).any():  # sorted groups: sums over contiguous runs
+                    change = self._work("change", len(x), bool)
+                    change[0] = True
+                    np.not_equal(group[1:], group[:-1], out=change[1:])
+                    starts = np.flatnonzero(change)
+                    self.add_runs(x, starts, np.diff(np.append(starts, len(x))), group[starts])
+                    return
                 n = np.bincount(group, minlength=k)
                 mean = np.bincount(group, weights=x, minlength=k) / n
-                dev = mean[group]
+                dev = np.take(mean, group, out=self._work("dev", len(x)), mode="clip")
                 np.subtract(x, dev, out=dev)
                 np.square(dev, out=dev)
                 m2 = np.bincount(group, weights=dev, minlength=k)
+            self._merge(n, mean, m2)
+
+    def add_runs(self, x: np.ndarray, starts: np.ndarray, counts: np.ndarray, at: np.ndarray) -> None:
+        """Values in runs of one group each: run i begins at starts[i], has counts[i] values and is
+        group at[i] (each group one run at most)."""
+        if len(x) == 0:
+            return
+        k = len(self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            seg_mean = np.add.reduceat(x, starts) / counts
+            dev = self._work("dev", len(x))
+            if len(starts) <= 64:  # each run less its mean, no per-row copy of the means
+                for lo, c, m in zip(starts.tolist(), counts.tolist(), seg_mean):
+                    np.subtract(x[lo: lo + c], m, out=dev[lo: lo + c])
+            else:
+                np.subtract(x, np.repeat(seg_mean, counts), out=dev)
+            np.square(dev, out=dev)
+            n, mean, m2 = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
+            n[at], mean[at], m2[at] = counts, seg_mean, np.add.reduceat(dev, starts)
+            self._merge(n, mean, m2)
+
+    def _merge(self, n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):
             has = n > 0
             total = self.n + n
             delta = np.where(has, mean - self.mean, 0.0)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from servetrace.arrays import numpy_of
+from servetrace.arrays import Scratch, numpy_of
 from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.rows.codes import Codes, combined, load_codes
@@ -54,29 +54,30 @@ class GapResults:
 class LevelGaps:
     """Gaps between a level's own consecutive arrivals (client, model, service), batch by batch."""
 
-    def __init__(self, codes: Codes) -> None:
+    def __init__(self, codes: Codes, scratch: Scratch | None = None) -> None:
         self.codes = codes
         self.last = np.full(len(codes.levels), np.nan)  # last arrival of each level so far
-        self.moments = Moments(len(codes.levels))
+        self.scratch = scratch or Scratch()
+        self.moments = Moments(len(codes.levels), self.scratch)
 
     def add(self, t: np.ndarray, start: int) -> None:
         codes = self.codes.codes[start: start + len(t)]
-        k = len(self.codes.levels)
-        counts = np.bincount(codes, minlength=k) if k > 1 else np.array([len(t)])
+        k, n = len(self.codes.levels), len(t)
+        counts = np.bincount(codes, minlength=k) if k > 1 else np.array([n])
         # rows by level, arrival order kept within a level; the sorted codes are each level repeated
-        ts = np.take(t, np.argsort(codes, kind="stable")) if k > 1 else t
-        c = np.repeat(np.arange(k, dtype=np.int64), counts) if k > 1 else np.zeros(len(t), np.int64)
+        ts = np.take(t, np.argsort(codes, kind="stable"), out=self.scratch("level.t", n), mode="clip") if k > 1 else t
         present = np.flatnonzero(counts)
         ends = np.cumsum(counts)[present]  # each present level's rows: ends - counts .. ends - 1
         firsts = ends - counts[present]
-        gap = np.empty(len(t))
-        gap[1:] = np.diff(ts)
+        gap = self.scratch("level.gap", n)
+        np.subtract(ts[1:], ts[:-1], out=gap[1:])
         gap[firsts] = ts[firsts] - self.last[present]  # NaN for a level's first arrival
         if np.isnan(gap[firsts]).any():
+            c = np.repeat(np.arange(k, dtype=np.int64), counts) if k > 1 else np.zeros(n, np.int64)
             ok = ~np.isnan(gap)
             self.moments.add(gap[ok], c[ok])
-        else:
-            self.moments.add(gap, c)
+        else:  # each present level's rows are one run of the sorted rows
+            self.moments.add_runs(gap, firsts, counts[present], present)
         self.last[present] = ts[ends - 1]
 
     def frame(self) -> pl.DataFrame:
@@ -92,9 +93,10 @@ class GapStream:
                  sample_p: float, per_window_n: int, top_gaps: int) -> None:
         self.t0_s, self.window_s, self.jitter_s = t0_s, window_s, jitter_s
         self.sample_p, self.per_window_n, self.top_gaps = sample_p, per_window_n, top_gaps
-        self.levels = {name: LevelGaps(c) for name, c in codings.items()}
-        self.raw, self.derounded = Moments(1), Moments(1)
-        self.window_raw, self.window_derounded = Moments(n_windows), Moments(n_windows)
+        self.scratch = Scratch()  # work arrays reused batch after batch (pipeline/arrays.py)
+        self.levels = {name: LevelGaps(c, self.scratch) for name, c in codings.items()}
+        self.raw, self.derounded = Moments(1, self.scratch), Moments(1, self.scratch)
+        self.window_raw, self.window_derounded = Moments(n_windows, self.scratch), Moments(n_windows, self.scratch)
         self.n_windows = n_windows
         self.zero = self.positive = 0
         self.max_gap = -np.inf
@@ -110,8 +112,15 @@ class GapStream:
         self.duplicates = 0
         self.start = 0
 
-    def window(self, t: np.ndarray) -> np.ndarray:
-        return np.floor((t - self.t0_s) / self.window_s).astype(np.int64)  # as stg_requests computes it
+    def window(self, t: np.ndarray, work: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Each arrival's window, as stg_requests computes it (`work`, `out`: arrays to compute it in)."""
+        x = np.subtract(t, self.t0_s, out=work)
+        np.divide(x, self.window_s, out=x)
+        np.floor(x, out=x)
+        if out is None:
+            return x.astype(np.int64)
+        out[...] = x
+        return out
 
     def add(self, r) -> None:
         """A batch of the row stream (pipeline/rows/stream.py): arrivals and the ROW_COLUMNS."""
@@ -120,67 +129,80 @@ class GapStream:
     def add_arrays(self, t: np.ndarray, td: np.ndarray, u: np.ndarray, row_hash: np.ndarray) -> None:
         if len(t) == 0:
             return
-        if self.prev_t is not None and t[0] < self.prev_t or np.any(t[1:] < t[:-1]):
+        s, n = self.scratch, len(t)
+        if self.prev_t is not None and t[0] < self.prev_t or np.less(t[1:], t[:-1], out=s("flag", n - 1, bool)).any():
             raise ServetraceError("requests.parquet is not sorted by arrival_s (re-run ingest)")
-        w = self.window(t)
+        w = self.window(t, s("window.x", n), s("window", n, np.int64))
         iat = self._raw(t, w)
-        self.samples.append(iat[u[len(u) - len(iat):] < self.sample_p])  # raw gaps, ties included
+        sampled = np.less(u[len(u) - len(iat):], self.sample_p, out=s("flag", len(iat), bool))
+        self.samples.append(iat[sampled])  # raw gaps, ties included
         for level in self.levels.values():
             level.add(t, self.start)
         self._duplicates(t, row_hash)
-        pending_td, pending_w, pending_u = (np.concatenate([a, b]) for a, b in zip(self.pending, (td, w, u)))
-        ready = pending_td <= t[-1]  # a later row's de-rounded time is at least this batch's last arrival
-        self._derounded(pending_td[ready], pending_w[ready], pending_u[ready])
-        self.pending = (pending_td[~ready], pending_w[~ready], pending_u[~ready])
-        self.start += len(t)
+        m = len(self.pending[0]) + n
+        pending = [np.concatenate([a, b], out=s(f"pending.{i}", m, b.dtype))
+                   for i, (a, b) in enumerate(zip(self.pending, (td, w, u)))]
+        # a later row's de-rounded time is at least this batch's last arrival
+        ready = np.less_equal(pending[0], t[-1], out=s("ready", m, bool))
+        wait = np.logical_not(ready, out=s("wait", m, bool))
+        self._derounded(*_ready(pending, ready, wait, s))
+        self.pending = tuple(a[wait] for a in pending)
+        self.start += n
 
     def _raw(self, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-        tt = t if self.prev_t is None else np.concatenate([[self.prev_t], t])
-        ww = w if self.prev_w is None else np.concatenate([[self.prev_w], w])
-        iat = np.diff(tt)
+        s, n = self.scratch, len(t) + (self.prev_t is not None)
+        tt = t if self.prev_t is None else np.concatenate([[self.prev_t], t], out=s("raw.t", n))
+        ww = w if self.prev_w is None else np.concatenate([[self.prev_w], w], out=s("raw.w", n, np.int64))
+        iat = np.subtract(tt[1:], tt[:-1], out=s("raw.gap", n - 1))
         self.raw.add(iat)
-        self.zero += int((iat == 0).sum())
-        self.positive += int((iat > 0).sum())
+        flag = s("flag", n - 1, bool)
+        self.zero += int(np.count_nonzero(np.equal(iat, 0, out=flag)))
+        self.positive += int(np.count_nonzero(np.greater(iat, 0, out=flag)))
         if len(iat):
             self.max_gap = max(self.max_gap, float(iat.max()))
-        same = ww[1:] == ww[:-1]
+        same = np.equal(ww[1:], ww[:-1], out=flag)
         self.window_raw.add(iat[same], ww[1:][same])
-        later = np.arange(len(iat)) + self.start + len(t) - len(iat)  # row of each gap's later request
-        self._keep_longest(iat, tt[1:], later)
+        self._keep_longest(iat, tt[1:], self.start + len(t) - len(iat))  # the row of each gap's later request
         self.prev_t, self.prev_w = float(t[-1]), int(w[-1])
         return iat
 
-    def _keep_longest(self, gap: np.ndarray, arrival: np.ndarray, row: np.ndarray) -> None:
-        """Keep the top_gaps longest gaps so far (ties: the earliest rows, which come first)."""
+    def _keep_longest(self, gap: np.ndarray, arrival: np.ndarray, first_row: int) -> None:
+        """Keep the top_gaps longest gaps so far (ties: the earliest rows, which come first); the
+        gaps' later rows are first_row, first_row + 1, ..."""
+        row = None
         if len(self.longest) == self.top_gaps:  # a later row must be strictly longer to enter
-            keep = np.flatnonzero(gap > self.longest[-1, 0])
-            gap, arrival, row = gap[keep], arrival[keep], row[keep]
+            keep = np.flatnonzero(np.greater(gap, self.longest[-1, 0], out=self.scratch("flag", len(gap), bool)))
+            gap, arrival, row = gap[keep], arrival[keep], keep + first_row
         pick = _top(gap, self.top_gaps)
-        cand = np.concatenate([self.longest, np.column_stack([gap[pick], arrival[pick], row[pick]])])
+        row = pick + first_row if row is None else row[pick]
+        cand = np.concatenate([self.longest, np.column_stack([gap[pick], arrival[pick], row])])
         self.longest = cand[np.lexsort((cand[:, 2], -cand[:, 0]))][:self.top_gaps]
 
     def _duplicates(self, t: np.ndarray, row_hash: np.ndarray) -> None:
-        h = np.concatenate([self.tie_hashes, row_hash])
+        h = np.concatenate([self.tie_hashes, row_hash], out=self.scratch("hashes", len(self.tie_hashes) + len(t), np.uint64))
         tail = len(t) - int(np.searchsorted(t, t[-1], side="left"))  # rows tied with the last arrival
         held = tail + (len(self.tie_hashes) if tail == len(t) and self.tie_t == t[-1] else 0)
-        done, self.tie_hashes, self.tie_t = h[: len(h) - held], h[len(h) - held:], float(t[-1])
+        done, self.tie_hashes, self.tie_t = h[: len(h) - held], h[len(h) - held:].copy(), float(t[-1])
         self.duplicates += len(done) - pl.Series(done).n_unique() if len(done) else 0
 
     def _derounded(self, td: np.ndarray, w: np.ndarray, u: np.ndarray) -> None:
         if len(td) == 0:
             return
-        if np.any(td[1:] < td[:-1]):  # already in order when nothing was de-rounded
-            order = _stable_order(td)  # ties keep file order, as row_id would
-            td, w, u = td[order], w[order], u[order]
-        tt = td if self.prev_td is None else np.concatenate([[self.prev_td], td])
-        ww = w if self.prev_wd is None else np.concatenate([[self.prev_wd], w])
-        gap = np.diff(tt)
+        s, n = self.scratch, len(td)
+        if np.less(td[1:], td[:-1], out=s("flag", n - 1, bool)).any():  # already in order when nothing was de-rounded
+            order = _stable_order(td, s("flag", n, bool))  # ties keep file order, as row_id would
+            td, w, u = (np.take(a, order, out=s(f"sorted.{i}", n, a.dtype), mode="clip") for i, a in enumerate((td, w, u)))
+        n += self.prev_td is not None
+        tt = td if self.prev_td is None else np.concatenate([[self.prev_td], td], out=s("derounded.t", n))
+        ww = w if self.prev_wd is None else np.concatenate([[self.prev_wd], w], out=s("derounded.w", n, np.int64))
+        gap = np.subtract(tt[1:], tt[:-1], out=s("derounded.gap", n - 1))
         later_w, later_u = ww[1:], u[len(u) - len(gap):]
         self.derounded.add(gap)
-        same = ww[1:] == ww[:-1]
+        same = np.equal(ww[1:], ww[:-1], out=s("derounded.same", n - 1, bool))
         self.window_derounded.add(gap[same], later_w[same])
-        positive = gap > 0
-        batch = _window_sample(later_w, gap, later_u, same & positive, self.per_window_n)
+        keep = np.greater(gap, 0, out=s("derounded.keep", n - 1, bool))
+        keep &= same
+        batch = _window_sample(later_w, gap, later_u, keep, self.per_window_n, s)
         kept = _window_sample_merge(self.window_sample, batch, self.per_window_n)
         # a later row is de-rounded from an arrival at or after td[-1] - jitter: earlier windows are final
         done = pl.col("window_idx") < int(self.window(np.array([td[-1] - self.jitter_s]))[0])
@@ -220,13 +242,29 @@ class GapStream:
                           .sort("window_idx", "u").drop("u"))
 
 
-def _stable_order(x: np.ndarray) -> np.ndarray:
+def _stable_order(x: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
     """np.argsort(x, kind="stable") of float64 values: sorted as their bits when no value has its sign
     bit set (no negative, -0.0 or NaN of either sign), where the bits order as the values do and
-    equal values have equal bits; numpy sorts 64-bit integers faster than doubles."""
-    if np.signbit(x).any() or np.isnan(x).any():
+    equal values have equal bits; numpy sorts 64-bit integers faster than doubles. `flag`: a boolean
+    work array of x's length."""
+    if np.signbit(x, out=flag).any() or np.isnan(x, out=flag).any():
         return np.argsort(x, kind="stable")
     return np.argsort(x.view(np.int64), kind="stable")
+
+
+def _ready(arrays: list[np.ndarray], ready: np.ndarray, wait: np.ndarray, scratch: Scratch) -> list[np.ndarray]:
+    """Each array's rows where `ready` (`wait` is its negation), in order: those before the first
+    waiting row copied as they lie, the few after it selected."""
+    if not wait.any():
+        return arrays
+    first, k = int(np.argmax(wait)), int(np.count_nonzero(ready))
+    out = []
+    for i, a in enumerate(arrays):
+        o = scratch(f"ready.{i}", k, a.dtype)
+        o[:first] = a[:first]
+        o[first:] = a[first:][ready[first:]]
+        out.append(o)
+    return out
 
 
 def _top(x: np.ndarray, k: int) -> np.ndarray:
@@ -248,18 +286,24 @@ def stage_codes(requests_path, rows: int, by: Grouping) -> dict[str, Codes]:
     return {"group": combined([codes[c] for c in by.columns], rows), "model": codes["model"], "service": codes["service"]}
 
 
-def _window_sample(w: np.ndarray, iat: np.ndarray, u: np.ndarray, keep: np.ndarray, per_window_n: int) -> pl.DataFrame:
+def _window_sample(w: np.ndarray, iat: np.ndarray, u: np.ndarray, keep: np.ndarray, per_window_n: int,
+                   scratch: Scratch | None = None) -> pl.DataFrame:
     """Per window, the `per_window_n` kept gaps with the smallest seeded uniform.
 
     Sorting every gap by (window, u) is the slow part, so a per-window cut on u first keeps about
-    1.5x the gaps needed (u is uniform); a window the cut leaves short keeps all its gaps."""
-    w, iat, u = w[keep], iat[keep], u[keep]
-    n = np.bincount(w, minlength=1) if len(w) else np.zeros(1, np.int64)
+    1.5x the gaps needed (u is uniform); a window the cut leaves short keeps all its gaps. The
+    rows are compacted once, after the cut (`scratch`: work arrays for the rows' cuts and flags)."""
+    s = scratch or Scratch()
+    kept = w[keep]
+    n = np.bincount(kept, minlength=1) if len(kept) else np.zeros(1, np.int64)
     with np.errstate(divide="ignore"):
         cut = np.minimum(1.0, 1.5 * per_window_n / n + 0.05)
-    below = u < cut[w]
+    # a row left out by `keep` may lie past the kept rows' windows: its (clipped) cut is not used
+    below = np.less(u, np.take(cut, w, out=s("sample.cut", len(w)), mode="clip"), out=s("sample.below", len(w), bool))
+    below &= keep
     short = np.bincount(w[below], minlength=len(n)) < np.minimum(n, per_window_n)
-    below |= short[w]
+    below |= np.logical_and(keep, np.take(short, w, out=s("sample.short", len(w), bool), mode="clip"),
+                            out=s("sample.short", len(w), bool))
     w, iat, u = w[below], iat[below], u[below]
     order = np.lexsort((u, w))
     w, iat, u = w[order], iat[order], u[order]
