@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from servetrace.arrays import Scratch
 from servetrace.bundle import lengths
 from servetrace.bundle.sums import Accumulator, Gaps, Grid, Rows, joint
 from servetrace.rows.moments import starts_of
@@ -59,19 +60,26 @@ class Powers:
             p[per_client["client"].to_numpy()] = per_client[c].to_numpy()
         self.per_window = Accumulator(["client", "window_start_s"], _merge_sum_of("sum_wpow"))
         self.client_power, self.client_rows = np.zeros(n_clients), np.zeros(n_clients, np.int64)
+        self.scratch = Scratch()  # work arrays reused batch after batch
 
     def add(self, r: Rows) -> None:
+        work, n = self.scratch, r.t.size
         by = self.gaps(r.client, r.t, r.window)
         w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
-        key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
+        key = work("key", n, np.int64)
+        key[...] = by.client
+        key *= nw
+        key += by.take(r.window, work("window", n, r.window.dtype))
+        key -= w0  # client x nw + (window - w0)
         starts = starts_of(key)
         client, start = key[starts] // nw, (w0 + key[starts] % nw) * self.grid.window_s + self.grid.g0
-        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client), np.log(by.x_window))
+        used, total = _power(starts, *_lookup(self.window_params, start * self.k + client),
+                             np.log(by.x_window, out=work("log_x", n)), work)
         self.per_window.add(pl.DataFrame({"client": pl.Series(client[used], dtype=pl.Int32),
                                           "window_start_s": pl.Series(start[used], dtype=pl.Int64), "sum_wpow": total[used]}),
                             w0, r.window[-1])
         client = by.client[by.starts]
-        used, total = _power(by.starts, *(p[client] for p in self.client_params), np.log(by.x))
+        used, total = _power(by.starts, *(p[client] for p in self.client_params), np.log(by.x, out=work("log_x", n)), work)
         self.client_power[client] += total
         self.client_rows[client] += used
 
@@ -110,16 +118,32 @@ def _by_client(rows: np.ndarray, sums: dict) -> pl.DataFrame | None:
     return pl.DataFrame({"client": pl.Series(at, dtype=pl.Int32), **{k: v[at] for k, v in sums.items()}}) if at.size else None
 
 
-def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _power(starts: np.ndarray, shape: np.ndarray, scale: np.ndarray, log_x: np.ndarray,
+           work: Scratch) -> tuple[np.ndarray, np.ndarray]:
     """Per run of rows beginning at `starts`, with its own shape and scale: whether it has rows
     with an inter-arrival and a finite shape, and their sum((x / scale)^shape), as
-    exp(shape (log x - log scale)) (one log of x for every run)."""
-    counts = np.diff(np.r_[starts, log_x.size])
-    k = np.repeat(shape, counts)
-    ok = np.isfinite(log_x) & np.isfinite(k)
+    exp(shape (log x - log scale)) (one log of x for every run); `work`: the caller's work arrays."""
+    n = log_x.size
+    counts = np.diff(np.r_[starts, n])
+    k, term = _each_run(shape, starts, counts, work("power.k", n)), _each_run(np.log(scale), starts, counts, work("power.term", n))
+    ok = np.isfinite(log_x, out=work("power.ok", n, bool))
+    ok &= np.isfinite(k, out=work("power.flag", n, bool))
     with np.errstate(invalid="ignore"):
-        term = np.exp(k * (log_x - np.repeat(np.log(scale), counts)))
-    return np.add.reduceat(ok, starts) > 0, np.add.reduceat(np.where(ok, term, 0.0), starts)
+        np.subtract(log_x, term, out=term)
+        np.multiply(k, term, out=term)
+        np.exp(term, out=term)
+    np.copyto(term, 0.0, where=np.logical_not(ok, out=work("power.flag", n, bool)))
+    return np.add.reduceat(ok, starts) > 0, np.add.reduceat(term, starts)
+
+
+def _each_run(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """np.repeat(values, counts) in `out` (the runs beginning at `starts`)."""
+    if starts.size <= 1024:
+        for lo, c, v in zip(starts.tolist(), counts.tolist(), values):
+            out[lo: lo + c] = v
+    else:
+        out[...] = np.repeat(values, counts)
+    return out
 
 
 def _lookup(table: tuple[np.ndarray, ...], keys: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from servetrace.arrays import numpy_of
+from servetrace.arrays import Scratch, numpy_of
 from servetrace.bundle import lengths
 from servetrace.bundle.model import CATEGORY_FIELDS
 from servetrace.errors import ServetraceError
@@ -48,9 +48,9 @@ class Clients:
         self.table[ranked["level"].to_numpy()] = [index[m] for m in merged]
         self.codes = groups.codes
 
-    def of(self, start: int, n: int) -> np.ndarray:
-        """The clients of rows start .. start + n - 1 (file order)."""
-        return np.take(self.table, self.codes[start: start + n])
+    def of(self, start: int, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The clients of rows start .. start + n - 1 (file order), in `out` when given."""
+        return np.take(self.table, self.codes[start: start + n], out=out, mode="clip" if out is not None else "raise")
 
 
 def _sort_order(client: np.ndarray) -> np.ndarray:
@@ -69,38 +69,48 @@ class ByClient:
     starts: np.ndarray
     x_window: np.ndarray
 
-    def take(self, values: np.ndarray) -> np.ndarray:
-        return values if self.order is None else np.take(values, self.order)  # np.take: faster than indexing
+    def take(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """`values` in client order (in `out`, a work array of their length and type, when given)."""
+        if self.order is None:
+            return values
+        return np.take(values, self.order, out=out, mode="clip" if out is not None else "raise")  # faster than indexing
 
 
 class Gaps:
     """Each row's time since the same client's previous arrival (NaN for a client's first row),
-    floored at IAT_FLOOR_S, with each client's last arrival and its window carried to the next batch."""
+    floored at IAT_FLOOR_S, with each client's last arrival and its window carried to the next batch.
+    What a call returns lies in work arrays the next call reuses (pipeline/arrays.py Scratch)."""
 
     def __init__(self, n_clients: int):
         self.last = np.full(n_clients, np.nan)
         self.last_window = np.full(n_clients, -1, np.int64)
+        self.scratch = Scratch()
 
     def __call__(self, client: np.ndarray, t: np.ndarray, window: np.ndarray) -> ByClient:
         from servetrace.bundle.arrivals import IAT_FLOOR_S
 
+        work, n = self.scratch, t.size
         if self.last.size == 1:  # one client: rows already in client order
             order, c, s, w, starts = None, client, t, window, np.zeros(min(t.size, 1), np.int64)
         else:
             order = _sort_order(client)
-            s, w = np.take(t, order), np.take(window, order)
+            s = np.take(t, order, out=work("t", n), mode="clip")
+            w = np.take(window, order, out=work("window", n, window.dtype), mode="clip")
             # the sorted clients: each repeated as often as it occurs (no gather through `order`)
             counts = np.bincount(client, minlength=self.last.size)
             c = np.repeat(np.arange(self.last.size, dtype=client.dtype), counts)
             present = np.flatnonzero(counts)
             starts = (np.cumsum(counts) - counts)[present]
-        prev, prev_w = np.empty_like(s), np.empty_like(w)
+        prev, prev_w = work("prev", n, s.dtype), work("prev_window", n, w.dtype)
         prev[1:], prev_w[1:] = s[:-1], w[:-1]
         prev[starts], prev_w[starts] = self.last[c[starts]], self.last_window[c[starts]]
         ends = np.r_[starts[1:] - 1, c.size - 1] if c.size else starts
         self.last[c[ends]], self.last_window[c[ends]] = s[ends], w[ends]
-        x = np.maximum(s - prev, IAT_FLOOR_S)
-        return ByClient(order, c, x, starts, np.where(prev_w == w, x, np.nan))
+        x = np.maximum(np.subtract(s, prev, out=work("x", n)), IAT_FLOOR_S, out=work("x", n))
+        x_window = work("x_window", n)
+        x_window.fill(np.nan)  # a gap across a window edge
+        np.copyto(x_window, x, where=np.equal(prev_w, w, out=work("same", n, bool)))
+        return ByClient(order, c, x, starts, x_window)
 
 
 class TickSquares:
@@ -164,12 +174,22 @@ class Grid:
         self.window = (((a - g0) // window_s).cast(pl.Int64) * window_s + g0).alias("window_start_s")
         self.dataset = (((a - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s")
 
-    def indices(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def indices(self, t: np.ndarray, work: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(window, dataset window) index of each arrival, the starts being g0 + index x width: the
-        expressions' floor division, which multiplies by the width's reciprocal (a test holds them equal)."""
-        x = t - float(self.g0)
-        return (np.floor(x * (1.0 / self.window_s)).astype(np.int64),
-                np.floor(x * (1.0 / self.dataset_window_s)).astype(np.int64))
+        expressions' floor division, which multiplies by the width's reciprocal (a test holds them equal).
+        `work`: work arrays to compute them in."""
+        if work is None:
+            x = t - float(self.g0)
+            return (np.floor(x * (1.0 / self.window_s)).astype(np.int64),
+                    np.floor(x * (1.0 / self.dataset_window_s)).astype(np.int64))
+        x, f = np.subtract(t, float(self.g0), out=work("grid.x", t.size)), work("grid.f", t.size)
+        out = []
+        for width, name in ((self.window_s, "grid.window"), (self.dataset_window_s, "grid.dataset")):
+            np.floor(np.multiply(x, 1.0 / width, out=f), out=f)
+            index = work(name, t.size, np.int64)
+            index[...] = f
+            out.append(index)
+        return out[0], out[1]
 
 
 @dataclass
@@ -197,6 +217,9 @@ class RowReader:
     def __init__(self, batches: Iterator[Batch], inputs: list[str], clients: Clients, grid: Grid):
         self.batches, self.inputs, self.clients, self.grid = batches, inputs, clients, grid
         self.rows, self.last = 0, -np.inf
+        # each batch's clients and windows in work arrays, two sets taken in turn: the consumers work
+        # on one batch while the next is made (pipeline/rows/read.py run)
+        self.work = (Scratch(), Scratch())
 
     def __iter__(self) -> Iterator[Rows]:
         for b in self.batches:
@@ -211,8 +234,10 @@ class RowReader:
             failed = (pl.from_arrow(b.select(["failed"]))["failed"].fill_null(False).to_numpy() if "failed" in self.inputs
                       else np.zeros(t.size, bool))
             start, self.rows, self.last = self.rows, self.rows + t.size, float(t[-1])
-            yield Rows(t, self.clients.of(start, t.size), *self.grid.indices(t), failed,
-                       pl.from_arrow(b.select(self.inputs)), start, b)
+            work = self.work[0]
+            self.work = self.work[::-1]
+            yield Rows(t, self.clients.of(start, t.size, work("client", t.size, self.clients.table.dtype)),
+                       *self.grid.indices(t, work), failed, pl.from_arrow(b.select(self.inputs)), start, b)
 
 
 class ArrivalSums:
@@ -229,30 +254,47 @@ class ArrivalSums:
         self.heads: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         self.need = np.full(n_clients, ks_sample, np.int64)
         self.nonzero = False
+        self.scratch = Scratch()  # work arrays reused batch after batch
 
     def add(self, r: Rows) -> None:
         if not self.nonzero and r.failed.any():
             self.nonzero = bool((r.inputs["output_tokens"].filter(pl.Series(r.failed)).fill_null(0) != 0).any())
+        work, n = self.scratch, r.t.size
         w0, nw = r.window[0], int(r.window[-1] - r.window[0]) + 1
         by = self.gaps(r.client, r.t, r.window)
-        failed = by.take(r.failed)
-        tick = None if self.grid.clock_s is None else np.floor((r.t - self.grid.g0) / self.grid.clock_s).astype(np.int64)
-        key = by.client.astype(np.int64) * nw + (by.take(r.window) - w0)
-        groups, sums = segment_sums(key, by.x_window, failed)
+        failed = by.take(r.failed, work("failed", n, r.failed.dtype))
+        tick = None if self.grid.clock_s is None else self._ticks(r.t)
+        key = work("key", n, np.int64)
+        key[...] = by.client
+        key *= nw
+        key += by.take(r.window, work("window", n, r.window.dtype))
+        key -= w0  # client x nw + (window - w0)
+        groups, sums = segment_sums(key, by.x_window, failed, work)
         if tick is not None:
-            sums["sum_tick_n2"] = self.ticks[0](by.client, by.take(tick), starts_of(key))
+            sums["sum_tick_n2"] = self.ticks[0](by.client, by.take(tick, work("client_tick", n, np.int64)), starts_of(key))
         self.per_window.add(pl.DataFrame({"client": pl.Series(groups // nw, dtype=pl.Int32),
                                           "window_start_s": self._start(w0 + groups % nw), **sums}), w0, r.window[-1])
-        groups, sums = segment_sums(by.client, by.x, failed)
+        groups, sums = segment_sums(by.client, by.x, failed, work)
         if tick is not None:
-            sums["sum_tick_n2"] = self.ticks[1](by.client, by.take(tick), starts_of(by.client))
+            sums["sum_tick_n2"] = self.ticks[1](by.client, by.take(tick, work("client_tick", n, np.int64)), starts_of(by.client))
         self.per_client.add(pl.DataFrame({"client": pl.Series(groups, dtype=pl.Int32), **sums}), 0, 0)  # never complete
-        groups, sums = segment_sums(r.window, self.all_gaps(np.zeros(r.t.size, np.int32), r.t, r.window).x_window, r.failed)
+        one = work("one_client", n, np.int32)
+        one.fill(0)
+        groups, sums = segment_sums(r.window, self.all_gaps(one, r.t, r.window).x_window, r.failed, work)
         if tick is not None:
-            sums["sum_tick_n2"] = self.ticks[2](np.zeros(r.t.size, np.int32), tick, starts_of(r.window))
+            sums["sum_tick_n2"] = self.ticks[2](one, tick, starts_of(r.window))
         self.overall.add(pl.DataFrame({"window_start_s": self._start(groups), **sums}), w0, r.window[-1])
         if self.need.any():
             _take_heads(by, self.need, self.heads)
+
+    def _ticks(self, t: np.ndarray) -> np.ndarray:
+        """Each arrival's tick of the source's clock, from g0 (in a work array)."""
+        x = np.subtract(t, self.grid.g0, out=self.scratch("tick_x", t.size))
+        np.divide(x, self.grid.clock_s, out=x)
+        np.floor(x, out=x)
+        out = self.scratch("tick", t.size, np.int64)
+        out[...] = x
+        return out
 
     def _start(self, index: np.ndarray) -> pl.Series:
         return pl.Series(index * self.grid.window_s + self.grid.g0, dtype=pl.Int64)

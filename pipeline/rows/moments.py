@@ -102,20 +102,43 @@ def cv(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 SUMS = ("requests", "n_iat", "sum_x", "sum_log", "m2", "failed", "sum_tick_n2")
 
 
-def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, dict]:
+def _masked(x: np.ndarray, ok: np.ndarray, fill: float, out: np.ndarray) -> np.ndarray:
+    """np.where(ok, x, fill) in `out`."""
+    out.fill(fill)
+    np.copyto(out, x, where=ok)
+    return out
+
+
+def _zero_where_not(ok: np.ndarray, x: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """np.where(ok, x, 0.0), in x (`flag`: a boolean work array)."""
+    np.copyto(x, 0.0, where=np.logical_not(ok, out=flag))
+    return x
+
+
+def segment_sums(key: np.ndarray, x: np.ndarray, failed: np.ndarray,
+                 scratch: Scratch | None = None) -> tuple[np.ndarray, dict]:
     """(the distinct keys, their sums) of rows whose keys ascend: requests, inter-arrival count,
     sum, sum of logs, squared deviations from the group's mean (m2) and failures, of
-    inter-arrivals `x` (NaN: none, a client's first row)."""
+    inter-arrivals `x` (NaN: none, a client's first row). `scratch`: the caller's work arrays."""
+    work = scratch if scratch is not None else lambda name, n, dtype=np.float64: np.empty(n, dtype)
     starts = starts_of(key)
     requests = np.diff(np.r_[starts, key.size])
-    ok = np.isfinite(x)
+    ok = np.isfinite(x, out=work("segment.ok", x.size, bool))
     every = bool(ok.all())
     n = requests if every else np.add.reduceat(ok, starts, dtype=np.int64)
-    sum_x = np.add.reduceat(x if every else np.where(ok, x, 0.0), starts)
-    dev = (x - np.repeat(sum_x / np.maximum(n, 1), requests)) ** 2
+    sum_x = np.add.reduceat(x if every else _masked(x, ok, 0.0, work("segment.x", x.size)), starts)
+    mean = sum_x / np.maximum(n, 1)
+    dev = work("segment.dev", x.size)
+    if starts.size <= 1024:  # each run less its mean, no per-row copy of the means
+        for lo, c, m in zip(starts.tolist(), requests.tolist(), mean):
+            np.subtract(x[lo: lo + c], m, out=dev[lo: lo + c])
+    else:
+        np.subtract(x, np.repeat(mean, requests), out=dev)
+    np.square(dev, out=dev)
+    logs = np.log(x if every else _masked(x, ok, 1.0, work("segment.x", x.size)), out=work("segment.x", x.size))
     sums = {"requests": requests, "n_iat": n, "sum_x": sum_x,
-            "sum_log": np.add.reduceat(np.log(x if every else np.where(ok, x, 1.0)), starts),
-            "m2": np.add.reduceat(dev if every else np.where(ok, dev, 0.0), starts),
+            "sum_log": np.add.reduceat(logs, starts),
+            "m2": np.add.reduceat(dev if every else _zero_where_not(ok, dev, work("segment.nok", x.size, bool)), starts),
             "failed": np.add.reduceat(failed, starts, dtype=np.int64),
             "sum_tick_n2": np.zeros(starts.size)}  # bundle/sums.py TickSquares, on a coarse clock
     return key[starts], {k: v if k.startswith(("sum", "m2")) else v.astype(np.int64) for k, v in sums.items()}
