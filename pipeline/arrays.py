@@ -65,3 +65,7 @@ class Scratch:
         if a is None or a.size < n or a.dtype != dtype:
             a = self._arrays[name] = np.empty(n + (n >> 4) + 1, dtype)  # room for a batch a little longer
         return a[:n]
+
+    def clear(self) -> None:
+        """Lets the work arrays go (a consumer done with its batches)."""
+        self._arrays.clear()

@@ -84,6 +84,8 @@ class Powers:
         self.client_rows[client] += used
 
     def result(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        self.scratch.clear()
+        self.gaps.scratch.clear()
         return self.per_window.result(None), _by_client(self.client_rows, {"sum_wpow": self.client_power})
 
 

@@ -300,6 +300,8 @@ class ArrivalSums:
         return pl.Series(index * self.grid.window_s + self.grid.g0, dtype=pl.Int64)
 
     def result(self) -> dict:
+        for work in (self.scratch, self.gaps.scratch, self.all_gaps.scratch):
+            work.clear()
         empty = pl.DataFrame(schema={"client": pl.Int32, "window_start_s": pl.Int64,
                                      **{k: pl.Float64 if k.startswith(("sum", "m2")) else pl.Int64 for k in SUMS}})
         return {"per_window": self.per_window.result(empty), "per_client": self.per_client.result(empty.drop("window_start_s")),

@@ -132,7 +132,7 @@ class GapStream:
         s, n = self.scratch, len(t)
         if self.prev_t is not None and t[0] < self.prev_t or np.less(t[1:], t[:-1], out=s("flag", n - 1, bool)).any():
             raise ServetraceError("requests.parquet is not sorted by arrival_s (re-run ingest)")
-        w = self.window(t, s("window.x", n), s("window", n, np.int64))
+        w = self.window(t, s("level.t", n), s("window", n, np.int64))  # level.t: free until the levels
         iat = self._raw(t, w)
         sampled = np.less(u[len(u) - len(iat):], self.sample_p, out=s("flag", len(iat), bool))
         self.samples.append(iat[sampled])  # raw gaps, ties included
@@ -142,18 +142,23 @@ class GapStream:
         m = len(self.pending[0]) + n
         pending = [np.concatenate([a, b], out=s(f"pending.{i}", m, b.dtype))
                    for i, (a, b) in enumerate(zip(self.pending, (td, w, u)))]
-        # a later row's de-rounded time is at least this batch's last arrival
-        ready = np.less_equal(pending[0], t[-1], out=s("ready", m, bool))
-        wait = np.logical_not(ready, out=s("wait", m, bool))
-        self._derounded(*_ready(pending, ready, wait, s))
-        self.pending = tuple(a[wait] for a in pending)
+        # a later row's de-rounded time is at least this batch's last arrival: the rows up to it are
+        # ready. Sorted by de-rounded time (ties in file order), they come first; those left wait in
+        # that order, which is their file order among ties, as the next batch's sort needs
+        if np.less(pending[0][1:], pending[0][:-1], out=s("flag", m - 1, bool)).any():
+            order = _stable_order(pending[0], s("flag", m, bool))
+            pending = [np.take(a, order, out=s(f"sorted.{i}", m, a.dtype), mode="clip") for i, a in enumerate(pending)]
+        k = int(np.searchsorted(pending[0], t[-1], side="right"))
+        self.pending = tuple(a[k:].copy() for a in pending)
+        self._derounded(*(a[:k] for a in pending))
         self.start += n
 
     def _raw(self, t: np.ndarray, w: np.ndarray) -> np.ndarray:
         s, n = self.scratch, len(t) + (self.prev_t is not None)
-        tt = t if self.prev_t is None else np.concatenate([[self.prev_t], t], out=s("raw.t", n))
-        ww = w if self.prev_w is None else np.concatenate([[self.prev_w], w], out=s("raw.w", n, np.int64))
-        iat = np.subtract(tt[1:], tt[:-1], out=s("raw.gap", n - 1))
+        # in the de-rounded gaps' work arrays, which are free until then
+        tt = t if self.prev_t is None else np.concatenate([[self.prev_t], t], out=s("derounded.t", n))
+        ww = w if self.prev_w is None else np.concatenate([[self.prev_w], w], out=s("derounded.w", n, np.int64))
+        iat = np.subtract(tt[1:], tt[:-1], out=s("derounded.gap", n - 1))
         self.raw.add(iat)
         flag = s("flag", n - 1, bool)
         self.zero += int(np.count_nonzero(np.equal(iat, 0, out=flag)))
@@ -212,6 +217,7 @@ class GapStream:
 
     def finish(self) -> GapResults:
         self._derounded(*self.pending)
+        self.scratch.clear()
         h = self.tie_hashes
         self.duplicates += len(h) - pl.Series(h).n_unique() if len(h) else 0
         n, mean, std = self.raw.result()
@@ -252,21 +258,6 @@ def _stable_order(x: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
     return np.argsort(x.view(np.int64), kind="stable")
 
 
-def _ready(arrays: list[np.ndarray], ready: np.ndarray, wait: np.ndarray, scratch: Scratch) -> list[np.ndarray]:
-    """Each array's rows where `ready` (`wait` is its negation), in order: those before the first
-    waiting row copied as they lie, the few after it selected."""
-    if not wait.any():
-        return arrays
-    first, k = int(np.argmax(wait)), int(np.count_nonzero(ready))
-    out = []
-    for i, a in enumerate(arrays):
-        o = scratch(f"ready.{i}", k, a.dtype)
-        o[:first] = a[:first]
-        o[first:] = a[first:][ready[first:]]
-        out.append(o)
-    return out
-
-
 def _top(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest values, ties to the earliest: at most k passes over x (a partition
     degrades when most values tie, as gaps on a 1 s grid do)."""
@@ -299,7 +290,7 @@ def _window_sample(w: np.ndarray, iat: np.ndarray, u: np.ndarray, keep: np.ndarr
     with np.errstate(divide="ignore"):
         cut = np.minimum(1.0, 1.5 * per_window_n / n + 0.05)
     # a row left out by `keep` may lie past the kept rows' windows: its (clipped) cut is not used
-    below = np.less(u, np.take(cut, w, out=s("sample.cut", len(w)), mode="clip"), out=s("sample.below", len(w), bool))
+    below = np.less(u, np.take(cut, w, out=s("level.gap", len(w)), mode="clip"), out=s("sample.below", len(w), bool))
     below &= keep
     short = np.bincount(w[below], minlength=len(n)) < np.minimum(n, per_window_n)
     below |= np.logical_and(keep, np.take(short, w, out=s("sample.short", len(w), bool), mode="clip"),
