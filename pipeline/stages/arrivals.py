@@ -154,7 +154,10 @@ def _statement(v: dict, best: dict | None, derounded: bool) -> str:
     cv = v["iat_cv_derounded"] if derounded else v["iat_cv"]
     kind = "burstier than Poisson" if (cv or 0) > 1.05 else "smoother than Poisson" if (cv or 0) < 0.95 else "close to Poisson"
     which = "de-rounded " if derounded else ""
-    fit = ("" if not best else f"; {best['family'].capitalize()} fits best (KS {fmt(best['ks'], 2)})" if best["fits"]
+    fit = ("" if not best else
+           f"; the gaps' family cannot be tested ({best['family']} by BIC): {best['ks']['absent']}"
+           if isinstance(best["ks"], dict)
+           else f"; {best['family'].capitalize()} fits best (KS {fmt(best['ks'], 2)})" if best["fits"]
            else f"; no family fits the gaps (closest {best['family']}, KS {fmt(best['ks'], 2)} > {fmt(best['ks_max'], 2)})")
     idc = v["idc"]
     scales = ", ".join(f"{fmt(x)} at {k} s" for k, x in idc.items() if x is not None)

@@ -192,18 +192,21 @@ def chosen_fit(fits: dict[str, dict], ks_max: float = DEFAULTS.stages.ks_fits,
     distance is at most `ks_max`) and how it was chosen."""
     family = best_family(fits, bic_margin, ks_max)[0]
     out = row_fit(fits, family)
-    return {**out, "fits": bool(out["ks"] <= ks_max), "ks_max": ks_max,
+    untested = isinstance(out["ks"], dict)  # the data cannot test it: `fits` is absent for the same reason
+    return {**out, "fits": out["ks"] if untested else bool(out["ks"] <= ks_max), "ks_max": ks_max,
             "chosen_by": f"among the families with KS <= {ks_max:g} (all when none), the simplest within "
                          f"{bic_margin:g} of the smallest BIC"}
 
 
 def row_fit(fits: dict[str, dict], family: str, row: int = 0) -> dict:
-    """One row of one family as plain JSON-ready numbers."""
+    """One row of one family as plain JSON-ready numbers (a KS the data cannot test, `ks_absent`:
+    {"absent": reason})."""
     f = fits[family]
+    ks = float(f["ks"][row])
     return {
         "family": family,
         "params": {k: float(v[row]) for k, v in f["params"].items()},
-        "ks": float(f["ks"][row]),
+        "ks": {"absent": f["ks_absent"]} if f.get("ks_absent") and not math.isfinite(ks) else ks,
         "aic": float(f["aic"][row]),
         "bic": float(f["bic"][row]),
     }

@@ -56,6 +56,17 @@ def observed_cdf(family: str, p: dict, k: np.ndarray, delta: float, exact_below:
     return out
 
 
+def observed_cdf_exact(family: str, p: dict, k: np.ndarray, delta: float) -> np.ndarray:
+    """H(k) exactly at every k >= -1 (integers): (G((k+1) delta) - G(k delta)) / delta, with no
+    midpoint approximation above `exact_below` (the KS distance compares it with the data)."""
+    k = np.asarray(k, dtype=float)
+    steps, where = np.unique(np.clip(np.concatenate([k, k + 1]), 0, None), return_inverse=True)
+    t = steps * delta
+    g = np.where(t > 0, t * _cdf(family, p, t) - partial_mean(family, p, t), 0.0)
+    lo, hi = g[where[: k.size]], g[where[k.size:]]
+    return np.where(k >= 0, (hi - lo) / delta, 0.0).reshape(k.shape)
+
+
 class Rounded:
     """Sufficient statistics of gaps seen on a grid of `delta` seconds (exact probabilities for
     gaps of fewer than `exact_below` steps)."""
@@ -70,6 +81,7 @@ class Rounded:
         self.n_big = big.size
         self.log_big = np.log(big)
         self.sum_log, self.sum_log2, self.sum_x = self.log_big.sum(), (self.log_big**2).sum(), big.sum()
+        self.levels = int(np.count_nonzero(np.diff(self.k))) + 1 if self.k.size else 0  # distinct grid steps seen
 
     def loglik(self, family: str, p: dict) -> float:
         h = observed_cdf(family, p, np.arange(-1, self.exact_below), self.delta, self.exact_below)
@@ -92,10 +104,25 @@ class Rounded:
                     - (self.sum_log2 - 2 * mu * sl + n * mu * mu) / (2 * s * s))
         return small + dens + n * math.log(self.delta)
 
+    def untestable(self, family: str) -> str | None:
+        """Why the KS distance cannot test `family` on these gaps, or None when it can. The gaps as
+        seen take `levels` distinct grid values: their ECDF has levels - 1 free steps, and a family
+        of as many parameters (or more) matches them whatever the gaps' shape (a 1 s clock at 100
+        req/s shows gaps of 0 and 1 s only: any one-parameter fit matches the tie share, KS ~1e-9)."""
+        n_params = families.N_PARAMS[family]
+        if self.levels - 1 > n_params:
+            return None
+        ties = float(np.count_nonzero(self.k == 0)) / max(self.x.size, 1)
+        return (f"the {self.delta:g} s grid shows the gaps as only {self.levels} distinct value{'s' if self.levels != 1 else ''} ({ties:.1%} ties), "
+                f"which a {n_params}-parameter family matches whatever the gaps' shape")
+
     def ks(self, family: str, p: dict) -> float:
-        """KS distance between the gaps as seen and the family seen through the same grid."""
-        hi = observed_cdf(family, p, self.k, self.delta, self.exact_below)
-        lo = observed_cdf(family, p, self.k - 1, self.delta, self.exact_below)
+        """KS distance between the gaps as seen and the family seen through the same grid (the
+        exact observed CDF at every step); NaN when the gaps cannot test the family (`untestable`)."""
+        if self.untestable(family):
+            return math.nan
+        hi = observed_cdf_exact(family, p, self.k, self.delta)
+        lo = observed_cdf_exact(family, p, self.k - 1, self.delta)
         return float(families.ks_distance(self.x[None, :], (hi[None, :], lo[None, :]))[0])
 
 
@@ -125,8 +152,10 @@ def _fit_one(r: Rounded, family: str, start: dict) -> dict:
     res = optimize.minimize(nll, v0, method="Nelder-Mead",
                             options={"xatol": 1e-6, "fatol": 1e-6, "maxiter": 2000})
     p = params(res.x)
-    return {"params": {k: np.array([v]) for k, v in p.items()}, "loglik": np.array([-res.fun]),
-            "ks": np.array([r.ks(family, p)])}
+    fit = {"params": {k: np.array([v]) for k, v in p.items()}, "loglik": np.array([-res.fun]),
+           "ks": np.array([r.ks(family, p)])}
+    reason = r.untestable(family)
+    return {**fit, "ks_absent": reason} if reason else fit
 
 
 def fit_rounded(x: np.ndarray, delta: float, exact_below: int = DEFAULTS.stages.rounded_exact_below) -> dict[str, dict]:
