@@ -275,7 +275,7 @@ def test_batches_keep_numbering_order_and_accounting(tmp_path, monkeypatch, swap
     arrivals going backwards across a batch boundary are seen, and rows are sorted stably."""
     import servetrace.ingest.stream as stream
 
-    monkeypatch.setattr(stream, "BATCH_ROWS", 100)
+    monkeypatch.setattr(stream, "READ_ROWS", 100)
     rng = np.random.default_rng(3)
     n = 1000
     t = np.sort(rng.integers(0, 500, n)).astype(float)

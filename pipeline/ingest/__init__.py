@@ -26,6 +26,7 @@ from servetrace.ingest.canonical import (
     jsonl_keys,
     lit,
     load_raw,
+    nul_checked,
 )
 from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
@@ -277,7 +278,10 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     `serial`: read a CSV without DuckDB's parallel reader (quoted newlines with short rows)."""
     layout = load_raw(con, src, spec, serial)
     unit, epoch = guess_time_unit(con, layout, spec)
-    build_typed(con, layout, spec, unit, src, epoch)
+    # NUL bytes in text values are looked for in the stream's string buffers (one scan a column and
+    # batch), not per value in SQL; a stream that finds one is read again with the SQL checks.
+    nul_columns = nul_checked(spec)
+    build_typed(con, layout, spec, unit, src, epoch, nul_checks=not nul_columns)
     numbered = src.container == "jsonl"
     absent = frozenset(r[0] for r in con.execute(statement("typed_null_columns")).fetchall())
     select, schema = _stream_select(spec, numbered, absent=absent)
@@ -341,8 +345,14 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     # requests.parquet is the marker of a complete ingest for the cache.
     with io.atomic_path(out_dir / REQUESTS, ".parquet") as requests_tmp:
         with io.atomic_path(out_dir / REJECTS, ".parquet") as rejects_tmp:
-            res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
-            low, high = outlying_cuts(con, requests_tmp, res.kept, settings.outliers)
+            res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe,
+                               nul_columns)
+            if res.nul:
+                con.execute(statement("typed_drop"))
+                build_typed(con, layout, spec, unit, src, epoch)
+                res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
+            ends = res.ends if res.ordered else None  # then the first and last kept are the extremes
+            low, high = outlying_cuts(con, requests_tmp, res.kept, settings.outliers, ends)
             if low is not None or high is not None:  # read again, refusing them like any bad record
                 bounds = [f"t.arrival_s {op} {cut + res.shift!r}" for op, cut in (("<", low), (">", high)) if cut is not None]
                 select, _ = _stream_select(spec, numbered, " or ".join(bounds), absent)

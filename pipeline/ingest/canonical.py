@@ -26,6 +26,8 @@ INT_MAX = 2**31 - 1
 UNIT_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 MAX_LINE_BYTES = 1 << 23  # 8 MiB: a longer line is a reject, not a crash (a larger bound would
 # make DuckDB read the file in a few huge buffers, on one core)
+READ_BUFFER_BYTES = 4 * MAX_LINE_BYTES  # DuckDB's default, 16 x the line limit, reads 128 MiB buffers:
+# each is fresh memory to fault in (twice the peak memory of a 10 M-row ingest's parse, ~0.1 s of system time)
 INT_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "INTEGER"]
 TEXT_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "VARCHAR"]
 DURATION_COLUMNS = [c for c in COLUMNS if SQL_TYPES[c] == "DOUBLE" and c != "arrival_s"]
@@ -67,7 +69,8 @@ class RawLayout:
 def text_lines(src: Source) -> str:
     """The file's physical lines, one VARCHAR `j` each in order (a blank line is null)."""
     comp = lit({"none": "none", "gzip": "gzip", "zstd": "zstd"}[src.compression])
-    return statement("text_lines", path=lit(str(src.path)), compression=comp, max_line=MAX_LINE_BYTES)
+    return statement("text_lines", path=lit(str(src.path)), compression=comp, max_line=MAX_LINE_BYTES,
+                     buffer=READ_BUFFER_BYTES)
 
 
 def jsonl_keys(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
@@ -96,7 +99,8 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, spec: FormatSpec, seri
             # Positional names: a header may repeat a name or hold characters SQL dislikes.
             cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(src.header)))
             con.execute(statement("raw_csv", path=path, delimiter=lit(src.delimiter), columns=cols, compression=comp,
-                                  max_line=MAX_LINE_BYTES, serial=", parallel=false" if serial else ""))
+                                  max_line=MAX_LINE_BYTES, buffer=READ_BUFFER_BYTES,
+                                  serial=", parallel=false" if serial else ""))
             column_of = {}
             for i, name in enumerate(src.header):
                 column_of.setdefault(name, f"c{i}")
@@ -173,11 +177,13 @@ def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: For
 
 
 def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec, unit: str, src: Source,
-                epoch: bool = False, numbered: bool | None = None) -> None:
+                epoch: bool = False, numbered: bool | None = None, nul_checks: bool = True) -> None:
     """Create the view `typed`: parsed canonical values, and the first reason a record is refused
     (NULL if kept). Each source value is parsed once (layer `p`), then tested.
     `epoch`: the unit was guessed from epoch magnitudes; a timestamp outside EPOCH_S is refused.
-    `numbered`: the raw records carry their number `rec` (JSON lines; every container on Spark)."""
+    `numbered`: the raw records carry their number `rec` (JSON lines; every container on Spark).
+    `nul_checks`: refuse a text value holding a NUL byte; without, its reader must (stream.py does,
+    for the columns of `nul_checked`, and reads again with the checks when it finds one)."""
     parsed: dict[str, str] = {}  # name in layer p -> expression over raw
     checks: list[tuple[str, str]] = []
     values: dict[str, str] = {}  # canonical column -> expression over p
@@ -216,8 +222,11 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         values[name] = "null" if v is None else f"nullif(trim({v}), '')"
         if v is not None:
             checks.append((f"strlen({v}) > {MAX_TEXT_BYTES}", f"{name} longer than {MAX_TEXT_BYTES} bytes"))
-            checks.append((f"contains({v}, chr(0))", f"NUL byte in {name}"))
-            fine_optional.append(f"coalesce(strlen({v}) <= {MAX_TEXT_BYTES} and not contains({v}, chr(0)), true)")
+            if nul_checks:
+                checks.append((f"contains({v}, chr(0))", f"NUL byte in {name}"))
+                fine_optional.append(f"coalesce(strlen({v}) <= {MAX_TEXT_BYTES} and not contains({v}, chr(0)), true)")
+            else:
+                fine_optional.append(f"coalesce(strlen({v}) <= {MAX_TEXT_BYTES}, true)")
     if spec.service_map == "logtype" and "service" in spec.columns:
         # BurstGPT Log Type: 'Conversation log' -> 'conversation', 'API log' -> 'api'.
         # Equality on the two known values first: far cheaper per row than string functions.
@@ -284,6 +293,15 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
     # Parquet records are numbered by their position in the stream that reads them.
     con.execute(statement("typed", parsed=p_select, reason=reason, values=v_select,
                           rec="rec, " if (src.container == "jsonl" if numbered is None else numbered) else ""))
+
+
+def nul_checked(spec: FormatSpec) -> tuple[str, ...]:
+    """The text columns whose NUL check a reader of `typed` can make on the values it receives (a
+    canonical value holds a NUL byte exactly when its source value does: trim, nullif, lower and
+    the Log Type mapping neither add nor remove one); none when chat links stand in for ids."""
+    if spec.parent_link:
+        return ()
+    return tuple(name for name in TEXT_COLUMNS if spec.columns.get(name) is not None)
 
 
 def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src: Source) -> None:

@@ -5,7 +5,8 @@ trace's span, and every per-window structure, as large as the distance.
 A row is outlying when it sits at either end of the trace, beyond a gap longer than both
 `gap_spans` times the span of the rows it leaves and `gap_floor_s`, with at most `share` of the
 rows (or `few`) on its side of the gap (settings.OutlierSettings). Found from the few smallest and
-largest arrivals only (two top-k reads of one column).
+largest arrivals only: the first and last ones the stream wrote when arrivals never go backwards,
+else two top-k reads of the written column.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from servetrace.ingest.canonical import lit
 from servetrace.ingest.queries import statement
+from servetrace.ingest.stream import Ends
 from servetrace.settings import OutlierSettings
 
 REASON = "arrival far outside the rest of the trace (an outlying timestamp)"
@@ -45,13 +47,18 @@ def cuts_from_ends(low, high, m: int, t: OutlierSettings = OutlierSettings()) ->
     return (float(low[bottom]) if bottom else None), (float(high[-top - 1]) if top else None)
 
 
-def outlying_cuts(con, kept: Path, rows: int, t: OutlierSettings = OutlierSettings()) -> tuple[float | None, float | None]:
+def outlying_cuts(con, kept: Path, rows: int, t: OutlierSettings = OutlierSettings(),
+                  ordered: Ends | None = None) -> tuple[float | None, float | None]:
     """(low, high): arrivals (on the clock of `kept`) below low or above high are outlying; None:
-    no outlier on that side."""
+    no outlier on that side. `ordered`: the first and last arrivals `kept` holds in file order,
+    when they never go backwards there (then they are its smallest and largest)."""
     m = ends_needed(rows, t)
     if m is None:
         return None, None
-    ends = [np.array([r[0] for r in con.execute(statement("arrival_ends", path=lit(str(kept)), order=order,
-                                                          limit=m + 1)).fetchall()])
-            for order in ("asc", "desc")]
-    return cuts_from_ends(ends[0], ends[1][::-1], m, t)
+    low, high = (ordered.first(m + 1), ordered.last(m + 1)) if ordered is not None else (None, None)
+    if low is None or high is None:
+        low, high = [np.array([r[0] for r in con.execute(statement("arrival_ends", path=lit(str(kept)), order=order,
+                                                                   limit=m + 1)).fetchall()])
+                     for order in ("asc", "desc")]
+        high = high[::-1]
+    return cuts_from_ends(low, high, m, t)

@@ -4,13 +4,15 @@ DuckDB parses and checks the records on every core and hands them over in Arrow 
 batch is split, counted and written whole (no loop over rows). Writing while DuckDB reads the
 next batches costs less than materialising the parsed table and copying it out again.
 On the way the stream collects what the summary needs: rows parsed / kept / refused, the first
-and smallest kept arrival, whether arrivals ever go backwards, and the first kept arrivals (for
-the timestamp grid).
+and smallest kept arrival, whether arrivals ever go backwards, and the first and last kept arrivals
+(in file order these are the smallest and largest when arrivals never go backwards: the outlying
+timestamps are judged from them without reading the written arrivals again).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +23,9 @@ import pyarrow.parquet as pq
 
 from servetrace.arrays import numpy_of
 
-BATCH_ROWS = 1 << 20  # one Parquet row group per batch
+BATCH_ROWS = 1 << 20  # rows of a Parquet row group
+READ_ROWS = 1 << 17  # rows of a batch DuckDB hands over: its Arrow buffers are grown by reallocation,
+# and a million rows' worth are fresh memory each batch (page faults); row groups gather eight
 REFUSED = pa.schema([("rec", pa.int64()), ("reason", pa.string())])
 
 
@@ -33,6 +37,36 @@ class StreamResult:
     lo: float | None = None  # smallest kept arrival, on the source clock
     shift: float = 0.0  # subtracted from every arrival written
     ordered: bool = True  # kept arrivals never go backwards in file order
+    ends: Ends = field(default_factory=lambda: Ends())  # the first and last kept arrivals written
+    nul: bool = False  # a NUL byte in a `nul_columns` value: the stream stopped there
+
+
+class Ends:
+    """The first and the last `keep` kept arrivals as written, in file order (copies: a view would
+    hold its whole Arrow batch). 2^18 of each judge the outliers of traces up to 262 M rows."""
+
+    def __init__(self, keep: int = 1 << 18):
+        self.keep = keep
+        self.head: list[np.ndarray] = []
+        self.tail: deque[np.ndarray] = deque()
+        self.held = self.tail_held = 0
+
+    def add(self, x: np.ndarray) -> None:
+        if self.held < self.keep:
+            self.head.append(x[: self.keep - self.held].copy())
+            self.held += len(self.head[-1])
+        self.tail.append(x[-self.keep:].copy())
+        self.tail_held += len(self.tail[-1])
+        while self.tail_held - len(self.tail[0]) >= self.keep:
+            self.tail_held -= len(self.tail.popleft())
+
+    def first(self, k: int) -> np.ndarray | None:
+        """The first k kept arrivals; None when more than are held."""
+        return np.concatenate(self.head)[:k] if 0 < k <= self.held else None
+
+    def last(self, k: int) -> np.ndarray | None:
+        """The last k kept arrivals; None when more than are held."""
+        return np.concatenate(self.tail)[-k:] if 0 < k <= self.tail_held else None
 
 
 class _Writer:
@@ -42,6 +76,8 @@ class _Writer:
     def __init__(self, path: Path, schema: pa.Schema, compression: str):
         self.path, self.schema, self.compression = path, schema, compression
         self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
@@ -50,34 +86,53 @@ class _Writer:
                                              store_schema=False)  # metadata lives in the footer alone
         if not table.schema.equals(self.schema):  # a cast, even to the same schema, loads pyarrow.compute
             table = table.cast(self.schema)
-        self.writer.write_table(table, row_group_size=BATCH_ROWS)
+        self.pending.append(table)
+        self.rows += table.num_rows
+        if self.rows >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self, last: bool = False) -> None:
+        """Write the pending rows as row groups of BATCH_ROWS (the rest too when `last`)."""
+        table = pa.concat_tables(self.pending)
+        whole = table.num_rows if last else table.num_rows - table.num_rows % BATCH_ROWS
+        self.writer.write_table(table.slice(0, whole), row_group_size=BATCH_ROWS)
+        rest = table.slice(whole)
+        self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self, metadata: dict[str, str] | None = None) -> None:
         if self.writer is not None:
+            if self.pending:
+                self._flush(last=True)
             if metadata:
                 self.writer.add_key_value_metadata(metadata)
             self.writer.close()
 
 
 class _Nulls:
-    """The columns of `schema` a batch lacks (the source has none of them), as null arrays made once
-    and sliced: DuckDB would make and hand over a buffer of nulls per column and batch."""
+    """The columns of `schema` a batch lacks (the source has none of them) as null arrays, all over
+    one zeroed buffer made once (per-column `pa.nulls` zero-filled ~90 MB a million rows, and the
+    pages touched cost more than the rest of the step): DuckDB would hand over a buffer of nulls per
+    column and batch."""
 
     def __init__(self, schema: pa.Schema):
-        self.schema, self.made = schema, {}
+        self.schema = schema
+        self.zeros = pa.py_buffer(b"")
+
+    def null(self, typ: pa.DataType, n: int) -> pa.Array:
+        if not (pa.types.is_string(typ) or pa.types.is_boolean(typ) or pa.types.is_integer(typ)
+                or pa.types.is_floating(typ)):
+            return pa.nulls(n, typ)
+        if self.zeros.size < 8 * (n + 1):  # the widest buffer: 8-byte values, or n + 1 offsets
+            self.zeros = pa.py_buffer(np.zeros(8 * (n + 1), np.uint8))  # calloc: pages only read stay unmade
+        zeros = self.zeros
+        buffers = [zeros, zeros, zeros] if pa.types.is_string(typ) else [zeros, zeros]  # offsets all 0: ""
+        return pa.Array.from_buffers(typ, n, buffers, null_count=n)
 
     def filled(self, table: pa.Table) -> pa.Table:
         if table.num_columns == len(self.schema):
             return table
         n = table.num_rows
-        cols = []
-        for f in self.schema:
-            if f.name in table.column_names:
-                cols.append(table.column(f.name))
-                continue
-            if len(self.made.get(f.name, ())) < n:  # the first batch's size: a small trace makes small ones
-                self.made[f.name] = pa.nulls(n, f.type)
-            cols.append(self.made[f.name].slice(0, n))
+        cols = [table.column(f.name) if f.name in table.column_names else self.null(f.type, n) for f in self.schema]
         return pa.Table.from_arrays(cols, schema=self.schema)
 
 
@@ -90,6 +145,23 @@ def _int64_array(x: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), x.size, [None, pa.py_buffer(np.ascontiguousarray(x, np.int64))])
 
 
+def _holds_nul(table: pa.Table, names: tuple[str, ...]) -> bool:
+    """Whether a value of the string columns `names` holds a NUL byte: one scan of each column's
+    characters (its data buffer between the first and the last offset), not a test per value."""
+    for name in names:
+        for arr in table.column(name).chunks:
+            data = arr.buffers()[2]
+            if len(arr) == arr.null_count or data is None:
+                continue
+            width = 8 if pa.types.is_large_string(arr.type) else 4
+            offsets = np.frombuffer(arr.buffers()[1], np.int64 if width == 8 else np.int32, len(arr) + 1,
+                                    arr.offset * width)
+            start, stop = int(offsets[0]), int(offsets[-1])
+            if stop > start and np.frombuffer(data, np.uint8, stop - start, start).min() == 0:
+                return True
+    return False
+
+
 def stream_typed(
     con: duckdb.DuckDBPyConnection,
     select_sql: str,
@@ -99,11 +171,14 @@ def stream_typed(
     numbered: bool,
     shift_for: Callable[[float], float],
     metadata_for: Callable[[StreamResult], dict[str, str]],
+    nul_columns: tuple[str, ...] = (),
 ) -> StreamResult:
     """Run `select_sql` (columns: [rec,] reason, then `kept_schema`'s) and write its kept rows to
     `kept_path`, arrival_s shifted by shift_for(first batch's smallest kept arrival), with the key-value
     metadata metadata_for(result) asks for once the whole stream is counted; refused (rec, reason)
-    go to `refused_path`. `numbered`: the select carries rec, else rec is the 1-based position."""
+    go to `refused_path`. `numbered`: the select carries rec, else rec is the 1-based position.
+    `nul_columns`: string columns whose NUL bytes the select does not refuse; at the first batch
+    (kept or refused rows) holding one the stream stops unfinished, `nul` set."""
     out = StreamResult()
     kept = _Writer(kept_path, kept_schema, "snappy")
     refused = _Writer(refused_path, REFUSED, "zstd")
@@ -111,10 +186,13 @@ def stream_typed(
     shift: float | None = None
     nulls = _Nulls(kept_schema)
     try:
-        reader = con.sql(select_sql).to_arrow_reader(BATCH_ROWS)
+        reader = con.sql(select_sql).to_arrow_reader(READ_ROWS)
         for batch in reader:
             n = batch.num_rows
             table = pa.Table.from_batches([batch])
+            if nul_columns and _holds_nul(table, nul_columns):
+                out.nul = True
+                break
             reason = table.column("reason")
             if reason.null_count < n:
                 import pyarrow.compute as pc  # only where records are refused
@@ -139,14 +217,23 @@ def stream_typed(
                 arrival = arrival - shift
                 table = table.set_column(0, "arrival_s", _float64_array(arrival))
             out.kept += table.num_rows
+            out.ends.add(arrival)
             kept.write(nulls.filled(table))
         out.refused = out.parsed - out.kept
         out.shift = shift or 0.0
+        if out.nul:  # the caller reads again, refusing NUL bytes in SQL; what was written is dropped
+            reader.close()
+            _abandon(kept, refused)
+            return out
         refused.close()
         kept.close(metadata_for(out))
     except BaseException:
-        for writer in (kept, refused):
-            if writer.writer is not None:
-                writer.writer.close()
+        _abandon(kept, refused)
         raise
     return out
+
+
+def _abandon(*writers: _Writer) -> None:
+    for writer in writers:
+        if writer.writer is not None:
+            writer.writer.close()
