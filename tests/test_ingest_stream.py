@@ -142,3 +142,19 @@ def test_row_groups_gather_the_batches(tmp_path, monkeypatch):
     assert table.column("client_id").to_pylist() == [f"c{t % 11}" for t in range(n)]
     assert table.column("input_tokens").to_pylist() == [t % 97 for t in range(n)]
     assert table.column("session_id").null_count == n and table.schema.equals(CANONICAL)
+
+
+def test_a_late_quoted_newline_in_a_file_with_short_rows_is_read_serially(tmp_path):
+    """DuckDB's parallel reader refuses a quoted newline beside padded short rows; found past the
+    first batches the error comes through the Arrow stream, and the file is read again serially."""
+    n = 400_000
+    lines = [f"{i},c{i % 5},m,{i % 90 + 1},{i % 7 + 1}" for i in range(n)]
+    lines.insert(300_000, '300000,"c\n1",m,5')  # a short row (no output_tokens) with a quoted newline
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,client_id,model,input_tokens,output_tokens\n" + "\n".join(lines) + "\n")
+    s = _ingest(path, tmp_path / "o")
+    assert (s["rows_read"], s["rows_kept"], s["reject_reasons"]) == (n + 1, n, {"missing output_tokens": 1})
+    rejects = pq.read_table(tmp_path / "o" / "rejects.parquet").to_pydict()
+    assert rejects["line"] == [300_002]  # header and 300,000 rows before it
+    kept = pq.read_table(tmp_path / "o" / "requests.parquet", columns=["input_tokens"]).column(0).to_pylist()
+    assert kept == [i % 90 + 1 for i in range(n)]

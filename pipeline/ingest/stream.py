@@ -187,7 +187,7 @@ def stream_typed(
     nulls = _Nulls(kept_schema)
     try:
         reader = con.sql(select_sql).to_arrow_reader(READ_ROWS)
-        for batch in reader:
+        for batch in _batches(reader):
             n = batch.num_rows
             table = pa.Table.from_batches([batch])
             if nul_columns and _holds_nul(table, nul_columns):
@@ -231,6 +231,20 @@ def stream_typed(
         _abandon(kept, refused)
         raise
     return out
+
+
+def _batches(reader: pa.RecordBatchReader):
+    """The reader's batches. DuckDB's error past the first batches comes through the Arrow stream
+    as an OSError: it is raised as the duckdb.Error it is, which the ingest answers (a serial
+    re-read, or a one-line error) as it does when the error comes first."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise duckdb.Error(str(exc)) from None
+        yield batch
 
 
 def _abandon(*writers: _Writer) -> None:
