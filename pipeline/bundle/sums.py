@@ -106,7 +106,7 @@ class Gaps:
         prev[starts], prev_w[starts] = self.last[c[starts]], self.last_window[c[starts]]
         ends = np.r_[starts[1:] - 1, c.size - 1] if c.size else starts
         self.last[c[ends]], self.last_window[c[ends]] = s[ends], w[ends]
-        x = np.maximum(np.subtract(s, prev, out=work("x", n)), IAT_FLOOR_S, out=work("x", n))
+        x = np.maximum(np.subtract(s, prev, out=prev), IAT_FLOOR_S, out=prev)  # the gaps, in place of prev
         x_window = work("x_window", n)
         x_window.fill(np.nan)  # a gap across a window edge
         np.copyto(x_window, x, where=np.equal(prev_w, w, out=work("same", n, bool)))
@@ -174,15 +174,17 @@ class Grid:
         self.window = (((a - g0) // window_s).cast(pl.Int64) * window_s + g0).alias("window_start_s")
         self.dataset = (((a - g0) // dataset_window_s).cast(pl.Int64) * dataset_window_s + g0).alias("dataset_start_s")
 
-    def indices(self, t: np.ndarray, work: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def indices(self, t: np.ndarray, work: Scratch | None = None,
+                temp: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(window, dataset window) index of each arrival, the starts being g0 + index x width: the
         expressions' floor division, which multiplies by the width's reciprocal (a test holds them equal).
-        `work`: work arrays to compute them in."""
+        `work`: work arrays to compute them in (`temp`: for the steps between, else `work`)."""
         if work is None:
             x = t - float(self.g0)
             return (np.floor(x * (1.0 / self.window_s)).astype(np.int64),
                     np.floor(x * (1.0 / self.dataset_window_s)).astype(np.int64))
-        x, f = np.subtract(t, float(self.g0), out=work("grid.x", t.size)), work("grid.f", t.size)
+        temp = temp or work
+        x, f = np.subtract(t, float(self.g0), out=temp("grid.x", t.size)), temp("grid.f", t.size)
         out = []
         for width, name in ((self.window_s, "grid.window"), (self.dataset_window_s, "grid.dataset")):
             np.floor(np.multiply(x, 1.0 / width, out=f), out=f)
@@ -219,7 +221,7 @@ class RowReader:
         self.rows, self.last = 0, -np.inf
         # each batch's clients and windows in work arrays, two sets taken in turn: the consumers work
         # on one batch while the next is made (pipeline/rows/read.py run)
-        self.work = (Scratch(), Scratch())
+        self.work, self.temp = (Scratch(), Scratch()), Scratch()  # temp: what no consumer sees
 
     def __iter__(self) -> Iterator[Rows]:
         for b in self.batches:
@@ -237,7 +239,7 @@ class RowReader:
             work = self.work[0]
             self.work = self.work[::-1]
             yield Rows(t, self.clients.of(start, t.size, work("client", t.size, self.clients.table.dtype)),
-                       *self.grid.indices(t, work), failed, pl.from_arrow(b.select(self.inputs)), start, b)
+                       *self.grid.indices(t, work, self.temp), failed, pl.from_arrow(b.select(self.inputs)), start, b)
 
 
 class ArrivalSums:
@@ -267,7 +269,7 @@ class ArrivalSums:
         key = work("key", n, np.int64)
         key[...] = by.client
         key *= nw
-        key += by.take(r.window, work("window", n, r.window.dtype))
+        key += by.take(r.window, work("client_tick", n, r.window.dtype))  # free until the ticks below
         key -= w0  # client x nw + (window - w0)
         groups, sums = segment_sums(key, by.x_window, failed, work)
         if tick is not None:
@@ -289,7 +291,7 @@ class ArrivalSums:
 
     def _ticks(self, t: np.ndarray) -> np.ndarray:
         """Each arrival's tick of the source's clock, from g0 (in a work array)."""
-        x = np.subtract(t, self.grid.g0, out=self.scratch("tick_x", t.size))
+        x = np.subtract(t, self.grid.g0, out=self.scratch("segment.x", t.size))  # free until segment_sums
         np.divide(x, self.grid.clock_s, out=x)
         np.floor(x, out=x)
         out = self.scratch("tick", t.size, np.int64)
