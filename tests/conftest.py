@@ -37,15 +37,27 @@ def run_cli(*args: str, check: bool = False, cwd: Path | None = None) -> subproc
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _spark_stopped_after_its_module(request):
-    """A module that ran local Spark stops its session when it ends, so the next module's
-    queries start on a fresh context (one JVM serves the whole run: cached blocks, broadcasts
-    and query plans left by earlier modules otherwise take the next ones' memory)."""
+def _spark_stopped_after_its_module():
+    """A module that ran local Spark stops its session and its JVM when it ends, so the next
+    module starts on an empty driver heap, as a `servetrace --engine spark` process does (pyspark
+    otherwise keeps one JVM for the whole run, with what earlier modules left in its heap)."""
     yield
-    if "spark" not in request.module.__name__ or "pyspark" not in sys.modules:
+    if "pyspark" not in sys.modules:
         return
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession() or SparkSession._instantiatedSession
     if session is not None:
         session.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:  # the JVM ends when its stdin closes (pyspark's launch_gateway)
+        proc = getattr(gateway, "proc", None)
+        gateway.shutdown()
+        if proc is not None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        SparkContext._gateway = SparkContext._jvm = None

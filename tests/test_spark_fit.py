@@ -113,3 +113,60 @@ def test_a_top_k_per_group_is_cut_before_its_shuffle(traces):
     assert limits() == 0
     con.set_variables({"fit_ks_sample": 5000, "iat_floor_s": 0.001})
     assert limits() == 2  # partial (before the exchange) and final
+
+
+def test_a_fit_releases_its_tables(traces, monkeypatch):
+    """The fit's tables (cached rows, checkpoint blocks and the views holding their plans, which
+    carry every table's lineage) are released when `fit_on` returns, before the session and agent
+    models run on the same driver heap; what was there before the fit stays. A cursor's `close`
+    (characterize's gap thread) leaves the connection's tables."""
+    from servetrace.spark.connection import SparkConnection
+
+    def state(con) -> tuple:
+        spark = con.spark
+        views = frozenset(t.name for t in spark.catalog.listTables() if t.isTemporary)
+        return views, spark._jsparkSession.sharedState().cacheManager().isEmpty(), \
+            len(spark.sparkContext._jsc.sc().getRDDStorageInfo())
+
+    seen = {}
+    fit_, on = fit_sql._fit, fit_sql.fit_on
+
+    def inner(con, *args):
+        out = fit_(con, *args)
+        seen["inside"] = state(con)
+        return out
+
+    def outer(con, *args, **kw):
+        seen["before"] = state(con)
+        out = on(con, *args, **kw)
+        seen["after"] = state(con)
+        if isinstance(con, SparkConnection):  # a cursor's close leaves them
+            con.sql("select 1").arrow()
+            cursor = con.cursor()
+            con.run_sql("fit_clients", "table")
+            cursor.close()
+            seen["cursor"] = state(con)
+        return out
+
+    monkeypatch.setattr(fit_sql, "_fit", inner)
+    monkeypatch.setattr(fit_sql, "fit_on", outer)
+    fit_sql.fit_file(traces / "clients" / "requests.parquet", Settings(fit=FitSettings(max_clients=5, ks_sample=500)), SPARK)
+    views, empty, blocks = seen["inside"]
+    assert {"fit_clients", "fit_rows", "fit_midranks", "fit_bins", "fit_window_params"} <= views and not empty and blocks > seen["before"][2]
+    assert seen["after"] == seen["before"]
+    views, empty, _ = seen["cursor"]
+    assert "fit_clients" in views and not empty
+
+
+def test_a_local_driver_heap_is_a_quarter_of_the_machine():
+    """A local master runs every task in the driver: its heap is a quarter of the machine's memory,
+    4 to 16 GB, unless `--spark-conf spark.driver.memory=...` says otherwise."""
+    import os
+
+    from servetrace.spark.session import local_driver_memory, spark_session
+
+    gib = 2**30
+    assert [local_driver_memory(n * gib) for n in (2, 8, 23.4, 24, 40, 64, 1024)] == \
+        ["4g", "4g", "6g", "6g", "10g", "16g", "16g"]
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert spark_session("local[2]").sparkContext.getConf().get("spark.driver.memory") == local_driver_memory(total)

@@ -32,7 +32,13 @@ from servetrace.stats.pmf import REASON_BINS
 
 def fit_on(con, settings: Settings, by: Grouping, source: dict, ingest: dict | None = None) -> dict:
     """The bundle (with its arrival model, without the session and prefix models) of the rows of
-    stg_requests on `con` (built with the run's variables), grouped by `by`."""
+    stg_requests on `con` (built with the run's variables), grouped by `by`. The fit's tables are
+    released when it returns: the bundle holds their numbers."""
+    with sql.scope(con):
+        return _fit(con, settings, by, source, ingest)
+
+
+def _fit(con, settings: Settings, by: Grouping, source: dict, ingest: dict | None) -> dict:
     window_s = int(settings.window_s)
     sql.set_variables(con, {"fit_max_clients": int(settings.fit.max_clients), "fit_other": fit.OTHER})
     sql.run_sql(con, "fit_clients")

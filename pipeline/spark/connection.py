@@ -53,6 +53,7 @@ class SparkConnection:
         self.spark = spark
         self.variables: dict = {}
         self._cached: list = []
+        self._views: list[str] = []
         requests_view(spark, str(requests_path)).createOrReplaceTempView("requests")
 
     # the DuckDB connection calls the stages make
@@ -69,7 +70,10 @@ class SparkConnection:
         *steps, (_, final) = to_spark_steps(name, sql_file(name), self.variables)
         for view, query in steps:
             self.spark.sql(query).createOrReplaceTempView(view)
-        frame = self.spark.sql(final)
+        frame = self.spark.sql(final)  # analyzed now: the steps' plans are in its own
+        for view, _ in steps:  # a step's view would keep its plan (with all the steps before it)
+            self.spark.catalog.dropTempView(view)
+        self._views.append(name)
         if kind == "table":  # read by several stages: computed once
             frame = frame.cache()
             self._cached.append(frame)
@@ -92,14 +96,52 @@ class SparkConnection:
         frame = self.spark.createDataFrame(table.to_pandas()) if table.num_rows else \
             self.spark.createDataFrame([], _spark_schema(table.schema))
         frame.createOrReplaceTempView(name)
+        self._views.append(name)
 
-    def cursor(self) -> "SparkConnection":
-        return self  # a SparkSession takes jobs from several threads
+    def cursor(self) -> "_Cursor":
+        return _Cursor(self)  # a SparkSession takes jobs from several threads
+
+    def mark(self) -> tuple[int, int]:
+        """Where the tables built from here on start (for `release`)."""
+        return len(self._cached), len(self._views)
+
+    def release(self, mark: tuple[int, int]) -> None:
+        """Free the tables built since `mark`: their cached rows or checkpoint blocks, and the views
+        naming them (a view holds its analyzed plan, with the lineage of every table before it, on
+        the driver's heap until the session ends). A name that existed before `mark` is kept."""
+        cached, views = mark
+        for frame in self._cached[cached:]:
+            _free(frame)
+        del self._cached[cached:]
+        for view in dict.fromkeys(self._views[views:]).keys() - set(self._views[:views]):
+            self.spark.catalog.dropTempView(view)
+        del self._views[views:]
 
     def close(self) -> None:
-        for frame in self._cached:
-            frame.unpersist()
-        self._cached.clear()
+        self.release((0, 0))
+
+
+class _Cursor:
+    """A second handle on the connection, as DuckDB's cursor is (the gap statistics' thread): its
+    `close` leaves the connection's tables, which the other stages still read."""
+
+    def __init__(self, con: SparkConnection) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def close(self) -> None:
+        pass
+
+
+def _free(frame) -> None:
+    """Unpersist a cached frame, or a local checkpoint's blocks (which `unpersist` leaves: they
+    belong to the checkpoint's RDD, not to the cache)."""
+    frame.unpersist()
+    plan = frame._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
 
 
 def requests_view(spark, path: str):

@@ -13,8 +13,9 @@ from servetrace.errors import ServetraceError
 
 # Settings every run gets (a user's --spark-conf overrides them): UTC so timestamps never move,
 # no UI server (nothing listens on a port), shuffles sized for aggregated stages, and a driver
-# heap that holds one session's many fits: Spark keeps each query's plan for its status store
-# (50 kept, not 1,000), and local mode runs every task in the driver too.
+# heap that holds one session's many fits: Spark's status store keeps each query's plan (50 kept,
+# not 1,000) and its jobs, stages and tasks (100, 100 and 10,000 kept, not 1,000, 1,000 and 100,000:
+# a characterize runs ~300 stages). A local master's driver heap: `local_driver_memory`.
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -22,8 +23,10 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.memory": "4g",
     "spark.sql.ui.retainedExecutions": "50",
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
+    "spark.ui.retainedTasks": "10000",
     # a JSON line with a key twice is valid JSON to DuckDB (each field read from its first
     # occurrence, as Spark's get_json_object reads it), not "not valid JSON"
     "spark.sql.variant.allowDuplicateKeys": "true",
@@ -56,7 +59,8 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     if (master or "local").startswith("local"):  # Python tasks (an agent format's reader) run this interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master or "local[2]").appName("servetrace")
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    local = {"spark.driver.memory": local_driver_memory()} if (master or "local").startswith("local") else {}
+    for key, value in {**DEFAULT_CONF, **local, **(conf or {})}.items():
         builder = builder.config(key, value)
     with _jvm_stderr() as log:
         try:
@@ -65,6 +69,15 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
             raise ServetraceError(f"Spark did not start: {_last_line(log) or str(exc).splitlines()[0]}") from None
     spark.sparkContext.setLogLevel("FATAL")  # failures reach Python as exceptions; the JVM need not print them too
     return spark
+
+
+def local_driver_memory(total: int | None = None) -> str:
+    """The driver heap on a local master, which runs every task as well as planning every query:
+    a quarter of this machine's memory (`total` bytes), from 4 to 16 GB. A fit's query plans alone
+    take up to ~3 GB of it whatever the trace's size, so 4 GB left little for the tasks' rows."""
+    if total is None:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{min(16, max(4, round(total / 4 / 2**30)))}g"
 
 
 @contextlib.contextmanager

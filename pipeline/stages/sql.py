@@ -66,6 +66,21 @@ def materialize(con: duckdb.DuckDBPyConnection, name: str) -> None:
     run_sql(con, name)
 
 
+@contextmanager
+def scope(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Tables built inside are released when it ends. On Spark each one keeps its rows and the
+    plan of its whole lineage on the driver until released: a fit's ~40 tables filled a 4 GB heap
+    before the session model's queries could run. DuckDB's tables spill to its scratch directory."""
+    if getattr(con, "engine", "duckdb") != "spark":
+        yield
+        return
+    mark = con.mark()
+    try:
+        yield
+    finally:
+        con.release(mark)
+
+
 def set_variables(con: duckdb.DuckDBPyConnection, variables: dict) -> None:
     if getattr(con, "engine", "duckdb") == "spark":
         return con.set_variables(variables)
