@@ -100,3 +100,32 @@ def test_the_agent_models_statements_are_spark_sql():
         assert "ASOF" not in out.upper() and "ORDER BY ALL" not in out.upper(), name
         assert "PERCENTILE(" in out or "quantile_cont" not in statement(f"agents/{name}", **parts), name
         sqlglot.parse_one(out, read="spark")
+
+
+def test_cast_guard_only_where_the_operand_may_be_text():
+    """TRY_CAST to double or boolean is guarded (null where Spark would strip end characters that
+    DuckDB keeps) when its operand may be text, and not when it is known to be a number or a flag."""
+    types = {"d": "double", "b": "boolean", "n": "void", "s": "string", "k": "bigint"}
+    guarded = ["cast(c as varchar)", "c", "s", "' 5'", "coalesce(d, s)", "trim(s)"]
+    plain = ["d", "b", "n", "k", "d * 1000.0", "-d", "coalesce(b, k = 0)", "k = 0", "not b", "'Infinity'",
+             "cast(s as double)", "(d)", "null"]
+    for operand in guarded + plain:
+        for kind in ("double", "boolean"):
+            out = to_spark(f"select try_cast({operand} as {kind}) as v from t", {}, types)
+            assert ("ASCII(" in out) == (operand in guarded), (operand, kind, out)
+    assert "ASCII(" in to_spark("select try_cast(d as double) as v from t", {})  # no types: unknown, guarded
+
+
+def test_cast_guard_nulls_the_characters_the_engines_strip_apart():
+    """The double guard's condition, evaluated for every ASCII character before or after a digit,
+    is true exactly for those Spark strips and DuckDB does not (0-8, 14-31)."""
+    import duckdb
+
+    out = to_spark("select try_cast(x as double) as v from t", {})
+    condition = out[out.index("CASE WHEN ") + len("CASE WHEN "):out.index(" THEN NULL")]
+    apart = set(range(9)) | set(range(14, 32))
+    con = duckdb.connect()
+    for code in range(1, 128):
+        for x in (chr(code) + "5", "5" + chr(code)):
+            assert con.execute(f"select {condition} from (select ? as x)", [x]).fetchone()[0] == (code in apart), code
+    assert con.execute(f"select {condition} from (select '' as x)").fetchone()[0]  # Spark's ASCII('') is 0 too

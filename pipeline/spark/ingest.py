@@ -145,7 +145,9 @@ def _land(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings
     unit, epoch = guess_time_unit(con, layout, spec, numbered=True)
     build_typed(con, layout, spec, unit, src, epoch, numbered=True)
     select, _ = _stream_select(spec, True)
-    typed = spark.sql(to_spark(select, {})).persist()
+    # the typed columns' types: a cast of one that is already a number or a flag needs no guard
+    types = {f.name: f.dataType.simpleString() for f in spark.table("typed").schema.fields}
+    typed = spark.sql(to_spark(select, {}, types)).persist()
     counts, lo, structural = _counts(typed, records.structural)
     kept_rows = counts.get(None, 0)
     m = ends_needed(kept_rows, settings.outliers)
@@ -158,7 +160,7 @@ def _land(spark, src, spec, trace: Path, out_dir: Path, settings: IngestSettings
         if bounds:
             select, _ = _stream_select(spec, True, " or ".join(bounds))
             typed.unpersist()
-            typed = spark.sql(to_spark(select, {})).persist()
+            typed = spark.sql(to_spark(select, {}, types)).persist()
             counts, lo, structural = _counts(typed, records.structural)
     parsed = sum(counts.values())
     rows_read = parsed + structural

@@ -69,9 +69,10 @@ def _function_name(node: exp.Expression) -> str | None:
     return None
 
 
-def to_spark(duckdb_sql: str, variables: dict) -> str:
-    """One DuckDB SELECT as Spark SQL, variables bound."""
-    return _tree(duckdb_sql, variables).sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+def to_spark(duckdb_sql: str, variables: dict, types: dict[str, str] | None = None) -> str:
+    """One DuckDB SELECT as Spark SQL, variables bound. `types`: the Spark types (simple strings)
+    of the columns it reads, where known: a cast of a column that is not text needs no guard."""
+    return _tree(duckdb_sql, variables, types).sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
 
 
 def to_spark_steps(name: str, duckdb_sql: str, variables: dict) -> list[tuple[str, str]]:
@@ -100,7 +101,7 @@ def to_spark_steps(name: str, duckdb_sql: str, variables: dict) -> list[tuple[st
     return [(view, query.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)) for view, query in steps]
 
 
-def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
+def _tree(duckdb_sql: str, variables: dict, types: dict[str, str] | None = None) -> exp.Expression:
     macros = _macros()
 
     def rewrite(node: exp.Expression) -> exp.Expression:
@@ -135,7 +136,7 @@ def _tree(duckdb_sql: str, variables: dict) -> exp.Expression:
             for arg in ("this", "expression"):
                 grouped.set(arg, grouped.args[arg].transform(rewrite))
             return exp.Paren(this=grouped)
-        spark_form = _ingest_function(node, name)
+        spark_form = _ingest_function(node, name, types or {})
         if spark_form is not None:
             return spark_form.transform(rewrite)
         if name == "hash":
@@ -163,13 +164,33 @@ _INT_LIST = exp.DataType.build("bigint[]", dialect="duckdb")
 # DuckDB's trim() strips Unicode space separators (category Zs), Spark's only ' '
 _SPACES = "".join(map(chr, (0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)))
 # A cast of text strips, on Spark, every character up to ' ' from both ends; on DuckDB none before a
-# boolean, and only \t \n \v \f \r and ' ' before a number: where those differ, Spark's is null too
+# boolean, and only \t \n \v \f \r and ' ' before a number: where those differ, Spark's is null too.
+# (Ordered so that a usual character, above ' ', is tested once per end.)
 _EDGES = {exp.DataType.Type.BOOLEAN: "ASCII(x__) <= 32 OR ASCII(RIGHT(x__, 1)) <= 32",
-          exp.DataType.Type.DOUBLE: "ASCII(x__) < 9 OR ASCII(x__) BETWEEN 14 AND 31 "
-                                    "OR ASCII(RIGHT(x__, 1)) < 9 OR ASCII(RIGHT(x__, 1)) BETWEEN 14 AND 31"}
+          exp.DataType.Type.DOUBLE: "ASCII(x__) < 32 AND (ASCII(x__) < 9 OR ASCII(x__) > 13) "
+                                    "OR ASCII(RIGHT(x__, 1)) < 32 AND (ASCII(RIGHT(x__, 1)) < 9 OR ASCII(RIGHT(x__, 1)) > 13)"}
+_NUMBERS = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg)  # Spark's arithmetic answers a number, never text
 
 
-def _ingest_function(node: exp.Expression, name: str | None) -> exp.Expression | None:
+def _not_text(node: exp.Expression, types: dict[str, str]) -> bool:
+    """Whether `node`'s value is known not to be text with characters at its ends that the engines'
+    casts treat apart (then its cast needs no guard): a number, boolean or null by its kind, a column
+    of a known type that is not text, a literal without them, a cast to another type; else False."""
+    if isinstance(node, exp.Paren):
+        return _not_text(node.this, types)
+    if isinstance(node, exp.Literal):
+        return not node.is_string or not node.this or (ord(node.this[0]) > 32 and ord(node.this[-1]) > 32)
+    if isinstance(node, exp.Column):
+        kind = types.get(node.name)
+        return kind is not None and not kind.startswith(("string", "varchar", "char"))
+    if isinstance(node, exp.Cast):  # a TRY_CAST too
+        return not node.to.is_type(*exp.DataType.TEXT_TYPES)
+    if isinstance(node, exp.Coalesce):
+        return all(_not_text(arg, types) for arg in (node.this, *node.expressions))
+    return isinstance(node, (exp.Null, exp.Boolean, exp.Predicate, exp.Connector, exp.Not, *_NUMBERS))
+
+
+def _ingest_function(node: exp.Expression, name: str | None, types: dict[str, str]) -> exp.Expression | None:
     """The Spark form of a DuckDB function ingest's checks use, or None."""
     if name == "isfinite":  # null stays null, as DuckDB's does
         return exp.Paren(this=_spark("NOT (ISNAN(x__) OR ABS(x__) = CAST('Infinity' AS DOUBLE))", x__=node.expressions[0]))
@@ -185,7 +206,8 @@ def _ingest_function(node: exp.Expression, name: str | None) -> exp.Expression |
                       x__=node.this)
     if isinstance(node, exp.Trim) and node.expression is None and not node.args.get("position"):
         return exp.Trim(this=node.this.copy(), expression=exp.Literal.string(_SPACES), position="BOTH")
-    if isinstance(node, exp.TryCast) and node.to.this in _EDGES and not node.args.get("guarded"):
+    if (isinstance(node, exp.TryCast) and node.to.this in _EDGES and not node.args.get("guarded")
+            and not _not_text(node.this, types)):
         cast = node.copy()
         cast.set("guarded", True)
         return _spark(f"CASE WHEN {_EDGES[node.to.this]} THEN NULL ELSE c__ END", x__=node.this, c__=cast)
