@@ -70,3 +70,19 @@ def test_fit_on_spark_gives_the_streamed_fits_agent_model(traces):
     got = fit_sql.fit_file(traces / "planted" / "requests.parquet", settings, SPARK)["agents"]
     assert want["subagents"]["depth_max"] == 2 and len(want["clients"]) == 5
     assert_close(want, got)
+
+
+def test_calls_table_built_once_per_connection(traces):
+    """characterize on Spark: the agents stage builds stg_agent_calls, then the bundle's agent model on
+    the same connection reads it (one cached copy, not two) and is the model of a fresh connection."""
+    from servetrace.stages import sql
+
+    path = traces / "cctraces" / "requests.parquet"
+    want = fit_agent_model(path, 600)
+    with SPARK.connect(path) as con:
+        built, run_sql = [], con.run_sql
+        con.run_sql = lambda name, kind: (built.append(name), run_sql(name, kind))[1]
+        sql.run_once(con, "stg_agent_calls")  # the agents stage's
+        got = fit_agent_model(path, 600, con=con)
+        assert built.count("stg_agent_calls") == 1 and len(con._cached) == 1
+    assert_close(want, got)

@@ -176,7 +176,7 @@ def _model_on(con, window_s: float, settings: AgentModelSettings, clients) -> di
 
     if "turn" not in agent_columns(con):
         return {}
-    sql.run_sql(con, "stg_agent_calls")
+    sql.run_once(con, "stg_agent_calls")
     row = con.sql(statement("agents/counts", main=MAIN, sub=SUB))
     counts = dict(zip(("calls", "mains", "sessions", "gaps", "cached", "known_canceled", "canceled", "subagents",
                        "named_kinds", "main_turns", "most_turn_calls", "spawning_turns"),

@@ -82,6 +82,10 @@ class SparkConnection:
             self._cached.append(frame)
         frame.createOrReplaceTempView(name)
 
+    def run_once(self, name: str, kind: str) -> None:
+        if name not in self._views:  # built by this connection and not released (the session's views outlive it)
+            self.run_sql(name, kind)
+
     def execute(self, query: str):
         """A statement of ingest's SQL builders (the pointer jumping of ingest/parents.py), answered
         as spark/ingest.py answers them: a `create temp table` is a local checkpoint."""

@@ -64,7 +64,7 @@ def agents(con, ctx: Context) -> tuple[list[Finding], dict]:
     present = agent_columns(con)
     if not present or not ctx.rows:
         return [], {}
-    sql.run_sql(con, "stg_agent_calls")
+    sql.run_once(con, "stg_agent_calls")
     s = sql.table(con, "agent_stats").row(0, named=True)
     tables = {name: sql.table(con, name) for name in TABLES}
     tables["agent_counts"] = tables["agent_counts"].sort(["unit", "calls"])

@@ -46,6 +46,15 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"create or replace {kind} {name} as\n{sql_text(name)}")
 
 
+def run_once(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Build `name` unless this connection has built it already: for a table that reads `requests`
+    only (no variable), so an earlier copy is the same table (on Spark, not a second cached one)."""
+    if getattr(con, "engine", "duckdb") == "spark":
+        return con.run_once(name, "table")
+    if not con.execute("select count(*) from duckdb_tables() where table_name = ?", [name]).fetchall()[0][0]:
+        run_sql(con, name)
+
+
 def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None, once: bool = False) -> pl.DataFrame:
     """Build `name` from its SQL file and return it (small, aggregated) as a Polars frame. `once`:
     nothing else reads it, so Spark answers it as a view (no cached copy, nor the plan it keeps)."""
