@@ -3,7 +3,8 @@ for bit, so samples and de-rounded arrivals are the same rows and numbers on Duc
 
 Checked against an independent numpy implementation (uint64 arithmetic with masks: MurmurHash3's
 32-bit finalizer over the row number and a key of the seed), for row numbers past 2^32 and 2^62 and
-negative seeds; uniform and independent by test; and equal on local Spark."""
+negative seeds; uniform and independent by test; and equal on local Spark. The row stream's own
+32-bit numpy form (pipeline/rows/uniforms.py) is held equal to DuckDB's."""
 
 from __future__ import annotations
 
@@ -63,6 +64,20 @@ def duckdb_uniforms(rows: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
 def test_duckdb_equals_the_reference(seed):
     u, jitter = duckdb_uniforms(ROWS, seed)
     assert np.array_equal(u, reference(ROWS, seed)) and np.array_equal(jitter, reference(ROWS, seed + 1))
+
+
+@pytest.mark.parametrize("seed", [0, 7, -3, 2**40, 2**32 - 1])
+def test_the_row_stream_numpy_uniforms_equal_duckdb(seed):
+    """The row stream computes u and u_jitter from the row numbers (rows/uniforms.py): the same bits."""
+    from servetrace.arrays import Scratch
+    from servetrace.rows.uniforms import seeded_uniform
+
+    u, jitter = duckdb_uniforms(ROWS, seed)
+    rows, work = ROWS.astype(np.int64), Scratch()
+    assert np.array_equal(seeded_uniform(rows, seed, work=work), u)
+    assert np.array_equal(seeded_uniform(rows, seed + 1, work=work), jitter)
+    low = rows[:100_000]  # no row number past 2^32: the high part's step left out
+    assert np.array_equal(seeded_uniform(low, seed, np.empty(len(low)), work), u[:100_000])
 
 
 def test_uniform_and_independent():

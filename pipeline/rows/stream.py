@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 def one_pass(con, rows: int, codings: dict[str, Codes], t0_s: float, t1_s: float, window_s: float, jitter_s: float,
              sample_p: float, t: StageSettings, fit: Fit | None = None) -> GapResults:
-    """Every gap statistic of the trace and, given `fit`, its first pass (the jitter_s variable
-    must be set on `con`)."""
+    """Every gap statistic of the trace and, given `fit`, its first pass (the seed variable must
+    be set on `con`)."""
     n_windows = int(np.floor((t1_s - t0_s) / window_s)) + 1 if rows else 0
-    gap_stream = GapStream(codings, t0_s, n_windows, window_s, jitter_s, sample_p, t.per_window_n, t.top_gaps)
+    seed = int(con.execute("select getvariable('seed')").fetchone()[0])  # stg_requests' uniforms' seed
+    gap_stream = GapStream(codings, t0_s, n_windows, window_s, jitter_s, sample_p, t.per_window_n, t.top_gaps, seed)
     inputs = [c for c in (fit.inputs if fit else []) if c != "arrival_s"]
     query = f"select {', '.join([ROW_SELECT, *inputs])} from stg_requests"
     batches = read.ahead(read.query_batches(con, query))

@@ -27,11 +27,11 @@ from servetrace.errors import ServetraceError
 from servetrace.grouping import Grouping
 from servetrace.rows.codes import Codes, combined, load_codes
 from servetrace.rows.moments import Moments, cv
+from servetrace.rows.uniforms import seeded_uniform
 
-# Per row, from stg_requests in file order: arrival, de-rounded arrival, seeded uniform, row hash.
-ROW_COLUMNS = ("row_id", "arrival_s", "arrival_derounded_s", "u", "row_hash")
-ROW_SELECT = ("row_id, arrival_s, arrival_s + getvariable('jitter_s') * u_jitter as arrival_derounded_s, "
-              "u, row_hash")
+# Per row, from stg_requests in file order: row number, arrival, row hash. The seeded uniforms
+# (stg_requests' u, u_jitter) are computed from the row numbers (rows/uniforms.py).
+ROW_SELECT = "row_id, arrival_s, row_hash"
 
 
 def _nulls(frame: pl.DataFrame) -> pl.DataFrame:
@@ -90,8 +90,8 @@ class GapStream:
     """Every gap statistic of the trace, fed batches of rows in file (= arrival) order."""
 
     def __init__(self, codings: dict[str, Codes], t0_s: float, n_windows: int, window_s: float, jitter_s: float,
-                 sample_p: float, per_window_n: int, top_gaps: int) -> None:
-        self.t0_s, self.window_s, self.jitter_s = t0_s, window_s, jitter_s
+                 sample_p: float, per_window_n: int, top_gaps: int, seed: int) -> None:
+        self.t0_s, self.window_s, self.jitter_s, self.seed = t0_s, window_s, jitter_s, seed
         self.sample_p, self.per_window_n, self.top_gaps = sample_p, per_window_n, top_gaps
         self.scratch = Scratch()  # work arrays reused batch after batch (pipeline/arrays.py)
         self.levels = {name: LevelGaps(c, self.scratch) for name, c in codings.items()}
@@ -123,8 +123,15 @@ class GapStream:
         return out
 
     def add(self, r) -> None:
-        """A batch of the row stream (pipeline/rows/stream.py): arrivals and the ROW_COLUMNS."""
-        self.add_arrays(r.t, *(numpy_of(r.batch.column(c)) for c in ROW_COLUMNS[2:]))
+        """A batch of the row stream (pipeline/rows/stream.py): arrivals and the ROW_SELECT columns. The
+        uniforms and de-rounded arrivals are stg_requests' (`u`; arrival_s + jitter_s x u_jitter)."""
+        s, n = self.scratch, len(r.t)
+        rows = numpy_of(r.batch.column("row_id"))
+        u = seeded_uniform(rows, self.seed, s("u", n), s)
+        td = seeded_uniform(rows, self.seed + 1, s("td", n), s)
+        np.multiply(td, self.jitter_s, out=td)
+        np.add(r.t, td, out=td)
+        self.add_arrays(r.t, td, u, numpy_of(r.batch.column("row_hash")))
 
     def add_arrays(self, t: np.ndarray, td: np.ndarray, u: np.ndarray, row_hash: np.ndarray) -> None:
         if len(t) == 0:
