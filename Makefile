@@ -8,7 +8,7 @@ NAME := $(firstword $(subst ., ,$(notdir $(TRACE))))
 OUT ?= data/$(NAME)
 ARGS ?=
 
-.PHONY: setup consumers characterize ingest test bench bench-large bench-spark sample clean
+.PHONY: setup consumers characterize ingest test bench bench-large bench-spark sample schema-check clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ bench-spark: $(STAMP)
 # Rebuild the committed default trace from its committed bundle (seeded, byte-identical).
 sample: $(STAMP)
 	$(BIN)/servetrace generate data/samples/burstgpt_sample.bundle.json --out data/samples/burstgpt_sample.csv --format burstgpt --seed 0
+
+# After an edit of pipeline/schemas/bundle.schema.json: its validator as shipped Python, regenerated.
+schema-check: $(STAMP)
+	$(BIN)/python -c "from servetrace.bundle.model import bundle_schema; from servetrace.resources import write_schema_module; \
+		print(write_schema_module(bundle_schema(), 'servetrace.bundle.schema_check', 'schemas/bundle.schema.json'))"
 
 clean:
 	rm -rf $(VENV) .venv-consumers .pytest_cache

@@ -1,4 +1,4 @@
-"""What servetrace derives once: the compiled bundle validator (once per process) and the report
+"""What servetrace derives once: the bundle validator (shipped as Python, else compiled once per process) and the report
 templates' bytecode (kept in the user's cache). Loaded from the cache they behave as freshly made
 ones; a cache that cannot be written only costs the time."""
 
@@ -41,13 +41,41 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 def test_the_validator_judges_as_fastjsonschema_compile(cache):
     doc = json.loads(SAMPLE.read_text())
-    want = fastjsonschema.compile(bundle_schema(), handlers={}, use_default=False)
+    want = fastjsonschema.compile(copy.deepcopy(bundle_schema()), handlers={}, use_default=False)  # it adds to its input
     made = resources.schema_validator(bundle_schema())
     assert resources.schema_validator(bundle_schema()) is made  # compiled once per process
     assert verdict(made, doc) == "ok"
     assert [verdict(made, d) for d in spoiled(doc)] == [verdict(want, d) for d in spoiled(doc)]
     assert all(verdict(made, d) != "ok" for d in spoiled(doc))
     assert not (cache / "validators").exists()  # no code is kept between processes
+
+
+def test_the_shipped_bundle_check_is_the_schema_s_and_judges_as_compiled():
+    """bundle/schema_check.py is fastjsonschema's code for the schema as it is now (`make schema-check`
+    after a schema edit), and the bundle's validation takes it instead of compiling the schema."""
+    from servetrace.bundle import model, schema_check
+
+    text = json.dumps(bundle_schema(), sort_keys=True)
+    assert schema_check.SCHEMA_SHA256 == resources._fingerprint(text), "stale: run `make schema-check`"
+    if schema_check.VERSION == fastjsonschema.VERSION:  # the same generator writes the same code
+        shipped = (Path(model.__file__).with_name("schema_check.py")).read_text(encoding="utf-8")
+        assert resources.schema_code(bundle_schema(), "schemas/bundle.schema.json") == shipped
+    model._fast_validator.cache_clear()
+    assert model._fast_validator() is schema_check.validate
+    doc = json.loads(SAMPLE.read_text())
+    want = fastjsonschema.compile(copy.deepcopy(bundle_schema()), handlers={}, use_default=False)
+    assert verdict(schema_check.validate, doc) == "ok"
+    assert [verdict(schema_check.validate, d) for d in spoiled(doc)] == [verdict(want, d) for d in spoiled(doc)]
+
+
+def test_a_stale_shipped_check_is_not_used(monkeypatch):
+    from servetrace.bundle import schema_check
+
+    monkeypatch.setattr(schema_check, "SCHEMA_SHA256", "0" * 64)  # made from another schema
+    made = resources.schema_validator(bundle_schema(), "servetrace.bundle.schema_check")
+    assert made is not schema_check.validate
+    assert made is resources.schema_validator(bundle_schema())  # compiled, once per process
+    assert resources.schema_validator(bundle_schema(), "servetrace.no_such_module") is made
 
 
 def test_an_unwritable_cache_costs_only_time(cache, tmp_path, monkeypatch):
