@@ -26,6 +26,22 @@ def test_periodogram_equals_scipy_signal(n):
     np.testing.assert_allclose(p2, p1, rtol=1e-12, atol=1e-12 * p1.max())
 
 
+def test_acf_at_equals_statsmodels_acf_to_the_bit():
+    from statsmodels.compat.scipy import _next_regular
+    from statsmodels.tsa.stattools import acf
+
+    from servetrace.stages.periodicity import acf_at, five_smooth
+
+    assert [five_smooth(n) for n in range(1, 5000)] == [_next_regular(n) for n in range(1, 5000)]
+    rng = np.random.default_rng(5)
+    for n in (3, 48, 49, 168, 337, 1440, 4321):
+        x = rng.gamma(2.0, 3.0, n) + 3 * np.sin(np.arange(n) / 4)
+        for lag in sorted({1, 2, 24, n // 3, n - 1}):
+            if 0 < lag < n:
+                assert acf_at(x, lag) == float(acf(x, nlags=lag, fft=True)[lag]), (n, lag)
+    assert acf_at(np.ones(50), 3) is None and acf_at(x, 0) is None and acf_at(x, len(x)) is None
+
+
 def test_zipf_exponent_equals_scipy_bounded_minimizer():
     from scipy import optimize, special
 
