@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from servetrace import io
+from servetrace.arrays import Scratch
 from servetrace.bundle.bin_counts import BinCounter, BinCounts, bin_counts
 from servetrace.bundle.modulation import fit_modulation
 from servetrace.rows.codes import Codes
@@ -53,9 +54,18 @@ class Figures:
     """What `score` compares of one trace (sorted arrivals), computed once however often it is
     compared: IDC per scale, the sorted inter-arrival times, their CV."""
 
-    def __init__(self, arrival_s: np.ndarray, scales_s: tuple[float, ...]) -> None:
+    def __init__(self, arrival_s: np.ndarray, scales_s: tuple[float, ...], scratch: Scratch | None = None) -> None:
+        gaps = np.diff(arrival_s)
+        if len(arrival_s) and arrival_s.dtype == np.float64 and (gaps >= 0).all() and not np.isnan(arrival_s[-1]):
+            # sorted (the candidates' traces, the source's head): the gaps are those iat_cv sorts for
+            # again, and each scale's bins ascend (metrics.idc_sorted); the same figures bit for bit
+            self.idc = metrics.idc_sorted(arrival_s, scales_s, scratch)
+            self.cv = metrics.iat_cv_of_gaps(gaps) if len(arrival_s) >= 3 else None
+            gaps.sort()
+            self.gaps = gaps
+            return
         self.idc = {s: metrics.idc(arrival_s, s) for s in scales_s}
-        self.gaps = np.sort(np.diff(arrival_s))
+        self.gaps = np.sort(gaps)
         self.cv = metrics.iat_cv(arrival_s)
 
 
@@ -141,7 +151,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     sample = arrival_s[:t.max_rows]
     start, end = float(sample[0]), float(sample[-1])
     options = [GenerateOptions(seed=s, start_s=start, duration_s=max(end - start, 1e-9), rate_scale=share) for s in t.seeds]
-    figures = Figures(sample, t.scales_s)
+    work = Scratch()  # the figures' work arrays, one set for every trace
+    figures = Figures(sample, t.scales_s, work)
     source_idc = {str(int(s)): figures.idc[s] for s in t.scales_s}
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
@@ -153,7 +164,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
                 trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
                 trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
                 # read on the source's clock: a coarse clock's ties are compared with ties
-                made[name].append(Figures(clock.on_clock(prepare(trial, o).arrival_times(), tick), t.scales_s))
+                made[name].append(Figures(clock.on_clock(prepare(trial, o).arrival_times(), tick, in_place=True), t.scales_s, work))
+    work.clear()
     evidence = {}
     for name, traces in made.items():
         runs = [score(figures, trace, t.scales_s) for trace in traces]

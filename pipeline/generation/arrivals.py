@@ -107,6 +107,28 @@ def unit_gaps(rng: np.random.Generator, family: np.ndarray, shape: np.ndarray) -
     return out
 
 
+CELL_DRAWS = 256  # cells of a client this long on average draw by cell (one call per cell, no per-draw parameters)
+
+
+def unit_gaps_into(rng: np.random.Generator, family: np.ndarray, shape: np.ndarray, size: np.ndarray,
+                   out: np.ndarray) -> None:
+    """`unit_gaps` of cells of `size` draws each of one family and shape, written into `out`: the same
+    draws in the same order (every Gamma draw in cell order, then every Weibull one), so the same
+    numbers bit for bit; long cells are drawn a cell at a time with their parameters as scalars
+    (Gamma of shape 1 by the exponential sampler directly), short ones as `unit_gaps` does."""
+    if len(size) == 0 or out.size < CELL_DRAWS * len(size) or not (np.isfinite(shape).all() and (shape > 0).all()):
+        out[:] = unit_gaps(rng, np.repeat(family, size), np.repeat(shape, size))
+        return
+    start = np.r_[0, np.cumsum(size)[:-1]]
+    for c in np.flatnonzero(family == GAMMA):
+        part, k = out[start[c]:start[c] + size[c]], shape[c]
+        rng.standard_gamma(k, size=part.size, out=part)  # gamma(k, 1 / k) is 1 / k x standard_gamma(k)
+        np.multiply(part, 1 / k, out=part)
+    for c in np.flatnonzero(family != GAMMA):
+        k = shape[c]
+        np.divide(rng.weibull(k, size=int(size[c])), gamma_fn(1 + 1 / k), out=out[start[c]:start[c] + size[c]])
+
+
 @dataclass(frozen=True)
 class Arrivals:
     client: np.ndarray  # row in the selected clients
@@ -159,8 +181,7 @@ class ArrivalProcess:
             lo_c = first_cell[k]
             hi_c = first_cell[k + 1] if k + 1 < len(first_cell) else len(cl)
             a, b = start[lo_c], start[hi_c - 1] + size[hi_c - 1]
-            gaps[a:b] = unit_gaps(rng, np.repeat(fam[lo_c:hi_c], size[lo_c:hi_c]),
-                                  np.repeat(shape[lo_c:hi_c], size[lo_c:hi_c]))
+            unit_gaps_into(rng, fam[lo_c:hi_c], shape[lo_c:hi_c], size[lo_c:hi_c], gaps[a:b])
             # the client's own running sum: its times do not depend on the clients drawn before it
             np.cumsum(gaps[a:b], out=pos[a:b])
             pool_end[k] = pos[b - 1]
@@ -194,11 +215,16 @@ class ArrivalProcess:
             carry[cl[q]] = np.where(full, 0.0, nxt)
             offset[q], kept[q] = c, n
         total = int(kept.sum())
-        pc = np.repeat(np.arange(len(cl)), kept)  # cell of each kept point
         first_kept = np.cumsum(kept) - kept
         idx = np.arange(total) + np.repeat(start - first_kept, kept)
-        t = begin[sg[pc]] + (offset[pc] + pos[idx] - base[pc]) / rate[pc]
-        return Arrivals(cl[pc].astype(np.int64), t, win[sg[pc]].astype(np.int64), exhausted)
+        # each kept point's cell values repeated run by run (not gathered point by point):
+        # begin + (offset + pos - base) / rate, the same operations in the same order
+        t = np.repeat(offset, kept)
+        t += pos[idx]
+        t -= np.repeat(base, kept)
+        t /= np.repeat(rate, kept)
+        t += np.repeat(begin[sg], kept)
+        return Arrivals(np.repeat(cl.astype(np.int64), kept), t, np.repeat(win[sg].astype(np.int64), kept), exhausted)
 
 
 def pool_sizes(length: np.ndarray, cv: np.ndarray) -> np.ndarray:

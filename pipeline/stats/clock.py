@@ -23,19 +23,27 @@ def clock_of(arrival_s: np.ndarray, grid_share: float = 0.9, coarse_from_s: floa
         return None
     if t.size > SAMPLE:
         t = t[np.linspace(0, t.size - 1, SAMPLE).round().astype(np.int64)]
+    tol = np.spacing(np.abs(t))  # the tolerance of every grid: 1e-9 + 8 ulps of each time
+    np.multiply(tol, 8, out=tol)
+    np.add(tol, 1e-9, out=tol)
+    off, on = np.empty_like(t), np.empty(t.shape, dtype=bool)
     for g in GRIDS_S:
         if g < coarse_from_s:
             break
-        off = np.abs(t - np.rint(t / g) * g)  # to the nearest grid point, within float precision
-        if np.mean(off <= 1e-9 + 8 * np.spacing(np.abs(t))) >= grid_share:
+        # to the nearest grid point, within float precision: |t - rint(t / g) g|, the same operations in place
+        np.subtract(t, np.multiply(np.rint(np.divide(t, g, out=off), out=off), g, out=off), out=off)
+        if np.mean(np.less_equal(np.abs(off, out=off), tol, out=on)) >= grid_share:
             return g
     return None
 
 
-def on_clock(arrival_s: np.ndarray, clock_s: float | None) -> np.ndarray:
-    """Times as a clock of `clock_s` seconds writes them (floored); unchanged without one."""
+def on_clock(arrival_s: np.ndarray, clock_s: float | None, in_place: bool = False) -> np.ndarray:
+    """Times as a clock of `clock_s` seconds writes them (floored); unchanged without one.
+    `in_place`: written over `arrival_s` (a float64 array the caller owns), the same numbers."""
     if not clock_s:
         return arrival_s
+    if in_place and isinstance(arrival_s, np.ndarray) and arrival_s.dtype == np.float64:
+        return np.multiply(np.floor(np.divide(arrival_s, clock_s, out=arrival_s), out=arrival_s), clock_s, out=arrival_s)
     return np.floor(np.asarray(arrival_s, dtype=float) / clock_s) * clock_s
 
 

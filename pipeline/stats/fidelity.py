@@ -47,7 +47,11 @@ def iat_cv(arrival_s: np.ndarray) -> float | None:
     """Coefficient of variation (population std / mean) of the gaps between sorted arrivals."""
     if len(arrival_s) < 3:
         return None
-    gaps = np.diff(np.sort(arrival_s))
+    return iat_cv_of_gaps(np.diff(np.sort(arrival_s)))
+
+
+def iat_cv_of_gaps(gaps: np.ndarray) -> float | None:
+    """`iat_cv` of the gaps between sorted arrivals, in their order."""
     mean = gaps.mean()
     return float(gaps.std() / mean) if mean > 0 else None
 
@@ -68,9 +72,50 @@ def idc(arrival_s: np.ndarray, scale_s: float, span: tuple[float, float] | None 
         counts = np.bincount(idx, minlength=n_bins)
     else:  # the occupied bins only: memory follows the rows, not the span
         _, counts = np.unique(idx, return_counts=True)
+    return _idc_of_counts(counts, n_bins)
+
+
+def _idc_of_counts(counts: np.ndarray, n_bins: int) -> float | None:
     # integer counts: the sums below are exact (below 2**53), whichever way they were counted
     mean = counts.sum() / n_bins
     return float((np.square(counts, dtype=np.float64).sum() / n_bins - mean * mean) / mean) if mean > 0 else None
+
+
+def idc_sorted(arrival_s: np.ndarray, scales_s, scratch=None) -> dict[float, float | None]:
+    """`idc` at each of `scales_s` of sorted arrivals (no NaN), over their first to last arrival:
+    the same bins and counts, so the same figures bit for bit. Sorted, each scale's bin indices
+    ascend: the bins past the last whole one are a tail cut off, not a mask; the offsets from the
+    first arrival are made once for every scale, in `scratch`'s work arrays (arrays.Scratch) when given."""
+    from servetrace.arrays import Scratch
+
+    n = len(arrival_s)
+    if n < 2:
+        return {s: None for s in scales_s}
+    work = scratch if scratch is not None else Scratch()
+    lo, hi = float(arrival_s[0]), float(arrival_s[-1])
+    d = np.subtract(arrival_s, lo, out=work("idc_offsets", n))
+    q = work("idc_bins", n)
+    out = {}
+    for s in scales_s:
+        n_bins = int(np.floor((hi - lo) / s))
+        if n_bins < 2:
+            out[s] = None
+            continue
+        np.floor(np.divide(d, s, out=q), out=q)  # each arrival's bin, as `idc` finds it (whole numbers, exact)
+        inside = q[:int(np.searchsorted(q, n_bins))]  # ascending and >= 0: the whole bins are a head
+        if 8 * n_bins <= len(inside):  # few bins: each one's first arrival found by bisection
+            counts = np.diff(np.searchsorted(inside, np.arange(n_bins + 1, dtype=np.float64)))
+        elif n_bins <= 4 * len(inside) + 4096:
+            idx = work("idc_index", len(inside), np.int64)
+            np.copyto(idx, inside, casting="unsafe")
+            counts = np.bincount(idx, minlength=n_bins)
+        else:  # the occupied bins only, each a run of one index
+            edges = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+            counts = np.diff(np.r_[0, edges, len(inside)]) if len(inside) else np.zeros(0, np.int64)
+        out[s] = _idc_of_counts(counts, n_bins)
+    if scratch is None:
+        work.clear()
+    return out
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
