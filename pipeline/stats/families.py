@@ -60,16 +60,22 @@ def _gamma_shape(s: np.ndarray) -> np.ndarray:
 def _weibull_shape(xs: np.ndarray, mean_log: np.ndarray) -> np.ndarray:
     """Solve sum(y^k ln y)/sum(y^k) - 1/k - mean(ln y) = 0 by bisection on log k (monotone in k)."""
     y = xs / np.nanmax(xs, axis=1, keepdims=True)
-    ln_y = np.log(y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ln_y = np.log(y)
     target = mean_log - np.log(np.nanmax(xs, axis=1))
     lo = np.full(len(xs), math.log(1e-3))
     hi = np.full(len(xs), math.log(1e3))
+    # made once, not per step: padding (NaN) as 0, whose power 0 ** k (k > 0) is the 0 it stood for,
+    # and ln y as 0 where it is not finite; every product then finite, so a plain sum is the nansum
+    y = np.where(np.isfinite(y), y, 0.0)
+    ln_y = np.where(np.isfinite(ln_y), ln_y, 0.0)
+    yk, prod = np.empty_like(y), np.empty_like(y)
     for _ in range(50):
         mid = (lo + hi) / 2
         k = np.exp(mid)[:, None]
-        yk = np.where(np.isfinite(y), y ** k, 0.0)
+        np.power(y, k, out=yk)
         with np.errstate(invalid="ignore", divide="ignore"):
-            g = np.nansum(yk * np.where(np.isfinite(ln_y), ln_y, 0.0), axis=1) / yk.sum(axis=1) - 1 / k[:, 0] - target
+            g = np.multiply(yk, ln_y, out=prod).sum(axis=1) / yk.sum(axis=1) - 1 / k[:, 0] - target
         up = g > 0
         hi = np.where(up, mid, hi)
         lo = np.where(up, lo, mid)
