@@ -189,3 +189,49 @@ def test_scores_from_figures_equal_scores_from_arrivals():
         n = int((a[-1] - a[0]) // s)
         counts = np.bincount(((a - a[0]) // s).astype(np.int64), minlength=n)[:n]
         assert m.idc(a, s) == pytest.approx(counts.var() / counts.mean(), rel=1e-12)
+
+
+def _on_clock_source(rate: float, windows: int, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A Poisson source of `rate` written by a whole-second clock, its bundle and modulation bin counts."""
+    b = bundle([client("a", rate, windows)], windows)
+    t = np.floor(generate_table(b, GenerateOptions(seed=seed))[0]["arrival_s"].to_numpy())
+    counts = covered_counts(*np.unique((t // BIN_S).astype(np.int64), return_counts=True), b)
+    return b, t, counts
+
+
+def test_a_clock_too_coarse_for_the_gaps_leaves_the_candidates_ks_absent():
+    """150 req/s on a 1 s clock: every gap is 0 or 1 s, so the inter-arrival ECDF has one step, the
+    tie share, which every candidate matches by its window rates (KS ~1e-5 whatever its process).
+    The KS is absent with its reason and scores nothing: each score is the IDC-curve error alone.
+    At 0.5 req/s the same clock shows gaps of many lengths, and the KS is the two traces' distance."""
+    from servetrace.bundle.arrival_finding import arrival_model_finding
+
+    b, t, counts = _on_clock_source(150.0, 2, seed=3)
+    gaps = np.diff(t)
+    assert set(np.unique(gaps)) == {0.0, 1.0}  # the planted case: ties and 1 s steps only
+    model = choose(t, counts, b)
+    assert model["source"]["clock_s"] == 1.0
+    for name, ev in model["candidates"].items():
+        reason = ev["iat_ks"]["absent"]
+        assert "only 2 distinct values" in reason and f"{np.mean(gaps == 0):.1%} ties" in reason
+        assert ev["score"] == ev["idc_error_mean"]
+    validate_bundle({**b, "arrival_model": model})
+    found = arrival_model_finding(model)
+    assert "KS absent" in found["statement"] and "only 2 distinct values" in found["statement"]
+
+    b, t, counts = _on_clock_source(0.5, 4, seed=3)
+    assert len(np.unique(np.diff(t))) > 5
+    model = choose(t, counts, b)
+    for ev in model["candidates"].values():
+        assert isinstance(ev["iat_ks"], float) and 0 < ev["iat_ks"] < 0.2
+        assert ev["score"] == pytest.approx(ev["idc_error_mean"] + ev["iat_ks"], rel=1e-12)
+
+
+def test_ks_untestable_counts_the_clocks_steps():
+    from servetrace.bundle.arrival_model import ks_untestable
+
+    assert ks_untestable(np.array([0.0, 0.0, 1.0]), 1.0).startswith("the 1 s clock shows the source's gaps as only 2")
+    assert ks_untestable(np.array([0.0, 0.0, 0.0]), 1.0) is not None  # one value: nothing to compare
+    assert ks_untestable(np.array([0.0, 1.0, 2.0]), 1.0) is None  # an empty tick between arrivals: testable
+    assert ks_untestable(np.array([0.0, 0.1, 0.1 + 1e-12]) * 3, 0.1) is not None  # on a 0.1 s grid, float noise aside
+    assert ks_untestable(np.array([0.0, 1.0]), None) is None  # no coarse clock

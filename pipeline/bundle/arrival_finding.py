@@ -33,6 +33,10 @@ def _g(x) -> str:
     return "–" if x is None else f"{x:.3g}"
 
 
+def _ks(x) -> str:
+    return "absent" if isinstance(x, dict) else _g(x)
+
+
 def arrival_model_finding(model: dict | None) -> dict:
     """The finding of a bundle's `arrival_model` entry ({"absent": ...} without one)."""
     if not model or not model.get("candidates"):
@@ -42,11 +46,14 @@ def arrival_model_finding(model: dict | None) -> dict:
     won = candidates[chosen]
     others = sorted((n for n in candidates if n != chosen), key=lambda n: candidates[n]["score"])
     statement = (f"Arrival model: {chosen} (IDC-curve error {_pct(won['idc_error_mean'])}, inter-arrival "
-                 f"KS {_g(won['iat_ks'])} on traces generated over the source's span)")
+                 f"KS {_ks(won['iat_ks'])} on traces generated over the source's span)")
     if others:
         runner = candidates[others[0]]
         statement += (f"; next best {others[0]} (IDC error {_pct(runner['idc_error_mean'])}, "
-                      f"KS {_g(runner['iat_ks'])})")
+                      f"KS {_ks(runner['iat_ks'])})")
+    untestable = next((c["iat_ks"]["absent"] for c in candidates.values() if isinstance(c["iat_ks"], dict)), None)
+    if untestable:
+        statement += f"; the inter-arrival KS scores nothing: {untestable}"
     return {"chosen": chosen, "candidates": candidates, "scored_scales_s": model.get("scored_scales_s"),
             "source": model.get("source"), "modulation": _modulation(model.get("modulation")),
             "statement": statement + "."}

@@ -81,6 +81,28 @@ def score(source: np.ndarray | Figures, synthetic: np.ndarray | Figures, scales_
     return {"idc_error": errs, "iat_ks": ks, "iat_cv": b_.cv}
 
 
+CANDIDATE_PARAMS = 1  # what every candidate takes from the source window by window: its rate
+
+
+def ks_untestable(gaps: np.ndarray, clock_s: float | None) -> str | None:
+    """Why the candidates' inter-arrival KS cannot tell them apart on the source's sorted `gaps`
+    (read on its clock), or None when it can: as the whole-trace family fit judges its KS
+    (stats/rounded.py `untestable`). The clock shows the gaps as `levels` distinct steps, whose
+    ECDF has levels - 1 free steps; with no more than the candidates' shared parameters (the window
+    rates, which set the tie share) every candidate matches them whatever its process (a 1 s clock
+    at 150 req/s: gaps of 0 and 1 s only, KS ~1e-5 for all three)."""
+    if not clock_s or gaps.size == 0:
+        return None
+    k = np.rint(gaps / clock_s)
+    levels = int(np.count_nonzero(k[1:] != k[:-1])) + 1
+    if levels - 1 > CANDIDATE_PARAMS:
+        return None
+    ties = float(np.count_nonzero(k == 0)) / gaps.size
+    return (f"the {clock_s:g} s clock shows the source's gaps as only {levels} distinct value"
+            f"{'s' if levels != 1 else ''} ({ties:.1%} ties), whose one step, the tie share, every candidate "
+            f"matches by its window rates whatever its process")
+
+
 def _mean(values: list) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
@@ -154,6 +176,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     work = Scratch()  # the figures' work arrays, one set for every trace
     figures = Figures(sample, t.scales_s, work)
     source_idc = {str(int(s)): figures.idc[s] for s in t.scales_s}
+    untestable = ks_untestable(figures.gaps, tick)  # then the KS is absent and scores nothing
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
     names = [n for n in t.candidates if n == "renewal" or modulation is not None]
@@ -173,10 +196,10 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)
         floor = score(traces[0], traces[1], t.scales_s)["idc_error"]
         idc_err = _mean([per_scale[k] for k in scored])
-        ks = _mean([r["iat_ks"] for r in runs])
+        ks = None if untestable else _mean([r["iat_ks"] for r in runs])
         evidence[name] = {"idc_error": per_scale, "idc_seed_floor": floor, "idc_error_mean": idc_err,
-                          "iat_ks": ks, "iat_cv": _mean([r["iat_cv"] for r in runs]),
-                          "score": (idc_err or 0.0) + (ks or 0.0)}
+                          "iat_ks": {"absent": untestable} if untestable else ks,
+                          "iat_cv": _mean([r["iat_cv"] for r in runs]), "score": (idc_err or 0.0) + (ks or 0.0)}
     best = simplest_within_noise(evidence, scored)
     on = {"fitted_on": "session starts", "start_share": share} if share else {"fitted_on": "requests"}
     return {"chosen": best, **on, "modulation": modulation, "candidates": evidence,
@@ -184,8 +207,8 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
             "source": {"idc": source_idc, "iat_cv": figures.cv, "requests": int(len(sample)),
                        "clock_s": tick},
             "note": f"source IDC {source_idc}, IAT CV {figures.cv}; score = mean IDC relative "
-                    f"error over the scales + inter-arrival KS, mean of seeds {list(t.seeds)}, over the "
-                    f"source's first {len(sample):,} requests"}
+                    f"error over the scales + inter-arrival KS{' (absent: ' + untestable + ')' if untestable else ''}, "
+                    f"mean of seeds {list(t.seeds)}, over the source's first {len(sample):,} requests"}
 
 
 def with_start_arrival_model(bundle: dict, path: Path, reuse, t: ArrivalModelSettings = ArrivalModelSettings()) -> dict:

@@ -114,7 +114,7 @@ def arrival_model_tables(findings: dict) -> list[Table]:
         per = [f"{fmt_percent(lookup(ev, f'idc_error.{s}'))} ({fmt_percent(lookup(ev, f'idc_seed_floor.{s}'))})"
                for s in scales]
         label = name + (" (chosen)" if name == model.get("chosen") else "")
-        rows.append([label] + per + [fmt_percent(ev.get("idc_error_mean")), fmt_number(ev.get("iat_ks")),
+        rows.append([label] + per + [fmt_percent(ev.get("idc_error_mean")), "absent" if isinstance(ev.get("iat_ks"), dict) else fmt_number(ev.get("iat_ks")),
                                      fmt_number(ev.get("iat_cv")), fmt_number(ev.get("score"))])
     source_cv = lookup(model, "source.iat_cv")
     rows.append(["source"] + ["–"] * len(scales) + ["–", "–", fmt_number(source_cv), "–"])
