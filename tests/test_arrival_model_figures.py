@@ -140,3 +140,30 @@ def test_weibull_shape_equals_the_plain_bisection(seed):
     assert np.array_equal(got, want, equal_nan=True)
     fitted = np.isfinite(got)
     assert fitted.any() and (got[fitted] > 0).all()
+
+
+def _integrals_plain(sigma2, taus, window_s, theta_s):
+    """The modulation's I(tau) with its grid made on every call, as before it was held."""
+    u = np.unique(np.r_[np.linspace(0, 5, 2001), np.geomspace(5, window_s, 4000)])
+    c = np.expm1(np.exp(-u[:, None] / np.asarray(theta_s)[None, :]) @ sigma2)
+    du = np.diff(u)
+    first = np.r_[0, np.cumsum((c[1:] + c[:-1]) / 2 * du)]
+    uc = u * c
+    second = np.r_[0, np.cumsum((uc[1:] + uc[:-1]) / 2 * du)]
+    x = np.r_[taus, window_s]
+    return 2 * (x * np.interp(x, u, first) - np.interp(x, u, second))
+
+
+@pytest.mark.parametrize("window_s", [600, 3600.0])
+def test_modulation_integrals_on_the_held_grid_equal_the_plain_ones(window_s):
+    from servetrace.bundle import modulation
+    from servetrace.settings import ModulationSettings
+
+    theta = ModulationSettings().theta_s
+    taus = np.array([1.0, 2.0, 5.0, 10.0, 60.0])
+    rng = np.random.default_rng(4)
+    for _ in range(5):  # evaluations of one fit share the grid; another window gets its own
+        s2 = rng.uniform(0, 2, len(theta))
+        assert np.array_equal(modulation._integrals(s2, taus, window_s, theta), _integrals_plain(s2, taus, window_s, theta))
+    u, _, _ = modulation._grid(float(window_s), tuple(theta))
+    assert not u.flags.writeable and u[-1] == window_s

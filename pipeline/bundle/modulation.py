@@ -20,16 +20,29 @@ time scales, bin sizes and variance floor are settings.ModulationSettings."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from servetrace.settings import ModulationSettings
 
 
+@functools.lru_cache(maxsize=16)
+def _grid(window_s: float, theta_s: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The integration grid of `_integrals` (fine near 0), each component's exp(-u / theta) on it,
+    and its steps: the same for every evaluation of a fit (read-only, shared)."""
+    u = np.unique(np.r_[np.linspace(0, 5, 2001), np.geomspace(5, window_s, 4000)])
+    decay = np.exp(-u[:, None] / np.asarray(theta_s)[None, :])
+    du = np.diff(u)
+    for a in (u, decay, du):
+        a.flags.writeable = False
+    return u, decay, du
+
+
 def _integrals(sigma2: np.ndarray, taus: np.ndarray, window_s: float, theta_s: tuple[float, ...]) -> np.ndarray:
     """I(tau) for each tau and for the window, by the trapezoid rule on a grid fine near 0."""
-    u = np.unique(np.r_[np.linspace(0, 5, 2001), np.geomspace(5, window_s, 4000)])
-    c = np.expm1(np.exp(-u[:, None] / np.asarray(theta_s)[None, :]) @ sigma2)
-    du = np.diff(u)
+    u, decay, du = _grid(float(window_s), tuple(float(t) for t in theta_s))
+    c = np.expm1(decay @ sigma2)
     first = np.r_[0, np.cumsum((c[1:] + c[:-1]) / 2 * du)]  # int_0^x C
     uc = u * c
     second = np.r_[0, np.cumsum((uc[1:] + uc[:-1]) / 2 * du)]  # int_0^x u C
