@@ -167,3 +167,25 @@ def test_modulation_integrals_on_the_held_grid_equal_the_plain_ones(window_s):
         assert np.array_equal(modulation._integrals(s2, taus, window_s, theta), _integrals_plain(s2, taus, window_s, theta))
     u, _, _ = modulation._grid(float(window_s), tuple(theta))
     assert not u.flags.writeable and u[-1] == window_s
+
+
+def _ks_sorted_plain(a, b):
+    at = np.concatenate([metrics._distinct(a), metrics._distinct(b)])
+    return float(np.abs(np.searchsorted(a, at, "right") / a.size - np.searchsorted(b, at, "right") / b.size).max())
+
+
+def test_ks_sorted_equals_the_plain_two_sided_search():
+    """The candidates' inter-arrival KS: each side's CDF at its own values from its runs' ends."""
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        na, nb = int(rng.integers(1, 400)), int(rng.integers(1, 400))
+        tie = rng.choice([None, 1.0, 0.25])  # continuous gaps, or a clock's ties
+        a, b = rng.exponential(1.0, na), rng.gamma(0.5, 2.0, nb)
+        if tie:
+            a, b = np.floor(a / tie) * tie, np.floor(b / tie) * tie
+        if rng.uniform() < 0.1:
+            a[rng.integers(na)] = -0.0
+        a, b = np.sort(a), np.sort(b)
+        assert metrics.ks_sorted(a, b) == _ks_sorted_plain(a, b)
+    a, b = np.sort(np.r_[1.0, 2.0, np.nan, np.nan]), np.array([1.5, 2.0])
+    assert metrics.ks_sorted(a, b) == _ks_sorted_plain(a, b)

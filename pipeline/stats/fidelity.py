@@ -130,8 +130,24 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
 def ks_sorted(a: np.ndarray, b: np.ndarray) -> float:
     """`ks_distance` of two sorted, non-empty arrays: both CDFs at each distinct observed value
     (the supremum is at one of them; gaps on a coarse clock have few)."""
-    at = np.concatenate([_distinct(a), _distinct(b)])
-    return float(np.abs(np.searchsorted(a, at, "right") / a.size - np.searchsorted(b, at, "right") / b.size).max())
+    if np.isnan(a[-1]) or np.isnan(b[-1]):  # NaN sorts last and each is its own run: the plain form
+        at = np.concatenate([_distinct(a), _distinct(b)])
+        return float(np.abs(np.searchsorted(a, at, "right") / a.size - np.searchsorted(b, at, "right") / b.size).max())
+    # each side's own CDF at its distinct values is where their runs end (what searchsorted would
+    # find again): only the other side is searched, the same counts and the same largest distance
+    ends_a, ends_b = _run_ends(a), _run_ends(b)
+    at_a, at_b = a[ends_a], b[ends_b]
+    on_a = np.abs((ends_a + 1) / a.size - np.searchsorted(b, at_a, "right") / b.size).max()
+    on_b = np.abs(np.searchsorted(a, at_b, "right") / a.size - (ends_b + 1) / b.size).max()
+    return float(max(on_a, on_b))
+
+
+def _run_ends(x: np.ndarray) -> np.ndarray:
+    """Positions of the last element of each run of equal values of a sorted array."""
+    keep = np.empty(len(x), bool)
+    keep[:-1] = x[1:] != x[:-1]
+    keep[-1:] = True
+    return np.flatnonzero(keep)
 
 
 def _distinct(x: np.ndarray) -> np.ndarray:
