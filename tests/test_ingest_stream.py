@@ -158,3 +158,73 @@ def test_a_late_quoted_newline_in_a_file_with_short_rows_is_read_serially(tmp_pa
     assert rejects["line"] == [300_002]  # header and 300,000 rows before it
     kept = pq.read_table(tmp_path / "o" / "requests.parquet", columns=["input_tokens"]).column(0).to_pylist()
     assert kept == [i % 90 + 1 for i in range(n)]
+
+
+# --- text values trimmed by the stream --------------------------------------------------------
+
+def _padded_values(seed: int, controls: bool = True) -> list[str | None]:
+    """Values padded at either end (or both, or only) with characters around every space separator
+    and some that are not (tab, zero-width space, BOM, line separator), CJK, empty, null."""
+    rng = np.random.default_rng(seed)
+    pads = [chr(c) for c in range(0, 0x250)] + [chr(c) for c in (
+        0x1680, 0x180E, *range(0x2000, 0x2030), 0x205F, 0x2060, 0x3000, 0x3001, 0xFEFF, 0x4E2D)]
+    pads = [p for p in pads if p != "\x00" and (controls or p >= " " or p == "\t")]
+    cores = ["m", "gpt-4", "中文", "a b", "x\u00a0y", ""]
+    values: list[str | None] = []
+    for _ in range(6000):
+        k = rng.integers(0, 8)
+        if k == 0:
+            values.append(None)
+        elif k == 1:
+            values.append(rng.choice(cores))
+        else:
+            left = "".join(rng.choice(pads, rng.integers(0, 3)))
+            right = "".join(rng.choice(pads, rng.integers(0, 3)))
+            values.append(left + str(rng.choice(cores)) + right)
+    return values
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trimmed_equals_duckdbs_trim(seed):
+    """`_trimmed` gives DuckDB's `nullif(trim(v), '')` value for value: chunks that need the trim and
+    chunks that do not, slices (an offset into the buffers), nulls."""
+    values = _padded_values(seed)
+    clean = [f"c{i}" if i % 7 else None for i in range(4000)]
+    arr = pa.array(values + clean, pa.string())
+    want = duckdb.sql("select nullif(trim(v), '') as v from (select unnest($1) as v)",
+                      params=[values + clean]).fetchall()
+    want = [v for (v,) in want]
+    col = pa.chunked_array([arr.slice(0, 2500), arr.slice(2500, 4000), arr.slice(6500), arr.slice(7000, 100)])
+    got = stream._trimmed(col)
+    assert [c for c in got.chunks[2:]] == [c for c in col.chunks[2:]]  # nothing to trim: the chunks as they were
+    assert got.to_pylist() == want + want[7000:7100]
+    assert not stream._needs_trim(pa.array(["a", None, "b c"]).slice(1))
+    assert stream._needs_trim(pa.array(["a", None, ""]).slice(1))
+    assert stream._needs_trim(pa.array(["a", "b\u3000"], pa.large_string()))
+
+
+def test_padded_text_ingests_as_the_sql_trim_made_it(tmp_path, monkeypatch):
+    """A trace whose text values are padded, empty or only spaces: the stream's trim writes what the
+    SQL trim writes (the same rows, values and nulls), the rejects unchanged."""
+    import servetrace.ingest as ingest
+
+    values = _padded_values(2, controls=False)  # a CSV line holds no line break
+    rows = []
+    for i, v in enumerate(values):
+        text = "" if v is None else '"' + v.replace('"', '""') + '"'
+        rows.append(f"{i},{text},m{i % 5}\u00a0,{10 + i},{5 if i % 11 else 'x'}")
+    path = tmp_path / "padded.csv"
+    path.write_text("timestamp,client_id,model,input_tokens,output_tokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    new = ingest.ingest_trace(path, tmp_path / "new")
+    monkeypatch.setattr(ingest, "reader_trimmed", lambda spec: ())  # the SQL trims every value
+    old = ingest.ingest_trace(path, tmp_path / "old")
+    assert new["rows_read"] == len(values) == new["rows_kept"] + new["rows_rejected"]
+    assert {k: v for k, v in new.items() if k not in ("requests", "rejects")} == \
+        {k: v for k, v in old.items() if k not in ("requests", "rejects")}
+    assert new["rows_rejected"] > 0
+    for name in ("requests.parquet", "rejects.parquet"):
+        a, b = pq.read_table(tmp_path / "new" / name), pq.read_table(tmp_path / "old" / name)
+        assert a.equals(b)
+        assert a.schema.metadata == b.schema.metadata
+    kept = pq.read_table(tmp_path / "new" / "requests.parquet").column("model").to_pylist()
+    assert set(kept) == {f"m{i}" for i in range(5)}

@@ -27,6 +27,7 @@ from servetrace.ingest.canonical import (
     lit,
     load_raw,
     nul_checked,
+    reader_trimmed,
 )
 from servetrace.ingest import agentic
 from servetrace.ingest.formats import FormatSpec, format_spec
@@ -281,7 +282,10 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     # NUL bytes in text values are looked for in the stream's string buffers (one scan a column and
     # batch), not per value in SQL; a stream that finds one is read again with the SQL checks.
     nul_columns = nul_checked(spec)
-    build_typed(con, layout, spec, unit, src, epoch, nul_checks=not nul_columns)
+    # Text values are trimmed by the stream, on the kept rows, where one look at their edge bytes
+    # finds most need nothing (DuckDB's `trim` reads every character and copies every value).
+    trimmed = reader_trimmed(spec)
+    build_typed(con, layout, spec, unit, src, epoch, nul_checks=not nul_columns, trimmed=trimmed)
     numbered = src.container == "jsonl"
     absent = frozenset(r[0] for r in con.execute(statement("typed_null_columns")).fetchall())
     select, schema = _stream_select(spec, numbered, absent=absent)
@@ -346,17 +350,19 @@ def _ingest(con, src: Source, spec: FormatSpec, sha_future, settings: IngestSett
     with io.atomic_path(out_dir / REQUESTS, ".parquet") as requests_tmp:
         with io.atomic_path(out_dir / REJECTS, ".parquet") as rejects_tmp:
             res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe,
-                               nul_columns)
+                               nul_columns, trimmed)
             if res.nul:
                 con.execute(statement("typed_drop"))
                 build_typed(con, layout, spec, unit, src, epoch)
+                trimmed = ()
                 res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
             ends = res.ends if res.ordered else None  # then the first and last kept are the extremes
             low, high = outlying_cuts(con, requests_tmp, res.kept, settings.outliers, ends)
             if low is not None or high is not None:  # read again, refusing them like any bad record
                 bounds = [f"t.arrival_s {op} {cut + res.shift!r}" for op, cut in (("<", low), (">", high)) if cut is not None]
                 select, _ = _stream_select(spec, numbered, " or ".join(bounds), absent)
-                res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe)
+                res = stream_typed(con, select, requests_tmp, schema, refused_path, numbered, shift_for, describe,
+                                   trim_columns=trimmed)
             summary, shift = facts["summary"], facts["shift"]
             if res.refused:
                 build_reject_records(con, layout, src)

@@ -178,13 +178,16 @@ def guess_time_unit(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: For
 
 
 def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatSpec, unit: str, src: Source,
-                epoch: bool = False, numbered: bool | None = None, nul_checks: bool = True) -> None:
+                epoch: bool = False, numbered: bool | None = None, nul_checks: bool = True,
+                trimmed: tuple[str, ...] = ()) -> None:
     """Create the view `typed`: parsed canonical values, and the first reason a record is refused
     (NULL if kept). Each source value is parsed once (layer `p`), then tested.
     `epoch`: the unit was guessed from epoch magnitudes; a timestamp outside EPOCH_S is refused.
     `numbered`: the raw records carry their number `rec` (JSON lines; every container on Spark).
     `nul_checks`: refuse a text value holding a NUL byte; without, its reader must (stream.py does,
-    for the columns of `nul_checked`, and reads again with the checks when it finds one)."""
+    for the columns of `nul_checked`, and reads again with the checks when it finds one).
+    `trimmed`: text columns (of `reader_trimmed`) left as their source values: their reader trims
+    them and makes an empty value null, as `nullif(trim(v), '')` would (stream.py, `Trim`)."""
     parsed: dict[str, str] = {}  # name in layer p -> expression over raw
     checks: list[tuple[str, str]] = []
     values: dict[str, str] = {}  # canonical column -> expression over p
@@ -220,7 +223,7 @@ def build_typed(con: duckdb.DuckDBPyConnection, layout: RawLayout, spec: FormatS
         values[name] = f"try_cast(d_{name} as bigint)"
     for name in TEXT_COLUMNS:
         v = _value(layout, spec, name)
-        values[name] = "null" if v is None else f"nullif(trim({v}), '')"
+        values[name] = "null" if v is None else v if name in trimmed else f"nullif(trim({v}), '')"
         if v is not None:
             checks.append((f"strlen({v}) > {MAX_TEXT_BYTES}", f"{name} longer than {MAX_TEXT_BYTES} bytes"))
             if nul_checks:
@@ -303,6 +306,17 @@ def nul_checked(spec: FormatSpec) -> tuple[str, ...]:
     if spec.parent_link:
         return ()
     return tuple(name for name in TEXT_COLUMNS if spec.columns.get(name) is not None)
+
+
+def reader_trimmed(spec: FormatSpec) -> tuple[str, ...]:
+    """The text columns whose `nullif(trim(v), '')` a reader of `typed` can make on the kept values
+    it receives (most values need nothing, which one look at each value's first and last byte
+    shows): the source's text columns but a mapped service (BurstGPT's Log Type reads the trimmed
+    value) and those of chat links."""
+    if spec.parent_link:
+        return ()
+    return tuple(name for name in TEXT_COLUMNS if spec.columns.get(name) is not None
+                 and not (name == "service" and spec.service_map))
 
 
 def build_reject_records(con: duckdb.DuckDBPyConnection, layout: RawLayout, src: Source) -> None:

@@ -162,6 +162,47 @@ def _holds_nul(table: pa.Table, names: tuple[str, ...]) -> bool:
     return False
 
 
+# Unicode's space separators (category Zs), which DuckDB's `trim` removes from both ends of a value
+# (tabs and line breaks are not among them).
+SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
+def _needs_trim(arr: pa.Array) -> bool:
+    """Whether `nullif(trim(v), '')` could change a value of `arr`: an empty value, or one whose first
+    or last byte is a space or not ASCII (every other space separator is). Two bytes a value, not
+    its characters."""
+    n = len(arr)
+    if arr.null_count == n:
+        return False
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return True
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    offsets = np.frombuffer(arr.buffers()[1], np.int64 if width == 8 else np.int32, n + 1, arr.offset * width)
+    starts, stops = offsets[:-1], offsets[1:]
+    if arr.null_count:
+        valid = np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), count=arr.offset + n,
+                              bitorder="little")[arr.offset:].view(bool)
+        starts, stops = starts[valid], stops[valid]
+    if (stops == starts).any():
+        return True
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    first, last = data[starts], data[stops - 1]
+    return bool(np.maximum(first, last).max() >= 0x80 or (first == 0x20).any() or (last == 0x20).any())
+
+
+def _trimmed(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`nullif(trim(v), '')` of each value, as DuckDB makes it; chunks that need nothing as they are."""
+    chunks = []
+    for arr in col.chunks:
+        if _needs_trim(arr):
+            import pyarrow.compute as pc  # only where a value is padded or empty
+
+            arr = pc.utf8_trim(arr, characters=SPACE_SEPARATORS)
+            arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, arr.type), arr)
+        chunks.append(arr)
+    return pa.chunked_array(chunks, col.type)
+
+
 def stream_typed(
     con: duckdb.DuckDBPyConnection,
     select_sql: str,
@@ -172,13 +213,15 @@ def stream_typed(
     shift_for: Callable[[float], float],
     metadata_for: Callable[[StreamResult], dict[str, str]],
     nul_columns: tuple[str, ...] = (),
+    trim_columns: tuple[str, ...] = (),
 ) -> StreamResult:
     """Run `select_sql` (columns: [rec,] reason, then `kept_schema`'s) and write its kept rows to
     `kept_path`, arrival_s shifted by shift_for(first batch's smallest kept arrival), with the key-value
     metadata metadata_for(result) asks for once the whole stream is counted; refused (rec, reason)
     go to `refused_path`. `numbered`: the select carries rec, else rec is the 1-based position.
     `nul_columns`: string columns whose NUL bytes the select does not refuse; at the first batch
-    (kept or refused rows) holding one the stream stops unfinished, `nul` set."""
+    (kept or refused rows) holding one the stream stops unfinished, `nul` set. `trim_columns`: string
+    columns the select hands over untrimmed: each kept value is written as `nullif(trim(v), '')`."""
     out = StreamResult()
     kept = _Writer(kept_path, kept_schema, "snappy")
     refused = _Writer(refused_path, REFUSED, "zstd")
@@ -216,6 +259,9 @@ def stream_typed(
             if shift:
                 arrival = arrival - shift
                 table = table.set_column(0, "arrival_s", _float64_array(arrival))
+            for name in trim_columns:
+                i = table.schema.get_field_index(name)
+                table = table.set_column(i, name, _trimmed(table.column(i)))
             out.kept += table.num_rows
             out.ends.add(arrival)
             kept.write(nulls.filled(table))
