@@ -169,8 +169,8 @@ SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u200
 
 def _needs_trim(arr: pa.Array) -> bool:
     """Whether `nullif(trim(v), '')` could change a value of `arr`: an empty value, or one whose first
-    or last byte is a space or not ASCII (every other space separator is). Two bytes a value, not
-    its characters."""
+    or last byte is a space or not ASCII (every other space separator is). A scan of the characters'
+    bytes, then two bytes a value where one is a space or not ASCII; never a value's characters."""
     n = len(arr)
     if arr.null_count == n:
         return False
@@ -186,6 +186,10 @@ def _needs_trim(arr: pa.Array) -> bool:
     if (stops == starts).any():
         return True
     data = np.frombuffer(arr.buffers()[2], np.uint8)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    chars = data[lo:hi]
+    if chars.max() < 0x80 and not (chars == 0x20).any():  # the usual case: no space, ASCII only
+        return False
     first, last = data[starts], data[stops - 1]
     return bool(np.maximum(first, last).max() >= 0x80 or (first == 0x20).any() or (last == 0x20).any())
 
