@@ -74,10 +74,11 @@ class SparkConnection:
         for view, _ in steps:  # a step's view would keep its plan (with all the steps before it)
             self.spark.catalog.dropTempView(view)
         self._views.append(name)
-        if kind == "table":  # read by several stages: computed once
-            frame = frame.cache()
-            self._cached.append(frame)
-        elif kind == "checkpoint":  # computed now, its lineage cut: the queries over it plan from its rows
+        if kind in ("table", "checkpoint"):
+            # read by several stages: computed once, now, and its lineage cut (a local checkpoint), so
+            # the queries over it plan from its rows. A cached table's plan carries every stage before
+            # it, analyzed again by each query that reads it and kept on the driver until released
+            # (fit_cross_ranks: 21,355 plan nodes, 11.7 s to optimize at 1 M rows).
             frame = frame.localCheckpoint(eager=True)
             self._cached.append(frame)
         frame.createOrReplaceTempView(name)

@@ -8,8 +8,10 @@ are cheap to recompute become views). Parameters reach the SQL as DuckDB variabl
 
 from __future__ import annotations
 
+import re
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -48,7 +50,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def run_once(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Build `name` unless this connection has built it already: for a table that reads `requests`
-    only (no variable), so an earlier copy is the same table (on Spark, not a second cached one)."""
+    only (no variable), so an earlier copy is the same table (on Spark, not a second checkpoint)."""
     if getattr(con, "engine", "duckdb") == "spark":
         return con.run_once(name, "table")
     if not con.execute("select count(*) from duckdb_tables() where table_name = ?", [name]).fetchall()[0][0]:
@@ -57,13 +59,25 @@ def run_once(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None, once: bool = False) -> pl.DataFrame:
     """Build `name` from its SQL file and return it (small, aggregated) as a Polars frame. `once`:
-    nothing else reads it, so Spark answers it as a view (no cached copy, nor the plan it keeps)."""
-    if once and getattr(con, "engine", "duckdb") == "spark":
+    nothing else reads it, so Spark answers it as a view (no copy of its rows kept, nor the plan it
+    keeps); so it does for a table no other SQL file names."""
+    if getattr(con, "engine", "duckdb") == "spark" and (once or name not in _named_by_sql()):
         con.run_sql(name, "view")
     else:
         run_sql(con, name)
     query = f"select * from {name}" + (f" order by {order_by}" if order_by else "")
     return con.sql(query).pl()
+
+
+@lru_cache(maxsize=None)
+def _named_by_sql() -> frozenset[str]:
+    """The tables some SQL file under sql/ names, other than their own."""
+    stems = {p.stem for layer in LAYERS for p in (SQL_DIR / layer).glob("*.sql")}
+    named = set()
+    for path in SQL_DIR.rglob("*.sql"):
+        text = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))  # not the comments
+        named |= (set(re.findall(r"\w+", text)) & stems) - {path.stem}
+    return frozenset(named)
 
 
 def materialize(con: duckdb.DuckDBPyConnection, name: str) -> None:
