@@ -195,7 +195,7 @@ def test_fit_tables_plan_from_their_rows(traces):
         con.cursor().close()  # characterize's gap thread closes its cursor: the checkpoints stay readable
         assert con.sql("select count(*) from fit_rows").fetchall()[0][0] == 5000
         kept = ["fit_clients", "fit_length_counts", "fit_midranks", "fit_rows"]
-        assert len(con._cached) == len(kept)
+        assert len(con._cached) == 1 + len(kept)  # the files' row offsets (made on connecting), the fit's tables
         for name in kept:
             plan = con.spark.table(name)._jdf.queryExecution().optimizedPlan().toString()
             assert "LogicalRDD" in plan and "parquet" not in plan.lower() and "Window" not in plan, (name, plan)
@@ -209,3 +209,37 @@ def test_fit_tables_plan_from_their_rows(traces):
 def _stored(spark) -> frozenset[int]:
     """The ids of the RDDs holding stored blocks (cached rows or local checkpoints)."""
     return frozenset(info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo())
+
+
+def test_a_checkpoint_directory_makes_the_tables_reliable_checkpoints(traces, tmp_path, monkeypatch):
+    """With `spark.checkpoint.dir` set, the fit's tables are written there (a query over them then
+    survives the loss of an executor), the bundle is the DuckDB engine's as with local checkpoints,
+    and a released table's files are deleted."""
+    from servetrace.spark.session import spark_session
+
+    settings = Settings(fit=FitSettings(max_clients=5, ks_sample=500))
+    path = traces / "clients" / "requests.parquet"
+    spark = spark_session("local[2]")
+    context = spark.sparkContext._jsc.sc()
+    written = lambda: sorted(p.name for p in tmp_path.rglob("rdd-*"))  # a reliable checkpoint's directory
+    seen = {}
+    fit_ = fit_sql._fit
+
+    def inner(con, *args):
+        out = fit_(con, *args)
+        seen["inside"] = written()
+        seen["local"] = _stored(con.spark)  # RDDs holding blocks: a local checkpoint's, or a cache's
+        return out
+
+    monkeypatch.setattr(fit_sql, "_fit", inner)
+    spark.sparkContext.setCheckpointDir(str(tmp_path))
+    try:
+        before = _stored(spark)
+        bundle = fit_sql.fit_file(path, settings, SPARK)
+    finally:
+        getattr(context, "checkpointDir_$eq")(spark._jvm.scala.Option.apply(None))
+    assert not context.getCheckpointDir().isDefined()
+    assert len(seen["inside"]) >= 4 and not seen["local"] - before  # the fit's tables written, none in block stores
+    assert written() == []
+    monkeypatch.undo()
+    assert_close(fit_sql.fit_file(path, settings, Engine()), bundle)

@@ -22,6 +22,7 @@ from servetrace.errors import ServetraceError
 from servetrace.ingest import agentic
 from servetrace.ingest.agentic import records as reader_records
 from servetrace.ingest.canonical import MAX_LINE_BYTES
+from servetrace.spark.session import checkpoint
 
 # DuckDB's memory in each task, and the source text it parses at a time (agentic/__init__.py's
 # shares of it): a JSON-lines piece of at most 1/CHUNK_SHARE, a trace file split into pieces of
@@ -60,7 +61,7 @@ def flattened_calls(spark, name: str, trace: Path, src):
     given = spark.conf.get(BATCH_BYTES_KEY, None)  # a batch's bytes into a task: ours unless set
     spark.conf.set(BATCH_BYTES_KEY, given or str(BATCH_BYTES))
     try:
-        flat = flat.localCheckpoint()
+        flat = checkpoint(flat)
     except Exception as exc:  # noqa: BLE001 - a task's failure reaches here as py4j's or pyspark's error
         text = str(exc)
         if ERROR not in text:

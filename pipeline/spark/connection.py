@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from servetrace.spark.session import checkpoint
 from servetrace.spark.transpile import sql_file, to_spark, to_spark_steps
 
 ENGINE = "spark"
@@ -54,7 +55,7 @@ class SparkConnection:
         self.variables: dict = {}
         self._cached: list = []
         self._views: list[str] = []
-        requests_view(spark, str(requests_path)).createOrReplaceTempView("requests")
+        requests_view(spark, str(requests_path), self._cached).createOrReplaceTempView("requests")
 
     # the DuckDB connection calls the stages make
     def set_variables(self, variables: dict) -> None:
@@ -75,11 +76,11 @@ class SparkConnection:
             self.spark.catalog.dropTempView(view)
         self._views.append(name)
         if kind in ("table", "checkpoint"):
-            # read by several stages: computed once, now, and its lineage cut (a local checkpoint), so
+            # read by several stages: computed once, now, and its lineage cut (a checkpoint), so
             # the queries over it plan from its rows. A cached table's plan carries every stage before
             # it, analyzed again by each query that reads it and kept on the driver until released
             # (fit_cross_ranks: 21,355 plan nodes, 11.7 s to optimize at 1 M rows).
-            frame = frame.localCheckpoint(eager=True)
+            frame = checkpoint(frame)
             self._cached.append(frame)
         frame.createOrReplaceTempView(name)
 
@@ -141,18 +142,26 @@ class _Cursor:
 
 
 def _free(frame) -> None:
-    """Unpersist a cached frame, or a local checkpoint's blocks (which `unpersist` leaves: they
-    belong to the checkpoint's RDD, not to the cache)."""
+    """Unpersist a cached frame, or a checkpoint's rows: a local checkpoint's blocks (which
+    `unpersist` leaves: they belong to the checkpoint's RDD, not to the cache), a reliable one's
+    files in the checkpoint directory."""
     frame.unpersist()
     plan = frame._jdf.queryExecution().logical()
     if plan.getClass().getSimpleName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
+        rdd = plan.rdd()
+        rdd.unpersist(False)
+        written = rdd.getCheckpointFile()
+        if written.isDefined():
+            jvm = frame.sparkSession.sparkContext._jvm
+            path = jvm.org.apache.hadoop.fs.Path(written.get())
+            path.getFileSystem(frame.sparkSession.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
 
 
-def requests_view(spark, path: str):
+def requests_view(spark, path: str, held: list | None = None):
     """The canonical table with `file_row_number`: a row's number in file order (files by name,
     rows by their index in the file), as DuckDB's `read_parquet(..., file_row_number = true)` counts
-    it for one file, and exactly so for a directory of Parquet parts."""
+    it for one file, and exactly so for a directory of Parquet parts. `held`: a list the files'
+    offsets (a checkpoint) join, to be freed with the tables in it."""
     from pyspark.sql import Window, functions as F
 
     frame = spark.read.parquet(path).select("*", F.col("_metadata.file_path").alias("_file"),
@@ -160,7 +169,10 @@ def requests_view(spark, path: str):
     files = frame.groupBy("_file").agg(F.count(F.lit(1)).alias("_rows"))
     # one row per file, computed here once (a view's readers would each count every file's rows again)
     offsets = files.select("_file", (F.sum("_rows").over(Window.orderBy("_file").rowsBetween(
-        Window.unboundedPreceding, -1))).alias("_offset")).fillna(0, ["_offset"]).localCheckpoint()
+        Window.unboundedPreceding, -1))).alias("_offset")).fillna(0, ["_offset"])
+    offsets = checkpoint(offsets)
+    if held is not None:
+        held.append(offsets)
     return (frame.join(F.broadcast(offsets), "_file")
             .withColumn("file_row_number", F.col("_offset") + F.col("_row_index"))
             .drop("_file", "_row_index", "_offset"))

@@ -33,6 +33,7 @@ from servetrace.outputs import REJECTS, REQUESTS
 from servetrace.schema import COLUMNS, HASH_IDS
 from servetrace.settings import IngestSettings
 from servetrace.spark import raw as spark_raw
+from servetrace.spark.session import checkpoint
 from servetrace.spark.transpile import to_spark
 
 ENGINE = "spark"
@@ -43,7 +44,7 @@ CODECS = {"gzip": (".gz",), "zstd": (".zst", ".zstd"), "none": ()}
 class _SparkSQL:
     """The `execute(...).fetchall()` calls ingest's SQL builders make, answered by Spark: a
     `create temp view` becomes a temporary view of the transpiled select, a `create temp table`
-    one computed there and then (a local checkpoint: a table rebuilt from itself, as pointer
+    one computed there and then (a checkpoint: a table rebuilt from itself, as pointer
     jumping's is, keeps a plan of one step, not of every step before it)."""
 
     def __init__(self, spark) -> None:
@@ -56,7 +57,7 @@ class _SparkSQL:
         tree = sqlglot.parse_one(query, read="duckdb")
         if isinstance(tree, exp.Create):
             frame = self.spark.sql(to_spark(tree.expression.sql(dialect="duckdb"), {}))
-            frame = frame.localCheckpoint() if tree.args.get("kind") == "TABLE" else frame
+            frame = checkpoint(frame) if tree.args.get("kind") == "TABLE" else frame
             frame.createOrReplaceTempView(tree.this.name)
             self._rows = []
         else:

@@ -34,6 +34,9 @@ DEFAULT_CONF = {
     # small chains, so nothing is lost by not pushing predicates into them.
     "spark.sql.optimizer.excludedRules":
         "org.apache.spark.sql.catalyst.optimizer.PushdownPredicatesAndPruneColumnsForCTEDef",
+    # with `spark.checkpoint.dir` set, a reliable checkpoint no query can reach any more has its
+    # files deleted (`checkpoint`); the connection's own tables are deleted when released
+    "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
 }
 
 
@@ -69,6 +72,18 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
             raise ServetraceError(f"Spark did not start: {_last_line(log) or str(exc).splitlines()[0]}") from None
     spark.sparkContext.setLogLevel("FATAL")  # failures reach Python as exceptions; the JVM need not print them too
     return spark
+
+
+def checkpoint(frame):
+    """`frame` computed now and its lineage cut, so the queries over it plan from its rows. With
+    `spark.checkpoint.dir` set (`--spark-conf`, a path every executor and the driver reach: HDFS, S3)
+    the rows are written there and survive the loss of an executor; otherwise they are a local
+    checkpoint in the executors' block stores, which is cheaper but lost with its executor (a query
+    over it then fails): on a cluster whose executors come and go (preemption, dynamic allocation),
+    set the directory."""
+    if frame.sparkSession.sparkContext._jsc.sc().getCheckpointDir().isDefined():
+        return frame.checkpoint(eager=True)
+    return frame.localCheckpoint(eager=True)
 
 
 def local_driver_memory(total: int | None = None) -> str:
