@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--rows", type=_ints, default=[10_000_000, 100_000_000])
     ap.add_argument("--schema", choices=sorted(traces.SCHEMAS), default="generic")
     ap.add_argument("--master", default="local[2]")
-    ap.add_argument("--driver-memory", default="4g")
+    ap.add_argument("--driver-memory", default=None,
+                    help="the driver heap (default: a local master's, a quarter of the machine's memory, 4-16 GB)")
     ap.add_argument("--data-dir", type=Path, default=traces.REPO / "data" / "bench")
     ap.add_argument("--out", type=Path, default=traces.REPO / "bench" / "spark-results.json")
     args = ap.parse_args(argv)
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not ingest.ok:
             sys.exit(f"bench: ingest of {path} failed: {ingest.error_line()}")
         row = {"trace": path.stem, "rows": size, "load_start": list(os.getloadavg())}
-        spark_args = ["--engine", "spark", "--spark-master", args.master,
-                      "--spark-conf", f"spark.driver.memory={args.driver_memory}"]
+        spark_args = ["--engine", "spark", "--spark-master", args.master]
+        if args.driver_memory:
+            spark_args += ["--spark-conf", f"spark.driver.memory={args.driver_memory}"]
         landed = run_measured([*SERVETRACE, "ingest", str(path), "--out", str(work / "spark-ingest"), *spark_args])
         row["ingest"] = {"duckdb": {"wall_s": round(ingest.wall_s, 2), "cpu_s": round(ingest.cpu_s, 2),
                                     "peak_rss_mb": round(ingest.peak_rss / 2**20)},
