@@ -194,3 +194,30 @@ def test_per_client_models(fitted):
         assert_pmf(m["clients"][ids[owner]]["main"], pmf(want["client"]))
         subs = c.filter(pl.col("sub") & (pl.col("step") == 1)).join(firsts, on="session_id").filter(pl.col("owner") == owner)
         assert_pmf(m["clients"][ids[owner]]["subagent"], pmf(subs.select(pl.col("model").replace_strict(ids))["model"]))
+
+
+def start_cv(t: np.ndarray, window_s: float) -> float:
+    """The CV of the gaps between consecutive session starts inside one window, each over its
+    window's mean gap (numpy, over the sorted starts)."""
+    t = np.sort(t)
+    w = np.floor(t / window_s)
+    same = w[1:] == w[:-1]
+    g, gw = np.diff(t)[same], w[1:][same]
+    means = {k: g[gw == k].mean() for k in np.unique(gw)}
+    return float(np.std(g / np.array([means[k] for k in gw])))
+
+
+def test_session_start_spread_by_window(tmp_path):
+    """Over windows short enough that sessions start in many (about four a window), the trace's and
+    each client's spread of session starts equal numpy's over the sorted starts, gaps that cross a
+    window's edge left out."""
+    trace = planted(np.random.default_rng(9))
+    path = ingested(trace, tmp_path)
+    ids = {name: i for i, name in enumerate(sorted(trace["model"].unique().to_list()))}
+    model = fit_agent_model(path, 30, settings=AgentModelSettings(min_start_gaps=2), clients=(ids, -1, ["model"]))["agents"]
+    firsts = (pl.read_parquet(path).with_row_index("row_id").filter(pl.col("call_kind") == "main")
+              .sort("arrival_s", "row_id").group_by("session_id", maintain_order=True).first())
+    assert model["session_iat_cv"] == pytest.approx(start_cv(firsts["arrival_s"].to_numpy(), 30.0), rel=1e-12)
+    for owner in ("A", "B"):
+        t = firsts.filter(pl.col("model") == owner)["arrival_s"].to_numpy()
+        assert model["clients"][ids[owner]]["session_iat_cv"] == pytest.approx(start_cv(t, 30.0), rel=1e-12)

@@ -13,9 +13,9 @@ firsts as (
     where r = 1
 ),
 calls as (select client, count(*) as calls from c group by client),
-g as (select client, floor(t / {window_s}) as w, t - lag(t) over (partition by client order by t) as g,
-             floor(lag(t) over (partition by client order by t) / {window_s}) as prev_w from firsts),
-n as (select client, g / avg(g) over (partition by client, w) as x from g where w = prev_w),
+g as (select client, floor(t / {window_s}) as w,
+             t - lag(t) over (partition by client, floor(t / {window_s}) order by t) as g from firsts),
+n as (select client, g / avg(g) over (partition by client, w) as x from g where g is not null),
 cv as (select client, stddev_pop(x) as cv, count(x) as gaps from n where x is not null group by client),
 st as (select client, count(*) as sessions, count(distinct t) as distinct_starts from firsts group by client)
 select calls.client, calls.calls, coalesce(st.sessions, 0), coalesce(st.distinct_starts, 0), cv.cv,
