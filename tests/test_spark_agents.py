@@ -50,14 +50,16 @@ def _clients(path, group_by: str | None):
     return {n: i for i, n in enumerate(names)}, -1, [group_by]
 
 
-@pytest.mark.parametrize("name,group_by", [("cctraces", None), ("copilot", None), ("tracelab", None),
-                                           ("planted", "model"), ("mix", "model")])
-def test_agent_model_equal_on_spark(traces, name, group_by):
+@pytest.mark.parametrize("name,group_by,window_s", [("cctraces", None, 600), ("copilot", None, 600), ("tracelab", None, 600),
+                                                    ("planted", "model", 600), ("planted", "model", 30), ("mix", "model", 600)])
+def test_agent_model_equal_on_spark(traces, name, group_by, window_s):
+    """Window 30 s: the planted sessions start in many windows (about four each)."""
     path = traces / name / "requests.parquet"
     clients = _clients(path, group_by)
-    want = fit_agent_model(path, 600, clients=clients)  # DuckDB, its own database
+    want = fit_agent_model(path, window_s, clients=clients)  # DuckDB, its own database
     with SPARK.connect(path) as con:
-        got = fit_agent_model(path, 600, clients=clients, con=con)
+        got = fit_agent_model(path, window_s, clients=clients, con=con)
+        assert con.spark.conf.get("spark.sql.cteRecursionRowLimit") == "-1"  # the SQL bounds its own depth
     assert want and ("clients" in want["agents"]) == (group_by is not None)
     assert_close(want, got)
 

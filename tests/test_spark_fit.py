@@ -195,7 +195,7 @@ def test_fit_tables_plan_from_their_rows(traces):
         con.cursor().close()  # characterize's gap thread closes its cursor: the checkpoints stay readable
         assert con.sql("select count(*) from fit_rows").fetchall()[0][0] == 5000
         kept = ["fit_clients", "fit_length_counts", "fit_midranks", "fit_rows"]
-        assert len(con._cached) == 1 + len(kept)  # the files' row offsets (made on connecting), the fit's tables
+        assert len(con._cached) == len(kept)
         for name in kept:
             plan = con.spark.table(name)._jdf.queryExecution().optimizedPlan().toString()
             assert "LogicalRDD" in plan and "parquet" not in plan.lower() and "Window" not in plan, (name, plan)

@@ -55,7 +55,8 @@ class SparkConnection:
         self.variables: dict = {}
         self._cached: list = []
         self._views: list[str] = []
-        requests_view(spark, str(requests_path), self._cached).createOrReplaceTempView("requests")
+        self._held: list = []  # the view's own checkpoint (the files' row offsets), freed on closing
+        requests_view(spark, str(requests_path), self._held).createOrReplaceTempView("requests")
 
     # the DuckDB connection calls the stages make
     def set_variables(self, variables: dict) -> None:
@@ -125,6 +126,8 @@ class SparkConnection:
 
     def close(self) -> None:
         self.release((0, 0))
+        for frame in self._held:
+            _free(frame)
 
 
 class _Cursor:

@@ -34,6 +34,9 @@ DEFAULT_CONF = {
     # small chains, so nothing is lost by not pushing predicates into them.
     "spark.sql.optimizer.excludedRules":
         "org.apache.spark.sql.catalyst.optimizer.PushdownPredicatesAndPruneColumnsForCTEDef",
+    # the stages' recursive CTEs (subagent levels) stop at 32 levels themselves; Spark's own bound on
+    # a recursion's rows (1 M by default) would fail a trace of more than ~1 M subagent calls
+    "spark.sql.cteRecursionRowLimit": "-1",
     # with `spark.checkpoint.dir` set, a reliable checkpoint no query can reach any more has its
     # files deleted (`checkpoint`); the connection's own tables are deleted when released
     "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
