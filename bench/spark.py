@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    "wall_s": round(landed.wall_s, 2), "cpu_s": round(landed.cpu_s, 2),
                                    "peak_rss_mb": round(landed.peak_rss / 2**20)}}
         row["ingest"]["wall_ratio"] = round(landed.wall_s / ingest.wall_s, 2) if landed.ok else None
-        for engine, extra in (("duckdb", []), ("spark", spark_args)):
-            run = run_measured([*SERVETRACE, "characterize", str(path), "--out", str(work), "--quiet", "--json", *extra])
+        # each engine's characterize reuses its own ingest (Spark reuses only a table it wrote, a directory of parts)
+        for engine, extra, out in (("duckdb", [], work), ("spark", spark_args, work / "spark-ingest")):
+            run = run_measured([*SERVETRACE, "characterize", str(path), "--out", str(out), "--quiet", "--json", *extra])
             timings = json_tail(run.stdout).get("timings_s", {}) if run.ok else {}
             row[engine] = {"ok": run.ok, "error": None if run.ok else run.error_line(), "wall_s": round(run.wall_s, 2),
                            "cpu_s": round(run.cpu_s, 2), "stages_s": timings.get("stages"), "peak_rss_mb": round(run.peak_rss / 2**20)}
