@@ -12,6 +12,7 @@ timestamps are judged from them without reading the written arrivals again).
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -71,13 +72,17 @@ class Ends:
 
 class _Writer:
     """A Parquet file opened on its first batch. Only the string columns are dictionary-encoded: a
-    dictionary of a million distinct floats is built and then thrown away (a quarter of the write)."""
+    dictionary of a million distinct floats is built and then thrown away (a quarter of the write).
+    A row group is encoded and written on the writer's own thread (pyarrow lets go of the GIL) while
+    the stream checks the next batches: at most one row group is in flight, so memory stays bounded."""
 
     def __init__(self, path: Path, schema: pa.Schema, compression: str):
         self.path, self.schema, self.compression = path, schema, compression
         self.writer: pq.ParquetWriter | None = None
         self.pending: list[pa.Table] = []
         self.rows = 0
+        self.thread: ThreadPoolExecutor | None = None
+        self.job: Future | None = None
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
@@ -95,17 +100,41 @@ class _Writer:
         """Write the pending rows as row groups of BATCH_ROWS (the rest too when `last`)."""
         table = pa.concat_tables(self.pending)
         whole = table.num_rows if last else table.num_rows - table.num_rows % BATCH_ROWS
-        self.writer.write_table(table.slice(0, whole), row_group_size=BATCH_ROWS)
+        self.wait()  # the previous row group written (its error raised here)
+        self.thread = self.thread or ThreadPoolExecutor(1, thread_name_prefix="servetrace-write")
+        self.job = self.thread.submit(self.writer.write_table, table.slice(0, whole), row_group_size=BATCH_ROWS)
         rest = table.slice(whole)
         self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def wait(self) -> None:
+        job, self.job = self.job, None
+        if job is not None:
+            job.result()
 
     def close(self, metadata: dict[str, str] | None = None) -> None:
         if self.writer is not None:
             if self.pending:
                 self._flush(last=True)
+            self.wait()
             if metadata:
                 self.writer.add_key_value_metadata(metadata)
             self.writer.close()
+        self.stop()
+
+    def abandon(self) -> None:
+        """Closed without waiting for a clean end: an unfinished write's error is dropped."""
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001 - the stream's own error is the one raised
+            pass
+        if self.writer is not None:
+            self.writer.close()
+        self.stop()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.shutdown(wait=True)
+            self.thread = None
 
 
 class _Nulls:
@@ -299,5 +328,4 @@ def _batches(reader: pa.RecordBatchReader):
 
 def _abandon(*writers: _Writer) -> None:
     for writer in writers:
-        if writer.writer is not None:
-            writer.writer.close()
+        writer.abandon()
