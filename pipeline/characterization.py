@@ -100,6 +100,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         gap_con = con.cursor()
         sql.set_variables(gap_con, variables)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        bundle_future = None
         if engine.name == "spark":  # window functions over the rows where they lie, no stream
             fit = None
             gap_future = pool.submit(gaps_sql.compute, gap_con, ctx.rows, ctx.t0_s, ctx.t1_s, settings.window_s)
@@ -112,6 +113,9 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             for staging in ("stg_group_windows", "stg_top_groups", "stg_group_length_counts"):
                 sql.run_sql(con, staging)
             reuse = reuse_of(requests, ctx, con)  # block reuse: the prefix stage's, and sessions' without ids
+            if fit is not None:  # the fit's second pass and models follow the stream on its thread
+                bundle_future = pool.submit(_fitted, gap_future, fit, Path(requests), settings, reuse,
+                                            codings["group"])
             results = {name: _run_stage(requests, name, stage, step) for name, stage in (
                 ("lengths", lambda: lengths(con, ctx)),
                 ("rate over time", lambda: periodicity(con, ctx)),
@@ -121,17 +125,19 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
                 ("prefix", lambda: prefix(con, ctx, reuse)),
                 ("agents", lambda: agents(con, ctx)))}
             gap = gap_future.result()
-        finally:
-            pool.shutdown(wait=True)
             gap_con.close()
-        con.register("window_gaps", gap.window_gaps.to_arrow())
-        con.register("group_gaps", gap.group_gaps.to_arrow())
-        window_rates = sql.table(con, "window_rates", order_by="window_idx")
-        results.update({name: _run_stage(requests, name, stage, step) for name, stage in (
-            ("quality", lambda: quality(con, ctx, grid, window_rates, gap)),
-            ("arrivals", lambda: arrivals(con, ctx, window_rates, gap)),
-            ("clients", lambda: clients(con, ctx)),
-            ("failures", lambda: failures(con, ctx)))})
+            con.register("window_gaps", gap.window_gaps.to_arrow())
+            con.register("group_gaps", gap.group_gaps.to_arrow())
+            window_rates = sql.table(con, "window_rates", order_by="window_idx")
+            results.update({name: _run_stage(requests, name, stage, step) for name, stage in (
+                ("quality", lambda: quality(con, ctx, grid, window_rates, gap)),
+                ("arrivals", lambda: arrivals(con, ctx, window_rates, gap)),
+                ("clients", lambda: clients(con, ctx)),
+                ("failures", lambda: failures(con, ctx)))})
+            bundle = bundle_future.result() if bundle_future is not None else None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            gap_con.close()
         if engine.name == "spark" and with_bundle and ctx.rows:  # the set-based fit, where the rows lie
             from servetrace.bundle import fit_sql
             from servetrace.bundle.fit import source_of, with_reuse_models
@@ -145,12 +151,15 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             tables.update(produced)
     tables.setdefault("window_rates", window_rates)
     run_settings = record(settings, ctx.group_by, ingest_of(ctx.meta))
-    if fit is not None:
-        from servetrace.bundle.fit import with_models
-
-        bundle = with_models(fit.finish(read.file_batches(Path(requests))), Path(requests), settings, reuse,
-                             codings["group"], fit.counted)
     return assemble(found, run_settings), tables, bundle
+
+
+def _fitted(stream: concurrent.futures.Future, fit: Fit, requests: Path, settings: Settings, reuse, groups) -> dict:
+    """The bundle once the row stream (`stream`, the fit's first pass) is done: its second pass and models."""
+    from servetrace.bundle.fit import with_models
+
+    stream.result()  # its error is the stages' to raise; the fit is not finished on half a pass
+    return with_models(fit.finish(read.file_batches(requests)), requests, settings, reuse, groups, fit.counted)
 
 
 def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:
