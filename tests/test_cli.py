@@ -38,3 +38,27 @@ def test_python_m_servetrace_and_help():
     proc = run_cli("--help", check=True)
     for name, _ in _commands():
         assert name.split()[0] in proc.stdout
+
+
+def test_openblas_idle_threads_sleep_unless_the_caller_says_otherwise():
+    """The command sets OPENBLAS_THREAD_TIMEOUT before numpy (and its OpenBLAS) loads, keeping a
+    value the caller set: read inside the CLI's entry, where the commands start."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, os, types\n"  # the CLI stood in for: what it would see on entry
+             "cli = sys.modules['servetrace.cli'] = types.ModuleType('servetrace.cli')\n"
+             "cli.main = lambda: print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)\n"
+             "import servetrace.__main__ as m\n"
+             "m.main()\n")
+
+    def run(env_value: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+        if env_value is not None:
+            env["OPENBLAS_THREAD_TIMEOUT"] = env_value
+        out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert run(None) == "4 False"
+    assert run("12") == "12 False"
