@@ -100,13 +100,18 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         gap_con = con.cursor()
         sql.set_variables(gap_con, variables)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        bundle_future = None
+        bundle_future, models_beside = None, True
         if engine.name == "spark":  # window functions over the rows where they lie, no stream
             fit = None
             gap_future = pool.submit(gaps_sql.compute, gap_con, ctx.rows, ctx.t0_s, ctx.t1_s, settings.window_s)
         else:
             codings = gaps.stage_codes(requests, ctx.rows, ctx.grouping)
             fit = _bundle_fit(requests, settings, ctx, codings["group"]) if with_bundle and ctx.rows else None
+            # an agent trace's model opens a DuckDB database of its own (bundle/agents.py): it waits
+            # until the stages' one is closed, so two memory limits are never spent at once
+            from servetrace.bundle.agents import has_turns
+
+            models_beside = not has_turns(requests)
             gap_future = pool.submit(row_stream.one_pass, gap_con, ctx.rows, codings, ctx.t0_s, ctx.t1_s,
                                      settings.window_s, jitter, ctx.sample_p, settings.stages, fit)
         try:
@@ -115,7 +120,7 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             reuse = reuse_of(requests, ctx, con)  # block reuse: the prefix stage's, and sessions' without ids
             if fit is not None:  # the fit's second pass and models follow the stream on its thread
                 bundle_future = pool.submit(_fitted, gap_future, fit, Path(requests), settings, reuse,
-                                            codings["group"])
+                                            codings["group"], models_beside)
             results = {name: _run_stage(requests, name, stage, step) for name, stage in (
                 ("lengths", lambda: lengths(con, ctx)),
                 ("rate over time", lambda: periodicity(con, ctx)),
@@ -151,15 +156,22 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
             tables.update(produced)
     tables.setdefault("window_rates", window_rates)
     run_settings = record(settings, ctx.group_by, ingest_of(ctx.meta))
+    if fit is not None and not models_beside:
+        from servetrace.bundle.fit import with_models
+
+        bundle = with_models(bundle, Path(requests), settings, reuse, codings["group"], fit.counted)
     return assemble(found, run_settings), tables, bundle
 
 
-def _fitted(stream: concurrent.futures.Future, fit: Fit, requests: Path, settings: Settings, reuse, groups) -> dict:
-    """The bundle once the row stream (`stream`, the fit's first pass) is done: its second pass and models."""
+def _fitted(stream: concurrent.futures.Future, fit: Fit, requests: Path, settings: Settings, reuse, groups,
+            models: bool) -> dict:
+    """The bundle once the row stream (`stream`, the fit's first pass) is done: its second pass and,
+    `models`, its models."""
     from servetrace.bundle.fit import with_models
 
     stream.result()  # its error is the stages' to raise; the fit is not finished on half a pass
-    return with_models(fit.finish(read.file_batches(requests)), requests, settings, reuse, groups, fit.counted)
+    bundle = fit.finish(read.file_batches(requests))
+    return with_models(bundle, requests, settings, reuse, groups, fit.counted) if models else bundle
 
 
 def _bundle_fit(requests, settings: Settings, ctx: Context, groups) -> Fit:

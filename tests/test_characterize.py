@@ -141,3 +141,40 @@ def test_summary_ends_with_where_the_outputs_are(tmp_path):
     assert shown == {"report": str(tmp_path / "report.html"), "findings": str(tmp_path / "findings.json"),
                      "bundle": str(tmp_path / "bundle.json")}
     assert all(Path(p).is_file() for p in shown.values())
+
+
+def test_bundle_models_run_beside_the_stages_but_an_agent_model_after_them(tmp_path, monkeypatch):
+    """The bundle's models run on the row stream's thread while the stages' connection is still open;
+    an agent trace's (its model opens a DuckDB database of its own) on the caller's thread, once that
+    connection is closed, so two databases never hold memory at once."""
+    import contextlib
+    import threading
+
+    from conftest import FIXTURES
+    from servetrace.bundle import fit as fit_module
+    from servetrace.characterization import characterize
+    from servetrace.stages.engine import Engine
+
+    open_now: list = []
+    seen: list[tuple[bool, int]] = []
+    connect, with_models = Engine.connect, fit_module.with_models
+
+    @contextlib.contextmanager
+    def counted_connect(self, *args, **kwargs):
+        with connect(self, *args, **kwargs) as con:
+            open_now.append(con)
+            try:
+                yield con
+            finally:
+                open_now.remove(con)
+
+    def watched_models(*args, **kwargs):
+        seen.append((threading.current_thread() is threading.main_thread(), len(open_now)))
+        return with_models(*args, **kwargs)
+
+    monkeypatch.setattr(Engine, "connect", counted_connect)
+    monkeypatch.setattr(fit_module, "with_models", watched_models)
+    characterize(FIXTURES / "ingest" / "burstgpt_v1.csv", tmp_path / "plain", quiet=True)
+    characterize(FIXTURES / "agentic" / "cctraces", tmp_path / "agents", quiet=True)
+    assert seen == [(False, 1), (True, 0)]
+    assert "agents" in json.loads((tmp_path / "agents" / "bundle.json").read_text())
