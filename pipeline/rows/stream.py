@@ -1,7 +1,8 @@
 """characterize's one pass over requests.parquet: the stages' gap statistics and the bundle fit's
 first pass, fed the same batches of rows (DuckDB's stg_requests in file order), each on its own
 thread. The bundle fit's second pass (its sums need the first pass's results) reads the file again
-(`Fit.finish`)."""
+(`Fit.finish`), queued on the stream's thread by the caller (characterization.py) so it runs
+beside the stages that remain."""
 
 from __future__ import annotations
 
