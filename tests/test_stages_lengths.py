@@ -180,6 +180,59 @@ def test_length_fits_on_distinct_values_equal_the_fits_on_every_value(draw):
         assert fit["bic"][0] == pytest.approx(fam.N_PARAMS[family] * np.log(n) - 2 * loglik, rel=1e-9)
 
 
+def _pareto_lognormal_one_xm_at_a_time(x: np.ndarray, counts: np.ndarray) -> dict | None:
+    """The Pareto + log-normal EM written the plain way: one EM per candidate xm, in turn."""
+    import math
+
+    xq = np.repeat(x, counts)
+    c = np.asarray(counts, dtype=float)
+    n = c.sum()
+    ln = np.log(x)
+    mean_ln = float((c * ln).sum() / n)
+    best = None
+    for q in (0.5, 0.75, 0.9, 0.95):
+        xm = float(np.quantile(xq, q))
+        if xm <= 0 or c[x >= xm].sum() < 10:
+            continue
+        in_tail = x >= xm
+        log_ratio = np.where(in_tail, np.log(np.maximum(x, xm) / xm), 0.0)
+        w, mu, sigma, alpha = 0.8, mean_ln, float(math.sqrt((c * (ln - mean_ln) ** 2).sum() / n) or 1.0), 1.5
+        for _ in range(60):
+            body = w * np.exp(-0.5 * ((ln - mu) / sigma) ** 2) / (x * sigma * math.sqrt(2 * math.pi))
+            tail = np.where(in_tail, (1 - w) * alpha * np.exp(alpha * math.log(xm) - (alpha + 1) * ln), 0.0)
+            total = body + tail
+            r = np.where(total > 0, body / np.where(total > 0, total, 1), 1.0)
+            cr = c * r
+            w = float(np.clip(cr.sum() / n, 1e-6, 1 - 1e-6))
+            mu = float((cr * ln).sum() / cr.sum())
+            sigma = float(max(math.sqrt((cr * (ln - mu) ** 2).sum() / cr.sum()), 1e-6))
+            t = c * (1 - r) * in_tail
+            alpha = float(np.clip(t.sum() / max((t * log_ratio).sum(), 1e-12), 1e-3, 50.0))
+        body = w * np.exp(-0.5 * ((ln - mu) / sigma) ** 2) / (x * sigma * math.sqrt(2 * math.pi))
+        tail = np.where(in_tail, (1 - w) * alpha * np.exp(alpha * math.log(xm) - (alpha + 1) * ln), 0.0)
+        loglik = float((c * np.log(np.maximum(body + tail, 1e-300))).sum())
+        if best is None or loglik > best["loglik"]:
+            best = {"params": {"weight": w, "mu": mu, "sigma": sigma, "alpha": alpha, "xm": xm}, "loglik": loglik}
+    return best
+
+
+@pytest.mark.parametrize("draw", [
+    lambda rng: np.rint(rng.lognormal(5.0, 1.2, 40_000)),
+    lambda rng: np.rint(np.concatenate([rng.lognormal(4.0, 0.6, 9_000), 300 * (1 + rng.pareto(1.3, 3_000))])),
+    lambda rng: np.rint(rng.gamma(0.7, 300.0, 30_000)) + 1,
+    lambda rng: np.array([1.0] * 8 + [2.0] * 5 + [3.0, 50.0, 900.0] * 3),  # xm of the upper quantiles skipped
+    lambda rng: np.arange(1.0, 13.0),  # every xm skipped (under 10 rows at or above each): no fit
+])
+def test_pareto_lognormal_em_side_by_side_equals_one_em_per_xm(draw):
+    """The candidate xm's EMs run as rows of one array: the same parameters and log-likelihood, bit
+    for bit, as one EM per xm in turn."""
+    from servetrace.stats import families as fam
+
+    x = draw(np.random.default_rng(5))
+    v, c = np.unique(x[x > 0], return_counts=True)
+    assert fam._pareto_lognormal(v, c) == _pareto_lognormal_one_xm_at_a_time(v, c)
+
+
 @pytest.mark.parametrize("levels", [1, 2, 37, 70_000])  # ranks past 16 bits sort without the radix path
 def test_weighted_inversions_count_every_discordant_pair(levels):
     """The weighted inversion count behind tau-b against the sum over every pair (i < j, r_i > r_j)."""

@@ -233,41 +233,56 @@ def _zipf_exponent(x: np.ndarray, counts: np.ndarray | None = None) -> float:
     return float(s[i])
 
 
-def _pareto_lognormal(x: np.ndarray, counts: np.ndarray) -> dict:
+def _pareto_lognormal(x: np.ndarray, counts: np.ndarray) -> dict | None:
     """EM for w LN(mu, sigma) + (1 - w) Pareto(alpha, xm), xm chosen among upper quantiles by likelihood.
 
     Token counts repeat: the EM runs on the distinct values x (ascending) weighted by their
-    `counts` (the same sums as over every value, on about 20x fewer points)."""
+    `counts` (the same sums as over every value, on about 20x fewer points). The candidate xm run
+    side by side, one row of each array per xm (the same operations element by element and row
+    by row as one EM per xm, on a quarter of the calls)."""
     xq = np.repeat(x, counts)  # the quantiles xm is chosen among
     c = np.asarray(counts, dtype=float)
     n = c.sum()
     ln = np.log(x)
     mean_ln = float((c * ln).sum() / n)
-    best = None
-    for q in (0.5, 0.75, 0.9, 0.95):
-        xm = float(np.quantile(xq, q))
-        if xm <= 0 or c[x >= xm].sum() < 10:
-            continue
-        in_tail = x >= xm
-        log_ratio = np.where(in_tail, np.log(np.maximum(x, xm) / xm), 0.0)
-        w, mu, sigma, alpha = 0.8, mean_ln, float(math.sqrt((c * (ln - mean_ln) ** 2).sum() / n) or 1.0), 1.5
-        for _ in range(60):
-            body = w * np.exp(-0.5 * ((ln - mu) / sigma) ** 2) / (x * sigma * math.sqrt(2 * math.pi))
-            tail = np.where(in_tail, (1 - w) * alpha * np.exp(alpha * math.log(xm) - (alpha + 1) * ln), 0.0)
-            total = body + tail
-            r = np.where(total > 0, body / np.where(total > 0, total, 1), 1.0)
-            cr = c * r
-            w = float(np.clip(cr.sum() / n, 1e-6, 1 - 1e-6))
-            mu = float((cr * ln).sum() / cr.sum())
-            sigma = float(max(math.sqrt((cr * (ln - mu) ** 2).sum() / cr.sum()), 1e-6))
-            t = c * (1 - r) * in_tail
-            alpha = float(np.clip(t.sum() / max((t * log_ratio).sum(), 1e-12), 1e-3, 50.0))
-        body = w * np.exp(-0.5 * ((ln - mu) / sigma) ** 2) / (x * sigma * math.sqrt(2 * math.pi))
-        tail = np.where(in_tail, (1 - w) * alpha * np.exp(alpha * math.log(xm) - (alpha + 1) * ln), 0.0)
-        loglik = float((c * np.log(np.maximum(body + tail, 1e-300))).sum())
-        if best is None or loglik > best["loglik"]:
-            best = {"params": {"weight": w, "mu": mu, "sigma": sigma, "alpha": alpha, "xm": xm}, "loglik": loglik}
-    return best
+    xms = [xm for q in (0.5, 0.75, 0.9, 0.95) if (xm := float(np.quantile(xq, q))) > 0 and c[x >= xm].sum() >= 10]
+    if not xms:
+        return None
+    xm = np.array(xms)[:, None]
+    log_xm = np.array([math.log(v) for v in xms])[:, None]
+    in_tail = x >= xm
+    log_ratio = np.where(in_tail, np.log(np.maximum(x, xm) / xm), 0.0)
+    k = len(xms)
+    w, mu, alpha = np.full((k, 1), 0.8), np.full((k, 1), mean_ln), np.full((k, 1), 1.5)
+    sigma = np.full((k, 1), float(math.sqrt((c * (ln - mean_ln) ** 2).sum() / n) or 1.0))
+    root = math.sqrt(2 * math.pi)
+
+    def densities() -> tuple[np.ndarray, np.ndarray]:
+        body = w * np.exp(-0.5 * ((ln - mu) / sigma) ** 2) / (x * sigma * root)
+        return body, np.where(in_tail, (1 - w) * alpha * np.exp(alpha * log_xm - (alpha + 1) * ln), 0.0)
+
+    def row_sum(a: np.ndarray) -> np.ndarray:
+        return a.sum(axis=1, keepdims=True)
+
+    for _ in range(60):
+        body, tail = densities()
+        total = body + tail
+        r = np.where(total > 0, body / np.where(total > 0, total, 1), 1.0)
+        cr = c * r
+        weight = row_sum(cr)
+        w = np.clip(weight / n, 1e-6, 1 - 1e-6)
+        mu = row_sum(cr * ln) / weight
+        sigma = np.maximum(np.sqrt(row_sum(cr * (ln - mu) ** 2) / weight), 1e-6)
+        t = c * (1 - r) * in_tail
+        alpha = np.clip(row_sum(t) / np.maximum(row_sum(t * log_ratio), 1e-12), 1e-3, 50.0)
+    body, tail = densities()
+    loglik = (c * np.log(np.maximum(body + tail, 1e-300))).sum(axis=1)
+    best = 0
+    for i in range(1, k):  # the first of the largest (a NaN is never replaced, nor replaces)
+        if loglik[i] > loglik[best]:
+            best = i
+    return {"params": {"weight": float(w[best, 0]), "mu": float(mu[best, 0]), "sigma": float(sigma[best, 0]),
+                       "alpha": float(alpha[best, 0]), "xm": xms[best]}, "loglik": float(loglik[best])}
 
 
 def fit_length_families(x: np.ndarray) -> dict[str, dict]:
