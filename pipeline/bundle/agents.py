@@ -109,17 +109,7 @@ def _subagents(con, counts: dict, pmfs: dict, probs: list[float]) -> dict | None
 def has_turns(path: str | Path) -> bool:
     """Whether the table's `turn` and `session_id` columns hold any value, from the Parquet
     statistics (no database is opened for a trace that has none; no statistics: maybe)."""
-    metas = io.parquet_footers(path)
-    names = [metas[0].schema.column(i).path for i in range(metas[0].num_columns)]
-    for col in ("turn", "session_id"):
-        if col not in names:
-            return False
-        i = names.index(col)
-        groups = [meta.row_group(g) for meta in metas for g in range(meta.num_row_groups)]
-        if not any(g.column(i).statistics is None or not g.column(i).statistics.has_null_count
-                   or g.column(i).statistics.null_count < g.num_rows for g in groups):
-            return False
-    return True
+    return {"turn", "session_id"} <= set(io.parquet_columns(path)) and not {"turn", "session_id"} & io.all_null_columns(path)
 
 
 def _quoted(text: str) -> str:

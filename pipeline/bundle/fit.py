@@ -288,20 +288,6 @@ def source_of(requests_path: Path) -> dict:
             "rows": int(rows) if rows and rows.isdigit() else None, "format": meta.get("servetrace.format", "parquet")}
 
 
-def _all_null(path: Path) -> set[str]:
-    """Columns whose Parquet statistics say every value is null (a grouping or a length never present)."""
-    nulls: dict[str, int] = {}
-    rows = io.parquet_rows(path)
-    for meta in io.parquet_footers(path):
-        for g in range(meta.num_row_groups):
-            for i in range(meta.num_columns):
-                col = meta.row_group(g).column(i)
-                stats = col.statistics
-                count = stats.null_count if stats is not None and stats.has_null_count else -(rows + 1)
-                nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + count
-    return {c for c, n in nulls.items() if n == rows and rows > 0}
-
-
 def fit_columns(path: Path, group_by: str | None) -> list[str]:
     """The columns of DIR/requests.parquet a bundle is fitted from (arrivals, grouping, lengths),
     all-null ones left out."""
@@ -311,7 +297,7 @@ def fit_columns(path: Path, group_by: str | None) -> list[str]:
         schema = io.parquet_schema(path)
         named = {c.strip() for c in (group_by or "").split(",")}
         wanted = {"arrival_s", "input_tokens", "output_tokens", *named,
-                  *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - _all_null(path))}
+                  *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - io.all_null_columns(path))}
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
         raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     missing = {"arrival_s", "input_tokens", "output_tokens"} - set(schema.names)

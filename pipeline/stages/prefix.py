@@ -21,7 +21,10 @@ from servetrace.stages.context import Context, fmt, pct
 
 def session_codes(requests: str | Path) -> np.ndarray | None:
     """Session per request (file order) from the session_id column, keyed by the row of the
-    session's first request (as sql/sessions/session_keys.sql keys it); a null is its own session."""
+    session's first request (as sql/sessions/session_keys.sql keys it); a null is its own session;
+    None when no request has one (told by the Parquet statistics before a value is read)."""
+    if "session_id" in io.all_null_columns(requests):
+        return None
     col = pl.from_arrow(io.read_parquet(requests, ["session_id"])).to_series()
     if col.null_count() == len(col):
         return None
