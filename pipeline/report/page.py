@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import json
 
@@ -14,6 +15,7 @@ from servetrace.report.summary import key_findings, trace_line
 from servetrace.report.values import fmt_number, lookup
 
 
+@functools.cache
 def _version(dist: str) -> str:
     try:
         return md.version(dist)
