@@ -227,6 +227,25 @@ def test_a_clock_too_coarse_for_the_gaps_leaves_the_candidates_ks_absent():
         assert ev["score"] == pytest.approx(ev["idc_error_mean"] + ev["iat_ks"], rel=1e-12)
 
 
+def test_the_inter_arrival_ks_is_computed_only_where_it_scores(monkeypatch):
+    """The KS of each candidate trace against the source is computed where the clock lets it tell
+    candidates apart (once per candidate and seed), never for an untestable clock, nor for the
+    seed-to-seed floor (which keeps the IDC errors only)."""
+    from servetrace.settings import ArrivalModelSettings
+
+    calls = []
+    ks_sorted = m.ks_sorted
+    monkeypatch.setattr(m, "ks_sorted", lambda a, b: calls.append(len(b)) or ks_sorted(a, b))
+    t_ = ArrivalModelSettings()
+    b, t, counts = _on_clock_source(150.0, 2, seed=3)
+    model = choose(t, counts, b)
+    assert calls == [] and all("absent" in ev["iat_ks"] for ev in model["candidates"].values())
+    b, t, counts = _on_clock_source(0.5, 4, seed=3)
+    model = choose(t, counts, b)
+    assert len(calls) == len(t_.seeds) * len(model["candidates"]) and len(model["candidates"]) > 1
+    assert all(set(ev["idc_seed_floor"]) == {str(int(s)) for s in t_.scales_s} for ev in model["candidates"].values())
+
+
 def test_ks_untestable_counts_the_clocks_steps():
     from servetrace.bundle.arrival_model import ks_untestable
 

@@ -13,6 +13,7 @@ backquotes are settings.ArrivalModelSettings."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,16 +70,17 @@ class Figures:
         self.cv = metrics.iat_cv(arrival_s)
 
 
-def score(source: np.ndarray | Figures, synthetic: np.ndarray | Figures, scales_s: tuple[float, ...]) -> dict:
-    """IDC relative error per scale, inter-arrival KS distance and CV of a synthetic trace
-    (each side sorted arrivals, or their `Figures`)."""
+def score(source: np.ndarray | Figures, synthetic: np.ndarray | Figures, scales_s: tuple[float, ...],
+          ks: bool = True) -> dict:
+    """IDC relative error per scale, inter-arrival KS distance (None: not `ks`, or no gaps) and CV
+    of a synthetic trace (each side sorted arrivals, or their `Figures`)."""
     a_, b_ = (x if isinstance(x, Figures) else Figures(np.sort(x), scales_s) for x in (source, synthetic))
     errs = {}
     for s in scales_s:
         a, b = a_.idc[s], b_.idc[s]
         errs[str(int(s))] = None if a is None or b is None or a <= 0 else abs(b - a) / a
-    ks = metrics.ks_sorted(a_.gaps, b_.gaps) if len(a_.gaps) and len(b_.gaps) else None
-    return {"idc_error": errs, "iat_ks": ks, "iat_cv": b_.cv}
+    d = metrics.ks_sorted(a_.gaps, b_.gaps) if ks and len(a_.gaps) and len(b_.gaps) else None
+    return {"idc_error": errs, "iat_ks": d, "iat_cv": b_.cv}
 
 
 CANDIDATE_PARAMS = 1  # what every candidate takes from the source window by window: its rate
@@ -180,21 +182,31 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
     names = [n for n in t.candidates if n == "renewal" or modulation is not None]
-    made: dict[str, list[Figures]] = {n: [] for n in names}
-    for o in options:
-        with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
-            for name in names:
-                trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
-                trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
-                # read on the source's clock: a coarse clock's ties are compared with ties
-                made[name].append(Figures(clock.on_clock(prepare(trial, o).arrival_times(), tick, in_place=True), t.scales_s, work))
+    made: dict[str, list] = {n: [] for n in names}
+
+    def scored_trace(arrival_s: np.ndarray) -> tuple[Figures, dict]:
+        trace = Figures(arrival_s, t.scales_s, work)
+        return trace, score(figures, trace, t.scales_s, ks=untestable is None)  # an untestable KS is not computed
+
+    # a trace's figures and score (sorts, searches: numpy, which lets go of the GIL) are made on a
+    # thread of their own while the next candidate is generated; one at a time, so `work` is theirs
+    with ThreadPoolExecutor(1) as pool:
+        for o in options:
+            with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
+                for name in names:
+                    trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
+                    trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
+                    # read on the source's clock: a coarse clock's ties are compared with ties
+                    made[name].append(pool.submit(scored_trace, clock.on_clock(prepare(trial, o).arrival_times(), tick,
+                                                                               in_place=True)))
+        made = {name: [f.result() for f in futures] for name, futures in made.items()}
     work.clear()
     evidence = {}
-    for name, traces in made.items():
-        runs = [score(figures, trace, t.scales_s) for trace in traces]
+    for name, pairs in made.items():
+        traces, runs = [trace for trace, _ in pairs], [run for _, run in pairs]
         per_scale = {k: _mean([r["idc_error"][k] for r in runs]) for k in runs[0]["idc_error"]}
         # seed to seed: the same metric between the candidate's own two traces (its noise floor)
-        floor = score(traces[0], traces[1], t.scales_s)["idc_error"]
+        floor = score(traces[0], traces[1], t.scales_s, ks=False)["idc_error"]
         idc_err = _mean([per_scale[k] for k in scored])
         ks = None if untestable else _mean([r["iat_ks"] for r in runs])
         evidence[name] = {"idc_error": per_scale, "idc_seed_floor": floor, "idc_error_mean": idc_err,
