@@ -53,16 +53,19 @@ def covered_counts(bin_index: np.ndarray, counts: np.ndarray, bundle: dict,
 
 class Figures:
     """What `score` compares of one trace (sorted arrivals), computed once however often it is
-    compared: IDC per scale, the sorted inter-arrival times, their CV."""
+    compared: IDC per scale, the sorted inter-arrival times (not `ks`: left unsorted, as no KS
+    will read them), their CV."""
 
-    def __init__(self, arrival_s: np.ndarray, scales_s: tuple[float, ...], scratch: Scratch | None = None) -> None:
+    def __init__(self, arrival_s: np.ndarray, scales_s: tuple[float, ...], scratch: Scratch | None = None,
+                 ks: bool = True) -> None:
         gaps = np.diff(arrival_s)
         if len(arrival_s) and arrival_s.dtype == np.float64 and (gaps >= 0).all() and not np.isnan(arrival_s[-1]):
             # sorted (the candidates' traces, the source's head): the gaps are those iat_cv sorts for
             # again, and each scale's bins ascend (metrics.idc_sorted); the same figures bit for bit
             self.idc = metrics.idc_sorted(arrival_s, scales_s, scratch)
             self.cv = metrics.iat_cv_of_gaps(gaps) if len(arrival_s) >= 3 else None
-            gaps.sort()
+            if ks:
+                gaps.sort()
             self.gaps = gaps
             return
         self.idc = {s: metrics.idc(arrival_s, s) for s in scales_s}
@@ -185,8 +188,9 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     made: dict[str, list] = {n: [] for n in names}
 
     def scored_trace(arrival_s: np.ndarray) -> tuple[Figures, dict]:
-        trace = Figures(arrival_s, t.scales_s, work)
-        return trace, score(figures, trace, t.scales_s, ks=untestable is None)  # an untestable KS is not computed
+        testable = untestable is None  # else no KS is computed, and the gaps need no sort
+        trace = Figures(arrival_s, t.scales_s, work, ks=testable)
+        return trace, score(figures, trace, t.scales_s, ks=testable)
 
     # a trace's figures and score (sorts, searches: numpy, which lets go of the GIL) are made on a
     # thread of their own while the next candidate is generated; one at a time, so `work` is theirs
