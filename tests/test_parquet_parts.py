@@ -146,3 +146,21 @@ def _assert_close(a, b, at: str = "") -> None:
         assert b == pytest.approx(a, rel=1e-12, abs=1e-12, nan_ok=True), at
     else:
         assert a == b, at
+
+
+def test_grouping_codes_of_several_columns_read_side_by_side_equal_one_at_a_time(tables):
+    """The group columns' codes (read a column per thread) name each row's value ('(none)' for a
+    null), in a file and in parts alike, and equal the codes of each column read alone."""
+    from servetrace.rows.codes import load_codes
+
+    single, parts = tables
+    table = pq.read_table(single)
+    names = ["model", "service", "client_id"]
+    for path in (single, parts):
+        together = load_codes(path, table.num_rows, names)
+        for name in names:
+            alone = load_codes(path, table.num_rows, [name])[name]
+            got = together[name]
+            assert got.levels == alone.levels and (got.codes == alone.codes).all()
+            want = [v if v is not None else "(none)" for v in table.column(name).to_pylist()]
+            assert [got.levels[c] for c in got.codes.tolist()] == want

@@ -6,6 +6,7 @@ each row's combination of their codes, named as pipeline/grouping.py names a gro
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -83,13 +84,20 @@ def combined(parts: list[Codes], rows: int) -> Codes:
 
 
 def load_codes(requests_path, rows: int, names: list[str]) -> dict[str, Codes]:
-    """The codes of the named string columns of a Parquet table (a file or parts), in file order."""
+    """The codes of the named string columns of a Parquet table (a file or parts), in file order:
+    a column per thread (pyarrow's reads and lookups let go of the GIL), each with its own readers."""
     import pyarrow.parquet as pq
 
     from servetrace import io
 
-    parts = [pq.ParquetFile(p, read_dictionary=names) for p in io.parquet_parts(requests_path)]
-    return {name: _column_codes(parts, name, rows) for name in names}
+    def codes_of(name: str) -> Codes:
+        return _column_codes([pq.ParquetFile(p, read_dictionary=[name]) for p in io.parquet_parts(requests_path)],
+                             name, rows)
+
+    if len(names) < 2:
+        return {name: codes_of(name) for name in names}
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(codes_of, names)))
 
 
 def group_codes(requests_path, rows: int, by: Grouping) -> Codes:
