@@ -135,10 +135,11 @@ def _column_codes(parts: list, name: str, rows: int) -> Codes:
                 if len(new):
                     levels = pa.concat_arrays([levels, new])
                 mapping = numpy_of(pc.index_in(dictionary, value_set=levels), null=-1).astype(np.int64)
-            mapped = np.append(mapping, -1)[numpy_of(chunk.indices, null=-1)]  # -1: null
             if len(levels) >= 2**15 - 1 and out.dtype == np.int16:
                 out = out.astype(np.int32)
-            out[at: at + len(chunk)] = mapped
+            # each row's level (-1: null, the slot past the dictionary's) gathered into its place in `out`
+            np.take(np.append(mapping, -1).astype(out.dtype), numpy_of(chunk.indices, null=len(mapping)),
+                    out=out[at: at + len(chunk)], mode="clip")
             at += len(chunk)
     names = levels.to_pylist()
     nulls = out[:at] < 0
