@@ -347,21 +347,6 @@ def parquet_rows(path: str | os.PathLike) -> int:
     return sum(meta.num_rows for meta in parquet_footers(path))
 
 
-def all_null_columns(path: str | os.PathLike) -> set[str]:
-    """Columns whose Parquet statistics say every value is null (a column the source lacks; no
-    statistics: maybe not), from the footers alone."""
-    nulls: dict[str, int] = {}
-    rows = parquet_rows(path)
-    for meta in parquet_footers(path):
-        for g in range(meta.num_row_groups):
-            for i in range(meta.num_columns):
-                col = meta.row_group(g).column(i)
-                stats = col.statistics
-                count = stats.null_count if stats is not None and stats.has_null_count else -(rows + 1)
-                nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + count
-    return {c for c, n in nulls.items() if n == rows and rows > 0}
-
-
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """The whole table (or `columns` of it) in row order (ParquetFile, not pq.read_table: through
     pyarrow.dataset that imports pandas, ~0.24 s of a small characterize)."""

@@ -66,12 +66,13 @@ def test_all_null_columns_from_the_statistics_of_every_part_and_row_group(tables
     of one part, or a row group without statistics, keeps it out. The sessions' codes of an
     all-null session_id are None without a value read."""
     from servetrace.bundle.agents import has_turns
+    from servetrace.rows import read
     from servetrace.stages.prefix import session_codes
 
     single, parts = tables
     table = pq.read_table(single)
     want = {c for c in table.column_names if table.column(c).null_count == table.num_rows}
-    assert io.all_null_columns(single) == io.all_null_columns(parts) == want and "session_id" not in want
+    assert read.all_null(single) == read.all_null(parts) == want and "session_id" not in want
     assert has_turns(single) and has_turns(parts)
     none = table.set_column(table.schema.get_field_index("session_id"), "session_id", pa.nulls(table.num_rows, pa.string()))
     one = none.set_column(table.schema.get_field_index("session_id"), "session_id",
@@ -81,12 +82,12 @@ def test_all_null_columns_from_the_statistics_of_every_part_and_row_group(tables
         d.mkdir()
         for i, (lo, hi) in enumerate(zip([0, 700], [700, t.num_rows])):
             pq.write_table(t.slice(lo, hi - lo), d / f"part-{i:05d}.parquet", row_group_size=300, write_statistics=stats)
-        assert ("session_id" in io.all_null_columns(d)) is (name == "none"), name
+        assert ("session_id" in read.all_null(d)) is (name == "none"), name
         assert has_turns(d) is (name != "none"), name
-    read = io.read_parquet
+    read_parquet = io.read_parquet
     monkeypatch.setattr(io, "read_parquet", lambda *a, **k: pytest.fail("an all-null column was read"))
     assert session_codes(tmp_path / "none") is None
-    monkeypatch.setattr(io, "read_parquet", read)
+    monkeypatch.setattr(io, "read_parquet", read_parquet)
     assert session_codes(tmp_path / "unknown") is None  # read, and found all null
     assert session_codes(tmp_path / "one")[-1] == table.num_rows - 1
 

@@ -48,6 +48,7 @@ import numpy as np
 from servetrace import io
 from servetrace.settings import AgentModelSettings
 from servetrace.resources import fragment, statement
+from servetrace.rows import read
 from servetrace.stages import sql
 
 
@@ -109,7 +110,7 @@ def _subagents(con, counts: dict, pmfs: dict, probs: list[float]) -> dict | None
 def has_turns(path: str | Path) -> bool:
     """Whether the table's `turn` and `session_id` columns hold any value, from the Parquet
     statistics (no database is opened for a trace that has none; no statistics: maybe)."""
-    return {"turn", "session_id"} <= set(io.parquet_columns(path)) and not {"turn", "session_id"} & io.all_null_columns(path)
+    return {"turn", "session_id"} <= set(io.parquet_columns(path)) and not {"turn", "session_id"} & read.all_null(path)
 
 
 def _quoted(text: str) -> str:

@@ -297,7 +297,7 @@ def fit_columns(path: Path, group_by: str | None) -> list[str]:
         schema = io.parquet_schema(path)
         named = {c.strip() for c in (group_by or "").split(",")}
         wanted = {"arrival_s", "input_tokens", "output_tokens", *named,
-                  *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - io.all_null_columns(path))}
+                  *({*grouping.COLUMNS, *lengths.LENGTH_INPUTS} - read.all_null(path))}
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
         raise ServetraceError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
     missing = {"arrival_s", "input_tokens", "output_tokens"} - set(schema.names)

@@ -120,6 +120,21 @@ def first_arrival(batches: Batches) -> float | None:
     return None
 
 
+def all_null(path: str | Path) -> set[str]:
+    """Columns whose Parquet statistics say every value is null (a column the source lacks; no
+    statistics: maybe not), from the footers alone."""
+    nulls: dict[str, int] = {}
+    rows = io.parquet_rows(path)
+    for meta in io.parquet_footers(path):
+        for g in range(meta.num_row_groups):
+            for i in range(meta.num_columns):
+                col = meta.row_group(g).column(i)
+                stats = col.statistics
+                count = stats.null_count if stats is not None and stats.has_null_count else -(rows + 1)
+                nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + count
+    return {c for c, n in nulls.items() if n == rows and rows > 0}
+
+
 def present(batches: Batches, col: str) -> bool:
     return any(b.column(col).null_count < b.num_rows for b in batches([col]))
 

@@ -14,6 +14,7 @@ from servetrace.findings import Absent, Finding
 from servetrace.reuse.aggregates import analyze_on
 from servetrace.reuse.analysis import Reuse, analyze
 from servetrace.reuse.tree_sql import with_groups
+from servetrace.rows import read
 from servetrace.stages import sql
 from servetrace.stages.context import Context, fmt, pct
 
@@ -23,7 +24,7 @@ def session_codes(requests: str | Path) -> np.ndarray | None:
     """Session per request (file order) from the session_id column, keyed by the row of the
     session's first request (as sql/sessions/session_keys.sql keys it); a null is its own session;
     None when no request has one (told by the Parquet statistics before a value is read)."""
-    if "session_id" in io.all_null_columns(requests):
+    if "session_id" in read.all_null(requests):
         return None
     col = pl.from_arrow(io.read_parquet(requests, ["session_id"])).to_series()
     if col.null_count() == len(col):
