@@ -302,7 +302,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         timings[part] = round(now - clock, 3)
         clock = now
 
-    warm = threading.Thread(target=_import_late_modules, name="servetrace-imports", daemon=True)
+    warm = _late_imports_thread(trace)
     with io.output_lock(out_dir), _joined(warm):
         summary = ingest_trace(trace, out_dir, ingest_settings, memory_limit=settings.memory_limit, engine=engine)
         lap("ingest")
@@ -341,6 +341,21 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
     }
 
 
+# Above this many bytes of input the ingest keeps both cores busy on its own: importing beside it gains
+# little and holds the imported modules (~35 MB) under the row stream's peak RSS.
+LATE_IMPORTS_MAX_BYTES = 64 * 2**20
+
+
+def _late_imports_thread(trace: str | Path) -> threading.Thread | None:
+    """The thread that imports the late modules during the ingest, for a small input (one file under
+    LATE_IMPORTS_MAX_BYTES); None for a large one, a directory or a pattern."""
+    try:
+        small = Path(trace).stat().st_size < LATE_IMPORTS_MAX_BYTES and Path(trace).is_file()
+    except (OSError, ValueError):
+        small = False
+    return threading.Thread(target=_import_late_modules, name="servetrace-imports", daemon=True) if small else None
+
+
 def _import_late_modules() -> None:
     """What the bundle's arrival model (scipy.optimize: ~0.2 s) and the report (jinja2: ~0.03 s)
     import late, imported while the ingest and the first stages wait on DuckDB: else they are paid
@@ -353,7 +368,10 @@ def _import_late_modules() -> None:
 
 
 @contextlib.contextmanager
-def _joined(thread: threading.Thread) -> Iterator[None]:
+def _joined(thread: threading.Thread | None) -> Iterator[None]:
+    if thread is None:
+        yield
+        return
     thread.start()
     try:
         yield

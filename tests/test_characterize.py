@@ -202,3 +202,18 @@ print(seen, [t.name for t in threading.enumerate() if t.name == "servetrace-impo
     got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert got.stdout.strip().splitlines()[-1] == "['servetrace-imports', 'servetrace-imports'] []"
     assert (tmp_path / "out" / "bundle.json").is_file()
+
+
+def test_late_imports_overlap_only_a_small_input(tmp_path):
+    """On a large input the ingest already keeps both cores busy: no import thread, so the imported
+    modules do not sit under the row stream's peak RSS. A directory or pattern counts as large."""
+    from servetrace.characterization import LATE_IMPORTS_MAX_BYTES, _late_imports_thread
+
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    small.write_text("Timestamp\n0\n")
+    with large.open("wb") as f:  # sparse: no disk used
+        f.truncate(LATE_IMPORTS_MAX_BYTES)
+    assert _late_imports_thread(small).name == "servetrace-imports"
+    assert _late_imports_thread(large) is None
+    assert _late_imports_thread(tmp_path) is None
+    assert _late_imports_thread(str(tmp_path / "*.csv")) is None
