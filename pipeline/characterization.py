@@ -172,7 +172,10 @@ def _fitted(stream: concurrent.futures.Future, fit: Fit, requests: Path, setting
     from servetrace.bundle.fit import with_models
 
     stream.result()  # its error is the stages' to raise; the fit is not finished on half a pass
-    bundle = fit.finish(read.file_batches(requests))
+    # the arrival model's imports, during the second pass: on a large input they wait for the row
+    # stream's end, past its peak RSS (on a small one they were made during the ingest)
+    with _joined(threading.Thread(target=_import_late_modules, name="servetrace-imports", daemon=True)):
+        bundle = fit.finish(read.file_batches(requests))
     return with_models(bundle, requests, settings, reuse, groups, fit.counted) if models else bundle
 
 
@@ -342,7 +345,8 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
 
 
 # Above this many bytes of input the ingest keeps both cores busy on its own: importing beside it gains
-# little and holds the imported modules (~35 MB) under the row stream's peak RSS.
+# little and holds the imported modules (~35 MB) under the row stream's peak RSS; they are imported
+# during the fit's second pass instead (`_fitted`).
 LATE_IMPORTS_MAX_BYTES = 64 * 2**20
 
 

@@ -172,7 +172,7 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     from servetrace.generation.compose import prepare
     from servetrace.generation.modulation import shared_draws
 
-    arrival_s = np.sort(np.asarray(arrival_s, dtype=float))
+    arrival_s = np.sort(np.asarray(arrival_s, dtype=float), kind="stable")  # sorted already, as a rule: one run
     tick = clock.clock_of(arrival_s)  # BurstGPT's timestamps: whole seconds
     modulation = fit_modulations(counts, bundle, tick or 0.0, clients, t)
     sample = arrival_s[:t.max_rows]

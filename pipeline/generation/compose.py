@@ -122,7 +122,9 @@ class Generation:
         draws run on streams of their own, so the arrivals are the same); no sessions or agents."""
         if self.agents or self.sessions:
             raise ValueError("arrival_times: a bundle generated with sessions needs blocks()")
-        parts = [np.sort(self._stretch(arr.arrival_s)) for arr, _ in self._arrival_blocks()]
+        # a block's arrivals are runs already sorted, one per client (or modulation group): a stable
+        # sort merges runs (4x faster here than the default quicksort) and equal values sort alike
+        parts = [np.sort(self._stretch(arr.arrival_s), kind="stable") for arr, _ in self._arrival_blocks()]
         return np.concatenate(parts) if parts else np.empty(0)
 
     def _arrival_blocks(self) -> Iterator[tuple]:
