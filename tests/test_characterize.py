@@ -204,6 +204,37 @@ print(seen, [t.name for t in threading.enumerate() if t.name == "servetrace-impo
     assert (tmp_path / "out" / "bundle.json").is_file()
 
 
+def test_on_a_large_input_the_late_imports_wait_for_the_row_stream_to_end(tmp_path):
+    """Past LATE_IMPORTS_MAX_BYTES the late modules are imported on a thread of their own once the
+    row stream (and its peak RSS) is over, during the fit's second pass, not on the critical path."""
+    from conftest import FIXTURES
+
+    probe = f"""
+import importlib.abc, sys, threading
+from servetrace import characterization
+from servetrace.rows import stream
+characterization.LATE_IMPORTS_MAX_BYTES = 0
+ended, seen = [], []
+one_pass = stream.one_pass
+def watched(*a, **k):
+    try:
+        return one_pass(*a, **k)
+    finally:
+        ended.append(True)
+stream.one_pass = watched
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in ("scipy.optimize", "jinja2"):
+            seen.append((threading.current_thread().name, bool(ended)))
+        return None
+sys.meta_path.insert(0, Watch())
+characterization.characterize({str(FIXTURES / "ingest" / "burstgpt_v1.csv")!r}, {str(tmp_path / "out")!r}, quiet=True)
+print(seen)
+"""
+    got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert got.stdout.strip().splitlines()[-1] == "[('servetrace-imports', True), ('servetrace-imports', True)]"
+
+
 def test_late_imports_overlap_only_a_small_input(tmp_path):
     """On a large input the ingest already keeps both cores busy: no import thread, so the imported
     modules do not sit under the row stream's peak RSS. A directory or pattern counts as large."""
