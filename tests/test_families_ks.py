@@ -119,6 +119,21 @@ def test_a_family_is_tested_only_with_more_grid_values_than_parameters():
     assert rounded.Rounded(np.repeat([0.0, 1.0, 2.0, 4.0], [900, 90, 9, 1]), 1.0).untestable("gamma") is None
 
 
+def test_the_grid_ks_evaluates_each_grid_step_once_and_equals_the_per_gap_computation():
+    """Rounded.ks evaluates the observed CDF once per distinct grid step and gathers it per gap: the
+    same KS distance, bit for bit, as the observed CDF at every gap (k and k - 1)."""
+    from servetrace.stats import families
+
+    rng = np.random.default_rng(7)
+    for x, delta in ((np.round(rng.gamma(0.6, 2.0, 50_000), 3), 0.001), (np.round(rng.exponential(3.0, 20_000)), 1.0)):
+        r = rounded.Rounded(x, delta)
+        assert r.levels == len(np.unique(r.k)) and np.array_equal(r.steps[r.step_of], r.k)
+        for family, p in (("gamma", {"shape": 0.7, "scale": 2.0}), ("weibull", {"shape": 0.8, "scale": 1.5}),
+                          ("lognormal", {"mu": 0.1, "sigma": 1.2}), ("exponential", {"scale": 2.0})):
+            hi, lo = (rounded.observed_cdf_exact(family, p, k, delta) for k in (r.k, r.k - 1))
+            assert r.ks(family, p) == float(families.ks_distance(r.x[None, :], (hi[None, :], lo[None, :]))[0])
+
+
 def test_the_finding_says_the_family_cannot_be_tested(tmp_path):
     rng = np.random.default_rng(4)
     t = np.floor(np.sort(rng.uniform(0, 2000, 300_000)))

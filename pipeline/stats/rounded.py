@@ -81,7 +81,12 @@ class Rounded:
         self.n_big = big.size
         self.log_big = np.log(big)
         self.sum_log, self.sum_log2, self.sum_x = self.log_big.sum(), (self.log_big**2).sum(), big.sum()
-        self.levels = int(np.count_nonzero(np.diff(self.k))) + 1 if self.k.size else 0  # distinct grid steps seen
+        # the distinct grid steps seen (k is sorted) and each gap's among them: the observed CDF is
+        # evaluated once a step, not once a gap
+        new_step = np.concatenate([[True], self.k[1:] != self.k[:-1]]) if self.k.size else np.zeros(0, dtype=bool)
+        self.steps = self.k[new_step]
+        self.step_of = np.cumsum(new_step) - 1
+        self.levels = int(self.steps.size)
 
     def loglik(self, family: str, p: dict) -> float:
         h = observed_cdf(family, p, np.arange(-1, self.exact_below), self.delta, self.exact_below)
@@ -121,8 +126,8 @@ class Rounded:
         exact observed CDF at every step); NaN when the gaps cannot test the family (`untestable`)."""
         if self.untestable(family):
             return math.nan
-        hi = observed_cdf_exact(family, p, self.k, self.delta)
-        lo = observed_cdf_exact(family, p, self.k - 1, self.delta)
+        hi = observed_cdf_exact(family, p, self.steps, self.delta)[self.step_of]
+        lo = observed_cdf_exact(family, p, self.steps - 1, self.delta)[self.step_of]
         return float(families.ks_distance(self.x[None, :], (hi[None, :], lo[None, :]))[0])
 
 
