@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import importlib
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -15,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import duckdb
 import polars as pl
 
-from servetrace import grouping, io
+from servetrace import grouping, io, late_imports
 from servetrace.errors import ServetraceError
 from servetrace.findings import Finding, assemble, rounded
 from servetrace.outputs import BUNDLE, FINDINGS, REPORT, REQUESTS, TABLES
@@ -174,7 +172,7 @@ def _fitted(stream: concurrent.futures.Future, fit: Fit, requests: Path, setting
     stream.result()  # its error is the stages' to raise; the fit is not finished on half a pass
     # the arrival model's imports, during the second pass: on a large input they wait for the row
     # stream's end, past its peak RSS (on a small one they were made during the ingest)
-    with _joined(threading.Thread(target=_import_late_modules, name="servetrace-imports", daemon=True)):
+    with late_imports.joined(late_imports.thread()):
         bundle = fit.finish(read.file_batches(requests))
     return with_models(bundle, requests, settings, reuse, groups, fit.counted) if models else bundle
 
@@ -305,8 +303,7 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         timings[part] = round(now - clock, 3)
         clock = now
 
-    warm = _late_imports_thread(trace)
-    with io.output_lock(out_dir), _joined(warm):
+    with io.output_lock(out_dir), late_imports.joined(late_imports.thread(trace)):
         summary = ingest_trace(trace, out_dir, ingest_settings, memory_limit=settings.memory_limit, engine=engine)
         lap("ingest")
         requests = Path(summary.get("requests") or out_dir / REQUESTS)
@@ -342,45 +339,6 @@ def characterize(trace: str | Path, out_dir: str | Path, settings: Settings | No
         "statements": statements,
         "timings_s": timings,
     }
-
-
-# Above this many bytes of input the ingest keeps both cores busy on its own: importing beside it gains
-# little and holds the imported modules (~35 MB) under the row stream's peak RSS; they are imported
-# during the fit's second pass instead (`_fitted`).
-LATE_IMPORTS_MAX_BYTES = 64 * 2**20
-
-
-def _late_imports_thread(trace: str | Path) -> threading.Thread | None:
-    """The thread that imports the late modules during the ingest, for a small input (one file under
-    LATE_IMPORTS_MAX_BYTES); None for a large one, a directory or a pattern."""
-    try:
-        small = Path(trace).stat().st_size < LATE_IMPORTS_MAX_BYTES and Path(trace).is_file()
-    except (OSError, ValueError):
-        small = False
-    return threading.Thread(target=_import_late_modules, name="servetrace-imports", daemon=True) if small else None
-
-
-def _import_late_modules() -> None:
-    """What the bundle's arrival model (scipy.optimize: ~0.2 s) and the report (jinja2: ~0.03 s)
-    import late, imported while the ingest and the first stages wait on DuckDB: else they are paid
-    on the critical path, after the stages. Third-party packages only, which never import ours."""
-    for name in ("scipy.optimize", "jinja2"):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the import where it is used reports it
-            pass
-
-
-@contextlib.contextmanager
-def _joined(thread: threading.Thread | None) -> Iterator[None]:
-    if thread is None:
-        yield
-        return
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
 
 
 def _characterize_pool(pool: str | Path, out_dir: Path) -> dict:

@@ -191,29 +191,30 @@ import importlib.abc, sys, threading
 seen = []
 class Watch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name in ("scipy.optimize", "jinja2"):
+        if name in ("scipy.special", "scipy.optimize", "jinja2"):
             seen.append(threading.current_thread().name)
         return None
 sys.meta_path.insert(0, Watch())
 from servetrace.characterization import characterize
+assert not seen, seen  # not imported with the package: a small trace's start-up does not wait for them
 characterize({str(FIXTURES / "ingest" / "burstgpt_v1.csv")!r}, {str(tmp_path / "out")!r}, quiet=True)
 print(seen, [t.name for t in threading.enumerate() if t.name == "servetrace-imports"])
 """
     got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert got.stdout.strip().splitlines()[-1] == "['servetrace-imports', 'servetrace-imports'] []"
+    assert got.stdout.strip().splitlines()[-1] == "['servetrace-imports', 'servetrace-imports', 'servetrace-imports'] []"
     assert (tmp_path / "out" / "bundle.json").is_file()
 
 
 def test_on_a_large_input_the_late_imports_wait_for_the_row_stream_to_end(tmp_path):
-    """Past LATE_IMPORTS_MAX_BYTES the late modules are imported on a thread of their own once the
+    """Past late_imports.MAX_BYTES the late modules are imported on a thread of their own once the
     row stream (and its peak RSS) is over, during the fit's second pass, not on the critical path."""
     from conftest import FIXTURES
 
     probe = f"""
 import importlib.abc, sys, threading
-from servetrace import characterization
+from servetrace import characterization, late_imports
 from servetrace.rows import stream
-characterization.LATE_IMPORTS_MAX_BYTES = 0
+late_imports.MAX_BYTES = 0
 ended, seen = [], []
 one_pass = stream.one_pass
 def watched(*a, **k):
@@ -238,13 +239,13 @@ print(seen)
 def test_late_imports_overlap_only_a_small_input(tmp_path):
     """On a large input the ingest already keeps both cores busy: no import thread, so the imported
     modules do not sit under the row stream's peak RSS. A directory or pattern counts as large."""
-    from servetrace.characterization import LATE_IMPORTS_MAX_BYTES, _late_imports_thread
+    from servetrace.late_imports import MAX_BYTES, thread
 
     small, large = tmp_path / "small.csv", tmp_path / "large.csv"
     small.write_text("Timestamp\n0\n")
     with large.open("wb") as f:  # sparse: no disk used
-        f.truncate(LATE_IMPORTS_MAX_BYTES)
-    assert _late_imports_thread(small).name == "servetrace-imports"
-    assert _late_imports_thread(large) is None
-    assert _late_imports_thread(tmp_path) is None
-    assert _late_imports_thread(str(tmp_path / "*.csv")) is None
+        f.truncate(MAX_BYTES)
+    assert thread(small).name == "servetrace-imports"
+    assert thread(large) is None
+    assert thread(tmp_path) is None
+    assert thread(str(tmp_path / "*.csv")) is None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+import scipy  # scipy.special loads on first use (scipy's lazy submodules)
 
 from servetrace.settings import DEFAULTS
 
 
 def ks_critical(n1: np.ndarray, n2: np.ndarray, alpha: float = DEFAULTS.stages.drift_alpha) -> np.ndarray:
     """Asymptotic two-sample KS critical value: Kolmogorov's quantile times sqrt((n1 + n2) / (n1 n2))."""
-    return special.kolmogi(alpha) * np.sqrt((n1 + n2) / (n1 * n2))  # kolmogi = scipy.stats.kstwobign.isf
+    return scipy.special.kolmogi(alpha) * np.sqrt((n1 + n2) / (n1 * n2))  # kolmogi = scipy.stats.kstwobign.isf
 
 
 def change_points(ks_vs_previous: np.ndarray, n: np.ndarray, ks_min: float = DEFAULTS.stages.drift_ks,

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import math
 
+import functools
+
 import numpy as np
-from scipy import special
+import scipy  # scipy.special loads on first use (scipy's lazy submodules): not at `import servetrace.characterization`
 
 from servetrace.settings import DEFAULTS
 
 from servetrace.stats.names import IAT_FAMILIES, LENGTH_FAMILIES, N_PARAMS, canonical  # noqa: F401
 
 _WEIBULL_K = np.geomspace(0.05, 50.0, 2000)
-_WEIBULL_CV = np.sqrt(np.exp(special.gammaln(1 + 2 / _WEIBULL_K) - 2 * special.gammaln(1 + 1 / _WEIBULL_K)) - 1)
+
+
+@functools.cache
+def _weibull_cv() -> np.ndarray:
+    """The Weibull CV at each shape of _WEIBULL_K."""
+    return np.sqrt(np.exp(scipy.special.gammaln(1 + 2 / _WEIBULL_K) - 2 * scipy.special.gammaln(1 + 1 / _WEIBULL_K)) - 1)
 
 
 def weibull_shape_for_cv(cv: np.ndarray) -> np.ndarray:
     """Weibull shape k whose CV is `cv` (monotone decreasing in k), by interpolation."""
-    return np.interp(np.asarray(cv, dtype=float), _WEIBULL_CV[::-1], _WEIBULL_K[::-1])
+    return np.interp(np.asarray(cv, dtype=float), _weibull_cv()[::-1], _WEIBULL_K[::-1])
 
 
 def padded(samples: list[np.ndarray]) -> np.ndarray:
@@ -52,7 +59,7 @@ def _gamma_shape(s: np.ndarray) -> np.ndarray:
     s = np.where(s > 1e-12, s, np.nan)
     k = (3 - s + np.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
     for _ in range(8):
-        k = k - (np.log(k) - special.digamma(k) - s) / (1 / k - special.polygamma(1, k))
+        k = k - (np.log(k) - scipy.special.digamma(k) - s) / (1 / k - scipy.special.polygamma(1, k))
         k = np.maximum(k, 1e-6)
     return k
 
@@ -87,18 +94,18 @@ def iat_cdf(family: str, params: dict, x: np.ndarray) -> np.ndarray:
     p = {k: np.asarray(v, dtype=float).reshape(-1, 1) for k, v in params.items()}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if family == "exponential":
-            return -special.expm1(-x / p["scale"])
+            return -scipy.special.expm1(-x / p["scale"])
         if family == "gamma":
-            return special.gammainc(p["shape"], x / p["scale"])
+            return scipy.special.gammainc(p["shape"], x / p["scale"])
         if family == "weibull":
-            return -special.expm1(-((x / p["scale"]) ** p["shape"]))
+            return -scipy.special.expm1(-((x / p["scale"]) ** p["shape"]))
         if family == "lognormal":  # as scipy.stats.lognorm evaluates it
-            return special.ndtr(np.log(x / np.exp(p["mu"])) / p["sigma"])
+            return scipy.special.ndtr(np.log(x / np.exp(p["mu"])) / p["sigma"])
         if family == "zipf":
             k = np.floor(x)
-            return np.where(k >= 1, 1 - special.zeta(p["s"], k + 1) / special.zeta(p["s"], 1), 0.0)
+            return np.where(k >= 1, 1 - scipy.special.zeta(p["s"], k + 1) / scipy.special.zeta(p["s"], 1), 0.0)
         if family == "pareto_lognormal":
-            body = special.ndtr((np.log(x) - p["mu"]) / p["sigma"])
+            body = scipy.special.ndtr((np.log(x) - p["mu"]) / p["sigma"])
             tail = np.where(x >= p["xm"], 1 - (p["xm"] / x) ** p["alpha"], 0.0)
             return p["weight"] * body + (1 - p["weight"]) * tail
     raise ValueError(f"unknown family {family}")
@@ -145,7 +152,7 @@ def fit_iat_rows(x: np.ndarray) -> dict[str, dict]:
         theta = mean / k
         fits["gamma"] = {
             "params": {"shape": k, "scale": theta},
-            "loglik": (k - 1) * sum_log - n * mean / theta - n * k * np.log(theta) - n * special.gammaln(k),
+            "loglik": (k - 1) * sum_log - n * mean / theta - n * k * np.log(theta) - n * scipy.special.gammaln(k),
         }
         c = _weibull_shape(xs, mean_log)
         lam = np.nanmean(xs ** c[:, None], axis=1) ** (1 / c)
@@ -227,7 +234,7 @@ def _zipf_exponent(x: np.ndarray, counts: np.ndarray | None = None) -> float:
     lo, hi = 1.0001, 20.0
     for _ in range(5):
         s = np.linspace(lo, hi, 129)
-        nll = s * sum_log + n * np.log(special.zeta(s, 1))
+        nll = s * sum_log + n * np.log(scipy.special.zeta(s, 1))
         i = int(np.argmin(nll))
         lo, hi = s[max(i - 1, 0)], s[min(i + 1, s.size - 1)]
     return float(s[i])
@@ -309,14 +316,14 @@ def fit_length_families(x: np.ndarray) -> dict[str, dict]:
             "exponential": {"params": {"scale": mean}, "loglik": -n * np.log(mean) - n},
             "gamma": {"params": {"shape": k, "scale": mean / k},
                       "loglik": (k - 1) * sum_log - n * mean / (mean / k) - n * k * np.log(mean / k)
-                      - n * special.gammaln(k)},
+                      - n * scipy.special.gammaln(k)},
             "weibull": {"params": {"shape": shape, "scale": lam},
                         "loglik": n * np.log(shape) - n * shape * np.log(lam) + (shape - 1) * sum_log
                         - (w * (v / lam) ** shape).sum()},
         } if n else {}
     if n >= 2:
         s = _zipf_exponent(v, w)
-        fits["zipf"] = {"params": {"s": s}, "loglik": -s * sum_log - n * math.log(special.zeta(s, 1))}
+        fits["zipf"] = {"params": {"s": s}, "loglik": -s * sum_log - n * math.log(scipy.special.zeta(s, 1))}
         mix = _pareto_lognormal(v, c)
         if mix is not None:
             fits["pareto_lognormal"] = mix

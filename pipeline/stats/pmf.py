@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy import special
+import scipy  # scipy.special loads on first use (scipy's lazy submodules)
 
 from servetrace.stats import families
 from servetrace.stats.families import weibull_shape_for_cv
@@ -100,7 +100,7 @@ def pmf_fit(values: np.ndarray, probs: np.ndarray, continuous: bool = False) -> 
         "exponential": {"mean": mean},
         "lognormal": {"mu": mu, "sigma": sigma},
         "gamma": {"shape": mean**2 / var, "scale": var / mean},
-        "weibull": {"shape": k, "scale": mean / math.exp(special.gammaln(1 + 1 / k))},
+        "weibull": {"shape": k, "scale": mean / math.exp(scipy.special.gammaln(1 + 1 / k))},
     }
     ecdf = np.cumsum(probs)
     before = ecdf - probs

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+import scipy  # scipy.special loads on first use (scipy's lazy submodules)
 
 from servetrace.settings import DEFAULTS
 from servetrace.stats import families
@@ -26,15 +26,15 @@ def partial_mean(family: str, p: dict, t: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if family == "exponential":
-            return p["scale"] * special.gammainc(2.0, t / p["scale"])
+            return p["scale"] * scipy.special.gammainc(2.0, t / p["scale"])
         if family == "gamma":
-            return p["shape"] * p["scale"] * special.gammainc(p["shape"] + 1, t / p["scale"])
+            return p["shape"] * p["scale"] * scipy.special.gammainc(p["shape"] + 1, t / p["scale"])
         if family == "weibull":
             c, lam = p["shape"], p["scale"]
-            return lam * np.exp(special.gammaln(1 + 1 / c)) * special.gammainc(1 + 1 / c, (t / lam) ** c)
+            return lam * np.exp(scipy.special.gammaln(1 + 1 / c)) * scipy.special.gammainc(1 + 1 / c, (t / lam) ** c)
         if family == "lognormal":
             mu, s = p["mu"], p["sigma"]
-            return math.exp(mu + s * s / 2) * special.ndtr((np.log(t) - mu - s * s) / s)
+            return math.exp(mu + s * s / 2) * scipy.special.ndtr((np.log(t) - mu - s * s) / s)
     raise ValueError(f"unknown family {family}")
 
 
@@ -98,7 +98,7 @@ class Rounded:
             dens = -n * math.log(p["scale"]) - self.sum_x / p["scale"]
         elif family == "gamma":
             a, th = p["shape"], p["scale"]
-            dens = (a - 1) * sl - self.sum_x / th - n * (a * math.log(th) + special.gammaln(a))
+            dens = (a - 1) * sl - self.sum_x / th - n * (a * math.log(th) + scipy.special.gammaln(a))
         elif family == "weibull":
             c, lam = p["shape"], p["scale"]
             dens = (n * (math.log(c) - c * math.log(lam)) + (c - 1) * sl
