@@ -40,6 +40,34 @@ def test_python_m_servetrace_and_help():
         assert name.split()[0] in proc.stdout
 
 
+def test_malloc_is_held_to_two_arenas_unless_the_caller_says_otherwise():
+    """The command's entry asks glibc's mallopt for two arenas (M_ARENA_MAX = -8) before any thread
+    starts, unless the caller set MALLOC_ARENA_MAX (which glibc read itself)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import ctypes, sys, types, threading\n"
+             "calls = []\n"
+             "class Libc:\n"
+             "    def mallopt(self, *a): calls.append((a, threading.active_count())); return 1\n"
+             "ctypes.CDLL = lambda name: Libc()\n"
+             "cli = sys.modules['servetrace.cli'] = types.ModuleType('servetrace.cli')\n"
+             "cli.main = lambda: print(calls)\n"
+             "import servetrace.__main__ as m\n"
+             "m.main()\n")
+
+    def run(env_value: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        if env_value is not None:
+            env["MALLOC_ARENA_MAX"] = env_value
+        out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert run(None) == "[((-8, 2), 1)]"  # one thread: the signal watcher is not started yet
+    assert run("4") == "[]"
+
+
 def test_openblas_idle_threads_sleep_unless_the_caller_says_otherwise():
     """The command sets OPENBLAS_THREAD_TIMEOUT before numpy (and its OpenBLAS) loads, keeping a
     value the caller set: read inside the CLI's entry, where the commands start."""
