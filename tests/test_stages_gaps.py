@@ -68,6 +68,24 @@ def test_group_gaps_duplicates_and_longest_match_numpy(tmp_path, trace, monkeypa
     assert findings["quality"]["tie_share"] == pytest.approx((gap == 0).mean(), rel=1e-9)
 
 
+def test_duplicates_on_a_fine_clock_with_ties_across_batches(tmp_path, monkeypatch):
+    """Only rows sharing an arrival with a neighbour are compared for repeats: on a ms clock with
+    some ties, copies inside tie groups (some spanning batch boundaries, some batches one tie group
+    throughout) are counted as polars counts them over every column, whatever the batch size."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    t = np.cumsum(np.where(rng.uniform(size=n) < 0.3, 0.0, np.round(rng.exponential(0.05, n), 3) + 0.001))
+    t[1000:1060] = t[1000]  # a tie group longer than a batch of 7 or 50
+    inp, out = rng.integers(1, 4, n), rng.integers(1, 3, n)  # few values: tied rows often repeat
+    table = canonical(t, input_tokens=inp, output_tokens=out)
+    rows = pl.from_arrow(table)
+    expected = rows.height - rows.n_unique()
+    assert expected >= 30
+    for batch_rows in (7, 50, 1 << 20):
+        findings, _ = run(tmp_path / str(batch_rows), table, batch_rows, monkeypatch)
+        assert findings["quality"]["duplicate_rows"] == expected, batch_rows
+
+
 def test_the_derounded_order_is_numpys_stable_argsort():
     """`_stable_order` (the bits of non-negative doubles sorted as integers) gives np.argsort's stable
     order: ties in file order, on grids, with negatives, -0.0, infinity and NaN (sorted as doubles)."""

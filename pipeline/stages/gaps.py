@@ -191,21 +191,32 @@ class GapStream:
         self.longest = cand[np.lexsort((cand[:, 2], -cand[:, 0]))][:self.top_gaps]
 
     def _duplicates(self, t: np.ndarray, row_hash: np.ndarray) -> None:
-        h = np.concatenate([self.tie_hashes, row_hash], out=self.scratch("hashes", len(self.tie_hashes) + len(t), np.uint64))
+        s, k = self.scratch, len(self.tie_hashes)
+        h = np.concatenate([self.tie_hashes, row_hash], out=s("hashes", k + len(t), np.uint64))
         tail = len(t) - int(np.searchsorted(t, t[-1], side="left"))  # rows tied with the last arrival
-        held = tail + (len(self.tie_hashes) if tail == len(t) and self.tie_t == t[-1] else 0)
-        done, self.tie_hashes, self.tie_t = h[: len(h) - held], h[len(h) - held:].copy(), float(t[-1])
-        self.duplicates += self._repeats(done)
+        held = tail + (k if tail == len(t) and self.tie_t == t[-1] else 0)
+        d = len(h) - held
+        # row_hash covers arrival_s: only a row that shares its arrival with a neighbour (t is
+        # sorted) can repeat another, and only those hashes are sorted (37 % of a ms-clock trace's)
+        at = s("hashes.t", k + len(t))
+        at[:k], at[k:] = self.tie_t if k else 0.0, t
+        tied = s("hashes.tied", d, bool)
+        if d:
+            tied[-1] = False
+            np.equal(at[1:d], at[:d - 1], out=tied[:-1])
+            tied[1:] |= tied[:-1].copy()  # a row tied with the one before it, or with the one after
+        self.duplicates += self._repeats(h[:d], tied)
+        self.tie_hashes, self.tie_t = h[d:].copy(), float(t[-1])
 
-    def _repeats(self, h: np.ndarray) -> int:
-        """Hashes equal to an earlier one (len - distinct): sorted in place in a work array (a
-        single-threaded sort costs half the CPU of a multi-threaded hash count)."""
-        if len(h) < 2:
+    def _repeats(self, h: np.ndarray, tied: np.ndarray) -> int:
+        """Hashes (of the `tied` rows) equal to an earlier one (len - distinct): sorted in place in a
+        work array (a single-threaded sort costs half the CPU of a multi-threaded hash count)."""
+        m = int(np.count_nonzero(tied))
+        if m < 2:
             return 0
-        x = self.scratch("hashes.sorted", len(h), h.dtype)
-        x[...] = h
+        x = np.compress(tied, h, out=self.scratch("hashes.sorted", m, h.dtype))
         x.sort()
-        return int(np.count_nonzero(np.equal(x[1:], x[:-1], out=self.scratch("flag", len(h) - 1, bool))))
+        return int(np.count_nonzero(np.equal(x[1:], x[:-1], out=self.scratch("flag", m - 1, bool))))
 
     def _derounded(self, td: np.ndarray, w: np.ndarray, u: np.ndarray) -> None:
         if len(td) == 0:
@@ -234,7 +245,7 @@ class GapStream:
 
     def finish(self) -> GapResults:
         self._derounded(*self.pending)
-        self.duplicates += self._repeats(self.tie_hashes)
+        self.duplicates += self._repeats(self.tie_hashes, np.ones(len(self.tie_hashes), bool))  # one arrival
         self.scratch.clear()
         n, mean, std = self.raw.result()
         nd, mean_d, std_d = self.derounded.result()
