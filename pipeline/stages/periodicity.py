@@ -119,6 +119,7 @@ def periodicity(con, ctx: Context) -> tuple[list, dict]:
     if ctx.rows < 2 or ctx.span_s <= 0:
         reason = "too few requests" if ctx.rows < 2 else "zero span"
         return [Absent("diurnal", reason), Absent("periodicity", reason)], {}
+    sql.run_sql(con, "stg_rate_bins")  # one scan of the arrivals for the series and both profiles
     series = sql.table(con, "rate_series", order_by="bin_idx")
     hourly = sql.table(con, "hourly_profile", order_by="hour")
     weekday = sql.table(con, "weekday_profile", order_by="weekday")

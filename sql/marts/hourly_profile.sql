@@ -19,9 +19,9 @@ coverage as (
     group by hour
 ),
 
-counts as (
-    select cast(floor(arrival_s / 3600) as bigint) % 24 as hour, count(*) as requests
-    from stg_requests
+counts as (  -- a bin's hour since the origin: its index over the bins an hour holds (exact integers)
+    select cast(floor(bin_idx / (3600 / getvariable('rate_bin_s'))) as bigint) % 24 as hour, cast(sum(requests) as bigint) as requests
+    from stg_rate_bins
     group by hour
 ),
 
@@ -36,7 +36,7 @@ final as (
         coalesce(coverage.covered_s, 0) as covered_s,
         coalesce(counts.requests, 0) / nullif(coverage.covered_s, 0) as rate_rps,
         (coalesce(counts.requests, 0) / nullif(coverage.covered_s, 0))
-            / nullif((select count(*) from stg_requests) / nullif(getvariable('t1_s') - getvariable('t0_s'), 0), 0) as relative_rate
+            / nullif((select cast(sum(requests) as bigint) from stg_rate_bins) / nullif(getvariable('t1_s') - getvariable('t0_s'), 0), 0) as relative_rate
     from all_hours
     left join coverage using (hour)
     left join counts using (hour)

@@ -1,6 +1,7 @@
 -- rate_series: one row per `rate_bin_s` bin of absolute time (bin k covers [k b, (k + 1) b) seconds
 -- since the origin) from the bin of the first arrival to that of the last, empty bins included.
 -- covered_s is the part of the bin inside [first arrival, last arrival]; rate_rps = requests / bin.
+-- Counted from stg_rate_bins.
 with bounds as (
     select getvariable('t0_s') as first_s, getvariable('t1_s') as last_s, getvariable('rate_bin_s') as b
 ),
@@ -11,9 +12,7 @@ bins as (
 ),
 
 counts as (
-    select cast(floor(arrival_s / getvariable('rate_bin_s')) as bigint) as bin_idx, count(*) as requests
-    from stg_requests
-    group by bin_idx
+    select bin_idx, requests from stg_rate_bins
 ),
 
 final as (

@@ -19,9 +19,10 @@ coverage as (
     group by weekday
 ),
 
-counts as (
-    select (cast(floor(arrival_s / 86400) as bigint) + (select wd0 from bounds)) % 7 as weekday, count(*) as requests
-    from stg_requests
+counts as (  -- a bin's day since the origin: its index over the bins a day holds (exact integers)
+    select (cast(floor(bin_idx / (86400 / getvariable('rate_bin_s'))) as bigint) + (select wd0 from bounds)) % 7 as weekday,
+           cast(sum(requests) as bigint) as requests
+    from stg_rate_bins
     group by weekday
 ),
 
@@ -36,7 +37,7 @@ final as (
         coalesce(coverage.covered_s, 0) as covered_s,
         coalesce(counts.requests, 0) / nullif(coverage.covered_s, 0) as rate_rps,
         (coalesce(counts.requests, 0) / nullif(coverage.covered_s, 0))
-            / nullif((select count(*) from stg_requests) / nullif(getvariable('t1_s') - getvariable('t0_s'), 0), 0) as relative_rate
+            / nullif((select cast(sum(requests) as bigint) from stg_rate_bins) / nullif(getvariable('t1_s') - getvariable('t0_s'), 0), 0) as relative_rate
     from all_days
     left join coverage using (weekday)
     left join counts using (weekday)
