@@ -43,10 +43,6 @@ def test_python_m_servetrace_and_help():
 def test_malloc_is_held_to_two_arenas_unless_the_caller_says_otherwise():
     """The command's entry asks glibc's mallopt for two arenas (M_ARENA_MAX = -8) before any thread
     starts, unless the caller set MALLOC_ARENA_MAX (which glibc read itself)."""
-    import os
-    import subprocess
-    import sys
-
     probe = ("import ctypes, sys, types, threading\n"
              "calls = []\n"
              "class Libc:\n"
@@ -57,36 +53,32 @@ def test_malloc_is_held_to_two_arenas_unless_the_caller_says_otherwise():
              "import servetrace.__main__ as m\n"
              "m.main()\n")
 
-    def run(env_value: str | None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-        if env_value is not None:
-            env["MALLOC_ARENA_MAX"] = env_value
-        out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-
-    assert run(None) == "[((-8, 2), 1)]"  # one thread: the signal watcher is not started yet
-    assert run("4") == "[]"
+    assert _entry_probe(probe, "MALLOC_ARENA_MAX", None) == "[((-8, 2), 1)]"  # one thread: no signal watcher yet
+    assert _entry_probe(probe, "MALLOC_ARENA_MAX", "4") == "[]"
 
 
 def test_openblas_idle_threads_sleep_unless_the_caller_says_otherwise():
     """The command sets OPENBLAS_THREAD_TIMEOUT before numpy (and its OpenBLAS) loads, keeping a
     value the caller set: read inside the CLI's entry, where the commands start."""
-    import os
-    import subprocess
-    import sys
-
     probe = ("import sys, os, types\n"  # the CLI stood in for: what it would see on entry
              "cli = sys.modules['servetrace.cli'] = types.ModuleType('servetrace.cli')\n"
              "cli.main = lambda: print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)\n"
              "import servetrace.__main__ as m\n"
              "m.main()\n")
 
-    def run(env_value: str | None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-        if env_value is not None:
-            env["OPENBLAS_THREAD_TIMEOUT"] = env_value
-        out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-        return out.stdout.strip()
+    assert _entry_probe(probe, "OPENBLAS_THREAD_TIMEOUT", None) == "4 False"
+    assert _entry_probe(probe, "OPENBLAS_THREAD_TIMEOUT", "12") == "12 False"
 
-    assert run(None) == "4 False"
-    assert run("12") == "12 False"
+
+def _entry_probe(probe: str, name: str, value: str | None) -> str:
+    """What `probe` (the command's entry with the CLI stood in for) prints, run with the environment
+    variable `name` unset (None) or set to `value`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != name}
+    if value is not None:
+        env[name] = value
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
