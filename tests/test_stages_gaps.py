@@ -86,6 +86,32 @@ def test_duplicates_on_a_fine_clock_with_ties_across_batches(tmp_path, monkeypat
         assert findings["quality"]["duplicate_rows"] == expected, batch_rows
 
 
+def test_repeats_keyed_by_arrival_block_count_as_a_whole_sort():
+    """`_repeats` sorts (arrival block, high bits of the hash) keys, and sorts the hashes whole
+    where a key holds unequal hashes: the count equals len - distinct hashes either way, on hashes
+    whose high bits differ (the keyed path) and on hashes one arrival's rows share all but the low
+    bits of (the whole sort), with blocks of 1 to ~50 rows and all rows in one block."""
+    from servetrace.stages.gaps import GapStream
+
+    def mix(x):  # a bijection of uint64 (splitmix64's finalizer): equal inputs, equal outputs
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    rng = np.random.default_rng(3)
+    stream = GapStream({}, 0.0, 1, 60.0, 0.0, 0.1, 10, 5, 0)
+    for trial in range(300):
+        m = int(rng.integers(2, 4000))
+        at = np.sort(rng.integers(0, max(1, m // int(rng.integers(1, 50))), m)).astype(np.uint64)
+        small = rng.integers(0, int(rng.integers(1, 9)), m).astype(np.uint64)  # few values: repeats
+        with np.errstate(over="ignore"):
+            h = mix(at * np.uint64(16) + small) if trial % 2 else mix(at) + small  # even: low bits differ only
+        tied = rng.uniform(size=m) < 0.9
+        expected = int(tied.sum()) - len(np.unique(h[tied]))
+        got = stream._repeats(h, tied, at.astype(np.float64))
+        assert got == expected == stream._repeats(h, tied), trial
+
+
 def test_the_derounded_order_is_numpys_stable_argsort():
     """`_stable_order` (the bits of non-negative doubles sorted as integers) gives np.argsort's stable
     order: ties in file order, on grids, with negatives, -0.0, infinity and NaN (sorted as doubles)."""

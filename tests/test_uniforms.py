@@ -80,6 +80,27 @@ def test_the_row_stream_numpy_uniforms_equal_duckdb(seed):
     assert np.array_equal(seeded_uniform(low, seed, np.empty(len(low)), work), u[:100_000])
 
 
+@pytest.mark.parametrize("seed,p", [(0, 0.01), (7, 0.3), (-3, 1.0), (2**40, 1e-4)])
+def test_the_sampled_rows_drawn_in_numpy_are_the_sql_ones(seed, p):
+    """stg_sample_rows as DuckDB draws it (`sampled_rows`, a chunk at a time, chunks smaller than
+    the table and not dividing it) holds the rows of its SQL, where u < sample_p, in order."""
+    import duckdb
+
+    from servetrace.rows.uniforms import sampled_rows
+
+    n = 100_000
+    con = duckdb.connect()
+    con.register("requests", _requests(ROWS[:n]))
+    con.execute((SQL_DIR / "macros.sql").read_text())
+    for key, value in {**_variables(seed), "sample_p": p}.items():
+        con.execute(f"set variable {key} = ?", [value])
+    con.execute(f"create view stg_requests as {sql_text('stg_requests')}")
+    want = con.sql(f"select row_id from ({sql_text('stg_sample_rows')}) order by row_id").fetchnumpy()["row_id"]
+    got = sampled_rows(n, seed, p, chunk=30_001)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert abs(len(got) - n * p) <= 5 * np.sqrt(n * p * (1 - p)) + 1  # a sample of about n x p
+
+
 def test_uniform_and_independent():
     u, jitter = duckdb_uniforms(ROWS[:100_000], 0)
     other, _ = duckdb_uniforms(ROWS[:100_000], 1000)

@@ -205,18 +205,43 @@ class GapStream:
             tied[-1] = False
             np.equal(at[1:d], at[:d - 1], out=tied[:-1])
             tied[1:] |= tied[:-1].copy()  # a row tied with the one before it, or with the one after
-        self.duplicates += self._repeats(h[:d], tied)
+        self.duplicates += self._repeats(h[:d], tied, at[:d])
         self.tie_hashes, self.tie_t = h[d:].copy(), float(t[-1])
 
-    def _repeats(self, h: np.ndarray, tied: np.ndarray) -> int:
-        """Hashes (of the `tied` rows) equal to an earlier one (len - distinct): sorted in place in a
-        work array (a single-threaded sort costs half the CPU of a multi-threaded hash count)."""
+    def _repeats(self, h: np.ndarray, tied: np.ndarray, at: np.ndarray | None = None) -> int:
+        """Hashes (of the `tied` rows) equal to an earlier one (len - distinct), in a work array.
+
+        `at`: the rows' arrivals, in order. A repeat shares its row's arrival (row_hash covers it),
+        so the hashes are sorted by a key of (the arrival's block among the rows, the hash's high
+        bits): the keys come sorted block by block, which a stable sort (timsort) merges ~2x faster
+        than it sorts the hashes whole. Where an equal key holds unequal hashes (high bits shared
+        within one arrival) the hashes are sorted whole instead: the count is the same."""
         m = int(np.count_nonzero(tied))
         if m < 2:
             return 0
-        x = np.compress(tied, h, out=self.scratch("hashes.sorted", m, h.dtype))
+        s = self.scratch
+        x = np.compress(tied, h, out=s("hashes.sorted", m, h.dtype))
+        blocks = 0
+        if at is not None:
+            a = np.compress(tied, at, out=s("hashes.at", m))
+            block = s("hashes.block", m, np.uint64)
+            block[0] = 0
+            np.not_equal(a[1:], a[:-1], out=block[1:], casting="unsafe")
+            np.cumsum(block, out=block)
+            blocks = int(block[-1])
+        if blocks:
+            bits = blocks.bit_length()
+            key = np.left_shift(block, np.uint64(64 - bits), out=block)
+            key |= np.right_shift(x, np.uint64(bits), out=s("hashes.key", m, np.uint64))
+            order = np.argsort(key, kind="stable")
+            ks = np.take(key, order, out=s("hashes.key", m, np.uint64))
+            hs = np.take(x, order, out=s("hashes.at", m).view(np.uint64))
+            same_key = np.equal(ks[1:], ks[:-1], out=s("flag", m - 1, bool))
+            same_hash = np.equal(hs[1:], hs[:-1], out=s("hashes.same", m - 1, bool))
+            if np.array_equal(same_key, same_hash):
+                return int(np.count_nonzero(same_key))
         x.sort()
-        return int(np.count_nonzero(np.equal(x[1:], x[:-1], out=self.scratch("flag", m - 1, bool))))
+        return int(np.count_nonzero(np.equal(x[1:], x[:-1], out=s("flag", m - 1, bool))))
 
     def _derounded(self, td: np.ndarray, w: np.ndarray, u: np.ndarray) -> None:
         if len(td) == 0:

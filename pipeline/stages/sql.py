@@ -18,6 +18,7 @@ from typing import Iterator
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from servetrace import db, io
 from servetrace.resources import SQL_DIR, statement
@@ -55,6 +56,21 @@ def run_once(con: duckdb.DuckDBPyConnection, name: str) -> None:
         return con.run_once(name, "table")
     if not con.execute("select count(*) from duckdb_tables() where table_name = ?", [name]).fetchall()[0][0]:
         run_sql(con, name)
+
+
+def sample_rows(con: duckdb.DuckDBPyConnection, rows: int, sample_p: float) -> None:
+    """stg_sample_rows, the rows the stages sample: on DuckDB drawn in numpy from the same uniforms
+    as its SQL (the `seed` variable set; `rows`: the table's), which hashes every row in bigint steps."""
+    if getattr(con, "engine", "duckdb") == "spark":
+        return run_sql(con, "stg_sample_rows")
+    from servetrace.rows.uniforms import sampled_rows
+
+    ids = pa.table({"row_id": sampled_rows(rows, int(sql_variables_value(con, "seed")), sample_p)})
+    con.register("stg_sample_rows_drawn", ids)
+    try:
+        con.execute("create or replace table stg_sample_rows as select row_id from stg_sample_rows_drawn")
+    finally:
+        con.unregister("stg_sample_rows_drawn")
 
 
 def table(con: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None, once: bool = False) -> pl.DataFrame:

@@ -1,9 +1,10 @@
--- stg_length_sample: one row per sampled (field, tokens) pair: each length field's rows drawn
--- with probability `sample_p` by the seeded hash uniform; the input of the family fits.
+-- stg_length_sample: one row per sampled (field, tokens) pair: each length field's values of the
+-- sampled rows (stg_sample_rows: probability `sample_p` by the seeded hash uniform); the input of
+-- the family fits.
 with sampled as (
     select input_tokens, output_tokens, reason_tokens
     from stg_requests
-    where u < getvariable('sample_p')
+    where row_id in (select row_id from stg_sample_rows)
 ),
 
 final as (
