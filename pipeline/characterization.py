@@ -85,7 +85,6 @@ def _characterize(requests: str | Path, settings: Settings, trace_info: dict | N
         variables = sql_variables(ctx)
         sql.set_variables(con, variables)
         sql.run_sql(con, "stg_requests")
-        sql.sample_rows(con, ctx.rows, ctx.sample_p)
         grid = sql.table(con, "timestamp_grid", order_by="grid_s") if ctx.rows else pl.DataFrame(
             {"grid_s": [], "share_on_grid": []}, schema={"grid_s": pl.Float64, "share_on_grid": pl.Float64})
         # one row, or every arrival at one instant: no spacing to measure a grid from

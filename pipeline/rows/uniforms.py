@@ -41,11 +41,12 @@ def seeded_uniform(rows: np.ndarray, seed: int, out: np.ndarray | None = None,
     return np.multiply(h, 2.0 ** -32, out=out)  # = h / 2^32 exactly
 
 
-def sampled_rows(rows: int, seed: int, p: float, chunk: int = 1 << 22) -> np.ndarray:
+def sampled_rows(rows: int, seed: int, p: float, chunk: int = 1 << 16) -> np.ndarray:
     """The row numbers 0 .. rows - 1 whose uniform under `seed` is below `p` (stg_sample_rows), in
-    order: drawn `chunk` rows at a time, so memory stays with the sample (about rows x p)."""
+    order: drawn `chunk` rows at a time (work arrays of half a megabyte, reused: this runs beside
+    the row stream's peak), so memory stays with the sample (about rows x p)."""
     work, picked = Scratch(), [np.zeros(0, np.int64)]
-    for lo in range(0, rows, chunk):  # a loop over chunks of millions of rows
+    for lo in range(0, rows, chunk):  # a loop over chunks of 65,536 rows
         r = np.arange(lo, min(rows, lo + chunk), dtype=np.int64)
         picked.append(r[seeded_uniform(r, seed, work("u", len(r)), work) < p])
     return np.concatenate(picked)

@@ -221,22 +221,23 @@ class GapStream:
             return 0
         s = self.scratch
         x = np.compress(tied, h, out=s("hashes.sorted", m, h.dtype))
+        # the levels' work arrays, free once they are done with the batch (no memory of its own)
+        key, work = s("level.t", m).view(np.uint64), s("level.gap", m).view(np.uint64)
         blocks = 0
-        if at is not None:
-            a = np.compress(tied, at, out=s("hashes.at", m))
-            block = s("hashes.block", m, np.uint64)
-            block[0] = 0
-            np.not_equal(a[1:], a[:-1], out=block[1:], casting="unsafe")
-            np.cumsum(block, out=block)
-            blocks = int(block[-1])
+        if at is not None:  # each row's arrival block: the count of arrival changes before it
+            a = np.compress(tied, at, out=work.view(np.float64))
+            key[0] = 0
+            np.not_equal(a[1:], a[:-1], out=key[1:], casting="unsafe")
+            np.cumsum(key, out=key)
+            blocks = int(key[-1])
         if blocks:
             bits = blocks.bit_length()
-            key = np.left_shift(block, np.uint64(64 - bits), out=block)
-            key |= np.right_shift(x, np.uint64(bits), out=s("hashes.key", m, np.uint64))
+            np.left_shift(key, np.uint64(64 - bits), out=key)
+            key |= np.right_shift(x, np.uint64(bits), out=work)
             order = np.argsort(key, kind="stable")
-            ks = np.take(key, order, out=s("hashes.key", m, np.uint64))
-            hs = np.take(x, order, out=s("hashes.at", m).view(np.uint64))
-            same_key = np.equal(ks[1:], ks[:-1], out=s("flag", m - 1, bool))
+            ks = np.take(key, order, out=work)
+            same_key = np.equal(ks[1:], ks[:-1], out=s("hashes.same_key", m - 1, bool))
+            hs = np.take(x, order, out=key)
             same_hash = np.equal(hs[1:], hs[:-1], out=s("hashes.same", m - 1, bool))
             if np.array_equal(same_key, same_hash):
                 return int(np.count_nonzero(same_key))

@@ -106,6 +106,7 @@ def lengths(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     for staging in ("stg_length_counts", "stg_length_pairs"):  # small: value counts, distinct pairs
         sql.run_sql(con, staging)
     quantiles = sql.table(con, "length_quantiles", order_by="field, dimension, level")
+    sql.sample_rows(con, ctx.rows, ctx.sample_p)
     sample = sql.table(con, "stg_length_sample")
     t = ctx.settings.stages
     fits_by_field = {}

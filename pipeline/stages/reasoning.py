@@ -32,6 +32,7 @@ def reasoning(con, ctx: Context) -> tuple[Finding | Absent, dict]:
     if not ctx.has("reason_tokens"):
         return Absent("reasoning", "no reasoning tokens in the trace"), {}
     t = ctx.settings.stages
+    sql.sample_rows(con, ctx.rows, ctx.sample_p)
     sample = sql.table(con, "stg_reason_sample")
     ratio = sql.table(con, "reason_ratio", order_by="bin_idx")
     if sample.height < t.min_reason_rows:

@@ -59,16 +59,19 @@ def run_once(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def sample_rows(con: duckdb.DuckDBPyConnection, rows: int, sample_p: float) -> None:
-    """stg_sample_rows, the rows the stages sample: on DuckDB drawn in numpy from the same uniforms
-    as its SQL (the `seed` variable set; `rows`: the table's), which hashes every row in bigint steps."""
+    """stg_sample_rows, the rows the stages sample, built once a connection: on DuckDB drawn in numpy
+    from the same uniforms as its SQL, which hashes every row in bigint steps (`rows`: the table's;
+    the `seed` variable set)."""
     if getattr(con, "engine", "duckdb") == "spark":
-        return run_sql(con, "stg_sample_rows")
+        return con.run_once("stg_sample_rows", "table")
+    if con.execute("select count(*) from duckdb_tables() where table_name = 'stg_sample_rows'").fetchall()[0][0]:
+        return
     from servetrace.rows.uniforms import sampled_rows
 
     ids = pa.table({"row_id": sampled_rows(rows, int(sql_variables_value(con, "seed")), sample_p)})
     con.register("stg_sample_rows_drawn", ids)
     try:
-        con.execute("create or replace table stg_sample_rows as select row_id from stg_sample_rows_drawn")
+        con.execute("create table stg_sample_rows as select row_id from stg_sample_rows_drawn")
     finally:
         con.unregister("stg_sample_rows_drawn")
 
