@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import special
+import scipy
 
 from servetrace.stats import families
 from servetrace.stats.families import weibull_shape_for_cv
@@ -39,7 +39,7 @@ def _moment_params(stats: pl.DataFrame) -> pl.DataFrame:
     safe_cv = np.where(ok, cv, 1.0)
     g_shape = 1.0 / safe_cv**2
     w_shape = weibull_shape_for_cv(safe_cv)
-    w_scale = mean / np.exp(special.gammaln(1 + 1 / w_shape))
+    w_scale = mean / np.exp(scipy.special.gammaln(1 + 1 / w_shape))
     nan = np.full(cv.size, np.nan)
     return stats.with_columns(
         pl.Series("g_shape", np.where(ok, g_shape, nan)),
@@ -97,7 +97,7 @@ def choose_family(stats: pl.DataFrame) -> pl.DataFrame:
 
 
 def _lgamma(s: pl.Series) -> pl.Series:
-    return pl.Series(s.name, special.gammaln(s.to_numpy().astype(float)))
+    return pl.Series(s.name, scipy.special.gammaln(s.to_numpy().astype(float)))
 
 
 def iat_ks(iats: np.ndarray, family: str, shape: float, scale: float) -> float | None:
