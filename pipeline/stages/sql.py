@@ -66,9 +66,11 @@ def sample_rows(con: duckdb.DuckDBPyConnection, rows: int, sample_p: float) -> N
         return con.run_once("stg_sample_rows", "table")
     if con.execute("select count(*) from duckdb_tables() where table_name = 'stg_sample_rows'").fetchall()[0][0]:
         return
+    from servetrace.arrays import arrow_of
     from servetrace.rows.uniforms import sampled_rows
 
-    ids = pa.table({"row_id": sampled_rows(rows, int(sql_variables_value(con, "seed")), sample_p)})
+    drawn = sampled_rows(rows, int(sql_variables_value(con, "seed")), sample_p)
+    ids = pa.Table.from_arrays([arrow_of(drawn)], names=["row_id"])  # pa.table of numpy imports pandas
     con.register("stg_sample_rows_drawn", ids)
     try:
         con.execute("create table stg_sample_rows as select row_id from stg_sample_rows_drawn")
