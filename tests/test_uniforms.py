@@ -117,6 +117,7 @@ def test_spark_equals_duckdb():
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime for Spark")
+    from servetrace.rows.uniforms import sampled_rows
     from servetrace.spark.session import spark_session
     from servetrace.spark.transpile import to_spark_steps
 
@@ -130,3 +131,12 @@ def test_spark_equals_duckdb():
         u, jitter = duckdb_uniforms(ROWS, seed)
         assert np.array_equal(got.column("u").to_numpy(), u)
         assert np.array_equal(got.column("u_jitter").to_numpy(), jitter)
+        # the sample's rows (stg_sample_rows) by Spark's SQL are those DuckDB draws in numpy
+        spark.sql(final).createOrReplaceTempView("stg_requests")
+        *steps, (_, rows) = to_spark_steps("stg_sample_rows", sql_text("stg_sample_rows"),
+                                           {**_variables(seed), "sample_p": 0.01})
+        for view, query in steps:
+            spark.sql(query).createOrReplaceTempView(view)
+        sampled = spark.sql(rows).orderBy("row_id").toArrow().column("row_id").to_numpy()
+        sampled = sampled[sampled < 100_000]  # ROWS: 0 .. 99,999 and a few past 2^31
+        assert np.array_equal(sampled, sampled_rows(100_000, seed, 0.01)) and len(sampled) > 800
