@@ -34,10 +34,15 @@ class Codes:
         """Rows of each level, counted once (the stages and the fit ask for them several times), a
         million codes at a time: bincount casts 16-bit codes to 64 bits, and one temporary of the
         whole trace's (80 MB at 10 M rows) had its pages faulted in and zeroed each time."""
-        out = np.zeros(len(self.levels), np.int64)
-        for lo in range(0, len(self.codes), COUNT_ROWS):
-            out += np.bincount(self.codes[lo: lo + COUNT_ROWS], minlength=len(self.levels))
-        return out
+        return count(self.codes, len(self.levels))
+
+
+def count(codes: np.ndarray, size: int) -> np.ndarray:
+    """How often each of 0 .. size - 1 occurs in `codes`, a million at a time (see Codes.counts)."""
+    out = np.zeros(size, np.int64)
+    for lo in range(0, len(codes), COUNT_ROWS):
+        out += np.bincount(codes[lo: lo + COUNT_ROWS], minlength=size)
+    return out
 
 
 def _small(codes: np.ndarray, n_levels: int) -> np.ndarray:
@@ -66,7 +71,7 @@ def combined(parts: list[Codes], rows: int) -> Codes:
     if size > 1 << 24:
         used, index = np.unique(code, return_inverse=True)
     else:
-        used = np.flatnonzero(np.bincount(code, minlength=size))
+        used = np.flatnonzero(count(code, size))
         if len(used) == size:  # every combination occurs: the code is its index
             index = code
         else:
