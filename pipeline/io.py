@@ -19,7 +19,7 @@ import tempfile
 from decimal import Decimal
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -119,10 +119,33 @@ def discard_temporaries() -> None:
             _sweep_leftovers(Path(key))
 
 
+def _live(make: Callable[[], str], target: Path) -> Path:
+    """The temporary `make` creates (a path), registered as live in the same step, under _COMMIT:
+    an interrupt takes that lock for good before its sweep, so no temporary is made after the
+    sweep (one would be left behind), and one made before it is registered and removed."""
+    with _COMMIT:
+        tmp = Path(make())
+        _LIVE[tmp] = target
+    return tmp
+
+
+def _new_file(prefix: str, suffix: str, directory: Path) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
+    finally:
+        os.close(fd)
+    return tmp
+
+
 @contextlib.contextmanager
 def _temporary(tmp: Path, target: Path) -> Iterator[int]:
-    fd = _lock_temp(tmp)
-    _LIVE[tmp] = target
+    """Hold a live temporary (`_live`) locked while it lives; it stops being live on the way out."""
+    try:
+        fd = _lock_temp(tmp)
+    except BaseException:
+        _LIVE.pop(tmp, None)
+        raise
     try:
         yield fd
     finally:
@@ -131,15 +154,25 @@ def _temporary(tmp: Path, target: Path) -> Iterator[int]:
 
 
 @contextlib.contextmanager
+def temporary_dir(directory: str | os.PathLike | None, prefix: str) -> Iterator[Path]:
+    """A scratch directory (`prefix` + random, in `directory` or the system's), removed afterwards
+    and by an interrupt (tempfile.TemporaryDirectory's is left behind when the process is ended)."""
+    parent = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    tmp = _live(lambda: tempfile.mkdtemp(prefix=prefix, dir=parent), parent)
+    try:
+        with _temporary(tmp, parent):
+            yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = check_output(path, "file")
     _mkdir(path.parent)
     _sweep_siblings(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _live(lambda: _new_file(f".{path.name}.", suffix or ".tmp", path.parent), path)
     try:
         with _temporary(tmp_path, path):
             yield tmp_path
@@ -164,9 +197,9 @@ def atomic_dir(path: str | os.PathLike, replace_any: bool = False) -> Iterator[P
     _sweep_siblings(path)
     if not replace_any:
         _refuse_foreign(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    tmp = _live(lambda: tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent), path)
     try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
         with _temporary(tmp, path):
             yield tmp
             if not replace_any:
@@ -221,7 +254,7 @@ def scratch_dir(beside: str | os.PathLike) -> Iterator[Path]:
     or by the next run's sweep if this one is killed)."""
     beside = Path(beside)
     _mkdir(beside.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent))
+    tmp = _live(lambda: tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent), beside)
     try:
         with _temporary(tmp, beside):
             yield tmp

@@ -9,7 +9,6 @@ are cheap to recompute become views). Parameters reach the SQL as DuckDB variabl
 from __future__ import annotations
 
 import re
-import tempfile
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -138,7 +137,7 @@ def connect(requests_path: str | Path, memory_limit: str | None = None, threads:
     """A DuckDB database in a scratch directory (so large stages spill to disk), with `requests` as a view.
     A table of at most IN_MEMORY_ROWS rows gets an in-memory database (spilling to the same scratch
     directory): its stage tables are small, and a database file compresses every table it checkpoints."""
-    with tempfile.TemporaryDirectory(prefix=".servetrace-duckdb-", dir=scratch_dir) as tmp:
+    with io.temporary_dir(scratch_dir, ".servetrace-duckdb-") as tmp:
         small = io.parquet_rows(requests_path) <= IN_MEMORY_ROWS
         con = db.connect(":memory:" if small else Path(tmp) / "stages.duckdb",
                          memory_limit=memory_limit or db.DEFAULT_MEMORY_LIMIT,
