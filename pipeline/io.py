@@ -119,51 +119,39 @@ def discard_temporaries() -> None:
             _sweep_leftovers(Path(key))
 
 
-def _live(make: Callable[[], str], target: Path) -> Path:
-    """The temporary `make` creates (a path), registered as live in the same step, under _COMMIT:
-    an interrupt takes that lock for good before its sweep, so no temporary is made after the
-    sweep (one would be left behind), and one made before it is registered and removed."""
+@contextlib.contextmanager
+def _temporary(make: Callable[[], str], target: Path) -> Iterator[Path]:
+    """The temporary `make` creates (its path), live and flock-held until the block ends; made and
+    registered under _COMMIT, which an interrupt takes for good before its sweep: none made after."""
     with _COMMIT:
         tmp = Path(make())
         _LIVE[tmp] = target
-    return tmp
+    fd = None
+    try:
+        fd = _lock_temp(tmp)
+        yield tmp
+    finally:
+        _LIVE.pop(tmp, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def _new_file(prefix: str, suffix: str, directory: Path) -> str:
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
-    finally:
-        os.close(fd)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
+    os.close(fd)
     return tmp
 
 
 @contextlib.contextmanager
-def _temporary(tmp: Path, target: Path) -> Iterator[int]:
-    """Hold a live temporary (`_live`) locked while it lives; it stops being live on the way out."""
-    try:
-        fd = _lock_temp(tmp)
-    except BaseException:
-        _LIVE.pop(tmp, None)
-        raise
-    try:
-        yield fd
-    finally:
-        _LIVE.pop(tmp, None)
-        os.close(fd)
-
-
-@contextlib.contextmanager
 def temporary_dir(directory: str | os.PathLike | None, prefix: str) -> Iterator[Path]:
-    """A scratch directory (`prefix` + random, in `directory` or the system's), removed afterwards
-    and by an interrupt (tempfile.TemporaryDirectory's is left behind when the process is ended)."""
+    """A scratch directory (`prefix` + random, in `directory` or the system's), removed after and by an interrupt."""
     parent = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    tmp = _live(lambda: tempfile.mkdtemp(prefix=prefix, dir=parent), parent)
-    try:
-        with _temporary(tmp, parent):
+    with _temporary(lambda: tempfile.mkdtemp(prefix=prefix, dir=parent), parent) as tmp:
+        try:
             yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -172,17 +160,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = check_output(path, "file")
     _mkdir(path.parent)
     _sweep_siblings(path)
-    tmp_path = _live(lambda: _new_file(f".{path.name}.", suffix or ".tmp", path.parent), path)
-    try:
-        with _temporary(tmp_path, path):
+    with _temporary(lambda: _new_file(f".{path.name}.", suffix or ".tmp", path.parent), path) as tmp_path:
+        try:
             yield tmp_path
             with _COMMIT:
                 os.replace(tmp_path, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        _raise_if_no_space(exc, path)
-        raise
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+            _raise_if_no_space(exc, path)
+            raise
 
 
 @contextlib.contextmanager
@@ -197,10 +184,9 @@ def atomic_dir(path: str | os.PathLike, replace_any: bool = False) -> Iterator[P
     _sweep_siblings(path)
     if not replace_any:
         _refuse_foreign(path)
-    tmp = _live(lambda: tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent), path)
-    try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
-        with _temporary(tmp, path):
+    with _temporary(lambda: tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent), path) as tmp:
+        try:
+            os.chmod(tmp, 0o777 & ~_UMASK)
             yield tmp
             if not replace_any:
                 made = sorted(p.name for p in tmp.iterdir())
@@ -214,10 +200,10 @@ def atomic_dir(path: str | os.PathLike, replace_any: bool = False) -> Iterator[P
                 os.replace(tmp, path)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _raise_if_no_space(exc, path)
-        raise
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            _raise_if_no_space(exc, path)
+            raise
 
 
 def json_value(value: Any, digits: int | None = None) -> Any:
@@ -254,12 +240,8 @@ def scratch_dir(beside: str | os.PathLike) -> Iterator[Path]:
     or by the next run's sweep if this one is killed)."""
     beside = Path(beside)
     _mkdir(beside.parent)
-    tmp = _live(lambda: tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent), beside)
-    try:
-        with _temporary(tmp, beside):
-            yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temporary_dir(beside.parent, f".{beside.name}.") as tmp:
+        yield tmp
 
 
 def _refuse_foreign(path: Path) -> None:
@@ -273,20 +255,6 @@ def _refuse_foreign(path: Path) -> None:
     if foreign:
         raise ServetraceError(f"{path}: holds files servetrace did not write ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}); give a new or empty directory")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return _finite(float(value))
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return [_json_default(v) if not isinstance(v, (int, str)) else v for v in value.tolist()]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def json_clean(obj: Any, digits: int | None = None) -> Any:
