@@ -104,8 +104,7 @@ def _remove(entry: Path) -> None:
     if entry.is_dir() and not entry.is_symlink():
         shutil.rmtree(entry, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
+        entry.unlink(missing_ok=True)
 
 
 def discard_temporaries() -> None:
@@ -121,24 +120,27 @@ def discard_temporaries() -> None:
 
 @contextlib.contextmanager
 def _temporary(make: Callable[[], str], target: Path) -> Iterator[Path]:
-    """The temporary `make` creates (its path), live and flock-held until the block ends; made and
-    registered under _COMMIT, which an interrupt takes for good before its sweep: none made after."""
+    """The temporary `make` creates (its path), live and flock-held until the block ends. Made, held
+    and registered whole under _COMMIT, which an interrupt takes for good before its sweep."""
     with _COMMIT:
         tmp = Path(make())
-        _LIVE[tmp] = target
-    fd = None
-    try:
         fd = _lock_temp(tmp)
+        _LIVE[tmp] = target
+    try:
         yield tmp
     finally:
         _LIVE.pop(tmp, None)
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
 
 
-def _new_file(prefix: str, suffix: str, directory: Path) -> str:
+def _new(directory: Path, prefix: str, suffix: str | None = None) -> str:
+    """A new file (`suffix` given) or directory with the usual mode (tempfile makes 0600 / 0700)."""
+    if suffix is None:
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=directory)
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        return tmp
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual file mode
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     return tmp
 
@@ -147,7 +149,7 @@ def _new_file(prefix: str, suffix: str, directory: Path) -> str:
 def temporary_dir(directory: str | os.PathLike | None, prefix: str) -> Iterator[Path]:
     """A scratch directory (`prefix` + random, in `directory` or the system's), removed after and by an interrupt."""
     parent = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    with _temporary(lambda: tempfile.mkdtemp(prefix=prefix, dir=parent), parent) as tmp:
+    with _temporary(lambda: _new(parent, prefix), parent) as tmp:
         try:
             yield tmp
         finally:
@@ -160,7 +162,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = check_output(path, "file")
     _mkdir(path.parent)
     _sweep_siblings(path)
-    with _temporary(lambda: _new_file(f".{path.name}.", suffix or ".tmp", path.parent), path) as tmp_path:
+    with _temporary(lambda: _new(path.parent, f".{path.name}.", suffix or ".tmp"), path) as tmp_path:
         try:
             yield tmp_path
             with _COMMIT:
@@ -184,9 +186,8 @@ def atomic_dir(path: str | os.PathLike, replace_any: bool = False) -> Iterator[P
     _sweep_siblings(path)
     if not replace_any:
         _refuse_foreign(path)
-    with _temporary(lambda: tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent), path) as tmp:
+    with _temporary(lambda: _new(path.parent, f".{path.name}."), path) as tmp:
         try:
-            os.chmod(tmp, 0o777 & ~_UMASK)
             yield tmp
             if not replace_any:
                 made = sorted(p.name for p in tmp.iterdir())
@@ -236,8 +237,7 @@ def _raise_if_no_space(exc: BaseException, path: Path) -> None:
 
 @contextlib.contextmanager
 def scratch_dir(beside: str | os.PathLike) -> Iterator[Path]:
-    """A temporary directory beside the output `beside`, removed afterwards (and by an interrupt,
-    or by the next run's sweep if this one is killed)."""
+    """A temporary directory beside the output `beside`, removed after, by an interrupt or the next run's sweep."""
     beside = Path(beside)
     _mkdir(beside.parent)
     with temporary_dir(beside.parent, f".{beside.name}.") as tmp:
