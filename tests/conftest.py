@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 FIXTURES = ROOT / "tests" / "fixtures"
+PACKAGE = importlib.util.find_spec("servetrace").submodule_search_locations[0] + os.sep
 
 
 def shared_file(*parts: str) -> Path:
@@ -34,6 +37,24 @@ def run_cli(*args: str, check: bool = False, cwd: Path | None = None) -> subproc
     if check and proc.returncode != 0:
         raise AssertionError(f"servetrace {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc
+
+
+def scratch_spy(monkeypatch, module, name: str, arg: int) -> list[tuple[Path, bool, bool]]:
+    """Spy on `module.name`, which is handed a scratch directory as positional argument `arg`: per
+    call, that directory, whether servetrace.io held it live then (an interrupt removes it) and
+    whether its name is one the next run's sweep removes after a kill (io._LEFTOVER)."""
+    from servetrace import io
+
+    seen: list[tuple[Path, bool, bool]] = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        work = Path(args[arg])
+        seen.append((work, work in io._LIVE, bool(io._LEFTOVER.match(work.name))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -61,3 +82,27 @@ def _spark_stopped_after_its_module():
             except subprocess.TimeoutExpired:
                 proc.kill()
         SparkContext._gateway = SparkContext._jvm = None
+
+
+@pytest.fixture(autouse=True)
+def _temporaries_made_through_io(monkeypatch):
+    """The package makes its temporaries through servetrace.io, which registers them: an interrupt
+    removes them and the next run sweeps a killed run's. A test fails when package code made one with
+    tempfile directly (one that Ctrl-C, ending the process at once, would leave behind)."""
+    made: list[str] = []
+
+    def watched(make):
+        def wrapper(*args, **kwargs):
+            out = make(*args, **kwargs)
+            frame = sys._getframe(1)
+            while frame is not None and not frame.f_code.co_filename.startswith(PACKAGE):
+                frame = frame.f_back
+            if frame is not None and not (frame.f_code.co_filename == PACKAGE + "io.py" and frame.f_code.co_name == "_new"):
+                made.append(f"{frame.f_code.co_filename[len(PACKAGE):]}:{frame.f_lineno} made {out}")
+            return out
+        return wrapper
+
+    for name in ("mkdtemp", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, watched(getattr(tempfile, name)))
+    yield
+    assert not made, "temporaries made outside servetrace.io: " + "; ".join(made)

@@ -10,9 +10,11 @@ import json
 import numpy as np
 import pytest
 
+from conftest import scratch_spy
 from servetrace.characterization import characterize
 from servetrace.generation import GenerateOptions
 from servetrace.generation.run import generate_file
+from servetrace.validation import agents
 from servetrace.validation.run import validate_traces
 
 BLOCK = 64
@@ -67,12 +69,21 @@ def validated(tmp_path_factory):
     write_cctraces(tmp / "cc", np.random.default_rng(3), 400)
     characterize(tmp / "cc", tmp / "out", quiet=True)
     generate_file(tmp / "out", tmp / "syn.parquet", GenerateOptions(seed=1))
-    result = validate_traces(tmp / "out", tmp / "syn.parquet", tmp / "val", page=False)
-    return tmp, result
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        halves = scratch_spy(monkeypatch, agents, "_halves", 1)
+        result = validate_traces(tmp / "out", tmp / "syn.parquet", tmp / "val", page=False)
+    return tmp, result, halves
+
+
+def test_the_halves_are_written_in_validates_own_directory(validated):
+    tmp, _, halves = validated
+    # where validate writes (not beside the source), live (Ctrl-C removes them), named as a sweep removes them after a kill
+    assert [(work.parent, live, swept) for work, live, swept in halves] == [(tmp / "val", True, True)]
+    assert not [p.name for p in [*(tmp / "val").iterdir(), *(tmp / "out").iterdir()] if p.name.startswith(".validate")]
 
 
 def test_the_agent_model_is_fitted_from_the_trace(validated):
-    tmp, _ = validated
+    tmp, *_ = validated
     m = json.loads((tmp / "out" / "bundle.json").read_text())["agents"]
     assert m["gap_measure"] == "from previous end"
     assert m["subagents"]["fanout"]["values"] == [1, 2] and m["subagents"]["depth_max"] == 1
@@ -82,7 +93,7 @@ def test_the_agent_model_is_fitted_from_the_trace(validated):
 
 
 def test_agent_checks_carry_both_noise_floors(validated):
-    _, result = validated
+    _, result, _ = validated
     agent = {k: c for k, c in result["checks"].items() if k.startswith("agent_")}
     assert {"agent_ks_calls_per_turn", "agent_ks_tool_gap", "agent_ks_think_gap", "agent_ks_subagent_gap",
             "agent_ks_context_growth", "agent_subagent_share", "agent_spawn_share", "agent_fanout_mean"} <= set(agent)
@@ -96,7 +107,7 @@ def test_agent_checks_carry_both_noise_floors(validated):
 
 
 def test_generated_agent_workload_is_within_noise(validated):
-    _, result = validated
+    _, result, _ = validated
     agent = {k: c for k, c in result["checks"].items() if k.startswith("agent_") and c["value"] is not None}
     # each agent number lies within its threshold or within the source's own half-to-half spread or
     # the generator's seed-to-seed spread (measured: calls per turn KS 0.034, floors 0.014 / 0.040;

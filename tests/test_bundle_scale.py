@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from bundle_reference import reference_bundle
+from conftest import scratch_spy
 from servetrace.bundle import ranks as fit_ranks, sums
 from servetrace.rows import moments, read
 from servetrace.bundle.fit import OTHER, bundle_from_requests, fit_bundle
@@ -127,9 +128,12 @@ def test_an_unsorted_file_is_sorted_into_a_temporary_copy(tmp_path, monkeypatch)
     frame = _tables()["mixed"]
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=5)
     write_parquet(tmp_path / "requests.parquet", shuffled.to_arrow().cast(CANONICAL), {"servetrace.format": "synthetic"})
+    copies = scratch_spy(monkeypatch, read, "sorted_copy", 2)
     got = fit_bundle(tmp_path)
     assert_same(got, reference_bundle(frame, Settings(), got["source"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.parquet"]  # the copy is gone
+    # made beside the table, live (Ctrl-C removes it) and named as the next run's sweep removes it after a kill
+    assert [(work.parent, live, swept) for work, live, swept in copies] == [(tmp_path, True, True)]
 
 
 def test_gaps_carry_each_clients_last_arrival_across_batches():

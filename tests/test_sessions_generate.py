@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from conftest import scratch_spy
 from reuse_traces import session_trace
 from servetrace import io
 from servetrace.bundle import load_bundle, save_bundle
@@ -87,14 +88,18 @@ def test_generation_is_deterministic_and_reblocks(fitted):
     assert "hash_ids" not in plain.column_names and plain.column("session_id").null_count == plain.num_rows
 
 
-def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path):
+def test_validate_checks_reuse_with_a_noise_floor(fitted, tmp_path, monkeypatch):
+    from servetrace.validation import reuse
     from servetrace.validation.run import validate_traces
 
     d, table, _, b = fitted
     syn, _ = generate_table(b, GenerateOptions(seed=2))
     io.write_parquet(tmp_path / "syn.parquet", syn, {})
+    halves = scratch_spy(monkeypatch, reuse, "_halves", 2)
     good = validate_traces(d / "requests.parquet", tmp_path / "syn.parquet", tmp_path / "good", page=False,
                            bundle=d / "bundle.json")
+    # the halves: where validate writes (not beside the source), live, named as a sweep removes them after a kill
+    assert [(work.parent, live, swept) for work, live, swept in halves] == [(tmp_path / "good", True, True)]
     # the seed-to-seed floor: the largest of the same comparison over the pairs of the bundle's three floor seeds, by hand
     from itertools import combinations
 

@@ -328,7 +328,7 @@ def fit_bundle(out_dir: str | Path, settings: Settings | None = None) -> dict:
     try:
         bundle = with_arrival_model(_fit_file(path, columns, settings, path), path, settings.fit.arrival_model)
     except read.Unsorted:  # not written by ingest: sorted into a temporary copy first
-        with io.temporary_dir(path.parent, ".fit-sort-") as tmp:
+        with io.temporary_dir(path.parent, ".fit-sort.") as tmp:
             copy = read.sorted_copy(path, columns, Path(tmp), settings.memory_limit)
             bundle = with_arrival_model(_fit_file(copy, columns, settings, path), copy, settings.fit.arrival_model)
     return with_reuse_models(bundle, path, settings)

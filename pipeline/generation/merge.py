@@ -6,7 +6,6 @@ same for a seed however many blocks the plan has."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from servetrace.db import connect
-from servetrace.io import scratch_dir
+from servetrace.io import scratch_dir, temporary_dir
 
 SEQ = "__seq"
 MEMORY_LIMIT = "1GB"  # DuckDB's sort; larger merges spill to the scratch directory
@@ -37,8 +36,7 @@ def merged(tables: Iterator[pa.Table], rows: int, beside: Path | None = None) ->
             yield first
         return
     with ExitStack() as stack:
-        tmp = stack.enter_context(scratch_dir(beside)) if beside is not None else \
-            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".servetrace-merge-")))
+        tmp = stack.enter_context(scratch_dir(beside) if beside is not None else temporary_dir(None, "servetrace-merge-"))
         n, schema = 0, first.schema
         for i, table in enumerate(_chain(first, second, tables)):
             table = table.append_column(SEQ, pa.array(np.arange(n, n + table.num_rows, dtype=np.int64)))

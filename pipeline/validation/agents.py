@@ -11,7 +11,6 @@ workloads generated from the bundle with the floor seeds (when a bundle with an 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -130,17 +129,19 @@ def _seeds(bundle_path: Path | None, work: Path, t: FidelitySettings, tables: tu
 
 
 def agent_fidelity(source: Path, synthetic: Path, bundle_path: Path | None = None,
-                   thresholds: FidelitySettings = FidelitySettings(), seeds: tuple | None = None) -> dict:
+                   thresholds: FidelitySettings = FidelitySettings(), seeds: tuple | None = None,
+                   work: Path | None = None) -> dict:
     """{"values": {metric: value}, "checks": {metric: {value, threshold, pass, noise_floor,
     within_noise}}}; empty when either trace is no agent trace. `seeds`: the floor seeds'
-    workloads when the caller generated them already."""
+    workloads when the caller generated them already; `work`: where the halves and seed tables are
+    written (validate's output directory; default beside the source)."""
     from servetrace.validation.noise import pair_max, with_floor
 
     src, syn = profile(Path(source), thresholds.agent_sample), profile(Path(synthetic), thresholds.agent_sample)
     values = compare(src, syn)
     if not values:
         return {}
-    with tempfile.TemporaryDirectory(prefix=".validate-agents-", dir=Path(source).parent) as tmp:
+    with io.temporary_dir(work or Path(source).parent, ".validate-agents.") as tmp:
         half = compare(*(profile(p, thresholds.agent_sample) for p in _halves(Path(source), Path(tmp))))
         profiles = _seeds(bundle_path, Path(tmp), thresholds, seeds)
         seed = pair_max(compare, profiles) if profiles else {}

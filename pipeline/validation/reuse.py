@@ -8,7 +8,6 @@ comes with its noise floors: the same number between two workloads generated fro
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +85,18 @@ def _value(v) -> float | None:
     return v["diff"] if isinstance(v, dict) else v
 
 
-def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS, seeds: tuple | None = None) -> dict:
+def reuse_fidelity(source: Path, synthetic: Path, settings: Settings = DEFAULTS, seeds: tuple | None = None,
+                   work: Path | None = None) -> dict:
     """{metric: value or pair} plus `noise_floor` {metric: {seed_to_seed, half_to_half}}: the
     largest of the same number over the pairs of workloads generated from the bundle (`seeds`:
-    their tables; null without) and between two halves of the source's sessions."""
+    their tables; null without) and between two halves of the source's sessions. `work`: where the
+    halves and seed tables are written (validate's output directory; default beside the source)."""
     src = _profile(source, None, settings)
     block = src[0].block_size if src[0] is not None else None
     out = compare(src, _profile(synthetic, block, settings))
     if not out:
         return {}
-    with tempfile.TemporaryDirectory(prefix=".validate-halves-", dir=Path(source).parent) as tmp:
+    with io.temporary_dir(work or Path(source).parent, ".validate-halves.") as tmp:
         frame = src[1]
         session = None
         if frame is not None:

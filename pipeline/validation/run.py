@@ -36,9 +36,9 @@ def validate_traces(source: str | Path, synthetic: str | Path, out_dir: str | Pa
         keep = ["arrival_s", "input_tokens", "output_tokens", "reason_tokens"]
         frames = None if seeds is None else tuple(pl.from_arrow(t.select([c for c in keep if c in t.column_names]))
                                                   for t in seeds)
-        result, tables = fidelity(src, syn, settings, thresholds, reuse_fidelity(src_path, syn_path, settings, seeds),
-                                  frames)
-        agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds, seeds)
+        reuse = reuse_fidelity(src_path, syn_path, settings, seeds, out_dir)
+        result, tables = fidelity(src, syn, settings, thresholds, reuse, frames)
+        agents = agent_fidelity(src_path, syn_path, bundle_path, thresholds, seeds, out_dir)
         if agents:  # agent traces: their checks join the others (named agent_*)
             result["agents"] = agents["values"] | {"noise_floor_basis": agents["noise_floor_basis"]}
             result["checks"].update({f"agent_{k}": c for k, c in agents["checks"].items()})
