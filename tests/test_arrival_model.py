@@ -254,3 +254,42 @@ def test_ks_untestable_counts_the_clocks_steps():
     assert ks_untestable(np.array([0.0, 1.0, 2.0]), 1.0) is None  # an empty tick between arrivals: testable
     assert ks_untestable(np.array([0.0, 0.1, 0.1 + 1e-12]) * 3, 0.1) is not None  # on a 0.1 s grid, float noise aside
     assert ks_untestable(np.array([0.0, 1.0]), None) is None  # no coarse clock
+
+
+def test_the_seeds_side_by_side_choose_what_they_choose_one_after_another(monkeypatch):
+    """The candidates' seeds are generated and scored on threads of their own (each with its own
+    work arrays and shared draws): the evidence is the same, number for number, as one seed after
+    the other on the calling thread."""
+    import servetrace.bundle.arrival_model as am
+
+    source = generate_table(planted_cox_bundle((0.6, 0.4, 0.2, 0.0)), GenerateOptions(seed=9))[0]
+    b = bundle([client("a", 4.0, 12)], 12)
+    t = source["arrival_s"].to_numpy()
+    counts = covered_counts(*np.unique((t // BIN_S).astype(np.int64), return_counts=True), b)
+    threads = []
+    pool = am.ThreadPoolExecutor
+
+    class Counted(pool):
+        def __init__(self, workers):
+            threads.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(am, "ThreadPoolExecutor", Counted)
+    side_by_side = choose(t, counts, b)
+
+    class InTurn:
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, f, items):
+            return [f(x) for x in items]
+
+    monkeypatch.setattr(am, "ThreadPoolExecutor", InTurn)
+    assert threads == [2] and len(side_by_side["candidates"]) == 3  # two seeds at once; cox candidates share draws
+    assert choose(t, counts, b) == side_by_side

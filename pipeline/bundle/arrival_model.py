@@ -185,25 +185,27 @@ def choose(arrival_s: np.ndarray, counts: np.ndarray, bundle: dict,
     # a scale scores only with min_bins whole bins: an IDC of a dozen bins is mostly noise
     scored = [str(int(s)) for s in t.scales_s if (end - start) / s >= t.min_bins] or [str(int(t.scales_s[0]))]
     names = [n for n in t.candidates if n == "renewal" or modulation is not None]
-    made: dict[str, list] = {n: [] for n in names}
+    testable = untestable is None  # else no KS is computed, and the gaps need no sort
 
-    def scored_trace(arrival_s: np.ndarray) -> tuple[Figures, dict]:
-        testable = untestable is None  # else no KS is computed, and the gaps need no sort
-        trace = Figures(arrival_s, t.scales_s, work, ks=testable)
-        return trace, score(figures, trace, t.scales_s, ks=testable)
+    def seed_traces(o: GenerateOptions) -> dict[str, tuple[Figures, dict]]:
+        """Each candidate's trace of one seed, its figures and score."""
+        own, out = Scratch(), {}
+        with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
+            for name in names:
+                trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
+                trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
+                # read on the source's clock: a coarse clock's ties are compared with ties
+                trace = Figures(clock.on_clock(prepare(trial, o).arrival_times(), tick, in_place=True), t.scales_s,
+                                own, ks=testable)
+                out[name] = trace, score(figures, trace, t.scales_s, ks=testable)
+        own.clear()
+        return out
 
-    # a trace's figures and score (sorts, searches: numpy, which lets go of the GIL) are made on a
-    # thread of their own while the next candidate is generated; one at a time, so `work` is theirs
-    with ThreadPoolExecutor(1) as pool:
-        for o in options:
-            with shared_draws():  # a seed's cox and cox-renewal traces run in the same modulated time
-                for name in names:
-                    trial = {k: v for k, v in bundle.items() if k not in ("sessions", "prefix", "agents")}  # arrivals alone
-                    trial["arrival_model"] = {"chosen": name, "modulation": modulation, "candidates": {}}
-                    # read on the source's clock: a coarse clock's ties are compared with ties
-                    made[name].append(pool.submit(scored_trace, clock.on_clock(prepare(trial, o).arrival_times(), tick,
-                                                                               in_place=True)))
-        made = {name: [f.result() for f in futures] for name, futures in made.items()}
+    # the seeds side by side, each on a thread of its own (generation, sorts and searches are numpy,
+    # which lets go of the GIL), each with its own work arrays and shared draws
+    with ThreadPoolExecutor(len(options)) as pool:
+        runs = list(pool.map(seed_traces, options))
+    made = {name: [run[name] for run in runs] for name in names}
     work.clear()
     evidence = {}
     for name, pairs in made.items():
